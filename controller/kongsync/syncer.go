@@ -1,0 +1,357 @@
+// Package kongsync pushes one declarative configuration to every DB-less Kong
+// replica and keeps each replica on it.
+//
+// Each replica (Target) gets its own worker goroutine with its own backoff,
+// timeout and last-applied state, so a slow, failing or rejecting Kong never
+// delays the others. Workers are event driven: they wake when the desired
+// configuration changes, when Resync is called, or when a target is added.
+// Between changes, each worker reads the replica's reported configuration
+// hash every DriftInterval (jittered) and pushes again when it differs from
+// the hash that replica reported right after our last successful push. That
+// heals a Kong that restarted empty (all-zero hash) and one whose
+// configuration was replaced behind our back (any other hash).
+//
+// Every push asks the WriteGate for a term first; without one (not the
+// leader) nothing is written. The term travels in the request context and
+// fence.Transport stamps writer and epoch on the request; the push is bounded
+// by the term's ValidUntil as well as by PushTimeout.
+//
+// A configuration Kong rejects (400) is never replaced by something smaller:
+// the replica keeps its last good configuration, the same Desired is retried
+// only with exponential backoff, and a newer Desired is tried at once. If a
+// replica loses its configuration while the current Desired is rejected, the
+// worker restores the last configuration that replica accepted.
+package kongsync
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"konductor.dev/controller/fence"
+)
+
+// Desired is one declarative configuration to apply everywhere.
+type Desired struct {
+	// Body is the declarative configuration as JSON. It is shared by all
+	// workers and must not be modified after SetDesired.
+	Body []byte
+	// Hash is our sha256 of Body. Kong computes its own, different hash.
+	Hash string
+	// Version grows with every new Desired.
+	Version uint64
+}
+
+// NewDesired returns the Desired for a declarative JSON body, its Hash being
+// the hex sha256 of body.
+func NewDesired(body []byte, version uint64) Desired {
+	sum := sha256.Sum256(body)
+	return Desired{Body: body, Hash: hex.EncodeToString(sum[:]), Version: version}
+}
+
+// Target is one Kong Admin API.
+type Target struct {
+	// Name identifies the replica (its pod name, or its URL); it is the
+	// metrics label and must be unique among current targets.
+	Name string
+	// URL is the Admin API base URL, e.g. https://10.0.0.7:8444.
+	URL string
+}
+
+// Rejection is one entity error Kong reported for a configuration it refused
+// (from the flattened_errors of a 400 answer).
+type Rejection struct {
+	EntityType, EntityName, EntityID string
+	Tags                             []string
+	// Field is the offending field ("paths.1"); empty for an entity-level
+	// error.
+	Field, Message string
+}
+
+// TargetStatus is what a worker knows about its replica.
+type TargetStatus struct {
+	Target Target
+	// AppliedVersion is the version of the last Desired this replica
+	// accepted (0: none yet).
+	AppliedVersion uint64
+	// ReportedHash is the configuration hash the replica last reported.
+	ReportedHash string
+	// LastError describes the last failed exchange; empty after a success.
+	LastError string
+	// LastApplied is when the replica last accepted (or confirmed) a push.
+	LastApplied time.Time
+	// Healthy is true when the last exchange with the replica succeeded:
+	// it answered, and did not reject or throttle our configuration.
+	Healthy bool
+}
+
+// Options configure a Syncer. Zero values get defaults.
+type Options struct {
+	// Client is the base client for the Admin API (TLS and token from
+	// kongclient). Its transport is wrapped in fence.Transport. nil means
+	// http.DefaultClient's settings.
+	Client *http.Client
+	// Gate grants the term for each push; nil means fence.Always{Identity}.
+	Gate     fence.WriteGate
+	Identity string
+
+	PushTimeout   time.Duration // per request; default 10s
+	BackoffMin    time.Duration // first retry delay; default 250ms
+	BackoffMax    time.Duration // retry delay cap; default 30s
+	DriftInterval time.Duration // between hash checks; default 10s
+
+	// Registerer receives the metrics; nil means no metrics.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+
+	// OnApplied runs on the worker's goroutine after a replica accepted d
+	// (or confirmed it already had it). Keep it quick.
+	OnApplied func(t Target, d Desired)
+	// OnRejected runs on the worker's goroutine when a replica answered
+	// 400 to d. Keep it quick.
+	OnRejected func(t Target, d Desired, rs []Rejection)
+}
+
+// Default timings.
+const (
+	DefaultPushTimeout   = 10 * time.Second
+	DefaultBackoffMin    = 250 * time.Millisecond
+	DefaultBackoffMax    = 30 * time.Second
+	DefaultDriftInterval = 10 * time.Second
+)
+
+// Syncer fans a Desired configuration out to its targets.
+type Syncer struct {
+	o       Options
+	client  *http.Client
+	metrics *metrics
+
+	mu      sync.Mutex
+	desired *Desired
+	targets map[string]Target  // by Name
+	badURL  map[string]string  // by Name: why no worker could be built
+	workers map[string]*worker // by Name; only while running
+	runCtx  context.Context    // nil unless Run is active
+	ran     bool
+	wg      sync.WaitGroup
+}
+
+// New returns a Syncer; call Run to start it.
+func New(o Options) *Syncer {
+	if o.PushTimeout <= 0 {
+		o.PushTimeout = DefaultPushTimeout
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = DefaultBackoffMin
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = DefaultBackoffMax
+	}
+	if o.BackoffMax < o.BackoffMin {
+		o.BackoffMax = o.BackoffMin
+	}
+	if o.DriftInterval <= 0 {
+		o.DriftInterval = DefaultDriftInterval
+	}
+	if o.Gate == nil {
+		o.Gate = fence.Always{Identity: o.Identity}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	base := o.Client
+	if base == nil {
+		base = http.DefaultClient
+	}
+	// A copy, so the caller's client keeps its own transport.
+	client := *base
+	client.Transport = &fence.Transport{Base: base.Transport}
+
+	s := &Syncer{
+		o:       o,
+		client:  &client,
+		targets: map[string]Target{},
+		badURL:  map[string]string{},
+		workers: map[string]*worker{},
+	}
+	s.metrics = newMetrics(s, o.Registerer, o.Logger)
+	return s
+}
+
+// SetTargets replaces the set of replicas. New targets are pushed to at once;
+// removed ones stop (after any push in flight) and lose their metrics. A
+// target whose URL changed is treated as removed and added again.
+func (s *Syncer) SetTargets(ts []Target) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := make(map[string]Target, len(ts))
+	for _, t := range ts {
+		if _, dup := next[t.Name]; dup {
+			s.o.Logger.Warn("duplicate Kong target name; keeping the first", "target", t.Name, "url", t.URL)
+			continue
+		}
+		next[t.Name] = t
+	}
+	for name, old := range s.targets {
+		if t, ok := next[name]; !ok || t.URL != old.URL {
+			s.removeLocked(name)
+		}
+	}
+	for name, t := range next {
+		if _, ok := s.targets[name]; !ok {
+			s.targets[name] = t
+			if s.runCtx != nil {
+				s.startLocked(t)
+			}
+		}
+	}
+}
+
+// SetDesired makes d the configuration to apply and wakes every worker.
+// A Desired older than the current one is ignored.
+func (s *Syncer) SetDesired(d Desired) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.desired != nil && d.Version < s.desired.Version {
+		s.o.Logger.Warn("ignoring older desired configuration", "version", d.Version, "current", s.desired.Version)
+		return
+	}
+	s.desired = &d
+	for _, w := range s.workers {
+		w.poke(false)
+	}
+}
+
+// Resync makes every worker push the current Desired once more, ignoring
+// backoff (e.g. right after winning leadership).
+func (s *Syncer) Resync() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.workers {
+		w.poke(true)
+	}
+}
+
+// Run starts the workers and blocks until ctx is done and every worker has
+// stopped. A push in flight at that moment finishes or times out first.
+// Run may be called once.
+func (s *Syncer) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.ran {
+		s.mu.Unlock()
+		return errors.New("kongsync: Run called twice")
+	}
+	s.ran = true
+	s.runCtx = ctx
+	for _, t := range s.targets {
+		s.startLocked(t)
+	}
+	s.mu.Unlock()
+
+	<-ctx.Done()
+
+	s.mu.Lock()
+	s.runCtx = nil
+	for _, w := range s.workers {
+		w.cancel()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// Status returns one entry per current target, sorted by name.
+func (s *Syncer) Status() []TargetStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]TargetStatus, 0, len(s.targets))
+	for name, t := range s.targets {
+		if w, ok := s.workers[name]; ok {
+			out = append(out, w.snapshot())
+		} else {
+			out = append(out, TargetStatus{Target: t, LastError: s.badURL[name]})
+		}
+	}
+	slices.SortFunc(out, func(a, b TargetStatus) int {
+		switch {
+		case a.Target.Name < b.Target.Name:
+			return -1
+		case a.Target.Name > b.Target.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// AllApplied reports whether every current target has applied version or a
+// later one. It is true when there are no targets.
+func (s *Syncer) AllApplied(version uint64) bool {
+	for _, st := range s.Status() {
+		if st.AppliedVersion < version {
+			return false
+		}
+	}
+	return true
+}
+
+// current returns the Desired to apply (nil before the first SetDesired).
+func (s *Syncer) current() *Desired {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.desired
+}
+
+// record runs fn (a metrics update) only while w is still the worker for
+// its target, so a removed target's series are not recreated by a push that
+// was in flight when it was removed.
+func (s *Syncer) record(w *worker, fn func(m *metrics)) {
+	if s.metrics == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.workers[w.target.Name] == w {
+		fn(s.metrics)
+	}
+}
+
+func (s *Syncer) startLocked(t Target) {
+	w, err := newWorker(s, t)
+	if err != nil {
+		// Only a malformed URL gets here: keep the target visible, never
+		// applied, with the reason.
+		s.badURL[t.Name] = fmt.Sprintf("target %s: Admin API URL %q: %v", t.Name, t.URL, err)
+		s.o.Logger.Error("cannot build Admin API client", "target", t.Name, "url", t.URL, "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(s.runCtx)
+	w.cancel = cancel
+	s.workers[t.Name] = w
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		w.run(ctx)
+	}()
+}
+
+func (s *Syncer) removeLocked(name string) {
+	delete(s.targets, name)
+	delete(s.badURL, name)
+	if w, ok := s.workers[name]; ok {
+		w.cancel()
+		delete(s.workers, name)
+	}
+	if s.metrics != nil {
+		s.metrics.forget(name)
+	}
+}

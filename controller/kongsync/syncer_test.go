@@ -1,0 +1,607 @@
+package kongsync
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"konductor.dev/controller/fence"
+)
+
+// testGate is a WriteGate the test flips.
+type testGate struct {
+	mu   sync.Mutex
+	term fence.Term
+	ok   bool
+}
+
+func (g *testGate) Permit() (fence.Term, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.term, g.ok
+}
+
+func (g *testGate) set(term fence.Term, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.term, g.ok = term, ok
+}
+
+// rig is a Syncer wired to fake Kongs over an in-memory network.
+type rig struct {
+	t        *testing.T
+	net      *memNet
+	kongs    map[string]*fakeKong
+	gate     *testGate
+	reg      *prometheus.Registry
+	s        *Syncer
+	stop     context.CancelFunc
+	done     chan error
+	mu       sync.Mutex
+	rejected [][]Rejection
+	applied  []string // "target@version"
+}
+
+func newRig(t *testing.T, names []string, tweak func(o *Options)) *rig {
+	t.Helper()
+	r := &rig{
+		t:     t,
+		net:   newMemNet(),
+		kongs: map[string]*fakeKong{},
+		gate:  &testGate{term: fence.Term{Identity: "konductor-0-abc", Epoch: 3}, ok: true},
+		reg:   prometheus.NewRegistry(),
+		done:  make(chan error, 1),
+	}
+	o := Options{
+		Client:     &http.Client{Transport: r.net},
+		Gate:       r.gate,
+		Registerer: r.reg,
+		OnApplied: func(tg Target, d Desired) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.applied = append(r.applied, fmt.Sprintf("%s@%d", tg.Name, d.Version))
+		},
+		OnRejected: func(_ Target, _ Desired, rs []Rejection) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.rejected = append(r.rejected, rs)
+		},
+	}
+	if tweak != nil {
+		tweak(&o)
+	}
+	r.s = New(o)
+	r.s.SetTargets(r.targets(names...))
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	go func() { r.done <- r.s.Run(ctx) }()
+	synctest.Wait()
+	return r
+}
+
+func (r *rig) targets(names ...string) []Target {
+	var ts []Target
+	for _, n := range names {
+		if _, ok := r.kongs[n]; !ok {
+			r.kongs[n] = newFakeKong()
+			r.net.add(n+":8001", r.kongs[n])
+		}
+		ts = append(ts, Target{Name: n, URL: "http://" + n + ":8001"})
+	}
+	return ts
+}
+
+func (r *rig) shutdown() {
+	r.t.Helper()
+	r.stop()
+	if err := <-r.done; err != nil {
+		r.t.Fatalf("Run returned %v", err)
+	}
+}
+
+func (r *rig) status(name string) TargetStatus {
+	for _, st := range r.s.Status() {
+		if st.Target.Name == name {
+			return st
+		}
+	}
+	r.t.Fatalf("no status for target %q", name)
+	return TargetStatus{}
+}
+
+func (r *rig) requireConfig(name string, d Desired) {
+	r.t.Helper()
+	if got := r.kongs[name].config(); got != string(d.Body) {
+		r.t.Fatalf("%s holds %q, want version %d %q", name, got, d.Version, d.Body)
+	}
+}
+
+// advance moves the bubble's virtual clock by d and lets every goroutine
+// settle; inside synctest this takes no real time.
+func advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+func desired(version uint64, extra string) Desired {
+	body := fmt.Sprintf(`{"_format_version":"3.0","services":[{"name":"svc-%d%s","host":"echo.default.80.svc","port":80}]}`, version, extra)
+	return NewDesired([]byte(body), version)
+}
+
+func postsOf(k *fakeKong, d Desired) []write {
+	var out []write
+	for _, w := range k.posts() {
+		if w.body == string(d.Body) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+var three = []string{"kong-a", "kong-b", "kong-c"}
+
+func TestAllTargetsConvergeAndChangesPropagate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, three, nil)
+		defer r.shutdown()
+		start := time.Now()
+
+		for _, n := range three {
+			if p := r.kongs[n].posts(); len(p) != 0 {
+				t.Fatalf("%s got %d pushes before any Desired was set", n, len(p))
+			}
+		}
+		d1 := desired(1, "")
+		r.s.SetDesired(d1)
+		synctest.Wait()
+		for _, n := range three {
+			r.requireConfig(n, d1)
+			st := r.status(n)
+			if !st.Healthy || st.AppliedVersion != 1 || st.ReportedHash != kongHash(d1.Body) || st.LastError != "" {
+				t.Fatalf("status of %s = %+v", n, st)
+			}
+		}
+		if !r.s.AllApplied(1) || r.s.AllApplied(2) {
+			t.Fatal("AllApplied disagrees with the targets")
+		}
+
+		d2 := desired(2, "-changed")
+		r.s.SetDesired(d2)
+		synctest.Wait()
+		for _, n := range three {
+			r.requireConfig(n, d2)
+		}
+		if !r.s.AllApplied(2) {
+			t.Fatal("AllApplied(2) false after propagation")
+		}
+		if elapsed := time.Since(start); elapsed != 0 {
+			t.Fatalf("propagation took %v of virtual time; want it immediate", elapsed)
+		}
+
+		// A quiet period only reads /status: no further writes.
+		advance(time.Minute)
+		for _, n := range three {
+			if p := r.kongs[n].posts(); len(p) != 2 {
+				t.Fatalf("%s got %d pushes, want 2", n, len(p))
+			}
+		}
+	})
+}
+
+func TestDriftIsRepaired(t *testing.T) {
+	tests := []struct {
+		name  string
+		drift func(k *fakeKong)
+	}{
+		{name: "restarted empty", drift: func(k *fakeKong) { k.restart() }},
+		{name: "edited behind our back", drift: func(k *fakeKong) {
+			k.tamper(`{"_format_version":"3.0","services":[]}`)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, three, nil)
+				defer r.shutdown()
+				d1 := desired(1, "")
+				r.s.SetDesired(d1)
+				synctest.Wait()
+
+				tc.drift(r.kongs["kong-b"])
+				advance(DefaultDriftInterval * 12 / 10)
+
+				for _, n := range three {
+					r.requireConfig(n, d1)
+				}
+				if got := len(r.kongs["kong-b"].posts()); got != 2 {
+					t.Fatalf("kong-b got %d pushes, want 2 (initial and repair)", got)
+				}
+				for _, n := range []string{"kong-a", "kong-c"} {
+					if got := len(r.kongs[n].posts()); got != 1 {
+						t.Fatalf("%s got %d pushes, want 1: healthy replicas are left alone", n, got)
+					}
+				}
+				repairs := testutil.ToFloat64(r.s.metrics.driftRepairs.WithLabelValues("kong-b"))
+				if repairs != 1 {
+					t.Fatalf("drift repairs for kong-b = %v, want 1", repairs)
+				}
+			})
+		})
+	}
+}
+
+func TestStalledTargetDoesNotDelayOthers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, three, nil)
+		defer r.shutdown()
+		d1, d2 := desired(1, ""), desired(2, "-next")
+		r.s.SetDesired(d1)
+		synctest.Wait()
+
+		r.kongs["kong-b"].set(func(k *fakeKong) { k.stall = true })
+		start := time.Now()
+		r.s.SetDesired(d2)
+		synctest.Wait()
+		// kong-b's push is hanging; the others applied without waiting.
+		if elapsed := time.Since(start); elapsed != 0 {
+			t.Fatalf("the others took %v of virtual time", elapsed)
+		}
+		r.requireConfig("kong-a", d2)
+		r.requireConfig("kong-c", d2)
+		r.requireConfig("kong-b", d1)
+		if st := r.status("kong-b"); st.AppliedVersion != 1 {
+			t.Fatalf("kong-b applied version %d while stalled", st.AppliedVersion)
+		}
+
+		// The hanging push times out at PushTimeout; a retry lands soon after.
+		r.kongs["kong-b"].set(func(k *fakeKong) { k.stall = false })
+		advance(DefaultPushTimeout + 2*DefaultBackoffMin)
+		posts := r.kongs["kong-b"].posts()
+		if len(posts) != 3 || posts[1].status != 0 || posts[1].at.Sub(start) != DefaultPushTimeout || posts[2].status != http.StatusCreated {
+			t.Fatalf("kong-b writes = %+v; want initial, timed out at %v, retried", posts, DefaultPushTimeout)
+		}
+		r.requireConfig("kong-b", d2)
+		if !r.s.AllApplied(2) {
+			t.Fatal("not all applied after kong-b recovered")
+		}
+	})
+}
+
+func TestRejectionKeepsLastGoodConfigAndBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		defer r.shutdown()
+		k := r.kongs["kong-a"]
+		k.set(func(k *fakeKong) { k.rejectWord = "INVALID" })
+		d1, bad, d3 := desired(1, ""), desired(2, "INVALID"), desired(3, "-fixed")
+		r.s.SetDesired(d1)
+		synctest.Wait()
+
+		start := time.Now()
+		r.s.SetDesired(bad)
+		advance(20 * time.Second)
+
+		r.requireConfig("kong-a", d1)
+		st := r.status("kong-a")
+		if st.AppliedVersion != 1 || st.Healthy || !strings.Contains(st.LastError, "rejected") {
+			t.Fatalf("status after rejection: %+v", st)
+		}
+		r.mu.Lock()
+		firstRejection := r.rejected[0]
+		r.mu.Unlock()
+		want := []Rejection{
+			{EntityType: "route", EntityName: "default.echo.0", EntityID: "6b1c5a4e-0000-4000-8000-000000000001",
+				Tags: []string{"k8s-name:echo", "k8s-namespace:default"}, Field: "paths.1",
+				Message: "should start with: / (fixed path) or ~/ (regex path)"},
+			{EntityType: "route", EntityName: "default.echo.0", EntityID: "6b1c5a4e-0000-4000-8000-000000000001",
+				Tags:    []string{"k8s-name:echo", "k8s-namespace:default"},
+				Message: "must set one of 'methods', 'hosts', 'headers', 'paths'"},
+		}
+		if fmt.Sprint(firstRejection) != fmt.Sprint(want) {
+			t.Fatalf("rejections = %+v\nwant %+v", firstRejection, want)
+		}
+
+		// Retries of the same Desired are spaced exponentially, and only
+		// the rejected Desired is sent: nothing smaller to "fix" it.
+		for _, w := range k.posts()[1:] {
+			if w.body != string(bad.Body) {
+				t.Fatalf("pushed %q while the rejected config was pending", w.body)
+			}
+		}
+		attempts := postsOf(k, bad)
+		if len(attempts) < 4 || len(attempts) > 8 {
+			t.Fatalf("%d attempts in 20s; want exponential backoff (about 7)", len(attempts))
+		}
+		for i := 2; i < len(attempts); i++ {
+			prev := attempts[i-1].at.Sub(attempts[i-2].at)
+			gap := attempts[i].at.Sub(attempts[i-1].at)
+			if gap < prev*3/2 {
+				t.Fatalf("retry gaps not growing: %v then %v", prev, gap)
+			}
+		}
+		if attempts[0].at != start {
+			t.Fatalf("first attempt at +%v, want immediate", attempts[0].at.Sub(start))
+		}
+
+		// A newer Desired goes at once, whatever the backoff.
+		before := time.Now()
+		r.s.SetDesired(d3)
+		synctest.Wait()
+		r.requireConfig("kong-a", d3)
+		if got := postsOf(k, d3); len(got) != 1 || got[0].at != before {
+			t.Fatalf("newer desired pushed %d times, first at %v", len(got), got)
+		}
+		if st := r.status("kong-a"); !st.Healthy || st.AppliedVersion != 3 {
+			t.Fatalf("status after fix: %+v", st)
+		}
+	})
+}
+
+func TestRestartWhileRejectedRestoresLastGood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		defer r.shutdown()
+		k := r.kongs["kong-a"]
+		k.set(func(k *fakeKong) { k.rejectWord = "INVALID" })
+		d1, bad := desired(1, ""), desired(2, "INVALID")
+		r.s.SetDesired(d1)
+		synctest.Wait()
+		r.s.SetDesired(bad)
+		synctest.Wait()
+
+		k.restart()
+		advance(DefaultDriftInterval * 12 / 10)
+		r.requireConfig("kong-a", d1)
+		if st := r.status("kong-a"); st.AppliedVersion != 1 {
+			t.Fatalf("applied version %d, want 1 (last good)", st.AppliedVersion)
+		}
+	})
+}
+
+func TestGateDeniedMeansNoWrites(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, three, nil)
+		defer r.shutdown()
+		r.gate.set(fence.Term{}, false)
+		r.s.SetDesired(desired(1, ""))
+		advance(time.Minute)
+		for _, n := range three {
+			if p := r.kongs[n].posts(); len(p) != 0 {
+				t.Fatalf("%s got %d writes without a term", n, len(p))
+			}
+		}
+
+		// Winning leadership: the caller grants a term and resyncs.
+		term := fence.Term{Identity: "konductor-1-xyz", Epoch: 9, ValidUntil: time.Now().Add(time.Minute)}
+		r.gate.set(term, true)
+		r.s.Resync()
+		synctest.Wait()
+		for _, n := range three {
+			r.requireConfig(n, desired(1, ""))
+			for _, w := range r.kongs[n].posts() {
+				if w.writer != "konductor-1-xyz" || w.epoch != "9" {
+					t.Fatalf("%s write stamped %q/%q, want konductor-1-xyz/9", n, w.writer, w.epoch)
+				}
+			}
+		}
+	})
+}
+
+func TestWritesCarryIdentityAndEpoch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, three, nil)
+		defer r.shutdown()
+		r.s.SetDesired(desired(1, ""))
+		synctest.Wait()
+		r.kongs["kong-a"].restart()
+		r.s.SetDesired(desired(2, ""))
+		advance(time.Minute)
+		for _, n := range three {
+			posts := r.kongs[n].posts()
+			if len(posts) == 0 {
+				t.Fatalf("%s got no writes", n)
+			}
+			for _, w := range posts {
+				if w.writer != "konductor-0-abc" || w.epoch != "3" {
+					t.Fatalf("%s write stamped %q/%q", n, w.writer, w.epoch)
+				}
+			}
+		}
+	})
+}
+
+func TestPushIsBoundedByTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		defer r.shutdown()
+		start := time.Now()
+		r.gate.set(fence.Term{Identity: "konductor-0-abc", Epoch: 3, ValidUntil: start.Add(2 * time.Second)}, true)
+		r.kongs["kong-a"].set(func(k *fakeKong) { k.stall = true })
+		r.s.SetDesired(desired(1, ""))
+		advance(3 * time.Second)
+		posts := r.kongs["kong-a"].posts()
+		if len(posts) != 1 {
+			t.Fatalf("%d writes, want 1 (no write after the term ended)", len(posts))
+		}
+		if ended := posts[0].at.Sub(start); ended != 2*time.Second {
+			t.Fatalf("stalled push ended after %v, want the term's 2s (not PushTimeout)", ended)
+		}
+	})
+}
+
+func TestThrottledPushHonoursRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		defer r.shutdown()
+		k := r.kongs["kong-a"]
+		d1, d2 := desired(1, ""), desired(2, "-next")
+		r.s.SetDesired(d1)
+		synctest.Wait()
+
+		// Longer than DriftInterval: the hash checks in between must not
+		// cut the wait short.
+		k.set(func(k *fakeKong) { k.busy, k.retryAfter = 1, "15" })
+		r.s.SetDesired(d2)
+		advance(20 * time.Second)
+		posts := k.posts()[1:]
+		if len(posts) != 2 || posts[0].status != http.StatusTooManyRequests || posts[1].status != http.StatusCreated {
+			t.Fatalf("writes = %+v", posts)
+		}
+		if gap := posts[1].at.Sub(posts[0].at); gap != 15*time.Second {
+			t.Fatalf("retried after %v, want Retry-After's 15s", gap)
+		}
+		r.requireConfig("kong-a", d2)
+	})
+}
+
+func TestUnreachableTargetIsConfiguredWhenItReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, three, nil)
+		defer r.shutdown()
+		r.net.setDown("kong-b:8001", true)
+		d1 := desired(1, "")
+		r.s.SetDesired(d1)
+		synctest.Wait()
+		r.requireConfig("kong-a", d1)
+		r.requireConfig("kong-c", d1)
+		if st := r.status("kong-b"); st.Healthy || st.AppliedVersion != 0 || st.LastError == "" {
+			t.Fatalf("kong-b while down: %+v", st)
+		}
+		advance(5 * time.Second)
+		r.net.setDown("kong-b:8001", false)
+		advance(DefaultBackoffMax)
+		r.requireConfig("kong-b", d1)
+		if !r.s.AllApplied(1) {
+			t.Fatal("not all applied after kong-b returned")
+		}
+	})
+}
+
+func TestTargetsComeAndGo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		defer r.shutdown()
+		d1 := desired(1, "")
+		r.s.SetDesired(d1)
+		synctest.Wait()
+
+		r.s.SetTargets(r.targets("kong-a", "kong-b"))
+		synctest.Wait()
+		r.requireConfig("kong-b", d1)
+
+		r.s.SetTargets(r.targets("kong-b"))
+		synctest.Wait()
+		names := []string{}
+		for _, st := range r.s.Status() {
+			names = append(names, st.Target.Name)
+		}
+		if !slices.Equal(names, []string{"kong-b"}) {
+			t.Fatalf("targets = %v", names)
+		}
+		if n := testutil.CollectAndCount(r.s.metrics.pushes); n != 1 {
+			t.Fatalf("%d push series after removing kong-a, want 1", n)
+		}
+		if err := testutil.GatherAndCompare(r.reg, strings.NewReader(`
+# HELP konductor_kong_targets Kong replicas currently configured by this controller.
+# TYPE konductor_kong_targets gauge
+konductor_kong_targets 1
+# HELP konductor_kong_config_applied_version Version of the last desired configuration the Kong replica accepted (0: none).
+# TYPE konductor_kong_config_applied_version gauge
+konductor_kong_config_applied_version{target="kong-b"} 1
+`), "konductor_kong_targets", "konductor_kong_config_applied_version"); err != nil {
+			t.Fatal(err)
+		}
+		advance(90 * time.Second)
+		if n := testutil.CollectAndCount(r.s.metrics.state, "konductor_kong_config_age_seconds"); n != 1 {
+			t.Fatalf("%d age series, want 1", n)
+		}
+
+		// No targets at all (Kong scaled to 0) is a valid state.
+		r.s.SetTargets(nil)
+		synctest.Wait()
+		if len(r.s.Status()) != 0 || !r.s.AllApplied(1) {
+			t.Fatal("scaling to zero targets misbehaved")
+		}
+	})
+}
+
+func TestRunWaitsForPushInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		r.kongs["kong-a"].set(func(k *fakeKong) { k.stall = true })
+		r.s.SetDesired(desired(1, ""))
+		synctest.Wait()
+		start := time.Now()
+		r.shutdown()
+		if waited := time.Since(start); waited != DefaultPushTimeout {
+			t.Fatalf("Run returned after %v, want the in-flight push's timeout %v", waited, DefaultPushTimeout)
+		}
+		if err := r.s.Run(context.Background()); err == nil {
+			t.Fatal("second Run succeeded")
+		}
+	})
+}
+
+func TestOlderDesiredIsIgnored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		defer r.shutdown()
+		d2 := desired(2, "")
+		r.s.SetDesired(d2)
+		r.s.SetDesired(desired(1, "-stale"))
+		synctest.Wait()
+		r.requireConfig("kong-a", d2)
+	})
+}
+
+func TestLapsedTermIsRetriedOnceRenewed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		defer r.shutdown()
+		r.gate.set(fence.Term{Identity: "konductor-0-abc", Epoch: 3, ValidUntil: time.Now().Add(-time.Second)}, true)
+		d1 := desired(1, "")
+		r.s.SetDesired(d1)
+		advance(time.Second)
+		if p := r.kongs["kong-a"].posts(); len(p) != 0 {
+			t.Fatalf("%d writes under a lapsed term", len(p))
+		}
+		// Renewal extends the term without waking the syncer.
+		r.gate.set(fence.Term{Identity: "konductor-0-abc", Epoch: 3, ValidUntil: time.Now().Add(time.Minute)}, true)
+		advance(time.Second)
+		r.requireConfig("kong-a", d1)
+	})
+}
+
+func TestMalformedTargetURLIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		defer r.shutdown()
+		r.s.SetTargets(append(r.targets("kong-a"), Target{Name: "kong-x", URL: "not a url"}))
+		r.s.SetDesired(desired(1, ""))
+		synctest.Wait()
+		st := r.status("kong-x")
+		if st.AppliedVersion != 0 || !strings.Contains(st.LastError, "kong-x") || !strings.Contains(st.LastError, "not a url") {
+			t.Fatalf("status of malformed target = %+v", st)
+		}
+		if r.s.AllApplied(1) {
+			t.Fatal("AllApplied true with a target that can never be configured")
+		}
+		r.requireConfig("kong-a", desired(1, ""))
+	})
+}
+
+func TestNewDesiredHashesBody(t *testing.T) {
+	d := NewDesired([]byte("{}"), 4)
+	if d.Hash != "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" || d.Version != 4 || string(d.Body) != "{}" {
+		t.Fatalf("NewDesired = %+v", d)
+	}
+}

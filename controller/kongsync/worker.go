@@ -1,0 +1,345 @@
+package kongsync
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/kong/go-kong/kong"
+
+	"konductor.dev/controller/fence"
+)
+
+// worker keeps one replica on the desired configuration. Fields below mu are
+// shared with the Syncer; the rest belong to the worker's goroutine.
+type worker struct {
+	s      *Syncer
+	target Target
+	kong   *kong.Client
+	wake   chan struct{}
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	force  bool
+	status TargetStatus
+
+	lastGood     *Desired  // the last Desired this replica accepted
+	expectHash   string    // hash the replica reported after lastGood; "" unknown
+	pushNeeded   bool      // new target, Resync, or drift found
+	driftPending bool      // the next successful push repairs drift
+	failures     int       // consecutive push errors
+	retryAt      time.Time // no push before this (errors)
+	unreachable  bool      // the last push error got no answer from Kong
+	busyUntil    time.Time // no push before this (429 Retry-After)
+	rejectedHash string    // the Desired this replica last rejected
+	rejections   int       // consecutive rejections of rejectedHash
+	rejectUntil  time.Time // rejectedHash is not retried before this
+	checkAt      time.Time // next hash check; zero: none scheduled
+	checkErrors  int       // consecutive failed hash checks
+}
+
+func newWorker(s *Syncer, t Target) (*worker, error) {
+	url := t.URL
+	kc, err := kong.NewClient(&url, s.client)
+	if err != nil {
+		return nil, err
+	}
+	return &worker{
+		s:          s,
+		target:     t,
+		kong:       kc,
+		wake:       make(chan struct{}, 1),
+		status:     TargetStatus{Target: t},
+		pushNeeded: true,
+	}, nil
+}
+
+// poke wakes the worker; force also asks for a push ignoring backoff.
+func (w *worker) poke(force bool) {
+	if force {
+		w.mu.Lock()
+		w.force = true
+		w.mu.Unlock()
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) snapshot() TargetStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.status
+}
+
+func (w *worker) setStatus(fn func(st *TargetStatus)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fn(&w.status)
+}
+
+func (w *worker) takeForce() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f := w.force
+	w.force = false
+	return f
+}
+
+func (w *worker) run(ctx context.Context) {
+	log := w.s.o.Logger.With("target", w.target.Name)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		if w.takeForce() {
+			w.pushNeeded = true
+			w.retryAt, w.rejectUntil = time.Time{}, time.Time{}
+		}
+		now := time.Now()
+		var wakeAt time.Time
+		if cand, at, ok := w.nextPush(w.s.current()); ok {
+			if !now.Before(at) {
+				term, permitted := w.s.o.Gate.Permit()
+				if permitted && term.Valid(now) {
+					w.push(ctx, *cand, term, log)
+					continue
+				}
+				if permitted {
+					// The term lapsed before its renewal arrived; the
+					// renewal sends no wake-up, so look again shortly.
+					wakeAt = now.Add(w.s.o.BackoffMin)
+				}
+				// Not the writer: wait for SetDesired or Resync, which
+				// the caller sends after winning leadership.
+			} else {
+				wakeAt = at
+			}
+		}
+		if !w.checkAt.IsZero() {
+			if !now.Before(w.checkAt) {
+				w.check(ctx, log)
+				continue
+			}
+			wakeAt = earliest(wakeAt, w.checkAt)
+		}
+		var fire <-chan time.Time
+		if !wakeAt.IsZero() {
+			timer.Reset(wakeAt.Sub(now))
+			fire = timer.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-w.wake:
+		case <-fire:
+		}
+		timer.Stop()
+	}
+}
+
+// nextPush decides what to push to this replica and from when.
+func (w *worker) nextPush(d *Desired) (cand *Desired, at time.Time, ok bool) {
+	if d == nil {
+		// Nothing desired yet: never push (an empty push would wipe Kong).
+		return nil, time.Time{}, false
+	}
+	applied := w.snapshot().AppliedVersion
+	upToDate := w.lastGood != nil && w.lastGood.Hash == d.Hash && applied >= d.Version
+	if upToDate && !w.pushNeeded {
+		return nil, time.Time{}, false
+	}
+	at = later(w.retryAt, w.busyUntil)
+	if d.Hash == w.rejectedHash {
+		if w.driftPending && w.lastGood != nil && w.lastGood.Hash != d.Hash {
+			// The replica lost its configuration while the current one is
+			// refused: restore the last one it accepted.
+			return w.lastGood, at, true
+		}
+		at = later(at, w.rejectUntil)
+	}
+	return d, at, true
+}
+
+func (w *worker) push(ctx context.Context, d Desired, term fence.Term, log *slog.Logger) {
+	start := time.Now()
+	deadline := start.Add(w.s.o.PushTimeout)
+	if !term.ValidUntil.IsZero() && term.ValidUntil.Before(deadline) {
+		deadline = term.ValidUntil
+	}
+	// A push already sent is allowed to finish when the worker is stopped:
+	// cancelling mid-flight would leave us not knowing what Kong holds.
+	pctx, cancel := context.WithDeadline(fence.WithTerm(context.WithoutCancel(ctx), term), deadline)
+	res := postConfig(pctx, w.kong, d.Body)
+	cancel()
+	elapsed := time.Since(start)
+	now := time.Now()
+	w.s.record(w, func(m *metrics) { m.observePush(w.target.Name, res.outcome, elapsed) })
+
+	switch res.outcome {
+	case outcomeSuccess, outcomeUnchanged:
+		w.applied(ctx, d, now, log)
+	case outcomeRejected:
+		if d.Hash != w.rejectedHash {
+			w.rejections = 0
+		}
+		w.rejectedHash = d.Hash
+		w.rejections++
+		w.rejectUntil = now.Add(w.backoff(w.rejections))
+		w.pushNeeded = false
+		w.setStatus(func(st *TargetStatus) {
+			st.Healthy = false
+			st.LastError = res.err.Error()
+		})
+		log.Warn("Kong rejected configuration; keeping the last good one", "version", d.Version, "errors", len(res.rejections), "retryIn", w.rejectUntil.Sub(now))
+		if cb := w.s.o.OnRejected; cb != nil {
+			cb(w.target, d, res.rejections)
+		}
+	case outcomeThrottled:
+		wait := min(max(res.retryAfter, w.s.o.BackoffMin), w.s.o.BackoffMax)
+		w.busyUntil = now.Add(wait)
+		w.setStatus(func(st *TargetStatus) {
+			st.Healthy = false
+			st.LastError = res.err.Error()
+		})
+	default:
+		w.failures++
+		w.retryAt = now.Add(w.backoff(w.failures))
+		w.unreachable = !res.answered
+		var expired *fence.ErrTermExpired
+		w.setStatus(func(st *TargetStatus) {
+			// An ended term says nothing about the replica's health.
+			if !errors.As(res.err, &expired) {
+				st.Healthy = false
+			}
+			st.LastError = res.err.Error()
+		})
+		log.Warn("pushing configuration failed", "version", d.Version, "err", res.err, "retryIn", w.retryAt.Sub(now))
+	}
+}
+
+// applied records that the replica accepted d, then learns the hash it now
+// reports, which later checks compare against.
+func (w *worker) applied(ctx context.Context, d Desired, now time.Time, log *slog.Logger) {
+	w.lastGood = &d
+	w.failures, w.retryAt, w.unreachable, w.busyUntil = 0, time.Time{}, false, time.Time{}
+	w.pushNeeded = false
+	if d.Hash == w.rejectedHash {
+		w.rejectedHash, w.rejections, w.rejectUntil = "", 0, time.Time{}
+	}
+	if w.driftPending {
+		w.driftPending = false
+		w.s.record(w, func(m *metrics) { m.driftRepairs.WithLabelValues(w.target.Name).Inc() })
+		log.Info("repaired configuration drift", "version", d.Version)
+	}
+	w.setStatus(func(st *TargetStatus) {
+		st.AppliedVersion = d.Version
+		st.LastApplied = now
+		st.LastError = ""
+		st.Healthy = true
+	})
+	if cb := w.s.o.OnApplied; cb != nil {
+		cb(w.target, d)
+	}
+
+	w.expectHash = ""
+	hash, err := w.readHash(ctx)
+	if err != nil {
+		// Unknown expectation: the next check re-pushes (cheap with
+		// check_hash) and learns it again.
+		w.checkAt = time.Now().Add(w.s.o.BackoffMin)
+		return
+	}
+	w.expectHash = hash
+	w.checkErrors = 0
+	w.checkAt = time.Now().Add(w.jitter(w.s.o.DriftInterval))
+}
+
+// check compares the replica's reported hash with the one expected.
+func (w *worker) check(ctx context.Context, log *slog.Logger) {
+	hash, err := w.readHash(ctx)
+	now := time.Now()
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		w.checkErrors++
+		w.checkAt = now.Add(min(w.backoff(w.checkErrors), w.s.o.DriftInterval))
+		w.setStatus(func(st *TargetStatus) {
+			st.Healthy = false
+			st.LastError = err.Error()
+		})
+		return
+	}
+	w.checkErrors = 0
+	w.checkAt = now.Add(w.jitter(w.s.o.DriftInterval))
+	if w.unreachable {
+		// The replica answers again: a push waiting out the backoff of a
+		// connection error may go now.
+		w.failures, w.retryAt, w.unreachable = 0, time.Time{}, false
+	}
+	if w.rejectedHash == "" {
+		// A pending rejection stays reported until a push succeeds.
+		w.setStatus(func(st *TargetStatus) { st.Healthy = true; st.LastError = "" })
+	}
+	if w.lastGood == nil || hash == w.expectHash {
+		return
+	}
+	if w.expectHash == "" {
+		// We never learnt what this replica reports for our config:
+		// re-push (a 304 if it holds it) and learn it then.
+		w.pushNeeded = true
+		return
+	}
+	if !w.driftPending {
+		log.Info("configuration drift detected", "reported", hash, "expected", w.expectHash)
+	}
+	w.pushNeeded = true
+	w.driftPending = true
+}
+
+func (w *worker) readHash(ctx context.Context) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, w.s.o.PushTimeout)
+	defer cancel()
+	st, err := w.kong.Status(cctx)
+	if err != nil {
+		return "", err
+	}
+	w.setStatus(func(s *TargetStatus) { s.ReportedHash = st.ConfigurationHash })
+	return st.ConfigurationHash, nil
+}
+
+// backoff returns the delay before retry n (n >= 1): BackoffMin doubled per
+// retry, capped at BackoffMax, plus up to 10% jitter so replicas that failed
+// together do not retry in lockstep.
+func (w *worker) backoff(n int) time.Duration {
+	d := w.s.o.BackoffMin
+	for i := 1; i < n && d < w.s.o.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, w.s.o.BackoffMax)
+	return d + time.Duration(rand.Int64N(int64(d)/10+1))
+}
+
+// jitter spreads d by ±10% so workers do not check in lockstep.
+func (w *worker) jitter(d time.Duration) time.Duration {
+	spread := int64(d) / 5
+	return d - time.Duration(spread/2) + time.Duration(rand.Int64N(spread+1))
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
