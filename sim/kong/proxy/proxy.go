@@ -1,0 +1,668 @@
+// Package proxy is kongsim's data plane: a reverse proxy that routes each
+// request with the compiled Kong router (package router) and forwards it to
+// the route's service the way Kong 3.x does — path joining with strip_path
+// and path_handling, preserve_host, weighted round-robin over an upstream's
+// targets, retries on connection failures, Kong's X-Forwarded-* and Via
+// headers, and Kong's error bodies (404 no route, 503 no peer or unresolvable
+// host, 502 after failed retries, 504 on timeouts).
+//
+// Update compiles a new configuration and swaps it in atomically: a request
+// routes and balances with the configuration it started with, so in-flight
+// requests keep the old one. Connections to upstreams are pooled across
+// requests and configurations.
+//
+// Not modelled: upstream algorithms other than round-robin (all balance by
+// weighted round-robin), health checks, write_timeout, WebSocket upgrades,
+// HTTP/2 to upstreams, trusted_ips (client X-Forwarded-* is never trusted)
+// and serviceless routes (answered 503).
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"konductor.dev/sim/kong/router"
+)
+
+// Service is where a route's traffic goes.
+type Service struct {
+	ID, Name, Protocol, Host, Path            string
+	Port, Retries                             int
+	ConnectTimeout, ReadTimeout, WriteTimeout time.Duration
+}
+
+// Route is a Kong route: what it matches and how it forwards.
+type Route struct {
+	ID, Name, ServiceID                    string
+	Protocols, Methods, Hosts, Paths, SNIs []string
+	Headers                                map[string][]string
+	RegexPriority                          int
+	StripPath, PreserveHost                bool
+	PathHandling                           string
+	HTTPSRedirectStatusCode                int
+}
+
+// Target is one backend of an Upstream: "host:port"; weight 0 = never picked.
+type Target struct {
+	Target string
+	Weight int
+}
+
+// Upstream is a load-balanced set of targets; a service whose host equals
+// the upstream's name is balanced over its targets.
+type Upstream struct {
+	ID, Name, Algorithm string
+	Targets             []Target
+}
+
+// Config is everything the data plane needs. Routes are expected in creation
+// order: equally ranked routes match in that order.
+type Config struct {
+	Services  []Service
+	Routes    []Route
+	Upstreams []Upstream
+}
+
+// Options configures a Proxy.
+type Options struct {
+	// Version is the Kong version announced in Via and Server headers.
+	Version string
+	// Transport sends requests upstream; nil uses a pooled http.Transport
+	// that honours each service's connect timeout.
+	Transport http.RoundTripper
+}
+
+// DefaultVersion is announced when Options.Version is empty.
+const DefaultVersion = "3.9.1"
+
+// defaultTimeout applies to a service timeout left at zero (Kong's 60000 ms).
+const defaultTimeout = 60 * time.Second
+
+// Proxy is an http.Handler forwarding requests as Kong's proxy listener does.
+type Proxy struct {
+	version       string
+	via           string
+	server        string
+	transport     http.RoundTripper
+	ownsTransport bool
+	state         atomic.Pointer[state]
+	// compiler reuses the regexes of the previous configuration.
+	compiler *router.Compiler
+}
+
+// state is one compiled configuration; immutable once published.
+type state struct {
+	router    *router.Router
+	routes    []routeEntry // indexed like the router's routes
+	balancers map[string]*balancer
+}
+
+func (st *state) balancer(upstream string) *balancer {
+	if st == nil {
+		return nil
+	}
+	return st.balancers[upstream]
+}
+
+type routeEntry struct {
+	route     Route
+	service   *serviceEntry // nil: the route has no service
+	httpsOnly bool          // http requests are redirected
+}
+
+type serviceEntry struct {
+	svc      Service
+	scheme   string
+	direct   peer      // when balancer is nil
+	balancer *balancer // when the host names an upstream
+}
+
+// New returns a Proxy with an empty configuration: every request gets 404
+// until Update loads routes.
+func New(o Options) *Proxy {
+	p := &Proxy{version: o.Version, transport: o.Transport, compiler: new(router.Compiler)}
+	if p.version == "" {
+		p.version = DefaultVersion
+	}
+	p.via = "1.1 kong/" + p.version
+	p.server = "kong/" + p.version
+	if p.transport == nil {
+		p.transport, p.ownsTransport = newTransport(), true
+	}
+	empty, _ := router.Compile(nil)
+	p.state.Store(&state{router: empty})
+	return p
+}
+
+// Close releases the idle upstream connections of the default transport.
+func (p *Proxy) Close() {
+	if c, ok := p.transport.(interface{ CloseIdleConnections() }); ok && p.ownsTransport {
+		c.CloseIdleConnections()
+	}
+}
+
+// Update compiles c and swaps it in atomically. On error, which names the
+// offending route, service or upstream, the previous configuration stays.
+func (p *Proxy) Update(c Config) error {
+	st, err := compile(c, p.compiler, p.state.Load())
+	if err != nil {
+		return err
+	}
+	p.state.Store(st)
+	return nil
+}
+
+// compile builds a state from c. An upstream whose targets did not change
+// keeps its balancer from prev, so that frequent updates do not restart the
+// round-robin at the first target every time.
+func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
+	balancers := make(map[string]*balancer, len(c.Upstreams))
+	for _, u := range c.Upstreams {
+		if u.Name == "" {
+			return nil, fmt.Errorf("upstream %q: name is required", u.ID)
+		}
+		if _, dup := balancers[u.Name]; dup {
+			return nil, fmt.Errorf("upstream %q: duplicate name", u.Name)
+		}
+		b, err := newBalancer(u)
+		if err != nil {
+			return nil, err
+		}
+		if old := prev.balancer(u.Name); old != nil && old.signature == b.signature {
+			b = old
+		}
+		balancers[u.Name] = b
+	}
+
+	services := make(map[string]*serviceEntry, len(c.Services))
+	for _, s := range c.Services {
+		label := entityLabel("service", s.Name, s.ID)
+		if s.ID == "" {
+			return nil, fmt.Errorf("%s: id is required", label)
+		}
+		if s.Host == "" {
+			return nil, fmt.Errorf("%s: host is required", label)
+		}
+		se := &serviceEntry{svc: s, scheme: "http"}
+		switch s.Protocol {
+		case "https", "grpcs", "tls", "wss":
+			se.scheme = "https"
+		}
+		if se.svc.Port == 0 {
+			se.svc.Port = 80
+			if se.scheme == "https" {
+				se.svc.Port = 443
+			}
+		}
+		if se.svc.Retries < 0 {
+			return nil, fmt.Errorf("%s: retries must not be negative", label)
+		}
+		for _, d := range []*time.Duration{&se.svc.ConnectTimeout, &se.svc.ReadTimeout, &se.svc.WriteTimeout} {
+			if *d <= 0 {
+				*d = defaultTimeout
+			}
+		}
+		if se.svc.Path == "" {
+			se.svc.Path = "/"
+		}
+		if b, ok := balancers[s.Host]; ok {
+			se.balancer = b
+		} else {
+			se.direct = newPeer(s.Host, se.svc.Port)
+		}
+		services[s.ID] = se
+	}
+
+	rs := make([]router.Route, len(c.Routes))
+	entries := make([]routeEntry, len(c.Routes))
+	for i, r := range c.Routes {
+		label := entityLabel("route", r.Name, r.ID)
+		e := routeEntry{route: r}
+		if r.ServiceID != "" {
+			e.service = services[r.ServiceID]
+			if e.service == nil {
+				return nil, fmt.Errorf("%s: service %q not found", label, r.ServiceID)
+			}
+		}
+		switch r.PathHandling {
+		case "", "v0", "v1":
+		default:
+			return nil, fmt.Errorf("%s: path_handling: expected one of v0, v1, got %q", label, r.PathHandling)
+		}
+		switch r.HTTPSRedirectStatusCode {
+		case 0, 426, 301, 302, 307, 308:
+		default:
+			return nil, fmt.Errorf("%s: https_redirect_status_code: expected one of 426, 301, 302, 307, 308, got %d", label, r.HTTPSRedirectStatusCode)
+		}
+		hasHTTP, hasHTTPS := len(r.Protocols) == 0, len(r.Protocols) == 0
+		for _, proto := range r.Protocols {
+			hasHTTP = hasHTTP || proto == "http"
+			hasHTTPS = hasHTTPS || proto == "https"
+		}
+		e.httpsOnly = hasHTTPS && !hasHTTP
+		entries[i] = e
+		rs[i] = router.Route{
+			ID: r.ID, Name: r.Name, Protocols: r.Protocols, Methods: r.Methods, Hosts: r.Hosts,
+			Paths: r.Paths, SNIs: r.SNIs, Headers: r.Headers, RegexPriority: r.RegexPriority,
+		}
+	}
+	rt, err := compiler.Compile(rs)
+	if err != nil {
+		return nil, err
+	}
+	return &state{router: rt, routes: entries, balancers: balancers}, nil
+}
+
+func entityLabel(kind, name, id string) string {
+	if name != "" {
+		return fmt.Sprintf("%s %q", kind, name)
+	}
+	return fmt.Sprintf("%s %q", kind, id)
+}
+
+// Kong's messages for the responses it generates itself.
+const (
+	msgNoRoute      = "no Route matched with those values"
+	msgNoService    = "no Service found with those values"
+	msgNoPeer       = "failure to get a peer from the ring-balancer"
+	msgNameRes      = "name resolution failed"
+	msgBadGateway   = "An invalid response was received from the upstream server"
+	msgTimeout      = "The upstream server is timing out"
+	msgUseHTTPS     = "Please use HTTPS protocol"
+	msgBodyTooLarge = "Request body too large"
+)
+
+// maxBufferedBody bounds the request body kept in memory so that a retry can
+// send it again; like Kong's request buffering, the body is read before the
+// first attempt.
+const maxBufferedBody = 16 << 20
+
+// ServeHTTP routes r and forwards it.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := p.state.Load()
+	requestID := newRequestID()
+
+	scheme, sni := "http", ""
+	if r.TLS != nil {
+		scheme, sni = "https", r.TLS.ServerName
+	}
+	localPort := localPortOf(r, scheme)
+	rawPath := r.URL.EscapedPath()
+	reqPath := normalizePath(rawPath)
+	m, ok := st.router.Match(&router.Request{
+		Scheme: scheme, Method: r.Method, Host: r.Host, Port: localPort,
+		Path: reqPath, SNI: sni, Header: r.Header,
+	})
+	if !ok {
+		p.fail(w, start, requestID, http.StatusNotFound, msgNoRoute)
+		return
+	}
+	e := &st.routes[m.Index]
+	if e.httpsOnly && scheme == "http" {
+		p.redirectToHTTPS(w, r, e, start, requestID)
+		return
+	}
+	if e.service == nil {
+		p.fail(w, start, requestID, http.StatusServiceUnavailable, msgNoService)
+		return
+	}
+	svc := e.service
+
+	var body []byte
+	streamBody := r.Body
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		if svc.svc.Retries > 0 {
+			// Read the body up front so that every attempt can send it.
+			var err error
+			body, err = io.ReadAll(io.LimitReader(r.Body, maxBufferedBody+1))
+			if err != nil {
+				return // the client went away
+			}
+			if len(body) > maxBufferedBody {
+				p.fail(w, start, requestID, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+				return
+			}
+		}
+	} else {
+		streamBody = nil
+	}
+
+	out := &outbound{
+		method:        r.Method,
+		path:          upstreamPath(e.route.PathHandling, e.route.StripPath, svc.svc.Path, reqPath, m.Prefix),
+		rawQuery:      r.URL.RawQuery,
+		header:        forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID),
+		contentLength: r.ContentLength,
+	}
+	if body != nil {
+		out.contentLength = int64(len(body))
+	}
+	if e.route.PreserveHost {
+		out.host = r.Host
+	}
+
+	proxyLatency := time.Since(start)
+	up, status, msg := p.send(r, svc, out, body, streamBody)
+	switch {
+	case status < 0:
+		return // the client went away; nobody reads an answer
+	case status > 0:
+		p.fail(w, start, requestID, status, msg)
+		return
+	}
+	defer up.cancel(nil)
+	defer up.timer.Stop()
+	upstreamLatency := time.Since(start) - proxyLatency
+
+	resp := up.resp
+	h := w.Header()
+	for k, vv := range resp.Header {
+		if !isHopByHop(k) {
+			h[k] = vv
+		}
+	}
+	for _, k := range connectionTokens(resp.Header) {
+		h.Del(k)
+	}
+	via := p.via
+	if prior := resp.Header.Get("Via"); prior != "" {
+		via = prior + ", " + p.via
+	}
+	vals := [...]string{via, strconv.FormatInt(upstreamLatency.Milliseconds(), 10), strconv.FormatInt(proxyLatency.Milliseconds(), 10), requestID}
+	h["Via"] = vals[0:1:1]
+	h["X-Kong-Upstream-Latency"] = vals[1:2:2]
+	h["X-Kong-Proxy-Latency"] = vals[2:3:3]
+	h["X-Kong-Request-Id"] = vals[3:4:4]
+	w.WriteHeader(resp.StatusCode)
+	err := copyBody(w, resp, up.timer, svc.svc.ReadTimeout)
+	resp.Body.Close()
+	if err != nil {
+		// The status line may be gone already; break the connection so that
+		// the client sees a truncated response rather than a short one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// upstreamCall is a round trip that got a response; cancel and timer stay
+// live while its body is read.
+type upstreamCall struct {
+	resp   *http.Response
+	cancel context.CancelCauseFunc
+	timer  *time.Timer // cancels with errReadTimeout when the upstream stalls
+}
+
+// send tries the service's targets until one answers, retrying connection
+// failures up to the service's retries. On failure it returns Kong's status
+// and message, or a negative status when the client went away.
+func (p *Proxy) send(r *http.Request, svc *serviceEntry, out *outbound, body []byte, streamBody io.ReadCloser) (*upstreamCall, int, string) {
+	for attempt := 0; ; attempt++ {
+		target := &svc.direct
+		if svc.balancer != nil {
+			var ok bool
+			if target, ok = svc.balancer.next(); !ok {
+				return nil, http.StatusServiceUnavailable, msgNoPeer
+			}
+		}
+		var reqBody io.ReadCloser
+		switch {
+		case body != nil:
+			reqBody = io.NopCloser(bytes.NewReader(body))
+		case streamBody != nil:
+			reqBody = streamBody
+		}
+		ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), connectTimeoutKey{}, svc.svc.ConnectTimeout))
+		timer := time.AfterFunc(svc.svc.ReadTimeout, func() { cancel(errReadTimeout) })
+		resp, err := p.transport.RoundTrip(out.request(ctx, svc.scheme, target, reqBody))
+		if err == nil {
+			return &upstreamCall{resp: resp, cancel: cancel, timer: timer}, 0, ""
+		}
+		timer.Stop()
+		cancel(nil)
+		if r.Context().Err() != nil {
+			return nil, -1, ""
+		}
+		status, msg, retryable := classify(err, context.Cause(ctx))
+		// A streamed body may be partly consumed; only a buffered one is resent.
+		if !retryable || attempt >= svc.svc.Retries || streamBody != nil && body == nil {
+			return nil, status, msg
+		}
+	}
+}
+
+// outbound is the part of the upstream request shared by every attempt.
+type outbound struct {
+	method   string
+	path     string
+	rawQuery string
+	header   http.Header
+	host     string // preserved client Host, or "" for the peer's
+	// contentLength of the body sent: the buffered length, else the client's.
+	contentLength int64
+}
+
+func (o *outbound) request(ctx context.Context, scheme string, target *peer, body io.ReadCloser) *http.Request {
+	// Path and RawPath rather than Opaque, so that in-memory transports
+	// handing the request to a handler show it a usual URL.
+	u := &url.URL{Scheme: scheme, Host: target.addr, Path: o.path, RawPath: o.path, RawQuery: o.rawQuery}
+	if decoded, err := url.PathUnescape(o.path); err == nil {
+		u.Path = decoded
+	}
+	host := o.host
+	if host == "" {
+		host = target.hostHeader(scheme)
+	}
+	req := (&http.Request{
+		Method:        o.method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        o.header,
+		Host:          host,
+		ContentLength: o.contentLength,
+	}).WithContext(ctx)
+	if body != nil {
+		req.Body = body
+	} else {
+		req.ContentLength = 0
+	}
+	return req
+}
+
+// classify maps a failed round trip to Kong's answer and whether another
+// target may be tried.
+func classify(err, cause error) (status int, msg string, retryable bool) {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	switch {
+	case errors.Is(cause, errReadTimeout):
+		return http.StatusGatewayTimeout, msgTimeout, false
+	case errors.As(err, &dnsErr):
+		return http.StatusServiceUnavailable, msgNameRes, false
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		if opErr.Timeout() {
+			return http.StatusGatewayTimeout, msgTimeout, true
+		}
+		return http.StatusBadGateway, msgBadGateway, true
+	}
+	return http.StatusBadGateway, msgBadGateway, false
+}
+
+var errReadTimeout = errors.New("upstream read timeout")
+
+// copyBufs recycles response copy buffers.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody streams the upstream body to the client. The timer enforces the
+// service's read timeout between two reads, as Kong's read_timeout does; a
+// body of unknown length is flushed read by read so that streams stream.
+func copyBody(w http.ResponseWriter, resp *http.Response, timer *time.Timer, readTimeout time.Duration) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	flusher, _ := w.(http.Flusher)
+	flush := resp.ContentLength < 0 && flusher != nil
+	for {
+		timer.Reset(readTimeout)
+		n, rerr := resp.Body.Read(buf)
+		timer.Stop() // a slow client is not a slow upstream
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil // the client went away; nothing left to tell it
+			}
+			if flush {
+				flusher.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// hopByHop lists the headers that belong to one connection (RFC 9110 7.6.1).
+var hopByHop = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+func isHopByHop(k string) bool { return hopByHop[k] }
+
+func connectionTokens(h http.Header) []string {
+	var out []string
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				out = append(out, http.CanonicalHeaderKey(tok))
+			}
+		}
+	}
+	return out
+}
+
+// forwardHeaders builds the upstream request headers: the client's minus
+// hop-by-hop ones, plus what Kong adds. Like Kong with no trusted_ips, it
+// trusts no client-sent X-Forwarded-* other than X-Forwarded-For, which it
+// extends.
+func forwardHeaders(r *http.Request, scheme string, localPort int, path, prefix, requestID string) http.Header {
+	h := make(http.Header, len(r.Header)+9)
+	for k, vv := range r.Header {
+		if !isHopByHop(k) {
+			h[k] = vv
+		}
+	}
+	for _, k := range connectionTokens(r.Header) {
+		delete(h, k)
+	}
+	if te := r.Header["Te"]; len(te) > 0 && strings.EqualFold(strings.TrimSpace(te[0]), "trailers") {
+		h["Te"] = te // gRPC needs it, and it is safe to pass
+	}
+	clientIP := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(clientIP); err == nil {
+		clientIP = host
+	}
+	// One backing array for the added values saves an allocation each.
+	vals := make([]string, 9)
+	add := func(i int, k, v string) {
+		vals[i] = v
+		h[k] = vals[i : i+1 : i+1]
+	}
+	xff := clientIP
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + clientIP
+	}
+	host := r.Host
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	add(0, "X-Forwarded-For", xff)
+	add(1, "X-Real-Ip", clientIP)
+	add(2, "X-Forwarded-Proto", scheme)
+	add(3, "X-Forwarded-Host", host)
+	add(4, "X-Forwarded-Port", strconv.Itoa(localPort))
+	add(5, "X-Forwarded-Path", path)
+	add(6, "X-Kong-Request-Id", requestID)
+	if prefix != "" {
+		add(7, "X-Forwarded-Prefix", prefix)
+	} else {
+		delete(h, "X-Forwarded-Prefix")
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		add(8, "User-Agent", "") // keeps net/http from adding its own
+	}
+	return h
+}
+
+// forwardedPrefix is the path part strip_path removed, which Kong passes on
+// in X-Forwarded-Prefix; "" when nothing was stripped.
+func forwardedPrefix(e *routeEntry, matched string) string {
+	if !e.route.StripPath || matched == "/" {
+		return ""
+	}
+	return matched
+}
+
+// localPortOf returns the port the client connected to.
+func localPortOf(r *http.Request, scheme string) int {
+	if addr, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		return addr.Port
+	}
+	if i := strings.LastIndexByte(r.Host, ':'); i >= 0 {
+		if port, err := strconv.Atoi(r.Host[i+1:]); err == nil {
+			return port
+		}
+	}
+	if scheme == "https" {
+		return 443
+	}
+	return 80
+}
+
+func (p *Proxy) redirectToHTTPS(w http.ResponseWriter, r *http.Request, e *routeEntry, start time.Time, requestID string) {
+	code := e.route.HTTPSRedirectStatusCode
+	if code == 0 || code == http.StatusUpgradeRequired {
+		h := w.Header()
+		h.Set("Connection", "Upgrade")
+		h.Set("Upgrade", "TLS/1.2, HTTP/1.1")
+		p.fail(w, start, requestID, http.StatusUpgradeRequired, msgUseHTTPS)
+		return
+	}
+	host := r.Host
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	h := w.Header()
+	h.Set("Location", "https://"+host+r.URL.RequestURI())
+	p.kongHeaders(h, start, requestID)
+	w.WriteHeader(code)
+}
+
+// fail writes one of Kong's own error responses.
+func (p *Proxy) fail(w http.ResponseWriter, start time.Time, requestID string, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	p.kongHeaders(h, start, requestID)
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "{\n  \"message\":%q,\n  \"request_id\":%q\n}", msg, requestID)
+}
+
+func (p *Proxy) kongHeaders(h http.Header, start time.Time, requestID string) {
+	h.Set("Server", p.server)
+	h.Set("X-Kong-Response-Latency", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
+	h.Set("X-Kong-Request-Id", requestID)
+}
