@@ -1,0 +1,610 @@
+package kong
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"konductor.dev/sim/kong/store"
+)
+
+// Admin returns the node's Admin API handler (KONG_ADMIN_LISTEN).
+func (n *Node) Admin() http.Handler { return adminAPI{n} }
+
+type adminAPI struct{ n *Node }
+
+func (a adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.n.requests.Add(1)
+	w.Header().Set("Server", "kong/"+a.n.opts.Version)
+	segs := splitPath(r.URL.Path)
+	if err := a.route(w, r, segs); err != nil {
+		writeError(w, err)
+	}
+}
+
+func splitPath(p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+// route dispatches a request; a returned error is written as the response.
+func (a adminAPI) route(w http.ResponseWriter, r *http.Request, segs []string) *apiError {
+	n := a.n
+	allow := func(methods ...string) *apiError {
+		for _, m := range methods {
+			if r.Method == m {
+				return nil
+			}
+		}
+		return errMethodNotAllowed
+	}
+	switch {
+	case len(segs) == 0:
+		if err := allow(http.MethodGet); err != nil {
+			return err
+		}
+		return a.root(w, r)
+	case len(segs) == 1 && segs[0] == "status":
+		if err := allow(http.MethodGet); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, n.statusDocument(r.Context()))
+		return nil
+	case len(segs) == 1 && segs[0] == "config":
+		if err := allow(http.MethodGet, http.MethodPost); err != nil {
+			return err
+		}
+		if r.Method == http.MethodGet {
+			return a.getConfig(w)
+		}
+		return a.postConfig(w, r)
+	case segs[0] == "schemas":
+		return a.schemas(w, r, segs[1:])
+	case len(segs) == 2 && segs[0] == "_kongsim" && segs[1] == "audit":
+		if err := allow(http.MethodGet); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, n.Audit())
+		return nil
+	case len(segs) == 2 && segs[0] == "plugins" && segs[1] == "enabled":
+		if err := allow(http.MethodGet); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"enabled_plugins": strs(availablePlugins()...)})
+		return nil
+	case schemas[segs[0]] != nil:
+		return a.entities(w, r, segs)
+	}
+	return errNotFound
+}
+
+func (a adminAPI) root(w http.ResponseWriter, r *http.Request) *apiError {
+	n := a.n
+	if !n.dbless {
+		if err := n.opts.Backend.Ping(r.Context()); err != nil {
+			return errInternal
+		}
+	}
+	enabled := []any{}
+	if st, _, err := n.readState(r.Context()); err == nil {
+		seen := map[string]bool{}
+		for _, p := range st.list("plugins") {
+			if name := asString(p["name"]); !seen[name] {
+				seen[name] = true
+				enabled = append(enabled, name)
+			}
+		}
+	}
+	avail := map[string]any{}
+	for _, p := range availablePlugins() {
+		avail[p] = map[string]any{"version": n.opts.Version, "priority": 1000}
+	}
+	dbUpdate := n.opts.UpdateFrequency.Seconds()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"version":     n.opts.Version,
+		"edition":     "community",
+		"node_id":     n.opts.NodeID,
+		"hostname":    n.opts.Hostname,
+		"tagline":     "Welcome to kong",
+		"lua_version": "LuaJIT 2.1.0-20231117",
+		"configuration": map[string]any{
+			"database":            n.opts.Database,
+			"router_flavor":       "traditional_compatible",
+			"role":                "traditional",
+			"db_update_frequency": dbUpdate,
+			"plugins":             strs("bundled"),
+			"loaded_plugins":      loadedPlugins(),
+		},
+		"plugins": map[string]any{
+			"available_on_server": avail,
+			"enabled_in_cluster":  enabled,
+		},
+		"timers": map[string]any{"running": 0, "pending": 0},
+		"pids":   map[string]any{"master": 1, "workers": []any{2}},
+	})
+	return nil
+}
+
+func loadedPlugins() map[string]any {
+	out := map[string]any{}
+	for _, p := range availablePlugins() {
+		out[p] = true
+	}
+	return out
+}
+
+// statusDocument is the body of GET /status on both listeners.
+func (n *Node) statusDocument(ctx context.Context) map[string]any {
+	total := n.requests.Load()
+	doc := map[string]any{
+		"server": map[string]any{
+			"total_requests":       total,
+			"connections_accepted": total,
+			"connections_handled":  total,
+			"connections_active":   1,
+			"connections_reading":  0,
+			"connections_writing":  1,
+			"connections_waiting":  0,
+		},
+		"memory": map[string]any{
+			"workers_lua_vms":  []any{map[string]any{"pid": 2, "http_allocated_gc": "40.00 MiB"}},
+			"lua_shared_dicts": map[string]any{},
+		},
+	}
+	if n.dbless {
+		doc["configuration_hash"] = n.ConfigHash()
+	} else {
+		doc["database"] = map[string]any{"reachable": n.opts.Backend.Ping(ctx) == nil}
+	}
+	return doc
+}
+
+const dbModeConfigMessage = "this endpoint is only available when Kong is configured to not use a database"
+
+func (a adminAPI) getConfig(w http.ResponseWriter) *apiError {
+	if !a.n.dbless {
+		return messageError(http.StatusBadRequest, dbModeConfigMessage)
+	}
+	js, err := json.Marshal(a.n.Config().declarative())
+	if err != nil {
+		return errInternal
+	}
+	y, err := yaml.JSONToYAML(js)
+	if err != nil {
+		return errInternal
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"config": string(y)})
+	return nil
+}
+
+// truthy reads flatten_errors as Kong does; check_hash is only ever "1".
+func truthy(v string) bool {
+	switch strings.ToLower(v) {
+	case "1", "true", "on", "yes":
+		return true
+	}
+	return false
+}
+
+func (a adminAPI) postConfig(w http.ResponseWriter, r *http.Request) *apiError {
+	n := a.n
+	if !n.dbless {
+		return messageError(http.StatusBadRequest, dbModeConfigMessage)
+	}
+	if !n.loading.TryLock() {
+		w.Header().Set("Retry-After", "1")
+		return messageError(http.StatusTooManyRequests, "Currently loading previous configuration")
+	}
+	defer n.loading.Unlock()
+	body, apiErr := configBody(r)
+	if apiErr != nil {
+		return apiErr
+	}
+	q := r.URL.Query()
+	st, err := ParseDeclarative(body, n.opts.Now().Unix())
+	if err != nil {
+		var de *DeclarativeError
+		if !errors.As(err, &de) {
+			return errInternal
+		}
+		if de.Fields == nil {
+			// Kong answers a missing configuration with a bare message.
+			return messageError(http.StatusBadRequest, de.Message)
+		}
+		e := codedError(http.StatusBadRequest, codeDeclarativeConfig, de.Message, de.Fields)
+		if truthy(q.Get("flatten_errors")) {
+			flat := de.Flattened
+			if flat == nil {
+				flat = []FlattenedError{}
+			}
+			e.body["flattened_errors"] = flat
+		}
+		return e
+	}
+	if q.Get("check_hash") == "1" && st.Hash() == n.ConfigHash() {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if err := n.configureProxy(st); err != nil {
+		// The router refuses what validation let through (a regex it
+		// cannot compile): Kong would have refused the document.
+		fields := map[string]any{"error": err.Error()}
+		return codedError(http.StatusBadRequest, codeDeclarativeConfig, "declarative config is invalid: "+luaString(fields), fields)
+	}
+	n.mu.Lock()
+	n.state = st
+	n.mu.Unlock()
+	n.record(r, st.Hash(), 0)
+	n.log.Info("declarative configuration loaded", "hash", st.Hash(), "entities", st.Count())
+	writeRaw(w, http.StatusCreated, loadedEntities(st))
+	return nil
+}
+
+// loadedEntities is the body of a successful POST /config: every entity
+// by collection and id, as Kong answers.
+func loadedEntities(st *State) []byte {
+	b := make([]byte, 0, 512*st.Count()+64)
+	b = append(b, '{')
+	for i, c := range collections {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, c)
+		b = append(b, ':', '{')
+		for j, e := range st.list(c) {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			id := asString(e["id"])
+			b = appendJSONString(b, id)
+			b = append(b, ':')
+			b = append(b, st.encoded(c, id)...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// configBody reads the declarative text of POST /config: the raw body, or
+// the "config" field of a form (`curl -F config=@kong.yml`).
+func configBody(r *http.Request) ([]byte, *apiError) {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mediaType {
+	case "multipart/form-data":
+		if err := r.ParseMultipartForm(64 << 20); err != nil {
+			return nil, messageError(http.StatusBadRequest, "failed parsing the multipart body: "+err.Error())
+		}
+		if files := r.MultipartForm.File["config"]; len(files) > 0 {
+			f, err := files[0].Open()
+			if err != nil {
+				return nil, messageError(http.StatusBadRequest, "failed reading the config part")
+			}
+			defer f.Close()
+			b, err := io.ReadAll(f)
+			if err != nil {
+				return nil, messageError(http.StatusBadRequest, "failed reading the config part")
+			}
+			return b, nil
+		}
+		return []byte(r.FormValue("config")), nil
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			return nil, messageError(http.StatusBadRequest, "failed parsing the form body")
+		}
+		return []byte(r.PostFormValue("config")), nil
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, messageError(http.StatusBadRequest, "failed reading the request body")
+	}
+	return b, nil
+}
+
+func (a adminAPI) schemas(w http.ResponseWriter, r *http.Request, segs []string) *apiError {
+	switch {
+	case len(segs) == 1 && schemas[segs[0]] != nil && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, entitySchemaDocument(schemas[segs[0]]))
+	case len(segs) == 2 && segs[0] == "plugins" && segs[1] != "validate" && r.Method == http.MethodGet:
+		p := plugins[segs[1]]
+		if p == nil {
+			return messageError(http.StatusNotFound, "No plugin named '"+segs[1]+"'")
+		}
+		writeJSON(w, http.StatusOK, pluginSchemaDocument(p))
+	case len(segs) == 2 && segs[1] == "validate" && schemas[segs[0]] != nil && r.Method == http.MethodPost:
+		body, err := readBody(r, schemas[segs[0]])
+		if err != nil {
+			return err
+		}
+		if _, errs := normalizeEntity(schemas[segs[0]], body, nil); errs != nil {
+			return schemaViolation(errs)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"message": "schema validation successful"})
+	case len(segs) == 1 && schemas[segs[0]] != nil, len(segs) == 2 && segs[0] == "plugins",
+		len(segs) == 2 && segs[1] == "validate" && schemas[segs[0]] != nil:
+		return errMethodNotAllowed
+	default:
+		return errNotFound
+	}
+	return nil
+}
+
+// readBody decodes a JSON object or form body into the shape of an entity
+// of sch; an empty body is an empty object.
+func readBody(r *http.Request, sch *entitySchema) (map[string]any, *apiError) {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mediaType {
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			return nil, messageError(http.StatusBadRequest, "failed parsing the form body")
+		}
+		return formEntity(sch, r.PostForm), nil
+	case "multipart/form-data":
+		if err := r.ParseMultipartForm(8 << 20); err != nil {
+			return nil, messageError(http.StatusBadRequest, "failed parsing the multipart body")
+		}
+		return formEntity(sch, r.MultipartForm.Value), nil
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, messageError(http.StatusBadRequest, "failed reading the request body")
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return map[string]any{}, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
+		return nil, messageError(http.StatusBadRequest, "Cannot parse JSON body")
+	}
+	return m, nil
+}
+
+var verbs = map[string]string{
+	http.MethodPost: "create", http.MethodPut: "create or update",
+	http.MethodPatch: "update", http.MethodDelete: "remove",
+}
+
+// entities serves /{coll}[/{key}[/{child}[/{ckey}]]].
+func (a adminAPI) entities(w http.ResponseWriter, r *http.Request, segs []string) *apiError {
+	n := a.n
+	sch := schemas[segs[0]]
+	var sc *scope
+	target := sch
+	var key string
+	hasKey := false
+	switch len(segs) {
+	case 1:
+	case 2:
+		key, hasKey = segs[1], true
+	case 3, 4:
+		child := ""
+		for _, ns := range nesting[segs[0]] {
+			if ns.key == segs[2] {
+				child = ns.coll
+				sc = &scope{field: ns.field}
+			}
+		}
+		if child == "" {
+			if len(segs) == 3 && segs[0] == "routes" && segs[2] == "service" {
+				return a.routeService(w, r, segs[1])
+			}
+			return errNotFound
+		}
+		target = schemas[child]
+		if len(segs) == 4 {
+			key, hasKey = segs[3], true
+		}
+	default:
+		return errNotFound
+	}
+	read := r.Method == http.MethodGet
+	switch {
+	case !hasKey && r.Method != http.MethodGet && r.Method != http.MethodPost,
+		hasKey && r.Method == http.MethodPost:
+		return errMethodNotAllowed
+	case !read && r.Method != http.MethodPost && r.Method != http.MethodPut &&
+		r.Method != http.MethodPatch && r.Method != http.MethodDelete:
+		return errMethodNotAllowed
+	}
+	if !read && n.dbless {
+		by := ""
+		if hasKey && !isUUID(key) && target.endpointKey != "" {
+			by = " by '" + target.endpointKey + "'"
+		}
+		return codedError(http.StatusMethodNotAllowed, codeOperationUnsupported,
+			"cannot "+verbs[r.Method]+" '"+target.collection+"' entities"+by+" when not using a database", nil)
+	}
+	ctx := r.Context()
+	if !read {
+		n.writing.Lock()
+		defer n.writing.Unlock()
+	}
+	st, rev, err := n.readState(ctx)
+	if err != nil {
+		n.log.Warn("database read failed", "err", err)
+		return errInternal
+	}
+	if sc != nil {
+		parent := lookup(st, sch, segs[1], nil)
+		if parent == nil {
+			return errNotFound
+		}
+		sc.parentID = asString(parent["id"])
+	}
+	if read {
+		if !hasKey {
+			return a.list(w, r, st, target, sc)
+		}
+		e := lookup(st, target, key, sc)
+		if e == nil {
+			return errNotFound
+		}
+		writeJSON(w, http.StatusOK, present(st, target, e))
+		return nil
+	}
+	m, apiErr := a.mutation(r, st, target, key, hasKey, sc)
+	if apiErr != nil {
+		return apiErr
+	}
+	if m == nil { // DELETE of an absent entity
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	hash, newRev, err := n.commit(ctx, st, rev, m)
+	if err != nil {
+		var uv *store.UniqueViolation
+		if errors.As(err, &uv) {
+			return codedError(http.StatusConflict, codeUniqueViolation,
+				"UNIQUE violation detected on '{name=\""+uv.Name+"\"}'", map[string]any{"name": uv.Name})
+		}
+		n.log.Warn("database write failed", "err", err)
+		return errInternal
+	}
+	n.record(r, hash, newRev)
+	if m.result == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	writeJSON(w, m.status, m.result)
+	return nil
+}
+
+// mutation validates one write request against st.
+func (a adminAPI) mutation(r *http.Request, st *State, sch *entitySchema, key string, hasKey bool, sc *scope) (*mutation, *apiError) {
+	now := a.n.opts.Now().Unix()
+	var existing entity
+	if hasKey {
+		existing = lookup(st, sch, key, sc)
+	}
+	if r.Method == http.MethodDelete {
+		if existing == nil {
+			return nil, nil
+		}
+		keys, err := deletion(st, sch, existing)
+		if err != nil {
+			return nil, err
+		}
+		return &mutation{dels: keys}, nil
+	}
+	body, apiErr := readBody(r, sch)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	op := writeOp{st: st, sch: sch, body: body, existing: existing, sc: sc, now: now}
+	switch r.Method {
+	case http.MethodPost:
+		if id, ok := body["id"].(string); ok && isUUID(id) {
+			if st.get(sch.collection, id) != nil {
+				return nil, codedError(http.StatusConflict, codePrimaryKeyViolation, "primary key violation on key '{id=\""+id+"\"}'",
+					map[string]any{"id": id})
+			}
+			op.id = strings.ToLower(id)
+		}
+		return op.build(http.StatusCreated)
+	case http.MethodPatch:
+		if existing == nil {
+			return nil, errNotFound
+		}
+		op.body = mergePatch(sch, existing, body)
+		return op.build(http.StatusOK)
+	default: // PUT
+		if existing == nil && sch.collection == "targets" {
+			// Kong updates targets in place only; go-kong then POSTs.
+			return nil, errNotFound
+		}
+		if isUUID(key) {
+			op.id = strings.ToLower(key)
+		} else if sch.endpointKey != "" && sch.cacheKey == nil {
+			body[sch.endpointKey] = key
+		} else if existing == nil {
+			return nil, errNotFound
+		}
+		return op.build(http.StatusOK)
+	}
+}
+
+func (a adminAPI) routeService(w http.ResponseWriter, r *http.Request, routeKey string) *apiError {
+	if r.Method != http.MethodGet {
+		return errMethodNotAllowed
+	}
+	st, _, err := a.n.readState(r.Context())
+	if err != nil {
+		return errInternal
+	}
+	route := lookup(st, schemas["routes"], routeKey, nil)
+	if route == nil {
+		return errNotFound
+	}
+	svc := st.get("services", foreignID(route, "service"))
+	if svc == nil {
+		return errNotFound
+	}
+	writeJSON(w, http.StatusOK, svc)
+	return nil
+}
+
+// list serves a paginated, tag-filtered collection.
+func (a adminAPI) list(w http.ResponseWriter, r *http.Request, st *State, sch *entitySchema, sc *scope) *apiError {
+	q := r.URL.Query()
+	size := 100
+	if s := q.Get("size"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > 1000 {
+			return codedError(http.StatusBadRequest, codeInvalidSize, "size must be an integer between 1 and 1000", nil)
+		}
+		size = v
+	}
+	match, apiErr := tagFilter(q.Get("tags"))
+	if apiErr != nil {
+		return apiErr
+	}
+	after := ""
+	if off := q.Get("offset"); off != "" {
+		b, err := base64.RawURLEncoding.DecodeString(off)
+		if err != nil || !isUUID(string(b)) {
+			return codedError(http.StatusBadRequest, codeInvalidOffset, "'"+off+"' is not a valid offset: bad base64 encoding", nil)
+		}
+		after = string(b)
+	}
+	data := make([]any, 0, size)
+	last := ""
+	more := false
+	for _, e := range children(st, sch.collection, sc) {
+		id := asString(e["id"])
+		if id <= after || (match != nil && !match(e)) {
+			continue
+		}
+		if len(data) == size {
+			more = true
+			break
+		}
+		data = append(data, present(st, sch, e))
+		last = id
+	}
+	resp := map[string]any{"data": data, "next": nil}
+	if more {
+		off := base64.RawURLEncoding.EncodeToString([]byte(last))
+		resp["offset"] = off
+		next := url.Values{"offset": {off}}
+		if q.Get("size") != "" {
+			next.Set("size", q.Get("size"))
+		}
+		if q.Get("tags") != "" {
+			next.Set("tags", q.Get("tags"))
+		}
+		resp["next"] = r.URL.Path + "?" + next.Encode()
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
