@@ -7,7 +7,7 @@ TEST_FLAGS ?= -count=1 -timeout 30m
 BENCH      ?= .
 SEEDS      ?= 1000
 
-.PHONY: all build test lint bench fuzz postgres-start postgres-stop help
+.PHONY: all build test lint bench run postgres-start postgres-stop help
 
 all: lint build test
 
@@ -28,6 +28,9 @@ lint: ## gofmt and go vet over every module
 
 bench: ## run the benchmarks (BENCH=regexp to choose)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+run: ## the main job: start kongsim on loopback and load a sample configuration into it
+	hack/kongsim-demo.sh
 
 postgres-start: ## install (if needed) and start PostgreSQL on 127.0.0.1 for DB-mode tests
 	hack/postgres.sh start
