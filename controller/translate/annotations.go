@@ -1,0 +1,235 @@
+package translate
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// AnnotationPrefix starts every annotation konductor reads.
+const AnnotationPrefix = "konghq.com/"
+
+// Ingress annotations.
+const (
+	AnnotationStripPath         = AnnotationPrefix + "strip-path"
+	AnnotationPreserveHost      = AnnotationPrefix + "preserve-host"
+	AnnotationProtocols         = AnnotationPrefix + "protocols"
+	AnnotationMethods           = AnnotationPrefix + "methods"
+	AnnotationHTTPSRedirectCode = AnnotationPrefix + "https-redirect-status-code"
+	AnnotationPathHandling      = AnnotationPrefix + "path-handling"
+	AnnotationRegexPriority     = AnnotationPrefix + "regex-priority"
+	AnnotationHostAliases       = AnnotationPrefix + "host-aliases"
+	AnnotationRequestBuffering  = AnnotationPrefix + "request-buffering"
+	AnnotationResponseBuffering = AnnotationPrefix + "response-buffering"
+)
+
+// Service annotations.
+const (
+	AnnotationProtocol       = AnnotationPrefix + "protocol"
+	AnnotationPath           = AnnotationPrefix + "path"
+	AnnotationConnectTimeout = AnnotationPrefix + "connect-timeout"
+	AnnotationReadTimeout    = AnnotationPrefix + "read-timeout"
+	AnnotationWriteTimeout   = AnnotationPrefix + "write-timeout"
+	AnnotationRetries        = AnnotationPrefix + "retries"
+)
+
+// routeSettings are the per-Ingress route fields. The defaults follow
+// Ingress semantics rather than Kong's: the request path reaches the backend
+// unchanged (strip_path false) and so does the Host header (preserve_host
+// true).
+type routeSettings struct {
+	stripPath, preserveHost             bool
+	requestBuffering, responseBuffering bool
+	protocols, methods, hostAliases     []string
+	httpsRedirectCode, regexPriority    int
+	pathHandling                        string
+}
+
+func defaultRouteSettings() routeSettings {
+	return routeSettings{
+		preserveHost: true, requestBuffering: true, responseBuffering: true,
+		protocols: []string{"http", "https"}, httpsRedirectCode: 426, pathHandling: "v0",
+	}
+}
+
+// annotationErrors collects problems with one object's annotations.
+type annotationErrors struct {
+	ref  ObjectRef
+	errs []ObjectError
+}
+
+func (a *annotationErrors) add(key, format string, args ...any) {
+	a.errs = append(a.errs, ObjectError{
+		Object: a.ref, Field: "metadata.annotations[" + key + "]",
+		Reason: ReasonInvalidAnnotation, Message: fmt.Sprintf(format, args...),
+	})
+}
+
+func (a *annotationErrors) bool(annotations map[string]string, key string, into *bool) {
+	v, ok := annotations[key]
+	if !ok {
+		return
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true":
+		*into = true
+	case "false":
+		*into = false
+	default:
+		a.add(key, "%q is not a boolean (want true or false); using %t", v, *into)
+	}
+}
+
+func (a *annotationErrors) int(annotations map[string]string, key string, lo, hi int, into *int) {
+	v, ok := annotations[key]
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < lo || n > hi {
+		a.add(key, "%q is not an integer in [%d, %d]; using %d", v, lo, hi, *into)
+		return
+	}
+	*into = n
+}
+
+// list splits a comma-separated annotation, trimming blanks, dropping empty
+// items and duplicates, and sorting for a stable output.
+func list(v string, normalize func(string) string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = normalize(strings.TrimSpace(item)); item != "" {
+			out = append(out, item)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+var httpMethod = regexp.MustCompile(`^[A-Z]+$`)
+
+// protocolFamilies are the route protocol sets Kong allows together (it
+// rejects mixing across them); WebSocket routes need Kong Enterprise.
+var protocolFamilies = [][]string{{"http", "https"}, {"grpc", "grpcs"}}
+
+func parseRouteSettings(ref ObjectRef, annotations map[string]string) (routeSettings, []ObjectError) {
+	rs := defaultRouteSettings()
+	a := &annotationErrors{ref: ref}
+	a.bool(annotations, AnnotationStripPath, &rs.stripPath)
+	a.bool(annotations, AnnotationPreserveHost, &rs.preserveHost)
+	a.bool(annotations, AnnotationRequestBuffering, &rs.requestBuffering)
+	a.bool(annotations, AnnotationResponseBuffering, &rs.responseBuffering)
+	a.int(annotations, AnnotationRegexPriority, -(1 << 31), 1<<31-1, &rs.regexPriority)
+
+	if v, ok := annotations[AnnotationProtocols]; ok {
+		protocols := list(v, strings.ToLower)
+		family := -1
+		for i, f := range protocolFamilies {
+			if len(protocols) > 0 && isSubset(protocols, f) {
+				family = i
+			}
+		}
+		if family < 0 {
+			a.add(AnnotationProtocols, "%q is not a non-empty subset of one of %v; using %s",
+				v, protocolFamilies, strings.Join(rs.protocols, ","))
+		} else {
+			rs.protocols = protocols
+		}
+	}
+	if v, ok := annotations[AnnotationMethods]; ok {
+		methods := list(v, strings.ToUpper)
+		if i := slices.IndexFunc(methods, func(m string) bool { return !httpMethod.MatchString(m) }); i >= 0 {
+			a.add(AnnotationMethods, "%q is not an HTTP method; matching all methods", methods[i])
+		} else {
+			rs.methods = methods
+		}
+	}
+	if v, ok := annotations[AnnotationHTTPSRedirectCode]; ok {
+		code, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || !slices.Contains([]int{301, 302, 307, 308, 426}, code) {
+			a.add(AnnotationHTTPSRedirectCode, "%q is not one of 301, 302, 307, 308, 426; using %d", v, rs.httpsRedirectCode)
+		} else {
+			rs.httpsRedirectCode = code
+		}
+	}
+	if v, ok := annotations[AnnotationPathHandling]; ok {
+		if v = strings.TrimSpace(v); v == "v0" || v == "v1" {
+			rs.pathHandling = v
+		} else {
+			a.add(AnnotationPathHandling, "%q is not v0 or v1; using %s", v, rs.pathHandling)
+		}
+	}
+	if v, ok := annotations[AnnotationHostAliases]; ok {
+		for _, host := range list(v, strings.ToLower) {
+			if err := validateHost(host); err != nil {
+				a.add(AnnotationHostAliases, "%v; alias ignored", err)
+				continue
+			}
+			rs.hostAliases = append(rs.hostAliases, host)
+		}
+	}
+
+	// Kong rejects gRPC routes that strip the path or match on methods.
+	if isSubset(rs.protocols, protocolFamilies[1]) {
+		if rs.stripPath {
+			a.add(AnnotationStripPath, "gRPC routes cannot strip the path; using false")
+			rs.stripPath = false
+		}
+		if rs.methods != nil {
+			a.add(AnnotationMethods, "gRPC routes cannot match on methods; matching all methods")
+			rs.methods = nil
+		}
+	}
+	return rs, a.errs
+}
+
+func isSubset(items, of []string) bool {
+	for _, item := range items {
+		if !slices.Contains(of, item) {
+			return false
+		}
+	}
+	return true
+}
+
+// serviceSettings are the Kong service fields a Kubernetes Service's
+// annotations control. Unset values are Kong's defaults, written out so the
+// document reads the same as what Kong stores.
+type serviceSettings struct {
+	protocol                                  string
+	path                                      string
+	connectTimeout, readTimeout, writeTimeout int
+	retries                                   int
+}
+
+const maxTimeoutMillis = 1<<31 - 2 // Kong's upper bound for timeouts
+
+func parseServiceSettings(ref ObjectRef, annotations map[string]string) (serviceSettings, []ObjectError) {
+	ss := serviceSettings{protocol: "http", connectTimeout: 60000, readTimeout: 60000, writeTimeout: 60000, retries: 5}
+	a := &annotationErrors{ref: ref}
+	a.int(annotations, AnnotationConnectTimeout, 1, maxTimeoutMillis, &ss.connectTimeout)
+	a.int(annotations, AnnotationReadTimeout, 1, maxTimeoutMillis, &ss.readTimeout)
+	a.int(annotations, AnnotationWriteTimeout, 1, maxTimeoutMillis, &ss.writeTimeout)
+	a.int(annotations, AnnotationRetries, 0, 32767, &ss.retries)
+	if v, ok := annotations[AnnotationProtocol]; ok {
+		switch p := strings.ToLower(strings.TrimSpace(v)); p {
+		case "http", "https", "grpc", "grpcs":
+			ss.protocol = p
+		default:
+			a.add(AnnotationProtocol, "%q is not one of http, https, grpc, grpcs; using %s", v, ss.protocol)
+		}
+	}
+	if v, ok := annotations[AnnotationPath]; ok {
+		switch err := validatePlainPath(v); {
+		case err != nil:
+			a.add(AnnotationPath, "%v; path ignored", err)
+		case ss.protocol != "http" && ss.protocol != "https":
+			a.add(AnnotationPath, "a %s service cannot have a path; path ignored", ss.protocol)
+		default:
+			ss.path = v
+		}
+	}
+	return ss, a.errs
+}

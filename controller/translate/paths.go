@@ -1,0 +1,162 @@
+package translate
+
+import (
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// kongPaths converts one Ingress path to Kong route paths.
+//
+// A plain Kong path is a raw string prefix (/foo also matches /foobar), so a
+// Prefix path /foo becomes the regex ~/foo$ (the path itself) plus the plain
+// prefix /foo/ (everything below it); Exact becomes the anchored regex alone.
+// Regex metacharacters of Prefix and Exact paths are escaped because
+// Kubernetes means them literally. ImplementationSpecific is passed through:
+// a plain Kong prefix, or a Kong regex when it starts with ~.
+func kongPaths(path string, pathType *networkingv1.PathType) ([]string, error) {
+	if path == "" {
+		path = "/"
+	}
+	typ := networkingv1.PathTypeImplementationSpecific
+	if pathType != nil {
+		typ = *pathType
+	}
+	switch typ {
+	case networkingv1.PathTypePrefix:
+		if err := validatePlainPath(path); err != nil {
+			return nil, err
+		}
+		base := strings.TrimRight(path, "/")
+		if base == "" {
+			return []string{"/"}, nil
+		}
+		return []string{"~" + regexp.QuoteMeta(base) + "$", base + "/"}, nil
+	case networkingv1.PathTypeExact:
+		if err := validatePlainPath(path); err != nil {
+			return nil, err
+		}
+		return []string{"~" + regexp.QuoteMeta(path) + "$"}, nil
+	case networkingv1.PathTypeImplementationSpecific:
+		if strings.HasPrefix(path, "~") {
+			return []string{path}, validateRegexPath(path[1:])
+		}
+		return []string{path}, validatePlainPath(path)
+	default:
+		return nil, fmt.Errorf("unsupported pathType %q (want Prefix, Exact or ImplementationSpecific)", typ)
+	}
+}
+
+// conflictPath is the path as it takes part in conflict detection: a Prefix
+// path with or without its trailing slash means the same thing.
+func conflictPath(path string, pathType *networkingv1.PathType) string {
+	if path == "" {
+		path = "/"
+	}
+	if pathType != nil && *pathType == networkingv1.PathTypePrefix {
+		if base := strings.TrimRight(path, "/"); base != "" {
+			return base
+		}
+		return "/"
+	}
+	return path
+}
+
+// validatePlainPath accepts what Kong accepts as a plain (prefix) path: an
+// absolute path of RFC 3986 characters in the normal form Kong insists on
+// (no empty, "." or ".." segments, percent-encoding only where needed and in
+// upper case).
+func validatePlainPath(path string) error {
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("path %q must start with /", path)
+	}
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(path) || !isUpperHex(path[i+1]) || !isUpperHex(path[i+2]) {
+				return fmt.Errorf("path %q has an invalid percent-encoding at offset %d (want %%XX in upper case)", path, i)
+			}
+			if decoded := unhex(path[i+1])<<4 | unhex(path[i+2]); isUnreserved(decoded) {
+				return fmt.Errorf("path %q percent-encodes the unreserved character %q", path, decoded)
+			}
+			i += 2
+		case isUnreserved(c) || strings.IndexByte("!$&'()*+,;=:@/", c) >= 0:
+		default:
+			return fmt.Errorf("path %q contains the character %q, which is not allowed in a URL path", path, c)
+		}
+	}
+	for _, bad := range []string{"//", "/./", "/../"} {
+		if strings.Contains(path, bad) {
+			return fmt.Errorf("path %q is not normalized: it contains %q", path, bad)
+		}
+	}
+	if strings.HasSuffix(path, "/.") || strings.HasSuffix(path, "/..") {
+		return fmt.Errorf("path %q is not normalized: it ends with a dot segment", path)
+	}
+	return nil
+}
+
+// validateRegexPath checks a Kong regex path (without its ~). Kong compiles
+// it with PCRE; RE2's Perl syntax is a close, slightly stricter stand-in
+// (no look-around or back-references), so a regex accepted here is accepted
+// by Kong.
+//
+// Kong also applies two of its plain-path rules to regex paths: no empty
+// segment ("//") and no "%" that does not start a percent-encoding.
+func validateRegexPath(re string) error {
+	if !strings.HasPrefix(re, "/") {
+		return fmt.Errorf("regex path %q must start with ~/", "~"+re)
+	}
+	if strings.Contains(re, "//") {
+		return fmt.Errorf("regex path %q must not contain an empty segment (//)", "~"+re)
+	}
+	for rest := re; ; {
+		i := strings.IndexByte(rest, '%')
+		if i < 0 {
+			break
+		}
+		if i+2 >= len(rest) || !isHex(rest[i+1]) || !isHex(rest[i+2]) {
+			return fmt.Errorf("regex path %q has a %% that does not start a percent-encoding (%%XX)", "~"+re)
+		}
+		rest = rest[i+3:]
+	}
+	if _, err := syntax.Parse(re, syntax.Perl); err != nil {
+		return fmt.Errorf("regex path %q does not compile: %v", "~"+re, err)
+	}
+	return nil
+}
+
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0
+}
+
+func isHex(c byte) bool { return isUpperHex(c) || 'a' <= c && c <= 'f' }
+
+func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'A' + 10
+}
+
+// validateHost accepts a DNS name or a wildcard DNS name (*.example.com), as
+// both Kubernetes and Kong do for Ingress hosts and SNIs.
+func validateHost(host string) error {
+	var problems []string
+	if strings.HasPrefix(host, "*.") {
+		problems = validation.IsWildcardDNS1123Subdomain(host)
+	} else {
+		problems = validation.IsDNS1123Subdomain(host)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("host %q is invalid: %s", host, strings.Join(problems, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package translate
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+func TestKongPaths(t *testing.T) {
+	prefix, exact, impl := networkingv1.PathTypePrefix, networkingv1.PathTypeExact, networkingv1.PathTypeImplementationSpecific
+	tests := []struct {
+		path    string
+		typ     *networkingv1.PathType
+		want    []string
+		wantErr string
+	}{
+		{"/foo", &prefix, []string{"~/foo$", "/foo/"}, ""},
+		{"/foo/", &prefix, []string{"~/foo$", "/foo/"}, ""},
+		{"/", &prefix, []string{"/"}, ""},
+		{"", &prefix, []string{"/"}, ""},
+		{"/a.b", &exact, []string{`~/a\.b$`}, ""},
+		{"/x*y(z)$", &exact, []string{`~/x\*y\(z\)\$$`}, ""},
+		{"/foo", &impl, []string{"/foo"}, ""},
+		{"/foo", nil, []string{"/foo"}, ""},
+		{"~/v[12]/.*", &impl, []string{"~/v[12]/.*"}, ""},
+		{"~/v[12", &impl, nil, "does not compile"},
+		{"~v1", &impl, nil, "must start with ~/"},
+		{"~/a//b", &impl, nil, "empty segment"},
+		{"~/100%", &impl, nil, "percent-encoding"},
+		{"~/a%2fb%41$", &impl, []string{"~/a%2fb%41$"}, ""},
+		{"foo", &prefix, nil, "must start with /"},
+		{"/a b", &exact, nil, "not allowed"},
+		{"/a//b", &impl, nil, "not normalized"},
+		{"/a/.", &prefix, nil, "dot segment"},
+		{"/%2f", &impl, nil, "percent-encoding"},
+		{"/%2F", &impl, []string{"/%2F"}, ""},
+		{"/%41", &impl, nil, "unreserved"},
+		{"/%4", &impl, nil, "percent-encoding"},
+	}
+	for _, tt := range tests {
+		typ := "nil"
+		if tt.typ != nil {
+			typ = string(*tt.typ)
+		}
+		t.Run(typ+" "+tt.path, func(t *testing.T) {
+			got, err := kongPaths(tt.path, tt.typ)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("kongPaths(%q) = %q, %v; want %q", tt.path, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestObjectFromTags(t *testing.T) {
+	tests := []struct {
+		tags   []string
+		want   ObjectRef
+		wantOK bool
+	}{
+		{[]string{"k8s-name:echo", "k8s-namespace:default", "k8s-kind:Ingress", "k8s-uid:u1", ManagedByTag},
+			ObjectRef{Kind: "Ingress", Namespace: "default", Name: "echo", UID: "u1"}, true},
+		{[]string{ManagedByTag, "k8s-kind:Service", "k8s-name:a:b"}, ObjectRef{Kind: "Service", Name: "a:b"}, true},
+		{[]string{"k8s-namespace:default", "k8s-name:echo"}, ObjectRef{Namespace: "default", Name: "echo"}, false},
+		{[]string{"k8s-kind:Ingress"}, ObjectRef{Kind: "Ingress"}, false},
+		{nil, ObjectRef{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := ObjectFromTags(tt.tags)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("ObjectFromTags(%q) = %+v, %t; want %+v, %t", tt.tags, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+// Tags written by Translate round-trip through ObjectFromTags, and
+// Options.ExtraTags reach every entity.
+func TestTagsRoundTripAndExtraTags(t *testing.T) {
+	snap := benchSnapshot(3)
+	res := Translate(snap, Options{ExtraTags: []string{"konductor-instance:blue"}})
+	if len(res.Errors) != 0 {
+		t.Fatalf("unexpected errors: %v", res.Errors)
+	}
+	check := func(what string, tags []*string, want ObjectRef) {
+		t.Helper()
+		plain := derefAll(tags)
+		if !slices.Contains(plain, "konductor-instance:blue") || !slices.Contains(plain, ManagedByTag) {
+			t.Errorf("%s tags %q lack the extra or managed-by tag", what, plain)
+		}
+		if got, ok := ObjectFromTags(plain); !ok || got != want {
+			t.Errorf("%s tags %q name %+v, want %+v", what, plain, got, want)
+		}
+	}
+	for i, s := range res.Config.Services {
+		check("service "+*s.Name, s.Tags, serviceRef(snap.Services[i]))
+		for _, r := range s.Routes {
+			check("route "+*r.Name, r.Tags, ingressRef(snap.Ingresses[i]))
+		}
+	}
+	for i, u := range res.Config.Upstreams {
+		check("upstream "+*u.Name, u.Tags, serviceRef(snap.Services[i]))
+		for _, tg := range u.Targets {
+			check("target "+*tg.Target, tg.Tags, serviceRef(snap.Services[i]))
+		}
+	}
+}
+
+// Changing one input changes the hash; an unchanged snapshot keeps it.
+func TestHashFollowsContent(t *testing.T) {
+	a := Translate(benchSnapshot(5), Options{})
+	b := Translate(benchSnapshot(5), Options{})
+	if a.Hash != b.Hash {
+		t.Fatalf("equal snapshots hash differently: %s vs %s", a.Hash, b.Hash)
+	}
+	changed := benchSnapshot(5)
+	changed.EndpointSlices[2].Endpoints = changed.EndpointSlices[2].Endpoints[1:]
+	if c := Translate(changed, Options{}); c.Hash == a.Hash {
+		t.Fatalf("removing an endpoint left the hash unchanged")
+	}
+}
+
+func derefAll(ptrs []*string) []string {
+	out := make([]string, len(ptrs))
+	for i, p := range ptrs {
+		out[i] = *p
+	}
+	return out
+}
+
+// entityID is UUIDv5 as the uuid package defines it.
+func TestEntityIDIsUUIDv5(t *testing.T) {
+	tr := newTranslator(Snapshot{}, Options{})
+	for _, key := range []string{"", "default.echo.80", "ns/ü"} {
+		want := uuid.NewSHA1(idSpace, []byte("routes/"+key)).String()
+		if got := tr.entityID("routes", key); got != want {
+			t.Errorf("entityID(routes, %q) = %s, want %s", key, got, want)
+		}
+	}
+}
