@@ -1,0 +1,171 @@
+// Command konductor is the Kong ingress controller. It parses flags, builds
+// the Kubernetes and Kong Admin API clients, serves metrics and health
+// probes, and runs the manager until SIGTERM or SIGINT, on which it steps
+// down (releasing the leader lock) and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"konductor.dev/controller/health"
+	"konductor.dev/controller/kongclient"
+	"konductor.dev/controller/manager"
+	"konductor.dev/controller/options"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	o, err := options.Parse(args, options.Env{})
+	if errors.Is(err, options.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "konductor: %v\nRun konductor --help for the flags.\n", err)
+		return 2
+	}
+	log := newLogger(o, stderr)
+	// client-go logs through klog; send it to the same structured log.
+	klog.SetSlogLogger(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := runController(ctx, o, log); err != nil {
+		log.Error("konductor stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func runController(ctx context.Context, o *options.Options, log *slog.Logger) error {
+	loading := clientcmd.NewDefaultClientConfigLoadingRules()
+	loading.ExplicitPath = o.Kubeconfig
+	kubeconfig := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loading, &clientcmd.ConfigOverrides{})
+	rest, err := kubeconfig.ClientConfig()
+	if err != nil {
+		return fmt.Errorf("--kubeconfig: %w", err)
+	}
+	rest.UserAgent = "konductor"
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return fmt.Errorf("building the Kubernetes client: %w", err)
+	}
+	namespace, _, _ := kubeconfig.Namespace()
+
+	kong, err := kongclient.NewHTTPClient(kongclient.ClientOptions{
+		CACertFile:     o.KongAdminCACertFile,
+		ClientCertFile: o.KongAdminTLSClientCert,
+		ClientKeyFile:  o.KongAdminTLSClientKey,
+		TLSSkipVerify:  o.KongAdminTLSSkipVerify,
+		TLSServerName:  o.KongAdminTLSServerName,
+		Token:          o.KongAdminToken,
+		Timeout:        o.KongAdminTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("--kong-admin-*: building the Admin API client: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	m, err := manager.New(manager.Config{
+		Options:           o,
+		Client:            client,
+		HTTPClient:        kong,
+		PodName:           os.Getenv("POD_NAME"),
+		ElectionNamespace: namespace,
+		Registerer:        reg,
+		Logger:            log,
+	})
+	if err != nil {
+		return err
+	}
+
+	servers := []struct {
+		flag, addr string
+		handler    http.Handler
+	}{
+		{"metrics-bind-address", o.MetricsBindAddress, metricsMux(reg)},
+		{"health-probe-bind-address", o.HealthProbeBindAddress, health.Mux(m.ReadyChecks()...)},
+	}
+	var started []*http.Server
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range started {
+			_ = s.Shutdown(shutdownCtx)
+		}
+	}()
+	serveErr := make(chan error, len(servers))
+	for _, s := range servers {
+		if s.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			return fmt.Errorf("--%s: %w", s.flag, err)
+		}
+		srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+		started = append(started, srv)
+		log.Info("serving", "flag", s.flag, "address", l.Addr().String())
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("--%s: %w", s.flag, err)
+			}
+		}()
+	}
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case err := <-serveErr:
+			cancel(err)
+		case <-runCtx.Done():
+		}
+	}()
+	if err := m.Run(runCtx); err != nil {
+		return err
+	}
+	if cause := context.Cause(runCtx); cause != nil && ctx.Err() == nil {
+		return cause
+	}
+	log.Info("shut down cleanly")
+	return nil
+}
+
+func metricsMux(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+func newLogger(o *options.Options, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(o.LogLevel))) // validated by options
+	ho := &slog.HandlerOptions{Level: level}
+	if o.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, ho))
+	}
+	return slog.New(slog.NewJSONHandler(w, ho))
+}

@@ -1,0 +1,806 @@
+// Package manager is konductor's main loop: it wires informers, translation,
+// Kong synchronisation, leader election, Ingress status and Events.
+//
+// Every replica runs informers and translates (warm standbys); only writes
+// are gated. Kong writes are gated by the elector in DB mode and with gateway
+// discovery (or when --leader-elect=true); a DB-less sidecar writes its own
+// Kong ungated. Ingress status and Events are written by the elected replica
+// only, in every mode, so the elector runs even when Kong writes are not
+// gated (unless --update-status=false and nothing else needs it).
+//
+// The loop: informer events are debounced (--sync-debounce; a steady stream
+// of events still syncs at least every maxDebounceFactor debounce periods)
+// and translations are spaced by at least --proxy-sync-seconds. Nothing is
+// handed to the Kong syncer before every cache has synced, because an
+// empty cache translates to an empty configuration that would wipe Kong.
+// A new configuration (a new hash) gets the next Version.
+//
+// The manager starts no network listener; the program's main serves the
+// health handlers and metrics.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"konductor.dev/controller/discovery"
+	"konductor.dev/controller/election"
+	"konductor.dev/controller/eventreport"
+	"konductor.dev/controller/fence"
+	"konductor.dev/controller/health"
+	"konductor.dev/controller/kongclient"
+	"konductor.dev/controller/kongsync"
+	"konductor.dev/controller/metrics"
+	"konductor.dev/controller/options"
+	"konductor.dev/controller/snapshot"
+	"konductor.dev/controller/status"
+	"konductor.dev/controller/translate"
+)
+
+// maxDebounceFactor bounds the debounce: changes arriving without pause
+// still lead to a translation after this many debounce periods.
+const maxDebounceFactor = 10
+
+// maxHistory bounds the versions kept for status: when Kong falls this far
+// behind, the older versions' Ingresses wait for a newer one to apply.
+const maxHistory = 16
+
+// EventSource is the component name on the Events konductor emits.
+const EventSource = "konductor"
+
+// Pusher applies desired configurations to a set of Kong targets. The
+// DB-less kongsync.Syncer is one; a DB-mode pusher (entity diffs through
+// the Admin API) plugs in through Config.NewDBPusher.
+type Pusher interface {
+	SetTargets([]kongsync.Target)
+	SetDesired(kongsync.Desired)
+	Resync()
+	Run(ctx context.Context) error
+	AllApplied(version uint64) bool
+}
+
+// Config is everything the manager needs; main builds it from Options.
+type Config struct {
+	Options *options.Options
+	// Client reaches the Kubernetes API server.
+	Client kubernetes.Interface
+	// HTTPClient reaches the Kong Admin APIs (TLS and token already set,
+	// see kongclient.NewHTTPClient); tests pass an in-memory transport.
+	HTTPClient *http.Client
+	// Identity names this replica in the election and on Kong writes;
+	// empty means election.DefaultIdentity(PodName).
+	Identity string
+	PodName  string
+	// ElectionNamespace overrides Options.ElectionNamespace when that is
+	// empty (main resolves the kubeconfig's namespace); "default" at last.
+	ElectionNamespace string
+	Registerer        prometheus.Registerer
+	Logger            *slog.Logger
+	// NewDBPusher builds the pusher for Kong with a database. nil: DB mode
+	// is refused with ErrDBModeUnsupported.
+	NewDBPusher func(kongsync.Options) (Pusher, error)
+	// ProbeBackoffMax caps the wait between two probes of a Kong that does
+	// not answer yet; default 10s.
+	ProbeBackoffMax time.Duration
+}
+
+// ErrDBModeUnsupported is returned by Run when a Kong uses a database and no
+// DB-mode pusher is available.
+var ErrDBModeUnsupported = errors.New("Kong runs with a database (DB mode); this konductor build only configures DB-less Kong (POST /config), so it refuses to run rather than silently configure nothing")
+
+// Manager runs the controller. Create with New, then call Run once.
+type Manager struct {
+	cfg      Config
+	o        *options.Options
+	log      *slog.Logger
+	identity string
+	ns       string
+
+	cache       *snapshot.Cache
+	extra       []informers.SharedInformerFactory // admin Service slices, publish Service
+	adminSlices cache.SharedIndexInformer
+	publishSvc  cache.SharedIndexInformer
+	extraSynced []cache.InformerSynced
+
+	broadcaster record.EventBroadcaster
+	reporter    *eventreport.Reporter
+	statusW     *status.Writer
+	metrics     *metrics.Translation
+
+	// Set by Run once it has probed Kong, before started is set.
+	pusher  Pusher
+	elector *election.Elector
+	gated   bool
+	started atomic.Bool
+
+	changes     chan struct{}
+	statusKick  chan struct{}
+	targetsKick chan struct{}
+
+	synced     atomic.Bool
+	translated atomic.Bool
+	applied    atomic.Bool
+	newTerm    atomic.Bool
+
+	mu         sync.Mutex
+	version    uint64
+	lastHash   string
+	lastErrors []translate.ObjectError
+	history    []applied // versions handed to the pusher, oldest first
+}
+
+// applied is one version and the Ingresses its configuration routes.
+type applied struct {
+	version    uint64
+	translated []translate.ObjectRef
+}
+
+// New validates cfg and builds the informers; nothing runs until Run.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Options == nil {
+		return nil, errors.New("manager: Config.Options is nil")
+	}
+	if err := cfg.Options.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Client == nil {
+		return nil, errors.New("manager: Config.Client is nil")
+	}
+	if cfg.HTTPClient == nil {
+		return nil, errors.New("manager: Config.HTTPClient is nil")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ProbeBackoffMax <= 0 {
+		cfg.ProbeBackoffMax = 10 * time.Second
+	}
+	o := cfg.Options
+	m := &Manager{
+		cfg:         cfg,
+		o:           o,
+		log:         cfg.Logger,
+		identity:    cfg.Identity,
+		changes:     make(chan struct{}, 1),
+		statusKick:  make(chan struct{}, 1),
+		targetsKick: make(chan struct{}, 1),
+	}
+	if m.identity == "" {
+		m.identity = election.DefaultIdentity(cfg.PodName)
+	}
+	m.ns = o.ElectionNamespace
+	if m.ns == "" {
+		m.ns = cfg.ElectionNamespace
+	}
+	if m.ns == "" {
+		m.ns = metav1.NamespaceDefault
+	}
+	var err error
+	if m.metrics, err = metrics.NewTranslation(cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("manager: registering metrics: %w", err)
+	}
+	m.cache, err = snapshot.New(snapshot.Config{
+		Client:       cfg.Client,
+		Namespaces:   o.WatchNamespaces,
+		IngressClass: o.IngressClass,
+		OnChange:     m.changed,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if o.KongAdminSvc != "" {
+		ns, name, _ := options.SplitNamespacedName(o.KongAdminSvc)
+		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+				lo.LabelSelector = labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: name}).String()
+			}))
+		m.adminSlices = f.Discovery().V1().EndpointSlices().Informer()
+		if err := m.onEvent(m.adminSlices, func() { kick(m.targetsKick) }); err != nil {
+			return nil, err
+		}
+		m.extra = append(m.extra, f)
+	}
+	if o.PublishService != "" && len(o.PublishStatusAddress) == 0 {
+		ns, name, _ := options.SplitNamespacedName(o.PublishService)
+		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+				lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+			}))
+		m.publishSvc = f.Core().V1().Services().Informer()
+		if err := m.onEvent(m.publishSvc, func() { kick(m.statusKick) }); err != nil {
+			return nil, err
+		}
+		m.extra = append(m.extra, f)
+	}
+	m.statusW = &status.Writer{Client: cfg.Client, Logger: m.log}
+	return m, nil
+}
+
+func (m *Manager) onEvent(inf cache.SharedIndexInformer, fn func()) error {
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { fn() },
+		UpdateFunc: func(any, any) { fn() },
+		DeleteFunc: func(any) { fn() },
+	})
+	if err != nil {
+		return fmt.Errorf("manager: adding event handler: %w", err)
+	}
+	m.extraSynced = append(m.extraSynced, inf.HasSynced, reg.HasSynced)
+	return nil
+}
+
+// kick wakes a loop waiting on ch without blocking.
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) changed() { kick(m.changes) }
+
+// Identity is the replica's identity in the election and on Kong writes.
+func (m *Manager) Identity() string { return m.identity }
+
+// Run runs the controller until ctx is done, then shuts down gracefully: the
+// leader stops writing, waits for writes in flight and releases the lock.
+// It returns nil after a graceful shutdown, or the error that stopped it.
+func (m *Manager) Run(ctx context.Context) error {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	informerCtx, stopInformers := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		stopInformers()
+		m.cache.Shutdown()
+		for _, f := range m.extra {
+			f.Shutdown()
+		}
+	}()
+	m.cache.Start(informerCtx)
+	for _, f := range m.extra {
+		f.StartWithContext(informerCtx)
+	}
+	m.broadcaster = record.NewBroadcaster(record.WithContext(informerCtx))
+	m.reporter = eventreport.New(m.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventSource}), m.log)
+	sink := m.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.cfg.Client.CoreV1().Events("")})
+	defer func() {
+		sink.Stop()
+		m.broadcaster.Shutdown()
+	}()
+
+	dbMode, err := m.probeKong(runCtx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	m.gated = m.o.LeaderElect == options.LeaderElectTrue ||
+		(m.o.LeaderElect == options.LeaderElectAuto && (dbMode || m.o.KongAdminSvc != ""))
+	needElector := m.gated || m.o.UpdateStatus
+
+	// The pusher and status loop stop on stopWrites, not on ctx: on
+	// shutdown the elector first stops granting, then BeforeRelease stops
+	// them and waits, and only then is the lock released.
+	writeCtx, stopWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWrites()
+	pusherDone := make(chan struct{})
+	statusDone := make(chan struct{})
+	waitWrites := func(wctx context.Context) {
+		stopWrites()
+		for _, done := range []chan struct{}{pusherDone, statusDone} {
+			select {
+			case <-done:
+			case <-wctx.Done():
+				return
+			}
+		}
+	}
+
+	if needElector {
+		m.elector, err = election.New(election.Config{
+			Client:        m.cfg.Client,
+			Namespace:     m.ns,
+			Name:          election.LockName(m.o.ElectionID, m.o.IngressClass),
+			LockType:      m.o.ElectionLock,
+			Identity:      m.identity,
+			LeaseDuration: m.o.ElectionLeaseDuration,
+			RenewDeadline: m.o.ElectionRenewDeadline,
+			RetryPeriod:   m.o.ElectionRetryPeriod,
+			Registerer:    m.cfg.Registerer,
+			Logger:        m.log.With("component", "election"),
+			OnNewTerm: func(t fence.Term) {
+				if m.gated && m.pusher != nil {
+					m.pusher.Resync()
+				}
+				m.newTerm.Store(true)
+				kick(m.statusKick)
+			},
+			OnStoppedLeading: func() {
+				// The next leader reports on its own; if we lead again we
+				// report everything current again.
+				m.reporter.Reset()
+			},
+			BeforeRelease: waitWrites,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	var gate fence.WriteGate = fence.Always{Identity: m.identity}
+	if m.gated {
+		gate = m.elector
+	}
+	if m.pusher, err = m.newPusher(dbMode, gate); err != nil {
+		return err
+	}
+	m.started.Store(true)
+	m.log.Info("starting", "identity", m.identity, "kongWritesGated", m.gated, "election", needElector,
+		"lock", m.ns+"/"+election.LockName(m.o.ElectionID, m.o.IngressClass), "ingressClass", m.o.IngressClass)
+
+	var wg sync.WaitGroup
+	go func() {
+		defer close(pusherDone)
+		if err := m.pusher.Run(writeCtx); err != nil {
+			cancel(fmt.Errorf("kong sync: %w", err))
+		}
+	}()
+	go func() {
+		defer close(statusDone)
+		m.statusLoop(writeCtx)
+	}()
+	electorDone := make(chan struct{})
+	if m.elector != nil {
+		go func() {
+			defer close(electorDone)
+			if err := m.elector.Run(runCtx); err != nil {
+				m.log.Warn("leader election ended with an error", "err", err)
+			}
+		}()
+	} else {
+		close(electorDone)
+	}
+	wg.Go(func() { m.targetsLoop(runCtx) })
+	wg.Go(func() { m.loop(runCtx) })
+
+	<-runCtx.Done()
+	wg.Wait()
+	<-electorDone // a leader has run BeforeRelease and released the lock
+	waitWrites(context.Background())
+	m.log.Info("stopped")
+	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() == nil {
+		return cause
+	}
+	return nil
+}
+
+// newPusher returns the DB-less syncer, or the DB-mode pusher.
+func (m *Manager) newPusher(dbMode bool, gate fence.WriteGate) (Pusher, error) {
+	so := kongsync.Options{
+		Client:        m.cfg.HTTPClient,
+		Gate:          gate,
+		Identity:      m.identity,
+		PushTimeout:   m.o.KongAdminTimeout,
+		DriftInterval: m.o.KongDriftCheckInterval,
+		Registerer:    m.cfg.Registerer,
+		Logger:        m.log.With("component", "kongsync"),
+		OnApplied: func(kongsync.Target, kongsync.Desired) {
+			m.applied.Store(true)
+			kick(m.statusKick)
+		},
+		OnRejected: func(_ kongsync.Target, d kongsync.Desired, rs []kongsync.Rejection) {
+			if m.reports() {
+				m.reporter.Rejections(d.Hash, rs)
+			}
+		},
+	}
+	var p Pusher
+	if dbMode {
+		if m.cfg.NewDBPusher == nil {
+			m.log.Error("refusing to run: DB mode is not supported by this build", "kongAdminURL", strings.Join(m.o.KongAdminURLs, ","))
+			return nil, ErrDBModeUnsupported
+		}
+		var err error
+		if p, err = m.cfg.NewDBPusher(so); err != nil {
+			return nil, fmt.Errorf("DB-mode pusher: %w", err)
+		}
+	} else {
+		p = kongsync.New(so)
+	}
+	if m.o.KongAdminSvc == "" {
+		targets := make([]kongsync.Target, 0, len(m.o.KongAdminURLs))
+		for _, u := range m.o.KongAdminURLs {
+			targets = append(targets, kongsync.Target{Name: u, URL: strings.TrimRight(u, "/")})
+		}
+		p.SetTargets(targets)
+	}
+	return p, nil
+}
+
+// probeKong asks every static Kong for its database mode, retrying with
+// backoff until each answers. With gateway discovery the Kong replicas are
+// not known yet; discovery is DB-less by design.
+func (m *Manager) probeKong(ctx context.Context) (dbMode bool, err error) {
+	if m.o.KongAdminSvc != "" {
+		return false, nil
+	}
+	roots := make([]kongclient.Root, len(m.o.KongAdminURLs))
+	errs := make([]error, len(m.o.KongAdminURLs))
+	var wg sync.WaitGroup
+	for i, u := range m.o.KongAdminURLs {
+		wg.Go(func() { roots[i], errs[i] = m.probeUntilUp(ctx, u) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return false, err
+	}
+	for i, r := range roots {
+		if !r.DBLess() {
+			dbMode = true
+			m.log.Info("Kong uses a database", "kongAdminURL", m.o.KongAdminURLs[i], "database", r.Database, "version", r.Version)
+		}
+	}
+	if dbMode && slices.ContainsFunc(roots, kongclient.Root.DBLess) {
+		return false, errors.New("--kong-admin-url: some Kong instances run DB-less and others with a database; configure one kind")
+	}
+	return dbMode, nil
+}
+
+func (m *Manager) probeUntilUp(ctx context.Context, url string) (kongclient.Root, error) {
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		root, err := kongclient.Probe(ctx, m.cfg.HTTPClient, url)
+		if err == nil {
+			m.log.Info("Kong answered", "kongAdminURL", url, "version", root.Version, "database", root.Database, "routerFlavor", root.RouterFlavor)
+			return root, nil
+		}
+		m.log.Warn("Kong Admin API not usable yet; retrying", "kongAdminURL", url, "attempt", attempt, "retryIn", delay, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return kongclient.Root{}, fmt.Errorf("--kong-admin-url %s: gave up probing: %w", url, err)
+		case <-t.C:
+		}
+		delay = min(2*delay, m.cfg.ProbeBackoffMax)
+	}
+}
+
+// reports tells whether this replica emits Events and writes status: the
+// elected one, or every replica when no election runs.
+func (m *Manager) reports() bool {
+	if m.elector == nil {
+		return true
+	}
+	_, ok := m.elector.Permit()
+	return ok
+}
+
+// loop turns informer events into translations.
+func (m *Manager) loop(ctx context.Context) {
+	if !m.cache.WaitForSync(ctx) || !cache.WaitForCacheSync(ctx.Done(), m.extraSynced...) {
+		return
+	}
+	m.synced.Store(true)
+	m.log.Info("caches synced")
+	kick(m.targetsKick)
+	debounce := m.o.SyncDebounce
+	minInterval := m.o.ProxySyncInterval()
+	var last time.Time
+	pending := true // translate once after sync even if nothing exists
+	for {
+		if !pending {
+			select {
+			case <-ctx.Done():
+				return
+			case <-m.changes:
+			}
+		}
+		pending = false
+		if !m.settle(ctx, debounce, debounce*maxDebounceFactor) {
+			return
+		}
+		if !last.IsZero() {
+			if wait := time.Until(last.Add(minInterval)); wait > 0 && !sleep(ctx, wait) {
+				return
+			}
+		}
+		// Changes that arrived while settling are part of this snapshot.
+		select {
+		case <-m.changes:
+		default:
+		}
+		last = time.Now()
+		m.translate()
+	}
+}
+
+// settle waits until no change arrived for quiet, or maxWait has passed.
+func (m *Manager) settle(ctx context.Context, quiet, maxWait time.Duration) bool {
+	if quiet <= 0 {
+		return ctx.Err() == nil
+	}
+	deadline := time.Now().Add(maxWait)
+	t := time.NewTimer(quiet)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-m.changes:
+			t.Reset(min(quiet, time.Until(deadline)))
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// translate builds a snapshot, translates it and hands a changed
+// configuration to the pusher.
+func (m *Manager) translate() {
+	start := time.Now()
+	res := translate.Translate(m.cache.Snapshot(), translate.Options{})
+	took := time.Since(start)
+	broken := map[translate.ObjectRef]bool{}
+	for _, e := range res.Errors {
+		broken[e.Object] = true
+	}
+	m.metrics.Observe(took, time.Now(), len(broken), len(res.Errors))
+
+	m.mu.Lock()
+	m.lastErrors = res.Errors
+	changed := res.Hash != m.lastHash
+	if changed {
+		m.version++
+		m.lastHash = res.Hash
+		m.history = append(m.history, applied{version: m.version, translated: res.Translated})
+		if len(m.history) > maxHistory {
+			m.history = slices.Delete(m.history, 0, len(m.history)-maxHistory)
+		}
+	}
+	version := m.version
+	m.mu.Unlock()
+
+	if m.reports() {
+		m.reporter.TranslationErrors(res.Errors)
+	}
+	if changed {
+		m.metrics.Version.Set(float64(version))
+		m.log.Info("new configuration", "version", version, "hash", res.Hash, "ingresses", len(res.Translated), "objectErrors", len(res.Errors), "took", took)
+		m.pusher.SetDesired(kongsync.Desired{Body: res.Body, Hash: res.Hash, Version: version})
+	}
+	m.translated.Store(true)
+	kick(m.statusKick)
+}
+
+// targetsLoop keeps the pusher's targets equal to the discovered Kong
+// replicas (gateway discovery only).
+func (m *Manager) targetsLoop(ctx context.Context) {
+	if m.adminSlices == nil {
+		return
+	}
+	var last []kongsync.Target
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.targetsKick:
+		}
+		if !m.synced.Load() {
+			continue // the loop kicks again once caches synced
+		}
+		var found []*discoveryv1.EndpointSlice
+		for _, obj := range m.adminSlices.GetStore().List() {
+			if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
+				found = append(found, es)
+			}
+		}
+		targets := m.discover(found)
+		if !slices.Equal(targets, last) {
+			m.log.Info("Kong replicas discovered", "count", len(targets), "targets", describeTargets(targets))
+			m.pusher.SetTargets(targets)
+			last = targets
+		}
+	}
+}
+
+// discover uses the first of --kong-admin-svc-port-names that the slices
+// carry; a port name ending in "tls" means https.
+func (m *Manager) discover(eps []*discoveryv1.EndpointSlice) []kongsync.Target {
+	_, svc, _ := options.SplitNamespacedName(m.o.KongAdminSvc)
+	own := eps[:0:0]
+	for _, es := range eps {
+		if es.Labels[discoveryv1.LabelServiceName] == svc {
+			own = append(own, es)
+		}
+	}
+	for _, name := range m.o.KongAdminSvcPortNames {
+		scheme := "http"
+		if strings.HasSuffix(name, "tls") {
+			scheme = "https"
+		}
+		if ts := discovery.Targets(own, name, scheme); len(ts) > 0 {
+			return ts
+		}
+	}
+	return nil
+}
+
+func describeTargets(ts []kongsync.Target) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = t.Name + "=" + t.URL
+	}
+	return strings.Join(parts, ",")
+}
+
+// statusLoop writes Ingress status and re-reports problems after a new term.
+func (m *Manager) statusLoop(ctx context.Context) {
+	var retry *time.Timer
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.statusKick:
+		}
+		if !m.reports() || !m.translated.Load() {
+			continue
+		}
+		if m.newTerm.Swap(false) {
+			// Report what is broken now; what this replica reported in an
+			// earlier term was forgotten when that term ended.
+			m.mu.Lock()
+			errs := m.lastErrors
+			m.mu.Unlock()
+			m.reporter.TranslationErrors(errs)
+		}
+		if !m.o.UpdateStatus {
+			continue
+		}
+		if err := m.writeStatus(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("writing Ingress status failed; retrying", "err", err)
+			if retry != nil {
+				retry.Stop()
+			}
+			retry = time.AfterFunc(time.Second, func() { kick(m.statusKick) })
+		}
+	}
+}
+
+// writeStatus publishes the addresses on every Ingress of the newest
+// configuration that all Kong targets have applied.
+func (m *Manager) writeStatus(ctx context.Context) error {
+	addrs := status.Addresses(m.publishService(), m.o.PublishStatusAddress)
+	if len(addrs) == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	var refs []translate.ObjectRef
+	for i := len(m.history) - 1; i >= 0; i-- {
+		if m.pusher.AllApplied(m.history[i].version) {
+			refs = m.history[i].translated
+			m.history = m.history[i:] // older versions are superseded
+			break
+		}
+	}
+	m.mu.Unlock()
+	m.log.Debug("checking Ingress status", "ingresses", len(refs), "addresses", len(addrs))
+	var errs []error
+	for _, ref := range refs {
+		if !m.reports() {
+			return nil
+		}
+		ing, ok := m.cache.Ingress(ref.Namespace, ref.Name)
+		if !ok || ing.UID != ref.UID {
+			continue
+		}
+		if _, err := m.statusW.Update(ctx, ing, addrs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) publishService() *corev1.Service {
+	if m.publishSvc == nil {
+		return nil
+	}
+	ns, name, _ := options.SplitNamespacedName(m.o.PublishService)
+	obj, ok, err := m.publishSvc.GetStore().GetByKey(ns + "/" + name)
+	if err != nil || !ok {
+		return nil
+	}
+	svc, _ := obj.(*corev1.Service)
+	return svc
+}
+
+// ReadyChecks are the readiness conditions main mounts on /readyz:
+//
+//   - informers: every cache has synced;
+//   - configuration: a configuration has been translated (a standby is
+//     ready from here: it can take over at once);
+//   - kong: while this replica may write to Kong (a sidecar always, a
+//     leader while it leads), at least one Kong has accepted a push. A
+//     Kong replica that is not configured yet keeps itself unready through
+//     its own readiness probe, so the controller does not flap while Kong
+//     scales.
+func (m *Manager) ReadyChecks() []health.Check {
+	return []health.Check{
+		{Name: "informers", Func: func() error {
+			if !m.synced.Load() {
+				return errors.New("caches not synced")
+			}
+			return nil
+		}},
+		{Name: "configuration", Func: func() error {
+			if !m.translated.Load() {
+				return errors.New("no configuration translated yet")
+			}
+			return nil
+		}},
+		{Name: "kong", Func: func() error {
+			if !m.started.Load() {
+				return errors.New("waiting for the Kong Admin API to answer")
+			}
+			if m.writesKong() && !m.applied.Load() && !m.noTargets() {
+				return errors.New("no configuration pushed to Kong yet")
+			}
+			return nil
+		}},
+	}
+}
+
+// writesKong tells whether this replica may write to Kong now.
+func (m *Manager) writesKong() bool {
+	if !m.gated {
+		return true
+	}
+	_, ok := m.elector.Permit()
+	return ok
+}
+
+// noTargets is true when discovery found no Kong: there is nothing to push
+// to, and the controller itself is healthy.
+func (m *Manager) noTargets() bool {
+	m.mu.Lock()
+	v := m.version
+	m.mu.Unlock()
+	return m.o.KongAdminSvc != "" && v > 0 && m.pusher.AllApplied(v)
+}

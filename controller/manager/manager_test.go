@@ -1,0 +1,362 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/klog/v2"
+
+	"konductor.dev/controller/options"
+)
+
+const kongURL = "http://kong-0.test:8001"
+
+func service(name string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("svc-" + name)},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10", Ports: []corev1.ServicePort{
+			{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP},
+		}},
+	}
+}
+
+func endpointSlice(svc string) *discoveryv1.EndpointSlice {
+	port, name, ready := int32(8080), "http", true
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: svc + "-abc", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.5"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+	}
+}
+
+func ingress(name, backend string) *networkingv1.Ingress {
+	class, prefix := "kong", networkingv1.PathTypePrefix
+	return &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("ing-" + name), Generation: 1},
+		Spec: networkingv1.IngressSpec{
+			IngressClassName: &class,
+			Rules: []networkingv1.IngressRule{{
+				Host: name + ".example.com",
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+					Path: "/", PathType: &prefix,
+					Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: backend, Port: networkingv1.ServiceBackendPort{Number: 80}}},
+				}}}},
+			}},
+		},
+	}
+}
+
+// world is one controller replica against a fake API server and one Kong.
+type world struct {
+	t       *testing.T
+	client  *fake.Clientset
+	kong    *fakeKong
+	manager *Manager
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+var defaultArgs = []string{
+	"--kong-admin-url=" + kongURL,
+	"--publish-status-address=203.0.113.7",
+	"--election-namespace=kong",
+	"--sync-debounce=100ms",
+	"--proxy-sync-seconds=0.3",
+}
+
+func newWorld(t *testing.T, objs ...runtime.Object) *world {
+	return newWorldWith(t, defaultArgs, nil, objs...)
+}
+
+// newWorldWith builds a world with these flags; kong, when set, serves the
+// Admin API instead of the world's single fake Kong.
+func newWorldWith(t *testing.T, args []string, kong http.Handler, objs ...runtime.Object) *world {
+	t.Helper()
+	o, err := options.Parse(args, options.Env{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, client: fake.NewClientset(objs...), kong: &fakeKong{}, done: make(chan error, 1)}
+	if kong == nil {
+		kong = w.kong
+	}
+	w.manager, err = New(Config{
+		Options:    o,
+		Client:     w.client,
+		HTTPClient: &http.Client{Transport: memoryTransport{kong}},
+		Identity:   "replica-0",
+		Logger:     testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// testLogger shows the manager's log with KONDUCTOR_TEST_LOG=1.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("KONDUCTOR_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func TestMain(m *testing.M) {
+	// apimachinery's default error handlers include a rate limiter whose
+	// last-error time is the real time at process start; inside a synctest
+	// bubble (clock at year 2000) it would put every reflector that reports
+	// an error to sleep for decades of virtual time. Keep only logging.
+	utilruntime.ErrorHandlers = []utilruntime.ErrorHandler{
+		func(ctx context.Context, err error, msg string, kv ...any) {
+			klog.FromContext(ctx).Error(err, msg, kv...)
+		},
+	}
+	// client-go reports the injected API errors through klog; keep the
+	// test output for the test's own story.
+	if os.Getenv("KONDUCTOR_TEST_LOG") == "" {
+		klog.SetLogger(logr.Discard())
+	}
+	os.Exit(m.Run())
+}
+
+func (w *world) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	go func() { w.done <- w.manager.Run(ctx) }()
+}
+
+// stop shuts the replica down and checks it exits cleanly.
+func (w *world) stop() {
+	w.t.Helper()
+	w.cancel()
+	if err := <-w.done; err != nil {
+		w.t.Errorf("Run returned %v after a graceful shutdown", err)
+	}
+}
+
+func (w *world) ready() error {
+	for _, c := range w.manager.ReadyChecks() {
+		if err := c.Func(); err != nil {
+			return fmt.Errorf("%s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// countActions counts API calls with verb on resource (and subresource).
+func (w *world) countActions(verb, resource, subresource string) int {
+	n := 0
+	for _, a := range w.client.Actions() {
+		if a.GetVerb() == verb && a.GetResource().Resource == resource && a.GetSubresource() == subresource {
+			n++
+		}
+	}
+	return n
+}
+
+func (w *world) events(object, reason string) []corev1.Event {
+	list, err := w.client.CoreV1().Events("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var out []corev1.Event
+	for _, e := range list.Items {
+		if e.InvolvedObject.Name == object && e.Reason == reason {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (w *world) create(obj runtime.Object) {
+	w.t.Helper()
+	var err error
+	ctx := context.Background()
+	switch o := obj.(type) {
+	case *networkingv1.Ingress:
+		_, err = w.client.NetworkingV1().Ingresses(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	case *corev1.Service:
+		_, err = w.client.CoreV1().Services(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	default:
+		err = fmt.Errorf("unsupported %T", obj)
+	}
+	if err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func TestNoPushBeforeCachesSynced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
+		var listBlocked atomic.Bool
+		listBlocked.Store(true)
+		w.client.PrependReactor("list", "ingresses", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if listBlocked.Load() {
+				return true, nil, errors.New("API server overloaded")
+			}
+			return false, nil, nil
+		})
+		w.start()
+		defer w.stop()
+
+		time.Sleep(5 * time.Second) // virtual: informers retry, the elector wins
+		synctest.Wait()
+		if n := w.kong.pushCount(); n != 0 {
+			t.Fatalf("%d pushes before the Ingress cache synced; an empty cache must never be pushed", n)
+		}
+		if err := w.ready(); err == nil || !strings.Contains(err.Error(), "informers") {
+			t.Errorf("ready = %v, want not ready on informers", err)
+		}
+
+		listBlocked.Store(false)
+		time.Sleep(time.Minute) // covers the reflector's list backoff
+		synctest.Wait()
+		if n := w.kong.pushCount(); n != 1 {
+			t.Fatalf("%d pushes after sync, want 1", n)
+		}
+		if got := w.kong.lastRoutes(); len(got) != 1 || !strings.HasPrefix(got[0], "default.web.") {
+			t.Errorf("pushed routes %v, want the route of default/web", got)
+		}
+		if err := w.ready(); err != nil {
+			t.Errorf("not ready after the first push: %v", err)
+		}
+	})
+}
+
+func TestBurstIsPushedOnceAfterDebounce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
+		w.start()
+		defer w.stop()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if n := w.kong.pushCount(); n != 1 {
+			t.Fatalf("initial pushes %d, want 1", n)
+		}
+
+		// Five Ingresses, 20ms apart: well inside one debounce period each.
+		for i := range 5 {
+			w.create(ingress(fmt.Sprintf("burst-%d", i), "echo"))
+			time.Sleep(20 * time.Millisecond)
+		}
+		synctest.Wait()
+		if n := w.kong.pushCount(); n != 1 {
+			t.Fatalf("pushed during the burst (%d pushes): the debounce did not hold", n)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := w.kong.pushCount(); n != 2 {
+			t.Fatalf("pushes after the burst %d, want exactly 2 (one for the whole burst)", n)
+		}
+		if got := w.kong.lastRoutes(); len(got) != 6 {
+			t.Errorf("routes %v, want 6", got)
+		}
+
+		// Nothing changed: a later translation trigger pushes nothing.
+		w.create(service("unused"))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if n := w.kong.pushCount(); n != 2 {
+			t.Errorf("an irrelevant change caused a push (%d pushes)", n)
+		}
+	})
+}
+
+func TestBrokenIngressIsReportedAndTheRestPushed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"), ingress("broken", "missing"))
+		w.start()
+		defer w.stop()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+
+		routes := w.kong.lastRoutes()
+		if !slices.ContainsFunc(routes, func(r string) bool { return strings.HasPrefix(r, "default.web.") }) {
+			t.Errorf("routes %v lack default/web", routes)
+		}
+		if slices.ContainsFunc(routes, func(r string) bool { return strings.HasPrefix(r, "default.broken.") }) {
+			t.Errorf("routes %v contain the broken Ingress", routes)
+		}
+		events := w.events("broken", "ServiceNotFound")
+		if len(events) != 1 {
+			t.Fatalf("%d ServiceNotFound events on default/broken, want 1", len(events))
+		}
+		if e := events[0]; e.Type != corev1.EventTypeWarning || e.InvolvedObject.Kind != "Ingress" || !strings.Contains(e.Message, "spec.rules[0]") {
+			t.Errorf("event %s %s %s: %q", e.Type, e.InvolvedObject.Kind, e.Reason, e.Message)
+		}
+
+		// Later translations do not report the same error again.
+		w.create(ingress("other", "echo"))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if n := w.countActions("create", "events", "") + w.countActions("patch", "events", ""); n != 1 {
+			list, _ := w.client.CoreV1().Events("").List(context.Background(), metav1.ListOptions{})
+			t.Errorf("%d event writes after a second translation, want still 1: %+v", n, list.Items)
+		}
+	})
+}
+
+func TestStatusWrittenAfterApplyAndNotRewritten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
+		w.kong.setFailing(true)
+		w.start()
+		defer w.stop()
+
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if w.kong.refusedCount() == 0 {
+			t.Fatal("Kong was never asked")
+		}
+		if n := w.countActions("update", "ingresses", "status"); n != 0 {
+			t.Fatalf("status written %d times before Kong applied the configuration", n)
+		}
+
+		w.kong.setFailing(false)
+		time.Sleep(time.Minute) // covers the syncer's backoff
+		synctest.Wait()
+		got, err := w.client.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lb := got.Status.LoadBalancer.Ingress; len(lb) != 1 || lb[0].IP != "203.0.113.7" {
+			t.Fatalf("status %+v, want 203.0.113.7", lb)
+		}
+		if n := w.countActions("update", "ingresses", "status"); n != 1 {
+			t.Fatalf("%d status writes, want 1", n)
+		}
+
+		// More translations and pushes: the status is already right.
+		w.create(ingress("second", "echo"))
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if n := w.kong.pushCount(); n != 2 {
+			t.Fatalf("pushes %d, want 2", n)
+		}
+		if n := w.countActions("update", "ingresses", "status"); n != 2 {
+			t.Errorf("%d status writes, want 2 (one per Ingress, none rewritten)", n)
+		}
+	})
+}

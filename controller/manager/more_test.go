@@ -1,0 +1,252 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"konductor.dev/controller/eventreport"
+)
+
+func TestDBModeIsRefusedClearly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, service("echo"))
+		w.kong.database = "postgres"
+		err := w.manager.Run(context.Background())
+		if !errors.Is(err, ErrDBModeUnsupported) {
+			t.Fatalf("Run = %v, want ErrDBModeUnsupported", err)
+		}
+		if n := w.kong.pushCount(); n != 0 {
+			t.Errorf("%d pushes to a DB-mode Kong", n)
+		}
+	})
+}
+
+func TestKongRejectionBecomesAnEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
+		w.kong.reject = []map[string]any{{
+			"entity_type": "route", "entity_name": "default.web.0.0",
+			"entity_tags": []string{"k8s-name:web", "k8s-namespace:default", "k8s-kind:Ingress", "k8s-uid:ing-web", "managed-by-konductor"},
+			"errors":      []map[string]any{{"type": "field", "field": "paths.0", "message": "invalid regex"}},
+		}}
+		w.start()
+		defer w.stop()
+		time.Sleep(10 * time.Second) // several rejected attempts with backoff
+		synctest.Wait()
+
+		events := w.events("web", eventreport.ReasonKongRejected)
+		if len(events) != 1 {
+			t.Fatalf("%d %s events on default/web, want exactly 1 for repeated rejections", len(events), eventreport.ReasonKongRejected)
+		}
+		if e := events[0]; e.InvolvedObject.UID != "ing-web" || !strings.Contains(e.Message, "field paths.0: invalid regex") {
+			t.Errorf("event on %s: %q", e.InvolvedObject.UID, e.Message)
+		}
+		if n := w.countActions("update", "ingresses", "status"); n != 0 {
+			t.Errorf("status written for a configuration Kong refused (%d writes)", n)
+		}
+	})
+}
+
+func TestShutdownReleasesTheLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
+		w.start()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		w.stop()
+		cm, err := w.client.CoreV1().ConfigMaps("kong").Get(context.Background(), "ingress-controller-leader-kong", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("lock: %v", err)
+		}
+		record := cm.Annotations["control-plane.alpha.kubernetes.io/leader"]
+		if !strings.Contains(record, `"holderIdentity":""`) {
+			t.Errorf("lock not released after shutdown: %s", record)
+		}
+	})
+}
+
+func TestGatewayDiscoveryConfiguresEveryKong(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kongs := map[string]*fakeKong{"10.0.0.1:8444": {}, "10.0.0.2:8444": {}, "10.0.0.3:8444": {}}
+		h := hosts{}
+		for addr, k := range kongs {
+			h[addr] = k
+		}
+		adminPort, portName := int32(8444), "admin-tls"
+		slice := func(addrs ...string) *discoveryv1.EndpointSlice {
+			es := &discoveryv1.EndpointSlice{
+				ObjectMeta:  metav1.ObjectMeta{Namespace: "kong", Name: "kong-admin-x", Labels: map[string]string{discoveryv1.LabelServiceName: "kong-admin"}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &adminPort}},
+			}
+			for i, a := range addrs {
+				es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{a},
+					TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "kong", Name: "kong-" + string(rune('a'+i))}})
+			}
+			return es
+		}
+		args := []string{"--kong-admin-svc=kong/kong-admin", "--election-namespace=kong", "--publish-status-address=203.0.113.7"}
+		w := newWorldWith(t, args, h, service("echo"), endpointSlice("echo"), ingress("web", "echo"), slice("10.0.0.1", "10.0.0.2"))
+		// https on an in-memory transport: the scheme is only a label here.
+		w.manager.cfg.HTTPClient = &http.Client{Transport: memoryTransport{h}}
+		w.start()
+		defer w.stop()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if !w.manager.gated {
+			t.Error("gateway discovery must gate Kong writes by election")
+		}
+		for _, addr := range []string{"10.0.0.1:8444", "10.0.0.2:8444"} {
+			if n := kongs[addr].pushCount(); n != 1 {
+				t.Errorf("%s got %d pushes, want 1", addr, n)
+			}
+		}
+
+		// Kong scales out: the new replica is configured without any
+		// Kubernetes change to translate.
+		if _, err := w.client.DiscoveryV1().EndpointSlices("kong").Update(context.Background(), slice("10.0.0.1", "10.0.0.2", "10.0.0.3"), metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if n := kongs["10.0.0.3:8444"].pushCount(); n != 1 {
+			t.Errorf("new Kong replica got %d pushes, want 1", n)
+		}
+	})
+}
+
+func TestPushesAreSpacedByProxySyncSeconds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
+		w.start()
+		defer w.stop()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		// Two changes 150ms apart: each outlives the 100ms debounce, but
+		// the second translation must wait for the 300ms minimum interval.
+		w.create(ingress("a", "echo"))
+		time.Sleep(150 * time.Millisecond)
+		w.create(ingress("b", "echo"))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		times := w.kong.pushTimes()
+		if len(times) != 3 {
+			t.Fatalf("%d pushes, want 3", len(times))
+		}
+		if gap := times[2].Sub(times[1]); gap < 300*time.Millisecond {
+			t.Errorf("pushes %v apart, want at least --proxy-sync-seconds=0.3", gap)
+		}
+	})
+}
+
+func TestStandbyIsWarmAndTakesOverOnShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kong := &fakeKong{}
+		h := hosts{"10.0.0.1:8001": kong}
+		adminPort, portName := int32(8001), "admin"
+		slice := &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: "kong", Name: "kong-admin-x", Labels: map[string]string{discoveryv1.LabelServiceName: "kong-admin"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &adminPort}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}}},
+		}
+		args := []string{"--kong-admin-svc=kong/kong-admin", "--election-namespace=kong", "--publish-status-address=203.0.113.7"}
+		a := newWorldWith(t, args, h, service("echo"), endpointSlice("echo"), ingress("web", "echo"), slice)
+		a.start()
+		time.Sleep(time.Second) // a leads
+		synctest.Wait()
+		// b shares the API server and the Kong.
+		b := &world{t: t, client: a.client, kong: kong, done: make(chan error, 1)}
+		var err error
+		b.manager, err = New(Config{Options: a.manager.o, Client: a.client, HTTPClient: &http.Client{Transport: memoryTransport{h}}, Identity: "replica-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.start()
+		defer b.stop()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+
+		if !a.manager.elector.IsLeader() || b.manager.elector.IsLeader() {
+			t.Fatal("want replica-0 leading and replica-1 standing by")
+		}
+		if err := b.ready(); err != nil {
+			t.Errorf("a warm standby with translated configuration must be ready: %v", err)
+		}
+		for _, wr := range kong.pushWriters() {
+			if wr != "replica-0" {
+				t.Fatalf("push by %q while replica-0 leads", wr)
+			}
+		}
+
+		a.stop() // graceful: releases the lock
+		start := time.Now()
+		for !b.manager.elector.IsLeader() && time.Since(start) < 20*time.Second {
+			time.Sleep(10 * time.Millisecond)
+		}
+		took := time.Since(start)
+		t.Logf("standby took over %v (virtual time) after the leader released the lock", took)
+		if took > time.Second {
+			t.Errorf("standby took %v (virtual) to take over a released lock, want under 1s", took)
+		}
+		// The new leader takes the standby's place: one more edit is
+		// pushed by it.
+		a.create(ingress("after", "echo"))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		writers := kong.pushWriters()
+		if len(writers) == 0 || writers[len(writers)-1] != "replica-1" {
+			t.Errorf("writers %v, want the last push from replica-1", writers)
+		}
+	})
+}
+
+func TestMetricsShareOneRegistry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewPedanticRegistry()
+		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"), ingress("broken", "missing"))
+		var err error
+		w.manager, err = New(Config{Options: w.manager.o, Client: w.client, HTTPClient: &http.Client{Transport: memoryTransport{w.kong}}, Identity: "replica-0", Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.start()
+		defer w.stop()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("gathering from the shared registry: %v", err)
+		}
+		got := map[string]float64{}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				switch {
+				case m.GetGauge() != nil:
+					got[f.GetName()] = m.GetGauge().GetValue()
+				case m.GetHistogram() != nil:
+					got[f.GetName()] = float64(m.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+		if got["konductor_translation_duration_seconds"] < 1 {
+			t.Errorf("no translation observed: %v", got)
+		}
+		if got["konductor_translation_broken_objects"] != 1 {
+			t.Errorf("broken objects %v, want 1", got["konductor_translation_broken_objects"])
+		}
+		if got["konductor_translation_last_timestamp_seconds"] == 0 {
+			t.Error("last translation timestamp not set")
+		}
+	})
+}

@@ -1,0 +1,249 @@
+// Package snapshot keeps informer caches of the Kubernetes objects konductor
+// translates and turns them into a translate.Snapshot on demand.
+//
+// One informer factory runs per watched namespace (or one for the whole
+// cluster), plus a cluster-wide one for IngressClasses. Only Secrets of type
+// kubernetes.io/tls are listed (a field selector, and a filter for API
+// servers and fakes that ignore it), and managedFields are dropped from every
+// cached object to save memory.
+//
+// Every change that can alter the translation calls OnChange; the caller
+// debounces. A Snapshot must never be taken for a push before HasSynced is
+// true: an empty cache would translate into an empty configuration and wipe
+// Kong.
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	listersdiscoveryv1 "k8s.io/client-go/listers/discovery/v1"
+	listersnetworkingv1 "k8s.io/client-go/listers/networking/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"konductor.dev/controller/ingressclass"
+	"konductor.dev/controller/translate"
+)
+
+// Config configures a Cache.
+type Config struct {
+	Client kubernetes.Interface
+	// Namespaces limits the namespaced objects watched; empty means all.
+	Namespaces []string
+	// IngressClass is the class this controller serves.
+	IngressClass string
+	// OnChange is called (from informer goroutines) after any change that
+	// may alter the translation. It must not block.
+	OnChange func()
+}
+
+type scope struct {
+	// factories: the main one, and one for Secrets (a list-options tweak
+	// applies to every informer of a factory).
+	factories      []informers.SharedInformerFactory
+	ingresses      listersnetworkingv1.IngressLister
+	services       listerscorev1.ServiceLister
+	endpointSlices listersdiscoveryv1.EndpointSliceLister
+	secrets        listerscorev1.SecretLister
+}
+
+// Cache holds the informers. Create with New, then Start.
+type Cache struct {
+	cfg       Config
+	scopes    map[string]*scope // by namespace ("" = all)
+	cluster   informers.SharedInformerFactory
+	classes   listersnetworkingv1.IngressClassLister
+	hasSynced []cache.InformerSynced
+}
+
+// New builds the informers; nothing runs until Start.
+func New(cfg Config) (*Cache, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("snapshot: Config.Client is nil")
+	}
+	if cfg.IngressClass == "" {
+		return nil, errors.New("snapshot: Config.IngressClass is empty")
+	}
+	if cfg.OnChange == nil {
+		cfg.OnChange = func() {}
+	}
+	c := &Cache{cfg: cfg, scopes: map[string]*scope{}}
+	namespaces := slices.Clone(cfg.Namespaces)
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	slices.Sort(namespaces)
+	namespaces = slices.Compact(namespaces)
+
+	tlsOnly := informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)).String()
+	})
+	strip := informers.WithTransform(stripManagedFields)
+	for _, ns := range namespaces {
+		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns), strip)
+		sf := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns), strip, tlsOnly)
+		s := &scope{factories: []informers.SharedInformerFactory{f, sf}}
+		ing := f.Networking().V1().Ingresses()
+		svc := f.Core().V1().Services()
+		eps := f.Discovery().V1().EndpointSlices()
+		sec := sf.Core().V1().Secrets()
+		s.ingresses, s.services, s.endpointSlices, s.secrets = ing.Lister(), svc.Lister(), eps.Lister(), sec.Lister()
+		if err := c.watch(ing.Informer(), ingressChanged); err != nil {
+			return nil, err
+		}
+		for _, inf := range []cache.SharedIndexInformer{svc.Informer(), eps.Informer(), sec.Informer()} {
+			if err := c.watch(inf, resourceVersionChanged); err != nil {
+				return nil, err
+			}
+		}
+		c.scopes[ns] = s
+	}
+	c.cluster = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, strip)
+	classes := c.cluster.Networking().V1().IngressClasses()
+	c.classes = classes.Lister()
+	if err := c.watch(classes.Informer(), resourceVersionChanged); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cache) watch(inf cache.SharedIndexInformer, changed func(old, new any) bool) error {
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { c.cfg.OnChange() },
+		UpdateFunc: func(old, new any) {
+			if changed(old, new) {
+				c.cfg.OnChange()
+			}
+		},
+		DeleteFunc: func(any) { c.cfg.OnChange() },
+	})
+	if err != nil {
+		return fmt.Errorf("snapshot: adding event handler: %w", err)
+	}
+	c.hasSynced = append(c.hasSynced, inf.HasSynced, reg.HasSynced)
+	return nil
+}
+
+// Start runs the informers until ctx is done.
+func (c *Cache) Start(ctx context.Context) {
+	for _, s := range c.scopes {
+		for _, f := range s.factories {
+			f.StartWithContext(ctx)
+		}
+	}
+	c.cluster.StartWithContext(ctx)
+}
+
+// Shutdown waits for the informers to stop after Start's ctx is done.
+func (c *Cache) Shutdown() {
+	for _, s := range c.scopes {
+		for _, f := range s.factories {
+			f.Shutdown()
+		}
+	}
+	c.cluster.Shutdown()
+}
+
+// HasSynced reports whether every informer has listed its objects and
+// delivered them to the change handlers.
+func (c *Cache) HasSynced() bool {
+	for _, f := range c.hasSynced {
+		if !f() {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitForSync blocks until HasSynced or ctx is done, and reports which.
+func (c *Cache) WaitForSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), c.HasSynced)
+}
+
+// OurClassIsDefault reports whether our IngressClass is the cluster default.
+func (c *Cache) OurClassIsDefault() bool {
+	ic, err := c.classes.Get(c.cfg.IngressClass)
+	return err == nil && ingressclass.IsOurDefault(ic, c.cfg.IngressClass)
+}
+
+// Snapshot lists the cached objects: Ingresses of our class, and all
+// Services, EndpointSlices and TLS Secrets in the watched namespaces. The
+// objects are shared with the cache and must not be modified.
+func (c *Cache) Snapshot() translate.Snapshot {
+	var s translate.Snapshot
+	isDefault := c.OurClassIsDefault()
+	for _, ns := range slices.Sorted(maps.Keys(c.scopes)) {
+		sc := c.scopes[ns]
+		ings, _ := sc.ingresses.List(labels.Everything())
+		for _, ing := range ings {
+			if ingressclass.Matches(ing, c.cfg.IngressClass, isDefault) {
+				s.Ingresses = append(s.Ingresses, ing)
+			}
+		}
+		svcs, _ := sc.services.List(labels.Everything())
+		s.Services = append(s.Services, svcs...)
+		eps, _ := sc.endpointSlices.List(labels.Everything())
+		s.EndpointSlices = append(s.EndpointSlices, eps...)
+		secs, _ := sc.secrets.List(labels.Everything())
+		for _, sec := range secs {
+			if sec.Type == corev1.SecretTypeTLS {
+				s.Secrets = append(s.Secrets, sec)
+			}
+		}
+	}
+	return s
+}
+
+// Ingress returns the cached Ingress namespace/name.
+func (c *Cache) Ingress(namespace, name string) (*networkingv1.Ingress, bool) {
+	for ns, sc := range c.scopes {
+		if ns != metav1.NamespaceAll && ns != namespace {
+			continue
+		}
+		if ing, err := sc.ingresses.Ingresses(namespace).Get(name); err == nil {
+			return ing, true
+		}
+	}
+	return nil, false
+}
+
+// ingressChanged ignores status-only updates (our own status writes), which
+// cannot alter the translation; a spec change bumps the generation.
+func ingressChanged(old, new any) bool {
+	o, ok1 := old.(*networkingv1.Ingress)
+	n, ok2 := new.(*networkingv1.Ingress)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Generation != n.Generation || o.UID != n.UID ||
+		!maps.Equal(o.Annotations, n.Annotations) || !maps.Equal(o.Labels, n.Labels)
+}
+
+// resourceVersionChanged ignores periodic resyncs that deliver the same object.
+func resourceVersionChanged(old, new any) bool {
+	o, err1 := meta.Accessor(old)
+	n, err2 := meta.Accessor(new)
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return o.GetResourceVersion() != n.GetResourceVersion() || o.GetResourceVersion() == ""
+}
+
+func stripManagedFields(obj any) (any, error) {
+	if a, err := meta.Accessor(obj); err == nil && a.GetManagedFields() != nil {
+		a.SetManagedFields(nil)
+	}
+	return obj, nil
+}

@@ -1,0 +1,152 @@
+package status
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+func lb(ipOrHost ...string) []networkingv1.IngressLoadBalancerIngress {
+	var out []networkingv1.IngressLoadBalancerIngress
+	for _, a := range ipOrHost {
+		out = append(out, entry(a))
+	}
+	return out
+}
+
+func TestAddresses(t *testing.T) {
+	svc := func(typ corev1.ServiceType, clusterIPs []string, lbs ...corev1.LoadBalancerIngress) *corev1.Service {
+		s := &corev1.Service{Spec: corev1.ServiceSpec{Type: typ, ClusterIPs: clusterIPs}}
+		if len(clusterIPs) > 0 {
+			s.Spec.ClusterIP = clusterIPs[0]
+		}
+		s.Status.LoadBalancer.Ingress = lbs
+		return s
+	}
+	tests := []struct {
+		name     string
+		svc      *corev1.Service
+		explicit []string
+		want     []networkingv1.IngressLoadBalancerIngress
+	}{
+		{"nothing", nil, nil, nil},
+		{"explicit ip and hostname", nil, []string{"10.0.0.1", " kong.example.com"}, lb("10.0.0.1", "kong.example.com")},
+		{"explicit beats service", svc(corev1.ServiceTypeLoadBalancer, []string{"10.96.0.9"}, corev1.LoadBalancerIngress{IP: "1.2.3.4"}), []string{"5.6.7.8"}, lb("5.6.7.8")},
+		{"load balancer ip and hostname", svc(corev1.ServiceTypeLoadBalancer, []string{"10.96.0.9"}, corev1.LoadBalancerIngress{IP: "1.2.3.4"}, corev1.LoadBalancerIngress{Hostname: "lb.example.net"}), nil, lb("1.2.3.4", "lb.example.net")},
+		{"pending load balancer falls back to cluster IP", svc(corev1.ServiceTypeLoadBalancer, []string{"10.96.0.9"}), nil, lb("10.96.0.9")},
+		{"dual stack cluster IPs", svc(corev1.ServiceTypeClusterIP, []string{"10.96.0.9", "fd00::9"}), nil, lb("10.96.0.9", "fd00::9")},
+		{"headless has no address", svc(corev1.ServiceTypeClusterIP, []string{corev1.ClusterIPNone}), nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Addresses(tt.svc, tt.explicit); !Equal(got, tt.want) {
+				t.Errorf("Addresses = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func newIngress() *networkingv1.Ingress {
+	return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "u1", ResourceVersion: "5"}}
+}
+
+func countStatusUpdates(c *fake.Clientset) int {
+	n := 0
+	for _, a := range c.Actions() {
+		if a.GetVerb() == "update" && a.GetSubresource() == "status" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestWriterSkipsWhenUnchanged(t *testing.T) {
+	ing := newIngress()
+	ing.Status.LoadBalancer.Ingress = lb("1.2.3.4")
+	c := fake.NewClientset(ing)
+	w := &Writer{Client: c}
+	wrote, err := w.Update(context.Background(), ing, lb("1.2.3.4"))
+	if err != nil || wrote {
+		t.Fatalf("wrote=%v err=%v, want no write", wrote, err)
+	}
+	if n := countStatusUpdates(c); n != 0 {
+		t.Errorf("%d status updates, want 0", n)
+	}
+}
+
+func TestWriterWritesOnceWhileCacheIsStale(t *testing.T) {
+	ing := newIngress()
+	c := fake.NewClientset(ing)
+	w := &Writer{Client: c}
+	ctx := context.Background()
+	if wrote, err := w.Update(ctx, ing, lb("1.2.3.4")); err != nil || !wrote {
+		t.Fatalf("first update: wrote=%v err=%v", wrote, err)
+	}
+	// The informer has not delivered our own write yet: same stale copy.
+	if wrote, err := w.Update(ctx, ing, lb("1.2.3.4")); err != nil || wrote {
+		t.Fatalf("second update on stale cache: wrote=%v err=%v", wrote, err)
+	}
+	got, err := c.NetworkingV1().Ingresses("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Equal(got.Status.LoadBalancer.Ingress, lb("1.2.3.4")) {
+		t.Errorf("stored status %v", got.Status.LoadBalancer.Ingress)
+	}
+	if n := countStatusUpdates(c); n != 1 {
+		t.Errorf("%d status updates, want 1", n)
+	}
+	// A real change on a fresh copy is written.
+	got.ResourceVersion = "7"
+	if wrote, err := w.Update(ctx, got, lb("5.6.7.8")); err != nil || !wrote {
+		t.Fatalf("changed update: wrote=%v err=%v", wrote, err)
+	}
+}
+
+func TestWriterWithoutResourceVersions(t *testing.T) {
+	ing := newIngress()
+	ing.ResourceVersion = ""
+	c := fake.NewClientset(ing)
+	w := &Writer{Client: c}
+	if wrote, err := w.Update(context.Background(), ing, lb("1.2.3.4")); err != nil || !wrote {
+		t.Fatalf("wrote=%v err=%v, want a write", wrote, err)
+	}
+}
+
+func TestWriterRetriesConflicts(t *testing.T) {
+	ing := newIngress()
+	c := fake.NewClientset(ing)
+	conflicts := 2
+	c.PrependReactor("update", "ingresses", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "status" && conflicts > 0 {
+			conflicts--
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "networking.k8s.io", Resource: "ingresses"}, "web", nil)
+		}
+		return false, nil, nil
+	})
+	w := &Writer{Client: c}
+	if wrote, err := w.Update(context.Background(), ing, lb("1.2.3.4")); err != nil || !wrote {
+		t.Fatalf("wrote=%v err=%v", wrote, err)
+	}
+	if n := countStatusUpdates(c); n != 3 {
+		t.Errorf("%d status update attempts, want 3 (two conflicts, one success)", n)
+	}
+}
+
+func TestWriterNamesTheObjectOnError(t *testing.T) {
+	c := fake.NewClientset() // the Ingress is gone from the API server
+	w := &Writer{Client: c}
+	_, err := w.Update(context.Background(), newIngress(), lb("1.2.3.4"))
+	if err == nil || !strings.Contains(err.Error(), "Ingress default/web") || !strings.Contains(err.Error(), "status.loadBalancer") {
+		t.Fatalf("err = %v, want it to name the Ingress and field", err)
+	}
+}
