@@ -25,8 +25,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"konductor.dev/controller/dbsync"
 	"konductor.dev/controller/health"
 	"konductor.dev/controller/kongclient"
+	"konductor.dev/controller/kongsync"
 	"konductor.dev/controller/manager"
 	"konductor.dev/controller/options"
 )
@@ -96,6 +98,9 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 		ElectionNamespace: namespace,
 		Registerer:        reg,
 		Logger:            log,
+		// Kong with a database is configured by diffing entities through
+		// the Admin API of one node instead of POST /config.
+		NewDBPusher: func(ko kongsync.Options) (manager.Pusher, error) { return dbsync.NewBodyPusher(ko), nil },
 	})
 	if err != nil {
 		return err

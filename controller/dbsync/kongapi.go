@@ -1,0 +1,214 @@
+package dbsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kong/go-kong/kong"
+)
+
+// pageSize is the largest page Kong serves, to list big configurations in
+// few requests.
+const pageSize = 1000
+
+// listManaged reads every entity of kind carrying tag, page by page, each
+// page bounded by timeout.
+func listManaged(ctx context.Context, kc *kong.Client, kind Kind, tag string, timeout time.Duration, into *Set) error {
+	opt := &kong.ListOpt{Size: pageSize, Tags: []*string{&tag}}
+	for opt != nil {
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		ctx := pctx
+		var (
+			objs []any
+			next *kong.ListOpt
+			err  error
+		)
+		switch kind {
+		case KindCertificate:
+			var l []*kong.Certificate
+			l, next, err = kc.Certificates.List(ctx, opt)
+			objs = anys(l)
+		case KindSNI:
+			var l []*kong.SNI
+			l, next, err = kc.SNIs.List(ctx, opt)
+			objs = anys(l)
+		case KindUpstream:
+			var l []*kong.Upstream
+			l, next, err = kc.Upstreams.List(ctx, opt)
+			objs = anys(l)
+		case KindService:
+			var l []*kong.Service
+			l, next, err = kc.Services.List(ctx, opt)
+			objs = anys(l)
+		case KindRoute:
+			var l []*kong.Route
+			l, next, err = kc.Routes.List(ctx, opt)
+			objs = anys(l)
+		default:
+			err = errors.New("unknown kind")
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", kind, err)
+		}
+		for _, o := range objs {
+			if e, ok := existing(kind, o); ok {
+				into.Add(e)
+			}
+		}
+		if next != nil && next.Offset == opt.Offset {
+			return fmt.Errorf("listing %s: Kong returned the same page offset twice", kind)
+		}
+		opt = next
+	}
+	return nil
+}
+
+func anys[T any](l []*T) []any {
+	out := make([]any, len(l))
+	for i, x := range l {
+		out[i] = x
+	}
+	return out
+}
+
+// listManagedTargets reads the targets of every upstream in upstreams and
+// keeps those carrying tag. Kong serves targets only below their upstream
+// (GET /targets is disabled), so this is one listing per upstream, at most
+// concurrency at a time.
+func listManagedTargets(ctx context.Context, kc *kong.Client, upstreams []string, tag string, timeout time.Duration, concurrency int, into *Set) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	sem := make(chan struct{}, concurrency)
+	for _, up := range upstreams {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var found []Entity
+			opt := &kong.ListOpt{Size: pageSize}
+			for opt != nil {
+				pctx, pcancel := context.WithTimeout(ctx, timeout)
+				l, next, err := kc.Targets.List(pctx, &up, opt)
+				pcancel()
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("listing targets of upstream %s: %w", up, err)
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				for _, t := range l {
+					if !slices.Contains(derefAll(t.Tags), tag) {
+						continue
+					}
+					if e, ok := existing(KindTarget, t); ok {
+						if e.Parent == "" {
+							e.Parent = up
+						}
+						found = append(found, e)
+					}
+				}
+				if next != nil && next.Offset == opt.Offset {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("listing targets of upstream %s: Kong returned the same page offset twice", up)
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				opt = next
+			}
+			mu.Lock()
+			for _, e := range found {
+				into.Add(e)
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		// The caller's context ended before every upstream was listed.
+		firstErr = fmt.Errorf("listing targets: %w", ctx.Err())
+	}
+	return firstErr
+}
+
+// write performs op: a PUT by id for creates and updates (go-kong's Create
+// with an id set), a DELETE otherwise. Deleting what is already gone
+// succeeds.
+func write(ctx context.Context, kc *kong.Client, op Op) error {
+	e := op.Entity
+	if op.Action == Delete {
+		var err error
+		switch e.Kind {
+		case KindCertificate:
+			err = kc.Certificates.Delete(ctx, &e.ID)
+		case KindSNI:
+			err = kc.SNIs.Delete(ctx, &e.ID)
+		case KindUpstream:
+			err = kc.Upstreams.Delete(ctx, &e.ID)
+		case KindTarget:
+			err = kc.Targets.Delete(ctx, &e.Parent, &e.ID)
+		case KindService:
+			err = kc.Services.Delete(ctx, &e.ID)
+		case KindRoute:
+			err = kc.Routes.Delete(ctx, &e.ID)
+		default:
+			err = fmt.Errorf("unknown kind")
+		}
+		if kong.IsNotFoundErr(err) {
+			// Gone already, or (targets) its upstream is.
+			return nil
+		}
+		return err
+	}
+	var err error
+	switch o := e.Obj.(type) {
+	case *kong.Certificate:
+		_, err = kc.Certificates.Create(ctx, o)
+	case *kong.SNI:
+		_, err = kc.SNIs.Create(ctx, o)
+	case *kong.Upstream:
+		_, err = kc.Upstreams.Create(ctx, o)
+	case *kong.Target:
+		_, err = kc.Targets.Create(ctx, &e.Parent, o)
+	case *kong.Service:
+		_, err = kc.Services.Create(ctx, o)
+	case *kong.Route:
+		_, err = kc.Routes.Create(ctx, o)
+	default:
+		err = fmt.Errorf("unsupported entity type %T", e.Obj)
+	}
+	return err
+}
+
+// rejected reports whether err is Kong refusing the entity itself (a
+// schema, foreign key or uniqueness error), which retrying unchanged cannot
+// fix, as opposed to Kong or its database failing.
+func rejected(err error) (*kong.APIError, bool) {
+	var apiErr *kong.APIError
+	if !errors.As(err, &apiErr) {
+		return nil, false
+	}
+	code := apiErr.Code()
+	return apiErr, code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+}
