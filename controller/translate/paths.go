@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -155,8 +156,26 @@ func validateHost(host string) error {
 	} else {
 		problems = validation.IsDNS1123Subdomain(host)
 	}
+	// The API server's subdomain check bounds only the whole name; Kong
+	// also refuses any label longer than 63 characters (RFC 1123).
+	for _, label := range strings.Split(host, ".") {
+		if len(label) > validation.DNS1123LabelMaxLength {
+			problems = append(problems, fmt.Sprintf("label %.20q… is longer than %d characters", label, validation.DNS1123LabelMaxLength))
+			break
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("host %q is invalid: %s", host, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// validateSNI accepts what validateHost accepts except IP addresses: the
+// API server admits "192.0.2.1" in spec.tls[].hosts, but TLS server names
+// are never IP addresses and Kong refuses the whole document for one.
+func validateSNI(host string) error {
+	if net.ParseIP(host) != nil {
+		return fmt.Errorf("host %q is an IP address, which cannot be a TLS server name", host)
+	}
+	return validateHost(host)
 }

@@ -33,7 +33,7 @@ func (t *translator) translateTLS(ref ObjectRef, tags []*string, namespace, fiel
 	}
 	for i, host := range entry.Hosts {
 		hostField := fmt.Sprintf("%s.hosts[%d]", field, i)
-		if err := validateHost(host); err != nil {
+		if err := validateSNI(host); err != nil {
 			t.report(ref, hostField, ReasonInvalidHost, "%v; SNI skipped", err)
 			continue
 		}

@@ -100,10 +100,6 @@ func TestRandomSnapshotsTranslateToConfigsKongAccepts(t *testing.T) {
 		}
 		first, seeds = v, 1
 	}
-	if os.Getenv("KONDUCTOR_HOST_MISMATCHES") == "1" {
-		tlsHosts = append(tlsHosts, mismatchTLSHosts...)
-		oddHosts = append(oddHosts, longLabelHost)
-	}
 	cert, key := selfSignedCertificate(t)
 	node := newNode(t)
 	translated := 0
@@ -216,7 +212,7 @@ var (
 	// Hosts and paths come in plain and odd sets; mostly plain, so that
 	// most snapshots translate to something.
 	plainHosts = []string{"example.com", "*.example.com", "a.example.com", "b.example.org", ""}
-	oddHosts   = []string{
+	oddHosts   = []string{longLabelHost,
 		"EXAMPLE.org", "xn--bcher-kva.example", "a_b.example.com", "192.0.2.1", "example.*", "bad host",
 		"example.com.", "-lead.example.com", strings.Repeat("l", 63) + ".example.com", "*", "*.*.example.com",
 		"münchen.example", "host:8080",
@@ -251,16 +247,16 @@ var (
 	}
 	// TLS hosts: the API server checks them as DNS-1123 subdomains, which
 	// admits an IPv4 address and labels longer than 63 characters; Kong
-	// refuses both as SNI names. The translator passes them through, so
-	// they are left out until it reports them (see mismatchTLSHosts).
-	tlsHosts = []string{"example.com", "*.example.com", "a.example.com", "other.example.org", "", "xn--bcher-kva.example"}
-	// mismatchTLSHosts are the TLS hosts found to make the translator emit
-	// an SNI Kong refuses; KONDUCTOR_HOST_MISMATCHES=1 adds them to the draw.
+	// refuses both as SNI names, so the translator must report them on the
+	// Ingress rather than emit them (see mismatchTLSHosts).
+	tlsHosts = append([]string{"example.com", "*.example.com", "a.example.com", "other.example.org", "", "xn--bcher-kva.example"}, mismatchTLSHosts...)
+	// mismatchTLSHosts once made the translator emit an SNI Kong refuses;
+	// they stay in the draw as a regression check.
 	mismatchTLSHosts = []string{"192.0.2.1", longLabelHost}
 	// longLabelHost has a 64-character label: a valid DNS-1123 subdomain
 	// for the API server, an invalid hostname for Kong. The translator lets
-	// it through as a route host and as an SNI; with
-	// KONDUCTOR_HOST_MISMATCHES=1 it is drawn as a rule host too.
+	// it through as a route host and as an SNI until it checked label
+	// lengths; it is drawn as a rule host and a TLS host.
 	longLabelHost   = strings.Repeat("l", 64) + ".example.com"
 	randomAddresses = []string{"10.0.0.1", "10.0.0.2", "fd00::1", "127.0.0.1", "not-an-ip", "0.0.0.0", ""}
 	// Ports as the API server admits them (1-65535): it refuses anything
