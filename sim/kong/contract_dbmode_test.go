@@ -162,9 +162,19 @@ func TestUpstreamTargetCRUD(t *testing.T) {
 	if err := e.client.Upstreams.Delete(ctx, up.Name); err != nil {
 		t.Fatal(err)
 	}
-	code, body := e.do(t, http.MethodGet, "/targets", "")
-	if code != 200 || len(body["data"].([]any)) != 0 {
-		t.Errorf("targets after upstream delete = %v", body)
+	up, err = e.client.Upstreams.Create(ctx, &gokong.Upstream{Name: up.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := e.client.Targets.ListAll(ctx, up.Name); err != nil || len(list) != 0 {
+		t.Errorf("targets after upstream delete and re-create = %v %v", list, err)
+	}
+	// Kong 3 serves targets only below their upstream.
+	for _, path := range []string{"/targets", "/targets/" + id, "/targets/" + id + "/upstream"} {
+		code, body := e.do(t, http.MethodGet, path, "")
+		if code != http.StatusNotFound || body["message"] != "Not found" {
+			t.Errorf("GET %s = %d %v, want 404 Not found", path, code, body)
+		}
 	}
 }
 

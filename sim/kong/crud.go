@@ -57,21 +57,6 @@ func lookup(st *State, sch *entitySchema, key string, sc *scope) entity {
 	return e
 }
 
-// children lists a collection's entities within sc.
-func children(st *State, coll string, sc *scope) []entity {
-	all := st.list(coll)
-	if sc == nil {
-		return all
-	}
-	out := make([]entity, 0)
-	for _, e := range all {
-		if foreignID(e, sc.field) == sc.parentID {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // present adds what Kong shows beside stored fields: a certificate's SNIs.
 func present(st *State, sch *entitySchema, e entity) entity {
 	if sch.collection != "certificates" {
@@ -87,10 +72,8 @@ func present(st *State, sch *entitySchema, e entity) entity {
 
 func certificateSNIs(st *State, certID string) []string {
 	var names []string
-	for _, s := range st.list("snis") {
-		if foreignID(s, "certificate") == certID {
-			names = append(names, asString(s["name"]))
-		}
+	for _, s := range st.childrenOf("snis", "certificate", certID) {
+		names = append(names, asString(s["name"]))
 	}
 	sort.Strings(names)
 	return names
@@ -204,8 +187,8 @@ func (m *mutation) setCertificateSNIs(st *State, certID string, names []string, 
 		e["updated_at"] = float64(now)
 		m.puts = append(m.puts, put{sniSchema, e})
 	}
-	for _, s := range st.list("snis") {
-		if foreignID(s, "certificate") == certID && !want[asString(s["name"])] {
+	for _, s := range st.childrenOf("snis", "certificate", certID) {
+		if !want[asString(s["name"])] {
 			m.dels = append(m.dels, store.Key{Type: "snis", ID: asString(s["id"])})
 		}
 	}
@@ -242,10 +225,8 @@ func checkUnique(st *State, sch *entitySchema, e entity) *apiError {
 			}
 			continue
 		}
-		for _, other := range st.list(sch.collection) {
-			if other[f.name] == v && asString(other["id"]) != id {
-				return clash(map[string]any{f.name: v})
-			}
+		if other := st.byUnique(sch.collection, f.name, asString(v)); other != nil && asString(other["id"]) != id {
+			return clash(map[string]any{f.name: v})
 		}
 	}
 	if sch.cacheKey != nil {
@@ -272,10 +253,7 @@ func deletion(st *State, sch *entitySchema, e entity) ([]store.Key, *apiError) {
 	id := asString(e["id"])
 	keys := []store.Key{{Type: sch.collection, ID: id}}
 	for _, dep := range sch.dependents {
-		for _, child := range st.list(dep.collection) {
-			if foreignID(child, dep.field) != id {
-				continue
-			}
+		for _, child := range st.childrenOf(dep.collection, dep.field, id) {
 			if !dep.cascade {
 				return nil, codedError(http.StatusBadRequest, codeForeignKeyViolation,
 					fmt.Sprintf("an existing '%s' entity references this '%s' entity", dep.collection, sch.collection),

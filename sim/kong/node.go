@@ -175,19 +175,22 @@ func (n *Node) poll(ctx context.Context) {
 	}
 	n.mu.Lock()
 	fresh := n.built && rev == n.cacheRev
+	// The Admin API's state at this revision (kept up to date by this
+	// node's own writes) spares reloading the whole database.
+	st := n.readSt
+	if n.readRev != rev {
+		st = nil
+	}
 	n.mu.Unlock()
 	if fresh {
 		return
 	}
-	recs, rev, err := n.opts.Backend.Load(ctx)
-	if err != nil {
-		n.log.Debug("database load failed", "err", err)
-		return
-	}
-	st, err := stateFromRecords(recs)
-	if err != nil {
-		n.log.Error("database holds an unreadable entity", "err", err)
-		return
+	if st == nil {
+		st, rev, err = n.loadState(ctx)
+		if err != nil {
+			n.log.Debug("database load failed", "err", err)
+			return
+		}
 	}
 	if err := n.configureProxy(st); err != nil {
 		n.log.Error("proxy refused configuration", "err", err)
@@ -289,11 +292,7 @@ func (n *Node) readState(ctx context.Context) (*State, int64, error) {
 		return st, rev, nil
 	}
 	n.mu.Unlock()
-	recs, rev, err := n.opts.Backend.Load(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	st, err := stateFromRecords(recs)
+	st, rev, err := n.loadState(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -303,18 +302,33 @@ func (n *Node) readState(ctx context.Context) (*State, int64, error) {
 	return st, rev, nil
 }
 
+// loadState reads the whole database into a State.
+func (n *Node) loadState(ctx context.Context) (*State, int64, error) {
+	recs, rev, err := n.opts.Backend.Load(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := stateFromRecords(recs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("database holds an unreadable entity: %w", err)
+	}
+	return st, rev, nil
+}
+
 // commit writes a mutation to the backend and returns the resulting hash
 // and revision.
 func (n *Node) commit(ctx context.Context, base *State, baseRev int64, m *mutation) (string, int64, error) {
+	next := applyMutation(base, m)
 	recs := make([]store.Record, len(m.puts))
 	for i, p := range m.puts {
-		recs[i] = toRecord(p.sch, p.e)
+		// The new state encoded the entity already.
+		id := asString(p.e["id"])
+		recs[i] = store.Record{Type: p.sch.collection, ID: id, Name: uniqueName(p.sch, p.e), Body: next.encoded(p.sch.collection, id)}
 	}
 	rev, err := n.opts.Backend.Apply(ctx, recs, m.dels)
 	if err != nil {
 		return "", 0, err
 	}
-	next := applyMutation(base, m)
 	if rev == baseRev+1 {
 		// Nobody else wrote in between: the next read can use this state.
 		n.mu.Lock()

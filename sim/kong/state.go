@@ -2,11 +2,15 @@ package kong
 
 import (
 	"crypto/md5"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"maps"
-	"slices"
+	"math/bits"
 	"strings"
+	"sync"
+
+	"github.com/google/btree"
 
 	"konductor.dev/sim/kong/store"
 )
@@ -17,47 +21,100 @@ const ZeroHash = "00000000000000000000000000000000"
 
 // State is an immutable set of entities: what a DB-less node loaded, or
 // what a DB-mode node read from the database.
+//
+// Its tables are copy-on-write B-trees, so a DB-mode write derives the
+// next State (see with) in time proportional to what changed, and the
+// configuration hash is kept as an order-independent sum of per-entity
+// digests instead of being recomputed over everything.
 type State struct {
 	tables map[string]*table
 	count  int
 	hash   string
+	// cloning serializes with: a B-tree must not be cloned concurrently.
+	cloning sync.Mutex
 }
 
+// btreeDegree trades node copying on write against tree depth.
+const btreeDegree = 16
+
 type table struct {
-	byID map[string]*row
-	ids  []string          // sorted: the listing and pagination order
-	byKy map[string]string // uniqueName -> id
+	rows *btree.BTreeG[*row] // by id: the listing and pagination order
+	// index holds, as (key, id) pairs ordered by key then id, the
+	// secondary keys: the unique name ("n\x00"+name), other unique
+	// fields ("u\x00"+field+"\x00"+value) and parent references
+	// ("f\x00"+field+"\x00"+parentID), so children list in id order.
+	index *btree.BTreeG[indexKey]
+	sum   digestSum
 }
 
 // row is one entity with its encodings.
 type row struct {
+	id  string
 	e   entity
 	enc []byte   // the entity's JSON, encoded once
 	sum [16]byte // md5 of that JSON without the timestamps
 }
 
-func newTable(n int) *table {
-	return &table{byID: make(map[string]*row, n), byKy: make(map[string]string, n)}
+type indexKey struct{ key, id string }
+
+// digestSum adds md5 digests as 128-bit integers: the sum does not depend
+// on the order entities were added in, and removing one subtracts it.
+type digestSum struct{ hi, lo uint64 }
+
+func (d *digestSum) add(sum [16]byte) {
+	lo, carry := bits.Add64(d.lo, binary.BigEndian.Uint64(sum[8:]), 0)
+	d.hi, _ = bits.Add64(d.hi, binary.BigEndian.Uint64(sum[:8]), carry)
+	d.lo = lo
 }
 
+func (d *digestSum) sub(sum [16]byte) {
+	lo, borrow := bits.Sub64(d.lo, binary.BigEndian.Uint64(sum[8:]), 0)
+	d.hi, _ = bits.Sub64(d.hi, binary.BigEndian.Uint64(sum[:8]), borrow)
+	d.lo = lo
+}
+
+func newTable() *table {
+	return &table{
+		rows:  btree.NewG(btreeDegree, func(a, b *row) bool { return a.id < b.id }),
+		index: btree.NewG(btreeDegree, func(a, b indexKey) bool { return a.key < b.key || a.key == b.key && a.id < b.id }),
+	}
+}
+
+// clone is O(1): the trees copy their nodes lazily as either side changes.
 func (t *table) clone() *table {
-	return &table{byID: maps.Clone(t.byID), byKy: maps.Clone(t.byKy), ids: slices.Clone(t.ids)}
+	return &table{rows: t.rows.Clone(), index: t.index.Clone(), sum: t.sum}
 }
 
-// set indexes e (replacing the entity with its id, if any) without
-// touching ids; buf is scratch space for the encoding.
-func (t *table) set(sch *entitySchema, e entity, buf []byte) []byte {
-	id := asString(e["id"])
-	if old, ok := t.byID[id]; ok {
-		if k := uniqueName(sch, old.e); k != "" && t.byKy[k] == id {
-			delete(t.byKy, k)
+func (t *table) get(id string) *row {
+	r, _ := t.rows.Get(&row{id: id})
+	return r
+}
+
+// indexKeys lists the secondary keys of e (see table.index).
+func indexKeys(sch *entitySchema, e entity) []string {
+	var keys []string
+	if k := uniqueName(sch, e); k != "" {
+		keys = append(keys, "n\x00"+k)
+	}
+	for _, f := range sch.fields {
+		switch {
+		case f.typ == tForeign:
+			if id := foreignID(e, f.name); id != "" {
+				keys = append(keys, "f\x00"+f.name+"\x00"+id)
+			}
+		case f.unique && e[f.name] != nil && !(f.name == sch.endpointKey && sch.cacheKey == nil):
+			keys = append(keys, "u\x00"+f.name+"\x00"+asString(e[f.name]))
 		}
 	}
-	r := &row{e: e}
-	t.byID[id] = r
-	if k := uniqueName(sch, e); k != "" {
-		t.byKy[k] = id
-	}
+	return keys
+}
+
+// set indexes e, replacing the entity with its id if any; buf is scratch
+// space for the encoding.
+func (t *table) set(sch *entitySchema, e entity, buf []byte) []byte {
+	id := asString(e["id"])
+	t.remove(sch, id)
+	r := &row{id: id, e: e}
 	start := len(buf)
 	var cuts [][2]int
 	buf, cuts = appendEntityJSON(buf, e)
@@ -72,21 +129,33 @@ func (t *table) set(sch *entitySchema, e entity, buf []byte) []byte {
 	h.Write(buf[last:])
 	h.Sum(r.sum[:0])
 	r.enc = buf[start:len(buf):len(buf)]
+	t.rows.ReplaceOrInsert(r)
+	for _, k := range indexKeys(sch, e) {
+		t.index.ReplaceOrInsert(indexKey{k, id})
+	}
+	t.sum.add(r.sum)
 	return buf
 }
 
 func (t *table) remove(sch *entitySchema, id string) {
-	old, ok := t.byID[id]
+	old, ok := t.rows.Delete(&row{id: id})
 	if !ok {
 		return
 	}
-	if k := uniqueName(sch, old.e); k != "" && t.byKy[k] == id {
-		delete(t.byKy, k)
+	for _, k := range indexKeys(sch, old.e) {
+		t.index.Delete(indexKey{k, id})
 	}
-	delete(t.byID, id)
-	if i, found := slices.BinarySearch(t.ids, id); found {
-		t.ids = slices.Delete(t.ids, i, i+1)
-	}
+	t.sum.sub(old.sum)
+}
+
+// lookupKey returns the id of the first entity holding secondary key k.
+func (t *table) lookupKey(k string) (string, bool) {
+	id, found := "", false
+	t.index.AscendGreaterOrEqual(indexKey{key: k}, func(x indexKey) bool {
+		id, found = x.id, x.key == k
+		return false
+	})
+	return id, found
 }
 
 // emptyState holds nothing and hashes to ZeroHash.
@@ -103,23 +172,23 @@ func newState(ents map[string][]entity) *State {
 	// One buffer holds every entity's encoding.
 	buf := make([]byte, 0, size)
 	for _, c := range collections {
-		t := newTable(len(ents[c]))
+		t := newTable()
 		sch := schemas[c]
 		for _, e := range ents[c] {
 			buf = t.set(sch, e, buf)
-			t.ids = append(t.ids, asString(e["id"]))
 		}
-		slices.Sort(t.ids)
 		s.tables[c] = t
 	}
 	s.finish()
 	return s
 }
 
-// with returns a new state: s with puts applied and deletes removed. Only
-// the collections touched are copied, so a DB-mode write costs far less
-// than rebuilding the whole state.
+// with returns a new state: s with puts applied and deletes removed. The
+// touched tables are cloned copy-on-write, so a DB-mode write costs what
+// it changes, not the size of the configuration.
 func (s *State) with(puts []put, deletes []store.Key) *State {
+	s.cloning.Lock()
+	defer s.cloning.Unlock()
 	next := &State{tables: maps.Clone(s.tables)}
 	touched := map[string]bool{}
 	table := func(c string) *table {
@@ -136,31 +205,28 @@ func (s *State) with(puts []put, deletes []store.Key) *State {
 	}
 	var buf []byte
 	for _, p := range puts {
-		t := table(p.sch.collection)
-		id := asString(p.e["id"])
-		if _, exists := t.byID[id]; !exists {
-			i, _ := slices.BinarySearch(t.ids, id)
-			t.ids = slices.Insert(t.ids, i, id)
-		}
-		buf = t.set(p.sch, p.e, buf[len(buf):])
+		buf = table(p.sch.collection).set(p.sch, p.e, buf[len(buf):])
 	}
 	next.finish()
 	return next
 }
 
 // finish counts the entities and computes the hash: 32 hex digits of md5
-// over every entity's digest in collection and id order (timestamps
-// excluded), ZeroHash when empty.
+// over each collection's name, size and digest sum (timestamps excluded),
+// ZeroHash when empty. It costs the number of collections.
 func (s *State) finish() {
 	s.count = 0
 	h := md5.New()
+	var b [24]byte
 	for _, c := range collections {
 		t := s.tables[c]
-		s.count += len(t.ids)
+		n := t.rows.Len()
+		s.count += n
 		h.Write([]byte(c))
-		for _, id := range t.ids {
-			h.Write(t.byID[id].sum[:])
-		}
+		binary.BigEndian.PutUint64(b[:8], uint64(n))
+		binary.BigEndian.PutUint64(b[8:16], t.sum.hi)
+		binary.BigEndian.PutUint64(b[16:], t.sum.lo)
+		h.Write(b[:])
 	}
 	if s.count == 0 {
 		s.hash = ZeroHash
@@ -197,7 +263,7 @@ func (s *State) Empty() bool { return s.count == 0 }
 func (s *State) Count() int { return s.count }
 
 func (s *State) get(coll, id string) entity {
-	if r := s.tables[coll].byID[strings.ToLower(id)]; r != nil {
+	if r := s.tables[coll].get(strings.ToLower(id)); r != nil {
 		return r.e
 	}
 	return nil
@@ -206,8 +272,18 @@ func (s *State) get(coll, id string) entity {
 // byName finds an entity by its unique name (see uniqueName).
 func (s *State) byName(coll, name string) entity {
 	t := s.tables[coll]
-	if id, ok := t.byKy[name]; ok {
-		return t.byID[id].e
+	if id, ok := t.lookupKey("n\x00" + name); ok {
+		return t.get(id).e
+	}
+	return nil
+}
+
+// byUnique finds an entity by the value of a unique field other than the
+// endpoint key.
+func (s *State) byUnique(coll, field, value string) entity {
+	t := s.tables[coll]
+	if id, ok := t.lookupKey("u\x00" + field + "\x00" + value); ok {
+		return t.get(id).e
 	}
 	return nil
 }
@@ -215,10 +291,42 @@ func (s *State) byName(coll, name string) entity {
 // list returns a collection's entities in id order.
 func (s *State) list(coll string) []entity {
 	t := s.tables[coll]
-	out := make([]entity, len(t.ids))
-	for i, id := range t.ids {
-		out[i] = t.byID[id].e
+	out := make([]entity, 0, t.rows.Len())
+	t.rows.Ascend(func(r *row) bool {
+		out = append(out, r.e)
+		return true
+	})
+	return out
+}
+
+// scan calls visit, in id order, on the entities of coll with an id after
+// after ("" for all) and, when sc is set, within sc, until visit returns
+// false. Scoped scans walk only the parent's children.
+func (s *State) scan(coll string, sc *scope, after string, visit func(entity) bool) {
+	t := s.tables[coll]
+	if sc == nil {
+		t.rows.AscendGreaterOrEqual(&row{id: after}, func(r *row) bool {
+			return r.id == after || visit(r.e)
+		})
+		return
 	}
+	prefix := "f\x00" + sc.field + "\x00" + sc.parentID
+	t.index.AscendGreaterOrEqual(indexKey{prefix, after}, func(k indexKey) bool {
+		if k.key != prefix {
+			return false
+		}
+		return k.id == after || visit(t.get(k.id).e)
+	})
+}
+
+// childrenOf lists, in id order, the entities of coll whose foreign field
+// references parentID.
+func (s *State) childrenOf(coll, field, parentID string) []entity {
+	var out []entity
+	s.scan(coll, &scope{field: field, parentID: parentID}, "", func(e entity) bool {
+		out = append(out, e)
+		return true
+	})
 	return out
 }
 
@@ -260,7 +368,7 @@ func toRecord(sch *entitySchema, e entity) store.Record {
 }
 
 // encoded returns the stored JSON of an entity of this state.
-func (s *State) encoded(coll, id string) []byte { return s.tables[coll].byID[id].enc }
+func (s *State) encoded(coll, id string) []byte { return s.tables[coll].get(id).enc }
 
 // stateFromRecords rebuilds a State from what a backend returned.
 func stateFromRecords(recs []store.Record) (*State, error) {

@@ -64,10 +64,15 @@ func TestIncrementalStateMatchesRebuild(t *testing.T) {
 	if base.byName("services", "s") == nil || base.Count() == got.Count() {
 		t.Error("base state was modified")
 	}
-	for i := 1; i < len(got.tables["services"].ids); i++ {
-		if got.tables["services"].ids[i-1] >= got.tables["services"].ids[i] {
+	svcList := got.list("services")
+	for i := 1; i < len(svcList); i++ {
+		if asString(svcList[i-1]["id"]) >= asString(svcList[i]["id"]) {
 			t.Fatal("ids not sorted")
 		}
+	}
+	if len(got.childrenOf("routes", "service", asString(route["service"].(map[string]any)["id"]))) !=
+		len(base.childrenOf("routes", "service", asString(route["service"].(map[string]any)["id"])))-1 {
+		t.Error("parent index not maintained")
 	}
 }
 
@@ -101,5 +106,89 @@ func TestConcurrentLoadIsRefused(t *testing.T) {
 	pw.Close()
 	if code := <-first; code != http.StatusCreated {
 		t.Errorf("first load = %d", code)
+	}
+}
+
+// TestHashIgnoresWriteOrder checks that the incrementally kept hash
+// depends on the entities only: adding them one write at a time in any
+// order, or adding and removing one, lands on the rebuilt state's hash.
+func TestHashIgnoresWriteOrder(t *testing.T) {
+	var puts []put
+	ents := map[string][]entity{}
+	for i := 0; i < 20; i++ {
+		e, errs := normalizeEntity(schemas["services"], map[string]any{"name": fmt.Sprintf("s%02d", i), "host": "h"}, nil)
+		if errs != nil {
+			t.Fatal(errs)
+		}
+		e["id"] = fmt.Sprintf("00000000-0000-4000-8000-0000000000%02d", i)
+		e["created_at"] = float64(i)
+		puts = append(puts, put{schemas["services"], e})
+		ents["services"] = append(ents["services"], e)
+	}
+	want := newState(ents)
+	forward, backward := emptyState(), emptyState()
+	for i := range puts {
+		forward = forward.with(puts[i:i+1], nil)
+		backward = backward.with(puts[len(puts)-1-i:len(puts)-i], nil)
+	}
+	if forward.Hash() != want.Hash() || backward.Hash() != want.Hash() {
+		t.Fatalf("forward %s, backward %s, rebuilt %s", forward.Hash(), backward.Hash(), want.Hash())
+	}
+	extra := put{schemas["services"], cloneValue(puts[0].e).(map[string]any)}
+	extra.e["id"] = "00000000-0000-4000-8000-000000000099"
+	extra.e["name"] = "extra"
+	again := want.with([]put{extra}, nil).with(nil, []store.Key{{Type: "services", ID: "00000000-0000-4000-8000-000000000099"}})
+	if again.Hash() != want.Hash() || again.Count() != want.Count() {
+		t.Errorf("add then remove: %s/%d, want %s/%d", again.Hash(), again.Count(), want.Hash(), want.Count())
+	}
+	if emptyState().with(puts[:1], nil).with(nil, []store.Key{{Type: "services", ID: asString(puts[0].e["id"])}}).Hash() != ZeroHash {
+		t.Error("emptied state does not hash to ZeroHash")
+	}
+}
+
+// TestScopedScan checks that listings below a parent walk only that
+// parent's children, in id order, and resume after an offset.
+func TestScopedScan(t *testing.T) {
+	ents := map[string][]entity{}
+	for u := 0; u < 2; u++ {
+		up, errs := normalizeEntity(schemas["upstreams"], map[string]any{"name": fmt.Sprintf("u%d", u)}, nil)
+		if errs != nil {
+			t.Fatal(errs)
+		}
+		up["id"] = fmt.Sprintf("00000000-0000-4000-8000-00000000010%d", u)
+		ents["upstreams"] = append(ents["upstreams"], up)
+		for i := 4; i >= 0; i-- {
+			tg, errs := normalizeEntity(schemas["targets"], map[string]any{
+				"target": fmt.Sprintf("10.0.%d.%d:80", u, i), "upstream": map[string]any{"id": up["id"]},
+			}, nil)
+			if errs != nil {
+				t.Fatal(errs)
+			}
+			tg["id"] = fmt.Sprintf("00000000-0000-4000-8000-0000000002%d%d", u, i)
+			ents["targets"] = append(ents["targets"], tg)
+		}
+	}
+	st := newState(ents)
+	sc := &scope{field: "upstream", parentID: "00000000-0000-4000-8000-000000000101"}
+	tests := []struct {
+		after string
+		want  []string
+	}{
+		{"", []string{"210", "211", "212", "213", "214"}},
+		{"00000000-0000-4000-8000-000000000211", []string{"212", "213", "214"}},
+		{"00000000-0000-4000-8000-000000000214", nil},
+	}
+	for _, tc := range tests {
+		var got []string
+		st.scan("targets", sc, tc.after, func(e entity) bool {
+			got = append(got, asString(e["id"])[33:])
+			return true
+		})
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("after %q: got %v, want %v", tc.after, got, tc.want)
+		}
+	}
+	if st.byName("targets", "00000000-0000-4000-8000-000000000100:10.0.0.3:80") == nil {
+		t.Error("target not found by upstream and address")
 	}
 }
