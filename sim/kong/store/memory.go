@@ -78,25 +78,28 @@ func (m *Memory) Apply(ctx context.Context, puts []Record, deletes []Key) (int64
 	if err := m.check(ctx); err != nil {
 		return 0, err
 	}
-	// Work on copies of the affected name indexes so that a violation
-	// leaves everything untouched.
-	names := map[string]map[string]string{}
-	index := func(typ string) map[string]string {
-		if idx, ok := names[typ]; ok {
-			return idx
+	// Collect the name changes in an overlay over the committed index, so
+	// that a violation leaves everything untouched and a write costs what
+	// it changes rather than a copy of the whole index. An empty owner in
+	// the overlay marks a name freed by this write.
+	overlay := map[string]map[string]string{}
+	lookup := func(typ, name string) (string, bool) {
+		if owner, ok := overlay[typ][name]; ok {
+			return owner, owner != ""
 		}
-		idx := make(map[string]string, len(m.names[typ]))
-		for k, v := range m.names[typ] {
-			idx[k] = v
+		owner, ok := m.names[typ][name]
+		return owner, ok
+	}
+	set := func(typ, name, owner string) {
+		if overlay[typ] == nil {
+			overlay[typ] = map[string]string{}
 		}
-		names[typ] = idx
-		return idx
+		overlay[typ][name] = owner
 	}
 	unname := func(k Key) {
 		if old, ok := m.records[k]; ok && old.Name != "" {
-			idx := index(k.Type)
-			if idx[old.Name] == k.ID {
-				delete(idx, old.Name)
+			if owner, held := lookup(k.Type, old.Name); held && owner == k.ID {
+				set(k.Type, old.Name, "")
 			}
 		}
 	}
@@ -110,11 +113,10 @@ func (m *Memory) Apply(ctx context.Context, puts []Record, deletes []Key) (int64
 		if r.Name == "" {
 			continue
 		}
-		idx := index(r.Type)
-		if owner, ok := idx[r.Name]; ok && owner != r.ID {
+		if owner, ok := lookup(r.Type, r.Name); ok && owner != r.ID {
 			return 0, &UniqueViolation{Type: r.Type, Name: r.Name, Owner: owner}
 		}
-		idx[r.Name] = r.ID
+		set(r.Type, r.Name, r.ID)
 	}
 	for _, k := range deletes {
 		delete(m.records, k)
@@ -123,8 +125,19 @@ func (m *Memory) Apply(ctx context.Context, puts []Record, deletes []Key) (int64
 		r.Body = append([]byte(nil), r.Body...)
 		m.records[Key{r.Type, r.ID}] = r
 	}
-	for typ, idx := range names {
-		m.names[typ] = idx
+	for typ, changes := range overlay {
+		idx := m.names[typ]
+		if idx == nil {
+			idx = map[string]string{}
+			m.names[typ] = idx
+		}
+		for name, owner := range changes {
+			if owner == "" {
+				delete(idx, name)
+			} else {
+				idx[name] = owner
+			}
+		}
 	}
 	m.rev++
 	return m.rev, nil
