@@ -6,8 +6,9 @@ BIN        ?= bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 BENCH      ?= .
 SEEDS      ?= 1000
+E2E_FLAGS  ?= -count=1 -timeout 60m -v
 
-.PHONY: all build test lint bench run postgres-start postgres-stop help
+.PHONY: all build test lint bench run sim e2e e2e-local images k8s-binaries postgres-start postgres-stop help
 
 all: lint build test
 
@@ -17,7 +18,7 @@ help: ## list the targets
 build: ## build every module and the binaries into ./bin
 	$(GO) build $(PKGS)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/... ./sim/cluster/echoserver
 
 test: ## run every module's tests (PostgreSQL is installed and started on demand)
 	$(GO) test $(TEST_FLAGS) $(PKGS)
@@ -25,12 +26,31 @@ test: ## run every module's tests (PostgreSQL is installed and started on demand
 lint: ## gofmt and go vet over every module
 	@out="$$(gofmt -l $(MODULES))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags e2e ./e2e/...
 
 bench: ## run the benchmarks (BENCH=regexp to choose)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
 
 run: ## the main job: start kongsim on loopback and load a sample configuration into it
 	hack/kongsim-demo.sh
+
+e2e: ## e2e suite on kind (needs Docker; without it: SKIPPED, not passed)
+	@if ! docker info >/dev/null 2>&1; then \
+		echo "e2e: SKIPPED (not passed): no reachable Docker engine ('docker info' failed). Start Docker, or run 'make e2e-local'."; \
+	else \
+		KONDUCTOR_E2E_PROVIDER=kind $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/suite/; \
+	fi
+
+e2e-local: build k8s-binaries ## e2e suite on the local process cluster (no Docker; needs root)
+	KONDUCTOR_E2E_PROVIDER=local KONDUCTOR_E2E_BIN=$(abspath $(BIN)) KONDUCTOR_K8S_BIN="$$(hack/build-k8s.sh)" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/suite/
+
+images: ## container images konductor:dev, kongsim:dev, konductor.dev/echo:dev
+	docker build -f build/konductor.Dockerfile -t konductor:dev .
+	docker build -f build/kongsim.Dockerfile -t kongsim:dev .
+	docker build -f build/echo.Dockerfile -t konductor.dev/echo:dev .
+
+k8s-binaries: ## build (once, cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+	hack/build-k8s.sh
 
 postgres-start: ## install (if needed) and start PostgreSQL on 127.0.0.1 for DB-mode tests
 	hack/postgres.sh start

@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Image of the e2e echo backend (image konductor.dev/echo).
+# Build from the repository root, which holds the go.work:
+#   docker build -f build/echo.Dockerfile -t konductor.dev/echo:dev .
+ARG GO_VERSION=1.26.8
+
+FROM golang:${GO_VERSION} AS build
+WORKDIR /src
+ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
+# Module files first, so dependency downloads are cached across source edits.
+COPY go.work go.work.sum* ./
+COPY controller/go.mod controller/go.sum* controller/
+COPY sim/go.mod sim/go.sum* sim/
+COPY chaos/go.mod chaos/go.sum* chaos/
+COPY e2e/go.mod e2e/go.sum* e2e/
+COPY cmd/go.mod cmd/go.sum* cmd/
+RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
+COPY . .
+RUN --mount=type=cache,target=/root/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -ldflags="-s -w" -o /out/echoserver ./sim/cluster/echoserver
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/echoserver /usr/local/bin/echoserver
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/echoserver"]
