@@ -34,6 +34,9 @@ bench: ## run the benchmarks (BENCH=regexp to choose)
 run: ## the main job: start kongsim on loopback and load a sample configuration into it
 	hack/kongsim-demo.sh
 
+sim: ## run SEEDS random nemesis seeds of the simulator and print its report
+	$(GO) run ./cmd/konductor-sim -seeds $(SEEDS)
+
 e2e: ## e2e suite on kind (needs Docker; without it: SKIPPED, not passed)
 	@if ! docker info >/dev/null 2>&1; then \
 		echo "e2e: SKIPPED (not passed): no reachable Docker engine ('docker info' failed). Start Docker, or run 'make e2e-local'."; \

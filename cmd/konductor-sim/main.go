@@ -1,0 +1,149 @@
+// Command konductor-sim runs konductor's deterministic simulation: the real
+// controller against the fake API server and fake Kong nodes under virtual
+// time. It runs one named scenario, one nemesis seed, or N nemesis seeds,
+// prints a report (failover and recovery times, invariants, faults fired)
+// and exits 1 on a violation, with the line that replays it.
+//
+// Virtual time needs a testing/synctest bubble, which only a test can open,
+// so the command runs its work as a test through testing.Main.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+
+	"konductor.dev/sim/scenarios"
+	"konductor.dev/sim/world"
+)
+
+var (
+	scenario = flag.String("scenario", "", "run this named scenario (see -list); empty: nemesis seeds")
+	seed     = flag.Uint64("seed", 0, "run only this seed (replay)")
+	seeds    = flag.Int("seeds", 100, "number of nemesis seeds to run, from 1")
+	list     = flag.Bool("list", false, "list the named scenarios")
+)
+
+func main() {
+	testing.Init()
+	flag.Parse()
+	// client-go's reflectors log every dropped watch the simulator
+	// injects; the report says what happened.
+	klog.SetLogger(logr.Discard())
+	if *list {
+		for _, sc := range scenarios.Named {
+			fmt.Printf("%-18s %s\n", sc.Name, sc.About)
+		}
+		return
+	}
+	// testing.Main parses the test flags itself; keep ours out of its way.
+	os.Args = os.Args[:1]
+	testing.Main(func(pat, str string) (bool, error) { return regexp.MatchString(pat, str) },
+		[]testing.InternalTest{{Name: "Simulation", F: simulate}}, nil, nil)
+}
+
+func simulate(t *testing.T) {
+	var cfgs []world.Config
+	var replay func(uint64) string
+	switch {
+	case *scenario != "":
+		sc, ok := scenarios.Find(*scenario)
+		if !ok {
+			t.Fatalf("-scenario %q: no such scenario (see -list)", *scenario)
+		}
+		s := max(*seed, 1)
+		cfgs = append(cfgs, sc.Config(s))
+		replay = func(n uint64) string {
+			return fmt.Sprintf("go run ./cmd/konductor-sim -scenario %s -seed %d", sc.Name, n)
+		}
+	default:
+		first, n := uint64(1), *seeds
+		if *seed != 0 {
+			first, n = *seed, 1
+		}
+		for s := first; s < first+uint64(n); s++ {
+			cfgs = append(cfgs, scenarios.Nemesis(s))
+		}
+		replay = func(n uint64) string { return fmt.Sprintf("go run ./cmd/konductor-sim -seed %d", n) }
+	}
+	start := time.Now()
+	var failovers, recoveries []time.Duration
+	fired := map[string]int{}
+	var failed []*world.Result
+	var virtual time.Duration
+	for _, cfg := range cfgs {
+		var res *world.Result
+		synctest.Test(t, func(t *testing.T) {
+			var err error
+			if res, err = world.Run(t.Context(), cfg); err != nil {
+				t.Fatal(err)
+			}
+		})
+		failovers = append(failovers, res.Failovers...)
+		recoveries = append(recoveries, res.Recoveries...)
+		virtual += res.Virtual
+		for k, v := range res.Fired {
+			fired[k] += v
+		}
+		if res.Failed() {
+			failed = append(failed, res)
+		}
+		if len(cfgs) == 1 {
+			fmt.Println(res.Summary())
+		}
+	}
+	wall := time.Since(start)
+	fmt.Printf("\nkonductor-sim: %d runs, %v simulated in %v wall\n", len(cfgs), virtual.Round(time.Second), wall.Round(time.Millisecond))
+	fmt.Printf("invariants checked: %s\n", strings.Join(world.Oracles, ", "))
+	fmt.Printf("failover (leader lost → new holder): %s\n", stats(failovers))
+	fmt.Printf("Kong recovery (started empty → configured): %s\n", stats(recoveries))
+	if len(failovers) > 0 {
+		fmt.Printf("simulated failovers per wall minute: %.0f\n", float64(len(failovers))/wall.Minutes())
+	}
+	keys := make([]string, 0, len(fired))
+	for k := range fired {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Println("faults fired:")
+	for _, k := range keys {
+		fmt.Printf("  %-22s %d\n", k, fired[k])
+	}
+	for _, res := range failed {
+		fmt.Printf("\nFAIL seed %d (%s)\n", res.Seed, res.Summary())
+		for _, s := range res.Steps {
+			fmt.Println("  step:", s)
+		}
+		for _, v := range res.Violations {
+			fmt.Println("  ", v)
+		}
+		fmt.Println("  replay:", replay(res.Seed))
+	}
+	if len(failed) > 0 {
+		t.Fail()
+		return
+	}
+	fmt.Println("\nall invariants held")
+}
+
+// stats is "n=… min … p50 … p99 … max …".
+func stats(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	q := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return fmt.Sprintf("n=%d min %v p50 %v p99 %v max %v", len(s), r(s[0]), r(q(0.5)), r(q(0.99)), r(s[len(s)-1]))
+}

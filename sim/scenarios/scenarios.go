@@ -1,0 +1,115 @@
+// Package scenarios names the simulator's fault scenarios and runs them:
+// leader crash, graceful rollout, Kong restart, Kong scaling, API-server
+// outage, the random nemesis and the Sieve-style generated plans. The
+// scenarios_test.go specs and cmd/konductor-sim both use it.
+//
+// The specs are table-driven testing specs rather than Ginkgo: every world
+// must run inside testing/synctest.Test, which needs the *testing.T of a
+// plain test (GinkgoT() is not one), and a Ginkgo spec cannot open a
+// synctest bubble around itself.
+package scenarios
+
+import (
+	"time"
+
+	"konductor.dev/sim/world"
+)
+
+// Scenario is one named world configuration.
+type Scenario struct {
+	Name string
+	// About says what the scenario drills, in a sentence.
+	About  string
+	Config func(seed uint64) world.Config
+}
+
+const s = time.Second
+
+// Named are the hand-written scenarios, in the order of the issue.
+var Named = []Scenario{
+	{"leader-crash", "the leader dies without releasing the lock; a standby takes over after the lease", func(seed uint64) world.Config {
+		return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Steps: []world.Step{
+			{At: 20 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 10 * s},
+			{At: 60 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 10 * s},
+		}}
+	}},
+	{"graceful-rollout", "every replica is stopped and restarted in turn, leader included, as a rolling update does", func(seed uint64) world.Config {
+		return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Steps: []world.Step{
+			{At: 20 * s, Kind: world.FaultStop, Replica: 0, For: 5 * s},
+			{At: 30 * s, Kind: world.FaultStop, Replica: 1, For: 5 * s},
+			{At: 40 * s, Kind: world.FaultStop, Replica: 2, For: 5 * s},
+		}}
+	}},
+	{"kong-restart", "Kong pods restart with an empty configuration, one at a time", func(seed uint64) world.Config {
+		return world.Config{Seed: seed, Controllers: 2, Kongs: 3, Steps: []world.Step{
+			{At: 20 * s, Kind: world.FaultKongRestart, Kong: 0},
+			{At: 30 * s, Kind: world.FaultKongRestart, Kong: 1},
+			{At: 31 * s, Kind: world.FaultKongRestart, Kong: 2},
+		}}
+	}},
+	{"scale-kong", "Kong is scaled 1 → 5 → 0 → 2", func(seed uint64) world.Config {
+		return world.Config{Seed: seed, Controllers: 2, Kongs: 1, Steps: []world.Step{
+			{At: 15 * s, Kind: world.FaultScaleKong, N: 5},
+			{At: 30 * s, Kind: world.FaultScaleKong, N: 0},
+			{At: 45 * s, Kind: world.FaultScaleKong, N: 2},
+		}}
+	}},
+	{"api-outage", "the API server is unreachable for 40s, then answers slowly and with errors", func(seed uint64) world.Config {
+		return world.Config{Seed: seed, Controllers: 2, Kongs: 2, Steps: []world.Step{
+			{At: 20 * s, Kind: world.FaultAPIOutage, For: 40 * s},
+			{At: 30 * s, Kind: world.FaultKongRestart, Kong: 0},
+			{At: 60 * s, Kind: world.FaultAPIErrors, For: 30 * s},
+		}}
+	}},
+	{"kong-misbehaves", "a Kong stalls, another rejects the configuration, one is cut off from the leader", func(seed uint64) world.Config {
+		return world.Config{Seed: seed, Controllers: 2, Kongs: 3, Steps: []world.Step{
+			{At: 10 * s, Kind: world.FaultKongStall, Kong: 0, For: 20 * s},
+			{At: 10 * s, Kind: world.FaultKongReject, Kong: 1, For: 20 * s},
+			{At: 12 * s, Kind: world.InputAddApp},
+			{At: 35 * s, Kind: world.FaultKongPartition, Kong: 2, Replica: world.LeaderReplica, For: 20 * s},
+		}}
+	}},
+}
+
+// FailoverStorm loses the leader 20 times: crashes and graceful stops in
+// turn, 25s apart. It measures failover throughput.
+func FailoverStorm(seed uint64) world.Config {
+	var steps []world.Step
+	for i := range 20 {
+		kind := world.FaultCrash
+		if i%2 == 1 {
+			kind = world.FaultStop
+		}
+		steps = append(steps, world.Step{At: time.Duration(20+25*i) * s, Kind: kind, Replica: world.LeaderReplica, For: 5 * s})
+	}
+	return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Steps: steps}
+}
+
+func init() {
+	Named = append(Named,
+		Scenario{"failover-storm", "the leader is lost 20 times, crashed and stopped in turn, 25s apart", FailoverStorm},
+		Scenario{"database-mode", "Kong with a shared database, configured through one Admin API by the leader: leader crash, Kong restart, new app", func(seed uint64) world.Config {
+			return world.Config{Seed: seed, Controllers: 2, Kongs: 2, Database: true, Steps: []world.Step{
+				{At: 20 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
+				{At: 30 * s, Kind: world.InputAddApp},
+				{At: 40 * s, Kind: world.FaultKongRestart, Kong: 1},
+				{At: 50 * s, Kind: world.FaultStop, Replica: world.LeaderReplica, For: 5 * s},
+			}}
+		}},
+	)
+}
+
+// Nemesis is the random scenario of one seed.
+func Nemesis(seed uint64) world.Config {
+	return world.Config{Seed: seed, Controllers: 3, Kongs: 3, Steps: world.Random(seed, 3, 3)}
+}
+
+// Find returns the named scenario.
+func Find(name string) (Scenario, bool) {
+	for _, sc := range Named {
+		if sc.Name == name {
+			return sc, true
+		}
+	}
+	return Scenario{}, false
+}

@@ -1,0 +1,211 @@
+package world
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"konductor.dev/sim/kong"
+)
+
+// served is one configuration a Kong node started serving.
+type served struct {
+	At    time.Time
+	Slot  int
+	Gen   int
+	Hash  string
+	Count int
+}
+
+// observer records what a node serves.
+type observer struct {
+	w    *World
+	slot int
+	gen  int
+}
+
+func (o observer) Configure(st *kong.State) error {
+	o.w.mu.Lock()
+	o.w.served = append(o.w.served, served{At: time.Now(), Slot: o.slot, Gen: o.gen, Hash: st.Hash(), Count: st.Count()})
+	o.w.mu.Unlock()
+	return nil
+}
+
+// kongSlot is one Kong pod: its address stays, its node is replaced on
+// restart.
+type kongSlot struct {
+	index int
+	gen   int
+	node  *kong.Node
+	up    bool // listed in the admin Service and answering
+	// restartedAt is when the node last came back empty.
+	restartedAt time.Time
+
+	stalled   chan struct{} // non-nil while stalled; closed to release
+	rejecting bool
+	cutFrom   map[string]bool // controller replicas partitioned from it
+
+	oldAudits []kong.AuditEntry // audits of earlier incarnations
+}
+
+func (w *World) newNode(slot int, gen int) (*kong.Node, error) {
+	o := kong.Options{
+		NodeID:         fmt.Sprintf("00000000-0000-4000-8000-%06d%06d", slot, gen),
+		Hostname:       kongPod(slot),
+		Logger:         slog.New(slog.DiscardHandler),
+		ProxyTransport: backendTransport{},
+		Observer:       observer{w: w, slot: slot, gen: gen},
+	}
+	if w.db != nil {
+		o.Database, o.Backend, o.UpdateFrequency = kong.DatabasePostgres, w.db, time.Second
+	}
+	n, err := kong.NewNode(o)
+	if err != nil || w.db == nil {
+		return n, err
+	}
+	// A DB-mode node polls its database until its context ends.
+	ctx, cancel := context.WithCancel(w.ctx)
+	w.wg.Go(func() { _ = n.Run(ctx) })
+	w.nodeStops = append(w.nodeStops, cancel)
+	return n, nil
+}
+
+// errRefused is a dial error: the address does not answer.
+func errRefused(u *url.URL) error {
+	return &url.Error{Op: "Post", URL: u.String(), Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+}
+
+// kongTransport is one controller replica's network to the Kong Admin APIs.
+// It applies the Kong-side faults (down, stall, reject, partition) and
+// the replica's own death, then serves the request with the node's Admin
+// handler in memory.
+type kongTransport struct {
+	w       *World
+	replica *replica
+}
+
+func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	host, _, _ := net.SplitHostPort(req.URL.Host)
+	w := t.w
+	w.mu.Lock()
+	var slot *kongSlot
+	for _, s := range w.slots {
+		if kongIP(s.index) == host {
+			slot = s
+		}
+	}
+	dead := t.replica.dead
+	if slot == nil || !slot.up || dead || slot.cutFrom[t.replica.name] {
+		if slot != nil && slot.cutFrom[t.replica.name] {
+			w.fired(FaultKongPartition)
+		}
+		w.mu.Unlock()
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, errRefused(req.URL)
+	}
+	stalled := slot.stalled
+	if stalled != nil {
+		w.fired(FaultKongStall)
+	}
+	paused := t.replica.paused
+	w.mu.Unlock()
+	if paused != nil {
+		// A frozen process sends nothing until it thaws; its request
+		// then goes out only if its context still allows it.
+		select {
+		case <-paused:
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
+	}
+	if stalled != nil {
+		select {
+		case <-stalled:
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
+	}
+	w.mu.Lock()
+	node, rejecting := slot.node, slot.rejecting
+	dead = t.replica.dead
+	w.mu.Unlock()
+	// A request whose sender gave up (its context ended, e.g. at the end
+	// of its term) never reaches Kong.
+	if err := req.Context().Err(); err != nil {
+		return nil, err
+	}
+	if dead {
+		return nil, errRefused(req.URL)
+	}
+	isWrite := req.Method != http.MethodGet && req.Method != http.MethodHead
+	if rejecting && isWrite && strings.HasPrefix(req.URL.Path, "/config") {
+		w.mu.Lock()
+		w.fired(FaultKongReject)
+		w.mu.Unlock()
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		body := `{"code":14,"name":"invalid declarative configuration","message":"declarative config is invalid: {}","fields":{},"flattened_errors":[]}`
+		return &http.Response{
+			StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header:  http.Header{"Content-Type": []string{"application/json"}},
+			Body:    io.NopCloser(strings.NewReader(body)),
+			Request: req, ContentLength: int64(len(body)),
+		}, nil
+	}
+	resp, err := kong.NewInMemoryTransport(node.Admin()).RoundTrip(req)
+	if err == nil && isWrite && resp.StatusCode < 300 {
+		w.controllerWrote(t.replica, "kong "+kongPod(slot.index)+" "+req.Method+" "+req.URL.Path)
+	}
+	return resp, err
+}
+
+// backendTransport answers every proxied request as the app pod at the
+// target address would: 200 with the app's name.
+type backendTransport struct{}
+
+func (backendTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	host, _, _ := net.SplitHostPort(req.URL.Host)
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	var app string
+	for i := range 256 {
+		if appIP(i) == host {
+			app = appName(i)
+			break
+		}
+	}
+	if app == "" {
+		return nil, errors.New("backend: no pod at " + req.URL.Host)
+	}
+	return &http.Response{
+		StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": []string{"text/plain"}}, Body: io.NopCloser(strings.NewReader(app)),
+		ContentLength: int64(len(app)), Request: req,
+	}, nil
+}
+
+// probe sends one request for app through a node's proxy and returns the
+// status and the app that answered.
+func probe(ctx context.Context, n *kong.Node, app int) (int, string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+appHost(app)+"/", nil)
+	resp, err := kong.NewInMemoryTransport(n.Proxy()).RoundTrip(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

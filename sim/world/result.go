@@ -1,0 +1,320 @@
+package world
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"konductor.dev/sim/apiserver"
+	"konductor.dev/sim/kong"
+)
+
+// Result is what one run observed.
+type Result struct {
+	Seed  uint64
+	Steps []Step
+	// Trace is the world's events followed by the derived history (see
+	// TraceHash).
+	Trace []Event
+	// TraceHash is sha256 over the trace: the world's own events with
+	// their virtual times, then each Kong's sequence of accepted writes
+	// (writer, epoch, resulting hash; repeats of the same write collapsed)
+	// and the sequence of lock holders. Write times are left out, because
+	// the controller's retry jitter is not seeded (see package doc).
+	TraceHash string
+	// Violations are the broken invariants; empty means the run passed.
+	Violations []Violation
+	// Fired counts the faults that actually happened, by kind.
+	Fired map[string]int
+	// Failovers: from losing the leader (crash, stop, pause) to another
+	// replica holding the lock. Recoveries: from a Kong starting empty to
+	// it serving the final configuration.
+	Failovers, Recoveries []time.Duration
+	Traffic               TrafficStats
+	// Writes counts controller writes (Kong writes and API writes other
+	// than Events): the crash-after-write plans number them.
+	Writes int
+	// FinalHash is the configuration every Kong ended with ("" if they
+	// disagree).
+	FinalHash string
+	// Oracles names the invariants checked.
+	Oracles []string
+	Virtual time.Duration
+}
+
+// Oracles checked by every run.
+var Oracles = []string{
+	"single-writer", "eventually-stable", "stays-stable", "stateless-recovery",
+	"nothing-lost", "traffic", "differential", "faults-fired",
+}
+
+// Failed reports whether an invariant was broken.
+func (r *Result) Failed() bool { return len(r.Violations) > 0 }
+
+func (w *World) result() *Result {
+	audits := w.allAudits()
+	w.checkSingleWriter(audits)
+	w.checkNothingLost()
+	final := w.finalHash()
+	w.checkRecovery(final)
+	w.checkFired()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	res := &Result{
+		Seed: w.cfg.Seed, Steps: w.cfg.Steps, Violations: w.violations, Fired: map[string]int{},
+		Traffic: w.traffic, Writes: w.writes, FinalHash: final, Oracles: Oracles, Virtual: w.now(),
+		Recoveries: w.recoveries,
+	}
+	for k, v := range w.firedKinds {
+		res.Fired[k] = v
+	}
+	for k, v := range w.api.Fired("*") {
+		res.Fired["api/"+k] += v
+	}
+	res.Failovers = w.failoverTimes()
+	res.Trace = append(res.Trace, w.trace...)
+	// Derived history: per Kong slot, its writes.
+	lastBySlot := map[int]string{}
+	for _, a := range audits {
+		if a.Time.After(w.endAt) {
+			continue
+		}
+		line := fmt.Sprintf("%s %s@%d %s", kongPod(a.slot), a.Writer, a.Epoch, a.Hash)
+		if lastBySlot[a.slot] == line {
+			continue
+		}
+		lastBySlot[a.slot] = line
+		res.Trace = append(res.Trace, Event{Kind: "kong-write", Detail: line})
+	}
+	sort.SliceStable(res.Trace[len(w.trace):], func(i, j int) bool {
+		return res.Trace[len(w.trace)+i].Detail[:6] < res.Trace[len(w.trace)+j].Detail[:6]
+	})
+	for _, h := range w.holders() {
+		res.Trace = append(res.Trace, Event{Kind: "lock-holder", Detail: h})
+	}
+	h := sha256.New()
+	for _, e := range res.Trace {
+		fmt.Fprintf(h, "%d|%s|%s\n", e.At, e.Kind, e.Detail)
+	}
+	res.TraceHash = hex.EncodeToString(h.Sum(nil))[:16]
+	return res
+}
+
+// holders lists the lock's successive holders with their terms.
+func (w *World) holders() []string {
+	var out []string
+	for _, c := range w.api.Changes() {
+		if c.Resource != configMaps || c.Name != lockName() || c.Object == nil || c.Time.After(w.endAt) {
+			continue
+		}
+		rec, ok := lockRecord(c.Object.(*corev1.ConfigMap))
+		if !ok {
+			continue
+		}
+		line := fmt.Sprintf("%s term %d", rec.HolderIdentity, rec.LeaderTransitions)
+		if len(out) == 0 || out[len(out)-1] != line {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// failoverTimes measures each leader loss to the next other holder; w.mu held.
+func (w *World) failoverTimes() []time.Duration {
+	changes := w.api.Changes()
+	var out []time.Duration
+	for _, f := range w.failovers {
+		for _, c := range changes {
+			if c.Resource != configMaps || c.Name != lockName() || c.Time.Before(f.at) {
+				continue
+			}
+			rec, ok := lockRecord(c.Object.(*corev1.ConfigMap))
+			if !ok || rec.HolderIdentity == "" {
+				continue
+			}
+			// A paused leader that thaws in time renews its own lease:
+			// no failover happened.
+			if rec.HolderIdentity != f.identity {
+				out = append(out, c.Time.Sub(f.at))
+			}
+			break
+		}
+	}
+	return out
+}
+
+// checkSingleWriter: one writer per epoch, no epoch 0 (ungated) write, and
+// no write of an older epoch after one of a newer epoch landed anywhere.
+func (w *World) checkSingleWriter(rows []auditRow) {
+	writerOf := map[int64]string{}
+	var newest int64
+	var newestAt time.Time
+	for _, r := range rows {
+		if r.Epoch == 0 {
+			w.violate("single-writer", "%s accepted a write without a term from %q", kongPod(r.slot), r.Writer)
+			continue
+		}
+		if prev, ok := writerOf[r.Epoch]; ok && prev != r.Writer {
+			w.violate("single-writer", "epoch %d written by both %s and %s", r.Epoch, prev, r.Writer)
+		}
+		writerOf[r.Epoch] = r.Writer
+		if r.Epoch < newest {
+			w.violate("single-writer", "%s accepted a write of epoch %d from %s at %v, after epoch %d had written at %v",
+				kongPod(r.slot), r.Epoch, r.Writer, r.Time.Sub(w.start), newest, newestAt.Sub(w.start))
+		}
+		if r.Epoch > newest {
+			newest, newestAt = r.Epoch, r.Time
+		}
+	}
+}
+
+// checkNothingLost: inputs only grow, so no Kong incarnation may go from a
+// configuration back to a smaller one, or to empty.
+func (w *World) checkNothingLost() {
+	w.mu.Lock()
+	served := append([]served(nil), w.served...)
+	w.mu.Unlock()
+	type inc struct{ slot, gen int }
+	most := map[inc]int{}
+	for _, s := range served {
+		k := inc{s.Slot, s.Gen}
+		if s.Count < most[k] {
+			w.violate("nothing-lost", "%s went from %d entities to %d (hash %s)", kongPod(s.Slot), most[k], s.Count, s.Hash)
+		}
+		most[k] = max(most[k], s.Count)
+	}
+}
+
+// finalHash is the one configuration all live Kongs serve, or "".
+func (w *World) finalHash() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	final := ""
+	for _, s := range w.slots {
+		if !s.up {
+			continue
+		}
+		h := s.node.ConfigHash()
+		if final != "" && h != final {
+			return ""
+		}
+		final = h
+	}
+	return final
+}
+
+// checkRecovery: every Kong that came up empty served a full configuration
+// within the bound (unless it was replaced again first).
+func (w *World) checkRecovery(final string) {
+	w.mu.Lock()
+	restarts := append([]kongRestart(nil), w.restarts...)
+	served := append([]served(nil), w.served...)
+	w.mu.Unlock()
+	for _, r := range restarts {
+		var at time.Time
+		for _, s := range served {
+			if s.Slot == r.slot && s.Gen == r.gen && s.Count > 0 {
+				at = s.At
+				break
+			}
+		}
+		replaced := slices.ContainsFunc(restarts, func(o kongRestart) bool {
+			return o.slot == r.slot && o.gen > r.gen && o.at.Sub(r.at) < w.cfg.RecoveryBound
+		})
+		w.mu.Lock()
+		down := false
+		for _, s := range w.slots {
+			if s.index == r.slot && (!s.up && s.gen == r.gen) {
+				down = true
+			}
+		}
+		w.mu.Unlock()
+		if replaced || (at.IsZero() && down) {
+			continue
+		}
+		if at.IsZero() {
+			w.violate("stateless-recovery", "%s (restart at %v) was never configured again", kongPod(r.slot), r.at.Sub(w.start))
+			continue
+		}
+		from := r.at
+		w.mu.Lock()
+		for _, o := range w.outages {
+			if !from.Before(o[0]) && !from.After(o[1]) {
+				from = o[1]
+			}
+		}
+		w.mu.Unlock()
+		d := at.Sub(from)
+		w.mu.Lock()
+		w.recoveries = append(w.recoveries, d)
+		w.mu.Unlock()
+		if d > w.cfg.RecoveryBound {
+			w.violate("stateless-recovery", "%s took %v to be configured again after starting empty (bound %v)", kongPod(r.slot), d, w.cfg.RecoveryBound)
+		}
+	}
+}
+
+// checkFired: a planned fault that never happened makes the run fail.
+func (w *World) checkFired() {
+	api := w.api.Fired("*")
+	w.mu.Lock()
+	fired := map[string]int{}
+	for k, v := range w.firedKinds {
+		fired[k] = v
+	}
+	w.mu.Unlock()
+	for _, s := range w.cfg.Steps {
+		ok := true
+		switch s.Kind {
+		case FaultAPIOutage, FaultAPIPartition:
+			ok = api[apiserver.FiredPartition] > 0
+		case FaultAPIErrors:
+			ok = api[apiserver.FiredTooMany]+api[apiserver.FiredInternal]+api[apiserver.FiredTimeout] > 0
+		case FaultStaleReads:
+			ok = api[apiserver.FiredStaleRead] > 0
+		case FaultDropWatches:
+			ok = api[apiserver.FiredDroppedWatch] > 0
+		case InputAddApp:
+		default:
+			ok = fired[s.Kind] > 0
+		}
+		if !ok {
+			w.violate("faults-fired", "planned fault never happened: %s", s)
+		}
+	}
+}
+
+// Summary is a one-line description of a result.
+func (r *Result) Summary() string {
+	status := "ok"
+	if r.Failed() {
+		status = fmt.Sprintf("%d violations", len(r.Violations))
+	}
+	keys := make([]string, 0, len(r.Fired))
+	for k := range r.Fired {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var fired []string
+	for _, k := range keys {
+		fired = append(fired, fmt.Sprintf("%s=%d", k, r.Fired[k]))
+	}
+	return fmt.Sprintf("seed %d: %s, trace %s, %d writes, final %s, fired [%s]", r.Seed, status, r.TraceHash, r.Writes, short(r.FinalHash), strings.Join(fired, " "))
+}
+
+func short(h string) string {
+	if h == kong.ZeroHash {
+		return "empty"
+	}
+	if len(h) > 8 {
+		return h[:8]
+	}
+	return h
+}
