@@ -8,7 +8,7 @@ BENCH      ?= .
 SEEDS      ?= 1000
 E2E_FLAGS  ?= -count=1 -timeout 60m -v
 
-.PHONY: all build test lint bench run sim e2e e2e-local images k8s-binaries postgres-start postgres-stop help
+.PHONY: all build test lint bench run kongsim-demo sim e2e e2e-local images k8s-binaries postgres-start postgres-stop help
 
 all: lint build test
 
@@ -31,7 +31,10 @@ lint: ## gofmt and go vet over every module
 bench: ## run the benchmarks (BENCH=regexp to choose)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
 
-run: ## the main job: start kongsim on loopback and load a sample configuration into it
+run: ## the main job: the simulator runs the real controller through 20 seeded fault schedules and reports
+	$(GO) run ./cmd/konductor-sim -seeds 20
+
+kongsim-demo: ## start kongsim on loopback, load a sample configuration, show what it reports
 	hack/kongsim-demo.sh
 
 sim: ## run SEEDS random nemesis seeds of the simulator and print its report
