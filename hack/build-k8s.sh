@@ -103,7 +103,13 @@ expected_version() {
 # A binary counts as built only if it runs and reports the pinned version.
 healthy() {
   local bin="$1/$2"
-  [[ -x "$bin" ]] && "$bin" --version 2>/dev/null | grep -qF "$(expected_version "$2")"
+  [[ -x "$bin" ]] || return 1
+  # Capture first: with pipefail, `--version | grep -q` fails at random when
+  # grep exits on the first line and the binary dies of SIGPIPE writing the
+  # rest.
+  local out
+  out="$("$bin" --version 2>/dev/null)" || return 1
+  grep -qF "$(expected_version "$2")" <<<"$out"
 }
 missing_in() {
   local c

@@ -11,5 +11,7 @@
 // deadline, 2s retry): virtual time makes them fast and exact. The DB-mode
 // specification runs in real time against PostgreSQL (two kongsim nodes on
 // sim/kong/pgstore) with short lease timings, since a database connection
-// cannot live inside a synctest bubble.
+// cannot live inside a synctest bubble. TestRealAPIServerSingleWriterAndHandover
+// repeats the single-writer, graceful-handover and crash-failover checks
+// against a real etcd and kube-apiserver (sim/cluster), in real time.
 package hatest
