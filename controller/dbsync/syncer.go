@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -333,7 +332,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 				switch res.outcome {
 				case outcomeApplied, outcomeUnchanged:
 					failures, retryAt, needSync, appliedOK, rejected, refused = 0, time.Time{}, false, d.Hash, "", ""
-					checkAt = now.Add(s.jitter(s.o.DriftInterval))
+					checkAt = now.Add(kongsync.Jitter(s.o.DriftInterval))
 				case outcomeRefused:
 					// Only a new Desired (or Resync) changes the answer.
 					needSync, refused, checkAt = false, d.Hash, time.Time{}
@@ -372,21 +371,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 	return nil
 }
 
-// backoff returns the delay before retry n (n >= 1): BackoffMin doubled per
-// retry, capped at BackoffMax, plus up to 10% jitter.
 func (s *Syncer) backoff(n int) time.Duration {
-	d := s.o.BackoffMin
-	for i := 1; i < n && d < s.o.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, s.o.BackoffMax)
-	return d + time.Duration(rand.Int64N(int64(d)/10+1))
-}
-
-// jitter spreads d by ±10% so controllers do not check in lockstep.
-func (s *Syncer) jitter(d time.Duration) time.Duration {
-	spread := int64(d) / 5
-	return d - time.Duration(spread/2) + time.Duration(rand.Int64N(spread+1))
+	return kongsync.Backoff(s.o.BackoffMin, s.o.BackoffMax, n)
 }
 
 // pick returns the node to use: the current one when healthy, else the

@@ -255,7 +255,7 @@ func (w *worker) applied(ctx context.Context, d Desired, now time.Time, log *slo
 	}
 	w.expectHash = hash
 	w.checkErrors = 0
-	w.checkAt = time.Now().Add(w.jitter(w.s.o.DriftInterval))
+	w.checkAt = time.Now().Add(Jitter(w.s.o.DriftInterval))
 }
 
 // check compares the replica's reported hash with the one expected.
@@ -275,7 +275,7 @@ func (w *worker) check(ctx context.Context, log *slog.Logger) {
 		return
 	}
 	w.checkErrors = 0
-	w.checkAt = now.Add(w.jitter(w.s.o.DriftInterval))
+	w.checkAt = now.Add(Jitter(w.s.o.DriftInterval))
 	if w.unreachable {
 		// The replica answers again: a push waiting out the backoff of a
 		// connection error may go now.
@@ -312,20 +312,25 @@ func (w *worker) readHash(ctx context.Context) (string, error) {
 	return st.ConfigurationHash, nil
 }
 
-// backoff returns the delay before retry n (n >= 1): BackoffMin doubled per
-// retry, capped at BackoffMax, plus up to 10% jitter so replicas that failed
-// together do not retry in lockstep.
+// backoff returns the delay before retry n with this syncer's bounds.
 func (w *worker) backoff(n int) time.Duration {
-	d := w.s.o.BackoffMin
-	for i := 1; i < n && d < w.s.o.BackoffMax; i++ {
+	return Backoff(w.s.o.BackoffMin, w.s.o.BackoffMax, n)
+}
+
+// Backoff returns the delay before retry n (n >= 1): lo doubled per retry,
+// capped at hi, plus up to 10% jitter so writers that failed together do
+// not retry in lockstep. The DB-mode syncer shares it.
+func Backoff(lo, hi time.Duration, n int) time.Duration {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
 		d *= 2
 	}
-	d = min(d, w.s.o.BackoffMax)
+	d = min(d, hi)
 	return d + time.Duration(rand.Int64N(int64(d)/10+1))
 }
 
-// jitter spreads d by ±10% so workers do not check in lockstep.
-func (w *worker) jitter(d time.Duration) time.Duration {
+// Jitter spreads d by ±10% so periodic checks do not run in lockstep.
+func Jitter(d time.Duration) time.Duration {
 	spread := int64(d) / 5
 	return d - time.Duration(spread/2) + time.Duration(rand.Int64N(spread+1))
 }
