@@ -27,7 +27,12 @@ type BodyPusher struct {
 // kongsync.Desired that was applied or rejected.
 func NewBodyPusher(o kongsync.Options) *BodyPusher {
 	p := &BodyPusher{o: o, desired: map[uint64]kongsync.Desired{}}
+	var jitter kongsync.Rand
+	if o.Rand != nil {
+		jitter = o.Rand("dbsync")
+	}
 	p.s = New(Options{
+		Rand:   jitter,
 		Client: o.Client, Gate: o.Gate, Identity: o.Identity,
 		Timeout: o.PushTimeout, BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax,
 		DriftInterval: o.DriftInterval,

@@ -47,6 +47,9 @@ type Options struct {
 	BackoffMin    time.Duration // first retry delay; default 250ms
 	BackoffMax    time.Duration // retry delay cap; default 30s
 	DriftInterval time.Duration // between full list+diff checks; default 30s
+	// Rand draws the retry and check jitter; nil means the global source.
+	// The simulator passes a seeded stream so that a seed replays.
+	Rand kongsync.Rand
 
 	// Tag selects the entities konductor owns; default translate.ManagedByTag.
 	Tag string
@@ -332,7 +335,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 				switch res.outcome {
 				case outcomeApplied, outcomeUnchanged:
 					failures, retryAt, needSync, appliedOK, rejected, refused = 0, time.Time{}, false, d.Hash, "", ""
-					checkAt = now.Add(kongsync.Jitter(s.o.DriftInterval))
+					checkAt = now.Add(s.o.Rand.Jitter(s.o.DriftInterval))
 				case outcomeRefused:
 					// Only a new Desired (or Resync) changes the answer.
 					needSync, refused, checkAt = false, d.Hash, time.Time{}
@@ -372,7 +375,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 }
 
 func (s *Syncer) backoff(n int) time.Duration {
-	return kongsync.Backoff(s.o.BackoffMin, s.o.BackoffMax, n)
+	return s.o.Rand.Backoff(s.o.BackoffMin, s.o.BackoffMax, n)
 }
 
 // pick returns the node to use: the current one when healthy, else the

@@ -31,6 +31,8 @@ type fakeKong struct {
 	retryAfter string
 	writes     []write
 	statusGets int
+	database   string // GET / configuration.database; "" means "off"
+	rootGets   int
 }
 
 type write struct {
@@ -57,6 +59,18 @@ func (k *fakeKong) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"configuration_hash": hash,
 			"server":             map[string]int{"total_requests": 1},
+		})
+	case r.Method == http.MethodGet && r.URL.Path == "/":
+		k.mu.Lock()
+		k.rootGets++
+		db := k.database
+		k.mu.Unlock()
+		if db == "" {
+			db = "off"
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"version": "3.9.1", "node_id": "6b1c5a4e-0000-4000-8000-00000000000a", "hostname": "kong",
+			"configuration": map[string]string{"database": db, "router_flavor": "traditional_compatible", "role": "traditional"},
 		})
 	case r.Method == http.MethodPost && r.URL.Path == "/config":
 		k.postConfig(w, r)

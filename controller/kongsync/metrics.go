@@ -43,6 +43,8 @@ func newMetrics(s *Syncer, reg prometheus.Registerer, log *slog.Logger) *metrics
 				"Version of the last desired configuration the Kong replica accepted (0: none).", []string{"target"}, nil),
 			targets: prometheus.NewDesc("konductor_kong_targets",
 				"Kong replicas currently configured by this controller.", nil, nil),
+			incompatible: prometheus.NewDesc("konductor_kong_target_incompatible",
+				"1 when the Kong replica reported a database mode this controller does not configure (it is not pushed to), else 0.", []string{"target", "database"}, nil),
 		},
 	}
 	for _, c := range []prometheus.Collector{m.pushes, m.pushSeconds, m.driftRepairs, m.state} {
@@ -73,14 +75,15 @@ func (m *metrics) forget(target string) {
 // stateCollector reads per-target state at scrape time, so the age is
 // always current and removed targets vanish by themselves.
 type stateCollector struct {
-	s                     *Syncer
-	age, version, targets *prometheus.Desc
+	s                                   *Syncer
+	age, version, targets, incompatible *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.age
 	ch <- c.version
 	ch <- c.targets
+	ch <- c.incompatible
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -90,6 +93,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range sts {
 		name := st.Target.Name
 		ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, float64(st.AppliedVersion), name)
+		incompatible := 0.0
+		if st.Incompatible() {
+			incompatible = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.incompatible, prometheus.GaugeValue, incompatible, name, st.Database)
 		if !st.LastApplied.IsZero() {
 			ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, now.Sub(st.LastApplied).Seconds(), name)
 		}

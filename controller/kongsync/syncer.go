@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"konductor.dev/controller/fence"
+	"konductor.dev/controller/kongclient"
 )
 
 // Desired is one declarative configuration to apply everywhere.
@@ -81,7 +82,9 @@ type Rejection struct {
 type TargetStatus struct {
 	Target Target
 	// AppliedVersion is the version of the last Desired this replica
-	// accepted (0: none yet).
+	// accepted and still serves: 0 before the first push, and again from
+	// the moment a drift check finds it serving something else (restarted
+	// empty, edited) until a push repairs it.
 	AppliedVersion uint64
 	// ReportedHash is the configuration hash the replica last reported.
 	ReportedHash string
@@ -92,7 +95,14 @@ type TargetStatus struct {
 	// Healthy is true when the last exchange with the replica succeeded:
 	// it answered, and did not reject or throttle our configuration.
 	Healthy bool
+	// Database is the database mode the replica's GET / reported ("off"
+	// for DB-less); empty unless Options.ProbeTargets probed it.
+	Database string
 }
+
+// Incompatible reports whether the replica was probed and runs with a
+// database: it is never configured (and never counts as applied).
+func (st TargetStatus) Incompatible() bool { return st.Database != "" && st.Database != "off" }
 
 // Options configure a Syncer. Zero values get defaults.
 type Options struct {
@@ -109,6 +119,11 @@ type Options struct {
 	BackoffMax    time.Duration // retry delay cap; default 30s
 	DriftInterval time.Duration // between hash checks; default 10s
 
+	// Rand returns the jitter stream of one worker, named by its target;
+	// each stream is used by one goroutine only. nil means the global
+	// math/rand/v2 source for every worker (production).
+	Rand func(target string) Rand
+
 	// Registerer receives the metrics; nil means no metrics.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -119,6 +134,14 @@ type Options struct {
 	// OnRejected runs on the worker's goroutine when a replica answered
 	// 400 to d. Keep it quick.
 	OnRejected func(t Target, d Desired, rs []Rejection)
+
+	// ProbeTargets reads each target's GET / before its first push and
+	// pushes only to a DB-less Kong that kongclient.Probe accepts. Gateway
+	// discovery sets it: discovered replicas were never probed at start.
+	ProbeTargets bool
+	// OnIncompatible runs on the worker's goroutine when a probe finds a
+	// replica running with a database (once, until it is found DB-less).
+	OnIncompatible func(t Target, root kongclient.Root)
 }
 
 // Default timings.
@@ -167,6 +190,9 @@ func New(o Options) *Syncer {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Rand == nil {
+		o.Rand = func(string) Rand { return nil }
 	}
 	base := o.Client
 	if base == nil {

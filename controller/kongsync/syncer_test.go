@@ -605,3 +605,65 @@ func TestNewDesiredHashesBody(t *testing.T) {
 		t.Fatalf("NewDesired = %+v", d)
 	}
 }
+
+func TestDriftWithdrawsAppliedVersionUntilRepaired(t *testing.T) {
+	tests := []struct {
+		name  string
+		drift func(k *fakeKong)
+	}{
+		{name: "restarted empty", drift: func(k *fakeKong) { k.restart() }},
+		{name: "edited behind our back", drift: func(k *fakeKong) {
+			k.tamper(`{"_format_version":"3.0","services":[]}`)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, three, nil)
+				defer r.shutdown()
+				d1 := desired(1, "")
+				r.s.SetDesired(d1)
+				synctest.Wait()
+				if !r.s.AllApplied(1) {
+					t.Fatal("not all applied after the first push")
+				}
+
+				// Leadership is lost, so the drift can be seen but not
+				// repaired yet.
+				r.gate.set(fence.Term{}, false)
+				tc.drift(r.kongs["kong-b"])
+				advance(DefaultDriftInterval * 12 / 10)
+
+				if st := r.status("kong-b"); st.AppliedVersion != 0 {
+					t.Fatalf("kong-b drifted but still counts version %d as applied: %+v", st.AppliedVersion, st)
+				}
+				if r.s.AllApplied(1) {
+					t.Fatal("AllApplied(1) true while kong-b serves something else")
+				}
+				for _, n := range []string{"kong-a", "kong-c"} {
+					if st := r.status(n); st.AppliedVersion != 1 {
+						t.Fatalf("%s lost its applied version without drifting: %+v", n, st)
+					}
+				}
+				if err := testutil.GatherAndCompare(r.reg, strings.NewReader(`
+# HELP konductor_kong_config_applied_version Version of the last desired configuration the Kong replica accepted (0: none).
+# TYPE konductor_kong_config_applied_version gauge
+konductor_kong_config_applied_version{target="kong-a"} 1
+konductor_kong_config_applied_version{target="kong-b"} 0
+konductor_kong_config_applied_version{target="kong-c"} 1
+`), "konductor_kong_config_applied_version"); err != nil {
+					t.Fatal(err)
+				}
+
+				// Leading again: the repair lands and the version counts again.
+				r.gate.set(fence.Term{Identity: "konductor-0-abc", Epoch: 4}, true)
+				r.s.Resync()
+				synctest.Wait()
+				r.requireConfig("kong-b", d1)
+				if st := r.status("kong-b"); st.AppliedVersion != 1 || !r.s.AllApplied(1) {
+					t.Fatalf("after the repair: %+v, AllApplied(1)=%v", st, r.s.AllApplied(1))
+				}
+			})
+		})
+	}
+}

@@ -3,14 +3,15 @@ package kongsync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/kong/go-kong/kong"
 
 	"konductor.dev/controller/fence"
+	"konductor.dev/controller/kongclient"
 )
 
 // worker keeps one replica on the desired configuration. Fields below mu are
@@ -21,6 +22,7 @@ type worker struct {
 	kong   *kong.Client
 	wake   chan struct{}
 	cancel context.CancelFunc
+	rand   Rand // used by the worker's goroutine only
 
 	mu     sync.Mutex
 	force  bool
@@ -39,6 +41,9 @@ type worker struct {
 	rejectUntil  time.Time // rejectedHash is not retried before this
 	checkAt      time.Time // next hash check; zero: none scheduled
 	checkErrors  int       // consecutive failed hash checks
+	probed       bool      // GET / showed a DB-less Kong (Options.ProbeTargets)
+	probeAt      time.Time // no probe before this
+	probeErrors  int       // consecutive failed probes
 }
 
 func newWorker(s *Syncer, t Target) (*worker, error) {
@@ -54,6 +59,7 @@ func newWorker(s *Syncer, t Target) (*worker, error) {
 		wake:       make(chan struct{}, 1),
 		status:     TargetStatus{Target: t},
 		pushNeeded: true,
+		rand:       s.o.Rand(t.Name),
 	}, nil
 }
 
@@ -98,7 +104,7 @@ func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if w.takeForce() {
 			w.pushNeeded = true
-			w.retryAt, w.rejectUntil = time.Time{}, time.Time{}
+			w.retryAt, w.rejectUntil, w.probeAt = time.Time{}, time.Time{}, time.Time{}
 		}
 		now := time.Now()
 		var wakeAt time.Time
@@ -106,10 +112,16 @@ func (w *worker) run(ctx context.Context) {
 			if !now.Before(at) {
 				term, permitted := w.s.o.Gate.Permit()
 				if permitted && term.Valid(now) {
-					w.push(ctx, *cand, term, log)
-					continue
-				}
-				if permitted {
+					if !w.s.o.ProbeTargets || w.probed {
+						w.push(ctx, *cand, term, log)
+						continue
+					}
+					if !now.Before(w.probeAt) {
+						w.probe(ctx, log)
+						continue
+					}
+					wakeAt = w.probeAt
+				} else if permitted {
 					// The term lapsed before its renewal arrived; the
 					// renewal sends no wake-up, so look again shortly.
 					wakeAt = now.Add(w.s.o.BackoffMin)
@@ -221,6 +233,53 @@ func (w *worker) push(ctx context.Context, d Desired, term fence.Term, log *slog
 	}
 }
 
+// probe reads the replica's GET / before its first push: only a DB-less
+// Kong of a version we drive is pushed to. A Kong with a database is
+// reported once (log, status, OnIncompatible) and probed again every drift
+// interval, in case it is redeployed DB-less at the same address.
+func (w *worker) probe(ctx context.Context, log *slog.Logger) {
+	pctx, cancel := context.WithTimeout(ctx, w.s.o.PushTimeout)
+	root, err := kongclient.Probe(pctx, w.s.client, w.target.URL)
+	cancel()
+	now := time.Now()
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		w.probeErrors++
+		w.probeAt = now.Add(w.backoff(w.probeErrors))
+		w.setStatus(func(st *TargetStatus) {
+			st.Healthy = false
+			st.LastError = err.Error()
+		})
+		log.Warn("Kong not usable yet; not configuring it", "err", err, "retryIn", w.probeAt.Sub(now))
+		return
+	}
+	w.probeErrors = 0
+	wasIncompatible := w.snapshot().Incompatible()
+	if !root.DBLess() {
+		reason := fmt.Sprintf("target %s: Kong runs with database %q, but this controller configures DB-less Kong (POST /config); not configuring it", w.target.Name, root.Database)
+		w.probeAt = now.Add(w.rand.Jitter(w.s.o.DriftInterval))
+		w.setStatus(func(st *TargetStatus) {
+			st.Database = root.Database
+			st.Healthy = false
+			st.LastError = reason
+		})
+		if !wasIncompatible {
+			log.Error("Kong replica runs with a database; not configuring it", "url", w.target.URL, "database", root.Database, "version", root.Version)
+			if cb := w.s.o.OnIncompatible; cb != nil {
+				cb(w.target, root)
+			}
+		}
+		return
+	}
+	w.probed = true
+	w.setStatus(func(st *TargetStatus) { st.Database = root.Database })
+	if wasIncompatible {
+		log.Info("Kong replica now runs DB-less; configuring it", "url", w.target.URL)
+	}
+}
+
 // applied records that the replica accepted d, then learns the hash it now
 // reports, which later checks compare against.
 func (w *worker) applied(ctx context.Context, d Desired, now time.Time, log *slog.Logger) {
@@ -255,7 +314,7 @@ func (w *worker) applied(ctx context.Context, d Desired, now time.Time, log *slo
 	}
 	w.expectHash = hash
 	w.checkErrors = 0
-	w.checkAt = time.Now().Add(Jitter(w.s.o.DriftInterval))
+	w.checkAt = time.Now().Add(w.rand.Jitter(w.s.o.DriftInterval))
 }
 
 // check compares the replica's reported hash with the one expected.
@@ -275,7 +334,7 @@ func (w *worker) check(ctx context.Context, log *slog.Logger) {
 		return
 	}
 	w.checkErrors = 0
-	w.checkAt = now.Add(Jitter(w.s.o.DriftInterval))
+	w.checkAt = now.Add(w.rand.Jitter(w.s.o.DriftInterval))
 	if w.unreachable {
 		// The replica answers again: a push waiting out the backoff of a
 		// connection error may go now.
@@ -299,6 +358,10 @@ func (w *worker) check(ctx context.Context, log *slog.Logger) {
 	}
 	w.pushNeeded = true
 	w.driftPending = true
+	// The replica no longer serves what it accepted. Until the repair
+	// lands it must not count as having applied any version: Ingress
+	// status and readiness are decided from AppliedVersion.
+	w.setStatus(func(st *TargetStatus) { st.AppliedVersion = 0 })
 }
 
 func (w *worker) readHash(ctx context.Context) (string, error) {
@@ -314,25 +377,7 @@ func (w *worker) readHash(ctx context.Context) (string, error) {
 
 // backoff returns the delay before retry n with this syncer's bounds.
 func (w *worker) backoff(n int) time.Duration {
-	return Backoff(w.s.o.BackoffMin, w.s.o.BackoffMax, n)
-}
-
-// Backoff returns the delay before retry n (n >= 1): lo doubled per retry,
-// capped at hi, plus up to 10% jitter so writers that failed together do
-// not retry in lockstep. The DB-mode syncer shares it.
-func Backoff(lo, hi time.Duration, n int) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d + time.Duration(rand.Int64N(int64(d)/10+1))
-}
-
-// Jitter spreads d by ±10% so periodic checks do not run in lockstep.
-func Jitter(d time.Duration) time.Duration {
-	spread := int64(d) / 5
-	return d - time.Duration(spread/2) + time.Duration(rand.Int64N(spread+1))
+	return w.rand.Backoff(w.s.o.BackoffMin, w.s.o.BackoffMax, n)
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -34,9 +34,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -49,6 +51,7 @@ import (
 	"konductor.dev/controller/eventreport"
 	"konductor.dev/controller/fence"
 	"konductor.dev/controller/health"
+	"konductor.dev/controller/ingressclass"
 	"konductor.dev/controller/kongclient"
 	"konductor.dev/controller/kongsync"
 	"konductor.dev/controller/metrics"
@@ -103,6 +106,10 @@ type Config struct {
 	// ProbeBackoffMax caps the wait between two probes of a Kong that does
 	// not answer yet; default 10s.
 	ProbeBackoffMax time.Duration
+	// Rand gives the Kong pushers their jitter streams (see
+	// kongsync.Options.Rand); nil, as in production, draws from the global
+	// source. The simulator seeds it so that a seed replays its timings.
+	Rand func(stream string) kongsync.Rand
 }
 
 // ErrDBModeUnsupported is returned by Run when a Kong uses a database and no
@@ -124,6 +131,7 @@ type Manager struct {
 	extraSynced []cache.InformerSynced
 
 	broadcaster record.EventBroadcaster
+	recorder    record.EventRecorder
 	reporter    *eventreport.Reporter
 	statusW     *status.Writer
 	metrics     *metrics.Translation
@@ -148,6 +156,16 @@ type Manager struct {
 	lastHash   string
 	lastErrors []translate.ObjectError
 	history    []applied // versions handed to the pusher, oldest first
+	// routed are the Ingresses some translation routed, by UID: the ones
+	// whose status we may have published and must clear should they leave
+	// our class. seen is the translation that last routed them.
+	routed       map[types.UID]routedIngress
+	translations uint64
+}
+
+type routedIngress struct {
+	ref  translate.ObjectRef
+	seen uint64
 }
 
 // applied is one version and the Ingresses its configuration routes.
@@ -185,6 +203,7 @@ func New(cfg Config) (*Manager, error) {
 		changes:     make(chan struct{}, 1),
 		statusKick:  make(chan struct{}, 1),
 		targetsKick: make(chan struct{}, 1),
+		routed:      map[types.UID]routedIngress{},
 	}
 	if m.identity == "" {
 		m.identity = election.DefaultIdentity(cfg.PodName)
@@ -282,7 +301,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		f.StartWithContext(informerCtx)
 	}
 	m.broadcaster = record.NewBroadcaster(record.WithContext(informerCtx))
-	m.reporter = eventreport.New(m.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventSource}), m.log)
+	m.recorder = m.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventSource})
+	m.reporter = eventreport.New(m.recorder, m.log)
 	sink := m.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.cfg.Client.CoreV1().Events("")})
 	defer func() {
 		sink.Stop()
@@ -403,6 +423,7 @@ func (m *Manager) newPusher(dbMode bool, gate fence.WriteGate) (Pusher, error) {
 		Identity:      m.identity,
 		PushTimeout:   m.o.KongAdminTimeout,
 		DriftInterval: m.o.KongDriftCheckInterval,
+		Rand:          m.cfg.Rand,
 		Registerer:    m.cfg.Registerer,
 		Logger:        m.log.With("component", "kongsync"),
 		OnApplied: func(kongsync.Target, kongsync.Desired) {
@@ -414,6 +435,10 @@ func (m *Manager) newPusher(dbMode bool, gate fence.WriteGate) (Pusher, error) {
 				m.reporter.Rejections(d.Hash, rs)
 			}
 		},
+		// Discovered replicas were not probed at start: each is probed
+		// before its first push, and one with a database is left alone.
+		ProbeTargets:   m.o.KongAdminSvc != "",
+		OnIncompatible: m.reportIncompatible,
 	}
 	var p Pusher
 	if dbMode {
@@ -438,9 +463,28 @@ func (m *Manager) newPusher(dbMode bool, gate fence.WriteGate) (Pusher, error) {
 	return p, nil
 }
 
+// ReasonKongDatabaseMismatch is the Event reason, on the Kong admin Service,
+// for a discovered Kong replica that runs with a database.
+const ReasonKongDatabaseMismatch = "KongDatabaseMismatch"
+
+// reportIncompatible puts a Warning Event on the admin Service: the object
+// the operator pointed konductor at, where `kubectl describe` shows why one
+// of its endpoints is not configured. kongsync also exports it as the
+// konductor_kong_target_incompatible metric, for alerts.
+func (m *Manager) reportIncompatible(t kongsync.Target, root kongclient.Root) {
+	if !m.reports() {
+		return
+	}
+	ns, name, _ := options.SplitNamespacedName(m.o.KongAdminSvc)
+	ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Service", Namespace: ns, Name: name}
+	m.recorder.Eventf(ref, corev1.EventTypeWarning, ReasonKongDatabaseMismatch,
+		"Kong replica %s (%s) runs with database %q; konductor configures DB-less Kong (POST /config) and leaves it unconfigured", t.Name, t.URL, root.Database)
+}
+
 // probeKong asks every static Kong for its database mode, retrying with
 // backoff until each answers. With gateway discovery the Kong replicas are
-// not known yet; discovery is DB-less by design.
+// not known yet; discovery is DB-less by design, and kongsync probes each
+// discovered replica before its first push (Options.ProbeTargets).
 func (m *Manager) probeKong(ctx context.Context) (dbMode bool, err error) {
 	if m.o.KongAdminSvc != "" {
 		return false, nil
@@ -591,7 +635,19 @@ func (m *Manager) translate() {
 		}
 	}
 	version := m.version
+	m.translations++
+	seen := m.translations
+	for _, ref := range res.Translated {
+		m.routed[ref.UID] = routedIngress{ref: ref, seen: seen}
+	}
+	var unrouted []routedIngress
+	for _, r := range m.routed {
+		if r.seen != seen {
+			unrouted = append(unrouted, r)
+		}
+	}
 	m.mu.Unlock()
+	m.forgetDeleted(unrouted)
 
 	if m.reports() {
 		m.reporter.TranslationErrors(res.Errors)
@@ -722,6 +778,7 @@ func (m *Manager) writeStatus(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	m.log.Debug("checking Ingress status", "ingresses", len(refs), "addresses", len(addrs))
+	isDefault := m.cache.OurClassIsDefault()
 	var errs []error
 	for _, ref := range refs {
 		if !m.reports() {
@@ -731,11 +788,82 @@ func (m *Manager) writeStatus(ctx context.Context) error {
 		if !ok || ing.UID != ref.UID {
 			continue
 		}
+		if !ingressclass.Matches(ing, m.o.IngressClass, isDefault) {
+			// Left our class since that version was translated: its
+			// status is clearDeparted's business, or its new owner's.
+			continue
+		}
 		if _, err := m.statusW.Update(ctx, ing, addrs); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, m.clearDeparted(ctx, addrs)...)
 	return errors.Join(errs...)
+}
+
+// clearDeparted removes the addresses we publish from Ingresses that a
+// translation routed but that no longer belong to our class: their
+// ingressClassName or class annotation changed, or our IngressClass is no
+// longer the default. Status.Writer.Clear leaves any other value alone, so
+// a status the new owner already wrote is never wiped. Each departure is
+// handled once: should another controller then publish our very addresses
+// (a shared proxy), we do not fight it.
+func (m *Manager) clearDeparted(ctx context.Context, addrs []networkingv1.IngressLoadBalancerIngress) []error {
+	isDefault := m.cache.OurClassIsDefault()
+	var candidates []routedIngress
+	m.mu.Lock()
+	for _, r := range m.routed {
+		// The latest translation routed it, so it was ours a moment ago;
+		// a departure triggers a translation, and that one is looked at.
+		if r.seen != m.translations {
+			candidates = append(candidates, r)
+		}
+	}
+	m.mu.Unlock()
+	// Map order is random; a fixed order keeps simulator runs replayable.
+	slices.SortFunc(candidates, func(a, b routedIngress) int {
+		return strings.Compare(a.ref.Namespace+"/"+a.ref.Name, b.ref.Namespace+"/"+b.ref.Name)
+	})
+	var errs []error
+	for _, c := range candidates {
+		ing, ok := m.cache.Ingress(c.ref.Namespace, c.ref.Name)
+		if ok && ing.UID != c.ref.UID {
+			ok = false // replaced: the new object is judged on its own
+		}
+		if ok && ingressclass.Matches(ing, m.o.IngressClass, isDefault) {
+			continue
+		}
+		if ok {
+			if !m.reports() {
+				return errs
+			}
+			if _, err := m.statusW.Clear(ctx, ing, addrs); err != nil {
+				errs = append(errs, err)
+				continue // retried on the next pass
+			}
+		}
+		m.forget(c)
+	}
+	return errs
+}
+
+// forgetDeleted drops the routed Ingresses that no longer exist, so that a
+// replica that never writes status keeps no record of deleted objects.
+func (m *Manager) forgetDeleted(candidates []routedIngress) {
+	for _, c := range candidates {
+		if ing, ok := m.cache.Ingress(c.ref.Namespace, c.ref.Name); !ok || ing.UID != c.ref.UID {
+			m.forget(c)
+		}
+	}
+}
+
+// forget drops c unless a translation routed it again meanwhile.
+func (m *Manager) forget(c routedIngress) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.routed[c.ref.UID]; ok && cur.seen == c.seen {
+		delete(m.routed, c.ref.UID)
+	}
 }
 
 func (m *Manager) publishService() *corev1.Service {

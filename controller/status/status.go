@@ -2,10 +2,12 @@
 // status.loadBalancer.ingress of the Ingresses konductor configured.
 //
 // Only the elected replica calls the Writer, and only for Ingresses whose
-// configuration every Kong replica has applied; both decisions belong to the
-// caller. The Writer itself guarantees that an Ingress whose status already
-// holds the wanted addresses is never written (no update churn, no resource
-// version bumps), and that conflicts are retried against a fresh read.
+// configuration every Kong replica has applied, or (Clear) for Ingresses
+// that left our class; those decisions belong to the caller. The Writer
+// itself guarantees that an Ingress whose status already holds the wanted
+// addresses is never written (no update churn, no resource version bumps),
+// that Clear never wipes addresses other than exactly ours, and that
+// conflicts are retried against a fresh read.
 package status
 
 import (
@@ -89,7 +91,37 @@ type Writer struct {
 // Update makes ing's status hold want. ing is the informer's copy and is not
 // modified. It reports whether a write was made.
 func (w *Writer) Update(ctx context.Context, ing *networkingv1.Ingress, want []networkingv1.IngressLoadBalancerIngress) (bool, error) {
-	if Equal(ing.Status.LoadBalancer.Ingress, want) {
+	differs := func(current []networkingv1.IngressLoadBalancerIngress) bool { return !Equal(current, want) }
+	written, err := w.write(ctx, ing, want, differs)
+	if written && w.Logger != nil {
+		w.Logger.Debug("Ingress status updated", "ingress", ing.Namespace+"/"+ing.Name, "addresses", describe(want))
+	}
+	return written, err
+}
+
+// Clear removes the addresses we publish (ours) from the status of an
+// Ingress that is no longer ours. It writes only while the status holds
+// exactly ours, checked again on a fresh read after a conflict: addresses
+// another controller published, or that someone changed, are never wiped.
+// ing is the informer's copy and is not modified. It reports whether a
+// write was made.
+func (w *Writer) Clear(ctx context.Context, ing *networkingv1.Ingress, ours []networkingv1.IngressLoadBalancerIngress) (bool, error) {
+	if len(ours) == 0 {
+		return false, nil
+	}
+	holdsOurs := func(current []networkingv1.IngressLoadBalancerIngress) bool { return Equal(current, ours) }
+	written, err := w.write(ctx, ing, nil, holdsOurs)
+	if written && w.Logger != nil {
+		w.Logger.Info("Ingress left our class; removed the addresses we had published", "ingress", ing.Namespace+"/"+ing.Name, "addresses", describe(ours))
+	}
+	return written, err
+}
+
+// write sets ing's status.loadBalancer.ingress to want while needed says
+// the current value calls for it, judged on ing first and on a fresh read
+// after each conflict.
+func (w *Writer) write(ctx context.Context, ing *networkingv1.Ingress, want []networkingv1.IngressLoadBalancerIngress, needed func([]networkingv1.IngressLoadBalancerIngress) bool) (bool, error) {
+	if !needed(ing.Status.LoadBalancer.Ingress) {
 		return false, nil
 	}
 	w.mu.Lock()
@@ -111,7 +143,7 @@ func (w *Writer) Update(ctx context.Context, ing *networkingv1.Ingress, want []n
 			if fresh.UID != ing.UID {
 				return fmt.Errorf("Ingress %s/%s was replaced while updating its status", ing.Namespace, ing.Name)
 			}
-			if Equal(fresh.Status.LoadBalancer.Ingress, want) {
+			if !needed(fresh.Status.LoadBalancer.Ingress) {
 				return nil
 			}
 			current = fresh
@@ -134,9 +166,6 @@ func (w *Writer) Update(ctx context.Context, ing *networkingv1.Ingress, want []n
 	})
 	if err != nil {
 		return false, fmt.Errorf("Ingress %s/%s: status.loadBalancer: %w", ing.Namespace, ing.Name, err)
-	}
-	if written && w.Logger != nil {
-		w.Logger.Debug("Ingress status updated", "ingress", ing.Namespace+"/"+ing.Name, "addresses", describe(want))
 	}
 	return written, nil
 }

@@ -150,3 +150,91 @@ func TestWriterNamesTheObjectOnError(t *testing.T) {
 		t.Fatalf("err = %v, want it to name the Ingress and field", err)
 	}
 }
+
+func TestWriterClear(t *testing.T) {
+	ours := lb("203.0.113.7")
+	tests := []struct {
+		name      string
+		stored    []networkingv1.IngressLoadBalancerIngress
+		ours      []networkingv1.IngressLoadBalancerIngress
+		wantWrite bool
+		wantAfter []networkingv1.IngressLoadBalancerIngress
+	}{
+		{"exactly ours is cleared", ours, ours, true, nil},
+		{"another controller's addresses stay", lb("198.51.100.1"), ours, false, lb("198.51.100.1")},
+		{"ours mixed with others stay", lb("203.0.113.7", "198.51.100.1"), ours, false, lb("203.0.113.7", "198.51.100.1")},
+		{"empty status is left alone", nil, ours, false, nil},
+		{"nothing published means nothing to clear", ours, nil, false, ours},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ing := newIngress()
+			ing.Status.LoadBalancer.Ingress = tt.stored
+			c := fake.NewClientset(ing)
+			w := &Writer{Client: c}
+			wrote, err := w.Clear(context.Background(), ing, tt.ours)
+			if err != nil || wrote != tt.wantWrite {
+				t.Fatalf("wrote=%v err=%v, want wrote=%v", wrote, err, tt.wantWrite)
+			}
+			got, err := c.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !Equal(got.Status.LoadBalancer.Ingress, tt.wantAfter) {
+				t.Errorf("stored status %v, want %v", got.Status.LoadBalancer.Ingress, tt.wantAfter)
+			}
+			want := 0
+			if tt.wantWrite {
+				want = 1
+			}
+			if n := countStatusUpdates(c); n != want {
+				t.Errorf("%d status updates, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestWriterClearRechecksAfterConflict(t *testing.T) {
+	// Our cache still shows our addresses; meanwhile the controller that
+	// now owns the Ingress published its own.
+	cached := newIngress()
+	cached.Status.LoadBalancer.Ingress = lb("203.0.113.7")
+	stored := cached.DeepCopy()
+	stored.ResourceVersion = "6"
+	stored.Status.LoadBalancer.Ingress = lb("198.51.100.1")
+	c := fake.NewClientset(stored)
+	c.PrependReactor("update", "ingresses", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		obj := a.(k8stesting.UpdateAction).GetObject().(*networkingv1.Ingress)
+		if a.GetSubresource() == "status" && obj.ResourceVersion != "6" {
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "networking.k8s.io", Resource: "ingresses"}, "web", nil)
+		}
+		return false, nil, nil
+	})
+	w := &Writer{Client: c}
+	wrote, err := w.Clear(context.Background(), cached, lb("203.0.113.7"))
+	if err != nil || wrote {
+		t.Fatalf("wrote=%v err=%v, want no write", wrote, err)
+	}
+	got, err := c.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Equal(got.Status.LoadBalancer.Ingress, lb("198.51.100.1")) {
+		t.Errorf("the other controller's status was replaced by %v", got.Status.LoadBalancer.Ingress)
+	}
+}
+
+func TestWriterClearsOnceWhileCacheIsStale(t *testing.T) {
+	ing := newIngress()
+	ing.Status.LoadBalancer.Ingress = lb("203.0.113.7")
+	c := fake.NewClientset(ing)
+	w := &Writer{Client: c}
+	for i, want := range []bool{true, false} {
+		if wrote, err := w.Clear(context.Background(), ing, lb("203.0.113.7")); err != nil || wrote != want {
+			t.Fatalf("clear %d on the same cached copy: wrote=%v err=%v, want %v", i+1, wrote, err, want)
+		}
+	}
+	if n := countStatusUpdates(c); n != 1 {
+		t.Errorf("%d status updates, want 1", n)
+	}
+}

@@ -24,9 +24,9 @@ type Result struct {
 	Trace []Event
 	// TraceHash is sha256 over the trace: the world's own events with
 	// their virtual times, then each Kong's sequence of accepted writes
-	// (writer, epoch, resulting hash; repeats of the same write collapsed)
-	// and the sequence of lock holders. Write times are left out, because
-	// the controller's retry jitter is not seeded (see package doc).
+	// with their virtual times (writer, epoch, method, path, resulting
+	// hash), and the sequence of lock holders. The controllers' jitter is
+	// seeded (see package doc), so write times replay too.
 	TraceHash string
 	// Violations are the broken invariants; empty means the run passed.
 	Violations []Violation
@@ -80,18 +80,13 @@ func (w *World) result() *Result {
 	}
 	res.Failovers = w.failoverTimes()
 	res.Trace = append(res.Trace, w.trace...)
-	// Derived history: per Kong slot, its writes.
-	lastBySlot := map[int]string{}
+	// Derived history: per Kong slot, its writes at their virtual times.
 	for _, a := range audits {
 		if a.Time.After(w.endAt) {
 			continue
 		}
-		line := fmt.Sprintf("%s %s@%d %s", kongPod(a.slot), a.Writer, a.Epoch, a.Hash)
-		if lastBySlot[a.slot] == line {
-			continue
-		}
-		lastBySlot[a.slot] = line
-		res.Trace = append(res.Trace, Event{Kind: "kong-write", Detail: line})
+		line := fmt.Sprintf("%s %s@%d %s %s %s", kongPod(a.slot), a.Writer, a.Epoch, a.Method, a.Path, a.Hash)
+		res.Trace = append(res.Trace, Event{At: a.Time.Sub(w.start), Kind: "kong-write", Detail: line})
 	}
 	sort.SliceStable(res.Trace[len(w.trace):], func(i, j int) bool {
 		return res.Trace[len(w.trace)+i].Detail[:6] < res.Trace[len(w.trace)+j].Detail[:6]

@@ -4,10 +4,14 @@
 // faults from a plan, and checks the invariants of design.md as oracles.
 //
 // One seed drives every random choice the world makes: the API server's
-// fault draws (one stream per client, verb and resource) and the nemesis
-// (Random). The controller itself still draws its retry jitter from the
-// global math/rand source (kongsync), which no seed reaches; see Trace for
-// what the trace hash covers so that it replays anyway.
+// fault draws (one stream per client, verb and resource), the nemesis
+// (Random), and the controllers' retry and drift-check jitter (one stream
+// per replica incarnation and Kong target, through manager.Config.Rand).
+// So one seed replays the same trace, virtual times of Kong writes
+// included (see Result.TraceHash). Database mode is the exception: dbsync
+// draws seeded jitter too, but writes a phase's entities concurrently, so
+// the order (and so the trace hash) of writes within a phase may differ
+// between runs of one seed; its oracles judge end states, not order.
 //
 // Run must be called inside a synctest bubble (synctest.Test); it returns
 // a Result with the trace, measurements and every oracle violation.
@@ -18,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -58,6 +63,9 @@ type ReplicaEnv struct {
 	// Targets lists the Kong Admin URLs currently in the admin Service
 	// (for hand-built controllers that do no discovery of their own).
 	Targets func() []string
+	// Rand gives the replica's Kong pushers their jitter streams, derived
+	// from the world's seed and this incarnation (manager.Config.Rand).
+	Rand func(stream string) kongsync.Rand
 }
 
 // Config describes one run.
@@ -126,7 +134,7 @@ func Manager(env ReplicaEnv) (Runner, error) {
 	return manager.New(manager.Config{
 		Options: env.Options, Client: env.Client, HTTPClient: env.HTTP,
 		Identity: env.Identity, PodName: env.Identity, ElectionNamespace: kongNamespace,
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler), Rand: env.Rand,
 		NewDBPusher: func(o kongsync.Options) (manager.Pusher, error) {
 			return dbsync.NewBodyPusher(o), nil
 		},
@@ -401,6 +409,7 @@ func (w *World) startReplica(i int) error {
 		HTTP:     &http.Client{Transport: kongTransport{w: w, replica: r}},
 		Options:  &o,
 		Targets:  w.targets,
+		Rand:     replicaRand(w.cfg.Seed, r.identity),
 	}
 	run, err := w.cfg.Controller(env)
 	if err != nil {
@@ -417,6 +426,19 @@ func (w *World) startReplica(i int) error {
 		}
 	})
 	return nil
+}
+
+// replicaRand derives a replica incarnation's jitter streams from the seed:
+// one stream per identity and stream name, so that neither the order in
+// which workers start nor another replica's draws shift them.
+func replicaRand(seed uint64, identity string) func(stream string) kongsync.Rand {
+	return func(stream string) kongsync.Rand {
+		h := fnv.New64a()
+		h.Write([]byte(identity))
+		h.Write([]byte{0})
+		h.Write([]byte(stream))
+		return kongsync.SeededRand(seed, h.Sum64())
+	}
 }
 
 // stopReplica stops replica i: gracefully (its context ends, it releases
