@@ -47,10 +47,14 @@ type routeSettings struct {
 	pathHandling                        string
 }
 
+// defaultProtocols is shared by the settings of every Ingress without a
+// protocols annotation; it is never modified (entities get copies).
+var defaultProtocols = []string{"http", "https"}
+
 func defaultRouteSettings() routeSettings {
 	return routeSettings{
 		preserveHost: true, requestBuffering: true, responseBuffering: true,
-		protocols: []string{"http", "https"}, httpsRedirectCode: 426, pathHandling: "v0",
+		protocols: defaultProtocols, httpsRedirectCode: 426, pathHandling: "v0",
 	}
 }
 

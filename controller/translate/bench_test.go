@@ -88,3 +88,22 @@ func processCPU() time.Duration {
 
 func BenchmarkTranslate1k(b *testing.B)  { benchmarkTranslate(b, 1_000) }
 func BenchmarkTranslate10k(b *testing.B) { benchmarkTranslate(b, 10_000) }
+
+// BenchmarkMarshal10k isolates the encoder: the document of a 10k-Ingress
+// snapshot rendered again and again.
+func BenchmarkMarshal10k(b *testing.B) {
+	cfg := Translate(benchSnapshot(10_000), Options{}).Config
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpuBefore := processCPU()
+	var size int
+	for b.Loop() {
+		body, err := cfg.Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(body)
+	}
+	b.SetBytes(int64(size))
+	b.ReportMetric(float64((processCPU()-cpuBefore).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}

@@ -7,12 +7,9 @@ import (
 )
 
 // go-kong entities are all pointers: built naively, a route costs a dozen
-// small allocations, and a 10k-Ingress snapshot makes close to a million,
-// which the garbage collector then has to trace. Each entity below is
-// allocated as one block holding the entity and the values its pointer
-// fields point at. Apart from tag lists (see tagsFor), nothing is shared
-// between entities, so a consumer may modify one entity without affecting
-// another.
+// small allocations. Each entity below is one block holding the entity and
+// the values its pointer fields point at, and blocks come from slabs (see
+// alloc.go).
 
 type routeBlock struct {
 	route                               kong.Route
@@ -22,17 +19,18 @@ type routeBlock struct {
 	regexPriority, httpsRedirectCode    int
 }
 
-func (t *translator) route(tags []*string, name string, hosts, paths []string, rs routeSettings) *kong.Route {
-	b := &routeBlock{
-		id: t.entityID("routes", name), name: name, pathHandling: rs.pathHandling,
+func (bd *builder) route(tags []*string, id, name string, hosts, paths []string, rs *routeSettings, regexPriority int) *kong.Route {
+	b := bd.routeBlocks.one()
+	*b = routeBlock{
+		id: id, name: name, pathHandling: rs.pathHandling,
 		stripPath: rs.stripPath, preserveHost: rs.preserveHost,
 		requestBuffering: rs.requestBuffering, responseBuffering: rs.responseBuffering,
-		regexPriority: rs.regexPriority, httpsRedirectCode: rs.httpsRedirectCode,
+		regexPriority: regexPriority, httpsRedirectCode: rs.httpsRedirectCode,
 	}
-	lists := stringPointers(hosts, paths, rs.protocols, rs.methods)
 	r := &b.route
 	r.ID, r.Name, r.PathHandling = &b.id, &b.name, &b.pathHandling
-	r.Hosts, r.Paths, r.Protocols, r.Methods = lists[0], lists[1], lists[2], lists[3]
+	r.Hosts, r.Paths = bd.stringList(hosts), bd.stringList(paths)
+	r.Protocols, r.Methods = bd.stringList(rs.protocols), bd.stringList(rs.methods)
 	r.StripPath, r.PreserveHost = &b.stripPath, &b.preserveHost
 	r.RequestBuffering, r.ResponseBuffering = &b.requestBuffering, &b.responseBuffering
 	r.RegexPriority, r.HTTPSRedirectStatusCode = &b.regexPriority, &b.httpsRedirectCode
@@ -40,28 +38,19 @@ func (t *translator) route(tags []*string, name string, hosts, paths []string, r
 	return r
 }
 
-// stringPointers turns string lists into go-kong's []*string with two
-// allocations in all; an empty list stays nil (omitted from the JSON).
-func stringPointers(lists ...[]string) [][]*string {
-	n := 0
-	for _, l := range lists {
-		n += len(l)
+// stringList turns a string list into go-kong's []*string, a copy owned by
+// one entity; an empty list stays nil (omitted from the JSON).
+func (bd *builder) stringList(l []string) []*string {
+	if len(l) == 0 {
+		return nil
 	}
-	values := make([]string, 0, n)
-	ptrs := make([]*string, n)
-	out := make([][]*string, len(lists))
-	for i, l := range lists {
-		if len(l) == 0 {
-			continue
-		}
-		start := len(values)
-		values = append(values, l...)
-		for j := start; j < len(values); j++ {
-			ptrs[j] = &values[j]
-		}
-		out[i] = ptrs[start:len(values):len(values)]
+	values := bd.strings.take(len(l))
+	copy(values, l)
+	ptrs := bd.stringPtrs.take(len(l))
+	for i := range values {
+		ptrs[i] = &values[i]
 	}
-	return out
+	return ptrs
 }
 
 type serviceBlock struct {
@@ -71,9 +60,10 @@ type serviceBlock struct {
 	retries                                         int
 }
 
-func (t *translator) service(tags []*string, name, host string, port int, ss serviceSettings) *declarative.Service {
-	b := &serviceBlock{
-		id: t.entityID("services", name), name: name, host: host, protocol: ss.protocol, path: ss.path,
+func (bd *builder) service(tags []*string, id, name, host string, port int, ss *serviceSettings) *declarative.Service {
+	b := bd.serviceBlocks.one()
+	*b = serviceBlock{
+		id: id, name: name, host: host, protocol: ss.protocol, path: ss.path,
 		port: port, connectTimeout: ss.connectTimeout, readTimeout: ss.readTimeout, writeTimeout: ss.writeTimeout,
 		retries: ss.retries,
 	}
@@ -87,14 +77,27 @@ func (t *translator) service(tags []*string, name, host string, port int, ss ser
 	return s
 }
 
+type upstreamBlock struct {
+	upstream declarative.Upstream
+	id, name string
+}
+
+func (bd *builder) upstream(tags []*string, id, name string) *declarative.Upstream {
+	b := bd.upstreamBlocks.one()
+	b.id, b.name = id, name
+	b.upstream.ID, b.upstream.Name, b.upstream.Tags = &b.id, &b.name, tags
+	return &b.upstream
+}
+
 type targetBlock struct {
 	target   kong.Target
 	id, addr string
 	weight   int
 }
 
-func (t *translator) target(tags []*string, upstream, addr string) *kong.Target {
-	b := &targetBlock{id: t.entityID("targets", upstream+"/"+addr), addr: addr, weight: targetWeight}
+func (bd *builder) target(tags []*string, id, addr string) *kong.Target {
+	b := bd.targetBlocks.one()
+	b.id, b.addr, b.weight = id, addr, targetWeight
 	b.target.ID, b.target.Target, b.target.Weight = &b.id, &b.addr, &b.weight
 	b.target.Tags = tags
 	return &b.target

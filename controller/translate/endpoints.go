@@ -1,10 +1,10 @@
 package translate
 
 import (
+	"bytes"
 	"net/netip"
 	"slices"
 
-	"github.com/kong/go-kong/kong"
 	discoveryv1 "k8s.io/api/discovery/v1"
 )
 
@@ -12,18 +12,21 @@ import (
 // Kong stores.
 const targetWeight = 100
 
-// targets lists ip:port for every ready endpoint of the Service port. An
-// EndpointSlice names its ports after the Service ports, so the port is
-// matched by name (empty for a single unnamed port). Endpoints that are not
-// ready or are terminating get no traffic; a Service without any keeps its
-// upstream with no targets, so Kong answers 503 rather than 404.
-func (t *translator) targets(tags []*string, upstream string, rb resolvedBackend) []*kong.Target {
-	var out []string
-	for _, es := range t.endpoints[nsName{rb.svc.Namespace, rb.svc.Name}] {
+type span struct{ start, end int }
+
+// targetAddrs lists ip:port for every ready endpoint of the Service port,
+// sorted and without duplicates, as spans of bd.addrBuf. An EndpointSlice
+// names its ports after the Service ports, so the port is matched by name
+// (empty for a single unnamed port). Endpoints that are not ready or are
+// terminating get no traffic; a Service without any keeps its upstream with
+// no targets, so Kong answers 503 rather than 404.
+func (bd *builder) targetAddrs(e *serviceEntry, portName string) []span {
+	bd.addrBuf, bd.addrs = bd.addrBuf[:0], bd.addrs[:0]
+	for _, es := range e.slices {
 		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
 			continue
 		}
-		port, ok := slicePort(es, rb.port.Name)
+		port, ok := slicePort(es, portName)
 		if !ok {
 			continue
 		}
@@ -38,19 +41,17 @@ func (t *translator) targets(tags []*string, upstream string, rb resolvedBackend
 				if err != nil || ip.Zone() != "" {
 					continue
 				}
-				out = append(out, netip.AddrPortFrom(ip, uint16(port)).String())
+				start := len(bd.addrBuf)
+				bd.addrBuf = netip.AddrPortFrom(ip, uint16(port)).AppendTo(bd.addrBuf)
+				bd.addrs = append(bd.addrs, span{start, len(bd.addrBuf)})
 			}
 		}
 	}
+	text := func(s span) []byte { return bd.addrBuf[s.start:s.end] }
+	slices.SortFunc(bd.addrs, func(a, b span) int { return bytes.Compare(text(a), text(b)) })
 	// The same address may be listed by two slices while endpoints move
 	// between them.
-	slices.Sort(out)
-	out = slices.Compact(out)
-	targets := make([]*kong.Target, len(out))
-	for i, target := range out {
-		targets[i] = t.target(tags, upstream, target)
-	}
-	return targets
+	return slices.CompactFunc(bd.addrs, func(a, b span) bool { return bytes.Equal(text(a), text(b)) })
 }
 
 func slicePort(es *discoveryv1.EndpointSlice, name string) (int32, bool) {

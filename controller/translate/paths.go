@@ -52,6 +52,38 @@ func kongPaths(path string, pathType *networkingv1.PathType) ([]string, error) {
 	}
 }
 
+// pathKey is an Ingress path and its pathType (typeSet false for none).
+type pathKey struct {
+	path    string
+	typ     networkingv1.PathType
+	typeSet bool
+}
+
+// kongPathsEntry is the outcome of kongPaths for one pathKey. key joins the
+// Kong paths, for claims.
+type kongPathsEntry struct {
+	paths []string
+	key   string
+	err   error
+}
+
+// kongPathsOf is kongPaths, worked out once per distinct path in a
+// translation: many Ingresses use the same few paths (/, /api, ...). The
+// entry's paths are shared; entities get copies.
+func (t *translator) kongPathsOf(path string, pathType *networkingv1.PathType) kongPathsEntry {
+	key := pathKey{path: path}
+	if pathType != nil {
+		key.typ, key.typeSet = *pathType, true
+	}
+	if e, ok := t.paths[key]; ok {
+		return e
+	}
+	paths, err := kongPaths(path, pathType)
+	e := kongPathsEntry{paths: paths, key: strings.Join(paths, " "), err: err}
+	t.paths[key] = e
+	return e
+}
+
 // conflictPath is the path as it takes part in conflict detection: a Prefix
 // path with or without its trailing slash means the same thing.
 func conflictPath(path string, pathType *networkingv1.PathType) string {
@@ -150,6 +182,14 @@ func unhex(c byte) byte {
 // validateHost accepts a DNS name or a wildcard DNS name (*.example.com), as
 // both Kubernetes and Kong do for Ingress hosts and SNIs.
 func validateHost(host string) error {
+	if isPlainHost(host) {
+		return nil
+	}
+	return checkHost(host)
+}
+
+// checkHost is validateHost without the fast path.
+func checkHost(host string) error {
 	var problems []string
 	if strings.HasPrefix(host, "*.") {
 		problems = validation.IsWildcardDNS1123Subdomain(host)
@@ -168,6 +208,33 @@ func validateHost(host string) error {
 		return fmt.Errorf("host %q is invalid: %s", host, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// isPlainHost is a fast, allocation-free test for the common case of
+// validateHost: it accepts only names that validateHost accepts (a DNS-1123
+// subdomain, optionally behind "*.", of at most 253 characters, with labels
+// of at most 63), and leaves anything unusual to the full check.
+func isPlainHost(host string) bool {
+	if len(host) == 0 || len(host) > validation.DNS1123SubdomainMaxLength {
+		return false
+	}
+	name := strings.TrimPrefix(host, "*.")
+	labelStart := 0
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) && name[i] != '.' {
+			c := name[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+			continue
+		}
+		label := name[labelStart:i]
+		if len(label) == 0 || len(label) > validation.DNS1123LabelMaxLength || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		labelStart = i + 1
+	}
+	return true
 }
 
 // validateSNI accepts what validateHost accepts except IP addresses: the

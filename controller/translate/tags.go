@@ -1,10 +1,8 @@
 package translate
 
 import (
-	"crypto/sha1"
 	"strings"
 
-	"github.com/google/uuid"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -19,18 +17,52 @@ const (
 // derive from one object the same slice: that saves allocations, and lets
 // the encoder render the list once. Treat the tags as read-only.
 func (t *translator) tagsFor(ref ObjectRef) []*string {
-	values := make([]string, 0, 5+len(t.opts.ExtraTags))
-	values = append(values, tagName+ref.Name, tagNamespace+ref.Namespace, tagKind+ref.Kind)
+	n := 4 + len(t.opts.ExtraTags)
 	if ref.UID != "" {
-		values = append(values, tagUID+string(ref.UID))
+		n++
 	}
-	values = append(values, ManagedByTag)
-	values = append(values, t.opts.ExtraTags...)
-	tags := make([]*string, len(values))
+	values := t.strings.take(n)
+	// The name and uid tags are the only ones unique to the object; the
+	// namespace tag is shared by all objects of the namespace.
+	tb := &t.text
+	tb.reset()
+	tb.buf = append(append(tb.buf, tagName...), ref.Name...)
+	tb.end()
+	tb.buf = append(append(tb.buf, tagUID...), ref.UID...)
+	tb.end()
+	own := tb.cut()
+	values[0], values[1], values[2] = own.at(0), t.namespaceTag(ref.Namespace), kindTag(ref.Kind)
+	i := 3
+	if ref.UID != "" {
+		values[i] = own.at(1)
+		i++
+	}
+	values[i] = ManagedByTag
+	copy(values[i+1:], t.opts.ExtraTags)
+	tags := t.stringPtrs.take(n)
 	for i := range values {
 		tags[i] = &values[i]
 	}
 	return tags
+}
+
+func (t *translator) namespaceTag(namespace string) string {
+	tag, ok := t.nsTags[namespace]
+	if !ok {
+		tag = tagNamespace + namespace
+		t.nsTags[namespace] = tag
+	}
+	return tag
+}
+
+func kindTag(kind string) string {
+	switch kind {
+	case "Ingress":
+		return tagKind + "Ingress"
+	case "Service":
+		return tagKind + "Service"
+	}
+	return tagKind + kind
 }
 
 // ObjectFromTags recovers the Kubernetes object from an entity's tags, used
@@ -51,22 +83,4 @@ func ObjectFromTags(tags []string) (ObjectRef, bool) {
 		}
 	}
 	return ref, ref.Kind != "" && ref.Name != ""
-}
-
-// idSpace is the UUIDv5 namespace for entity ids. Changing it changes every
-// id konductor has ever written, so it is fixed forever.
-var idSpace = uuid.MustParse("5f0c7a4e-3b8d-4c1e-9a62-6b1f0d2e8c47")
-
-// entityID derives a stable id, the UUIDv5 of "<entity>/<key>", so the same
-// entity keeps its id across translations and controller restarts. The
-// scratch buffer is reused because tens of thousands of ids are made per
-// translation.
-func (t *translator) entityID(entity, key string) string {
-	t.idBuf = append(append(append(append(t.idBuf[:0], idSpace[:]...), entity...), '/'), key...)
-	sum := sha1.Sum(t.idBuf)
-	var id uuid.UUID
-	copy(id[:], sum[:])
-	id[6] = id[6]&0x0f | 0x50 // version 5
-	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
-	return id.String()
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/kong/go-kong/kong"
 	corev1 "k8s.io/api/core/v1"
@@ -20,7 +21,8 @@ type certificate struct {
 	err    error
 }
 
-func (t *translator) translateTLS(ref ObjectRef, tags []*string, namespace, field string, entry networkingv1.IngressTLS) {
+func (t *translator) translateTLS(ref ObjectRef, tags []*string, namespace string, index int, entry networkingv1.IngressTLS) {
+	field := func() string { return "spec.tls[" + strconv.Itoa(index) + "]" }
 	if entry.SecretName == "" {
 		// No secret means Kong's default certificate; nothing to configure.
 		return
@@ -28,29 +30,25 @@ func (t *translator) translateTLS(ref ObjectRef, tags []*string, namespace, fiel
 	secret := nsName{namespace, entry.SecretName}
 	cert := t.certificate(secret)
 	if cert.err != nil {
-		t.report(ref, field+".secretName", ReasonInvalidTLSSecret, "%v; TLS for these hosts skipped, routes still served", cert.err)
+		t.report(ref, field()+".secretName", ReasonInvalidTLSSecret, "%v; TLS for these hosts skipped, routes still served", cert.err)
 		return
 	}
 	for i, host := range entry.Hosts {
-		hostField := fmt.Sprintf("%s.hosts[%d]", field, i)
+		hostField := func() string { return field() + ".hosts[" + strconv.Itoa(i) + "]" }
 		if err := validateSNI(host); err != nil {
-			t.report(ref, hostField, ReasonInvalidHost, "%v; SNI skipped", err)
+			t.report(ref, hostField(), ReasonInvalidHost, "%v; SNI skipped", err)
 			continue
 		}
 		if prev, taken := t.snis[host]; taken {
 			if prev.secret != secret {
-				t.report(ref, hostField, ReasonConflictingSNI,
+				t.report(ref, hostField(), ReasonConflictingSNI,
 					"SNI %q already uses Secret %s/%s of %s, which is older; skipped",
 					host, prev.secret.namespace, prev.secret.name, prev.owner)
 			}
 			continue
 		}
 		t.snis[host] = sniClaim{secret: secret, owner: ref}
-		cert.entity.SNIs = append(cert.entity.SNIs, &kong.SNI{
-			ID:   kong.String(t.entityID("snis", host)),
-			Name: kong.String(host),
-			Tags: tags,
-		})
+		cert.entity.SNIs = append(cert.entity.SNIs, t.sni(tags, host))
 	}
 }
 
@@ -99,4 +97,15 @@ func (t *translator) certificates() []*declarative.Certificate {
 	}
 	slices.SortFunc(out, func(a, b *declarative.Certificate) int { return cmp.Compare(*a.ID, *b.ID) })
 	return out
+}
+
+type sniBlock struct {
+	sni      kong.SNI
+	id, name string
+}
+
+func (t *translator) sni(tags []*string, host string) *kong.SNI {
+	b := &sniBlock{id: t.entityID("snis", host), name: host}
+	b.sni.ID, b.sni.Name, b.sni.Tags = &b.id, &b.name, tags
+	return &b.sni
 }

@@ -19,25 +19,54 @@ import (
 
 // Translate converts a snapshot into a Kong declarative configuration. It
 // never fails as a whole: problems are reported per object in Result.Errors.
-func Translate(s Snapshot, o Options) Result {
+func Translate(s Snapshot, o Options) Result { return translate(s, o, useParallel) }
+
+// translate is Translate with the choice of building on one goroutine or
+// two made by parallel, given the number of routes and backends.
+func translate(s Snapshot, o Options, parallel func(routes, backends int) bool) Result {
 	t := newTranslator(s, o)
-	for _, ing := range ingressesOldestFirst(s.Ingresses) {
-		t.translateIngress(ing)
+	for i, ing := range t.ingresses {
+		t.translateIngress(int32(i), ing)
 	}
+	t.parallel = parallel(len(t.routes), len(t.backends))
 	return t.result()
 }
 
 type nsName struct{ namespace, name string }
 
-type backendKey struct {
-	namespace, service string
-	port               int32
+// serviceEntry gathers what the translation needs of one Service, found
+// with one map lookup however many Ingress paths point at it.
+type serviceEntry struct {
+	svc        *corev1.Service
+	slices     []*discoveryv1.EndpointSlice
+	sliceCount int // while slices are gathered
+	tags       []*string
+	settings   serviceSettings
+	parsed     bool       // settings and tags are set
+	backends   []*backend // the ports in use
 }
 
-// backend is one Kong service (a Kubernetes Service port) and its routes.
+// backend is one Kong service (a Kubernetes Service port) and its upstream.
 type backend struct {
+	port     corev1.ServicePort
+	entry    *serviceEntry
 	service  *declarative.Service
 	upstream *declarative.Upstream // nil for ExternalName services
+	nRoutes  int
+}
+
+// routeOf is a route decided on, with what is needed to build it; routes
+// are grouped under their services at the end, in one allocation.
+type routeOf struct {
+	backend    *backend
+	route      *kong.Route // set by build
+	ing        *networkingv1.Ingress
+	tags       []*string
+	hosts      []string
+	paths      []string
+	settings   *routeSettings
+	priority   int
+	rule, path int // -1 for the default backend
 }
 
 // claim records which Ingress owns a host+path, so that later (younger)
@@ -53,43 +82,72 @@ type sniClaim struct {
 
 type translator struct {
 	opts      Options
-	services  map[nsName]*corev1.Service
-	endpoints map[nsName][]*discoveryv1.EndpointSlice // by namespace and Service name
+	ingresses []*networkingv1.Ingress // oldest first
+	services  map[nsName]*serviceEntry
 	secrets   map[nsName]*corev1.Secret
 	errs      []ObjectError
-	claims    map[claim]ObjectRef
-	backends  map[backendKey]*backend
-	settings  map[nsName]serviceSettings
+	claims    map[claim]int32 // owner: an index in ingresses
+	backends  []*backend
+	routes    []routeOf
+	paths     map[pathKey]kongPathsEntry
+	nsTags    map[string]string
 	certs     map[nsName]*certificate
 	snis      map[string]sniClaim
-	routed    []ObjectRef // Ingresses with at least one route, in no particular order
-	idBuf     []byte      // scratch space for entityID
+	routed    []ObjectRef // Ingresses with at least one route, oldest first
+
+	hosts    slab[string]        // the hosts of each rule
+	settings slab[routeSettings] // the route settings of each Ingress
+	parallel bool                // build entities on two goroutines
+
+	// builder makes the entities; a second one joins it for large
+	// snapshots (see build).
+	builder
 }
 
 func newTranslator(s Snapshot, o Options) *translator {
 	t := &translator{
 		opts:      o,
-		services:  make(map[nsName]*corev1.Service, len(s.Services)),
-		endpoints: make(map[nsName][]*discoveryv1.EndpointSlice, len(s.EndpointSlices)),
+		ingresses: ingressesOldestFirst(s.Ingresses),
+		services:  make(map[nsName]*serviceEntry, len(s.Services)),
 		secrets:   make(map[nsName]*corev1.Secret, len(s.Secrets)),
-		claims:    make(map[claim]ObjectRef, 2*len(s.Ingresses)),
-		backends:  make(map[backendKey]*backend, len(s.Services)),
-		settings:  make(map[nsName]serviceSettings),
+		claims:    make(map[claim]int32, 2*len(s.Ingresses)),
+		routes:    make([]routeOf, 0, len(s.Ingresses)),
+		backends:  make([]*backend, 0, len(s.Services)),
+		routed:    make([]ObjectRef, 0, len(s.Ingresses)),
+		paths:     make(map[pathKey]kongPathsEntry),
+		nsTags:    make(map[string]string),
 		certs:     make(map[nsName]*certificate),
 		snis:      make(map[string]sniClaim),
 	}
-	for _, svc := range s.Services {
+	entries := make([]serviceEntry, len(s.Services))
+	for i, svc := range s.Services {
 		if svc != nil {
-			t.services[nsName{svc.Namespace, svc.Name}] = svc
+			entries[i].svc = svc
+			t.services[nsName{svc.Namespace, svc.Name}] = &entries[i]
 		}
 	}
-	for _, es := range s.EndpointSlices {
+	// Slices are kept in snapshot order; all of them share one allocation.
+	owners := make([]*serviceEntry, len(s.EndpointSlices))
+	total := 0
+	for i, es := range s.EndpointSlices {
 		if es == nil {
 			continue
 		}
 		if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
-			key := nsName{es.Namespace, svc}
-			t.endpoints[key] = append(t.endpoints[key], es)
+			if e := t.services[nsName{es.Namespace, svc}]; e != nil {
+				owners[i] = e
+				e.sliceCount++
+				total++
+			}
+		}
+	}
+	all := make([]*discoveryv1.EndpointSlice, total)
+	for i, e := range owners {
+		if e != nil {
+			if e.slices == nil {
+				e.slices, all = all[:0:e.sliceCount], all[e.sliceCount:]
+			}
+			e.slices = append(e.slices, s.EndpointSlices[i])
 		}
 	}
 	for _, sec := range s.Secrets {
@@ -110,8 +168,16 @@ func ingressesOldestFirst(in []*networkingv1.Ingress) []*networkingv1.Ingress {
 		}
 	}
 	slices.SortFunc(out, func(a, b *networkingv1.Ingress) int {
-		return cmp.Or(a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time),
-			cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.UID, b.UID))
+		if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.UID), string(b.UID))
 	})
 	return out
 }
@@ -128,15 +194,24 @@ func (t *translator) report(ref ObjectRef, field, reason, format string, args ..
 	t.errs = append(t.errs, ObjectError{Object: ref, Field: field, Reason: reason, Message: fmt.Sprintf(format, args...)})
 }
 
-func (t *translator) translateIngress(ing *networkingv1.Ingress) {
+// defaultBackendPaths are the Kong paths of a default backend: a path-only
+// route on / loses to every other route in Kong's precedence (fewest fields
+// set, shortest plain prefix).
+var defaultBackendPaths = kongPathsEntry{paths: []string{"/"}, key: "/"}
+
+func (t *translator) translateIngress(idx int32, ing *networkingv1.Ingress) {
 	ref := ingressRef(ing)
 	tags := t.tagsFor(ref)
 	rs, errs := parseRouteSettings(ref, ing.Annotations)
 	t.errs = append(t.errs, errs...)
+	settings := t.settings.one()
+	*settings = rs
 	routes := 0
-	addRoute := func(target resolvedBackend, r *kong.Route) {
+	addRoute := func(target resolvedBackend, hosts []string, kp kongPathsEntry, priority, rule, path int) {
 		b := t.backendFor(target)
-		b.service.Routes = append(b.service.Routes, r)
+		b.nRoutes++
+		t.routes = append(t.routes, routeOf{backend: b, ing: ing, tags: tags, hosts: hosts, paths: kp.paths,
+			settings: settings, priority: priority, rule: rule, path: path})
 		routes++
 	}
 
@@ -150,11 +225,12 @@ func (t *translator) translateIngress(ing *networkingv1.Ingress) {
 		if rule.HTTP == nil {
 			continue
 		}
+		var hosts []string // made for the first path that gets a route
 		for j, p := range rule.HTTP.Paths {
 			field := pathField{rule: i, path: j}
-			paths, err := kongPaths(p.Path, p.PathType)
-			if err != nil {
-				t.report(ref, field.String()+".path", ReasonInvalidPath, "%v; path skipped", err)
+			kp := t.kongPathsOf(p.Path, p.PathType)
+			if kp.err != nil {
+				t.report(ref, field.String()+".path", ReasonInvalidPath, "%v; path skipped", kp.err)
 				continue
 			}
 			target, ok := t.resolveBackend(ref, ing.Namespace, p.Backend, field)
@@ -165,31 +241,22 @@ func (t *translator) translateIngress(ing *networkingv1.Ingress) {
 			if p.PathType != nil {
 				pathType = string(*p.PathType)
 			}
-			if !t.claim(ref, field, claim{rule.Host, pathType, conflictPath(p.Path, p.PathType)}, kongPathsKey(rule.Host, paths)) {
+			if !t.claim(idx, ref, field, claim{rule.Host, pathType, conflictPath(p.Path, p.PathType)},
+				claim{rule.Host, kongPathsClaim, kp.key}) {
 				continue
 			}
-			var hosts []string
-			if rule.Host != "" {
-				hosts = append(hosts, rule.Host)
-				for _, alias := range rs.hostAliases {
-					if alias != rule.Host {
-						hosts = append(hosts, alias)
-					}
-				}
+			if hosts == nil && rule.Host != "" {
+				hosts = t.ruleHosts(rule.Host, rs.hostAliases)
 			}
-			name := ing.Namespace + "." + ing.Name + "." + strconv.Itoa(i) + "." + strconv.Itoa(j)
-			addRoute(target, t.route(tags, name, hosts, paths, rs))
+			addRoute(target, hosts, kp, regexPriority(rs.regexPriority, p.PathType), i, j)
 		}
 	}
 
 	if db := ing.Spec.DefaultBackend; db != nil {
 		field := pathField{fixed: "spec.defaultBackend"}
 		if target, ok := t.resolveBackend(ref, ing.Namespace, *db, field); ok &&
-			t.claim(ref, field, claim{pathType: defaultBackendClaim}, kongPathsKey("", []string{"/"})) {
-			// A path-only route on / loses to every other route in Kong's
-			// precedence (fewest fields set, shortest plain prefix).
-			name := ing.Namespace + "." + ing.Name + ".default"
-			addRoute(target, t.route(tags, name, nil, []string{"/"}, rs))
+			t.claim(idx, ref, field, claim{pathType: defaultBackendClaim}, claim{"", kongPathsClaim, defaultBackendPaths.key}) {
+			addRoute(target, nil, defaultBackendPaths, regexPriority(rs.regexPriority, nil), -1, -1)
 		}
 	}
 
@@ -197,19 +264,51 @@ func (t *translator) translateIngress(ing *networkingv1.Ingress) {
 		t.routed = append(t.routed, ref)
 	}
 	for i, entry := range ing.Spec.TLS {
-		t.translateTLS(ref, tags, ing.Namespace, fmt.Sprintf("spec.tls[%d]", i), entry)
+		t.translateTLS(ref, tags, ing.Namespace, i, entry)
 	}
+}
+
+// ruleHosts lists a rule's host and then its aliases.
+func (t *translator) ruleHosts(host string, aliases []string) []string {
+	n := 1
+	for _, alias := range aliases {
+		if alias != host {
+			n++
+		}
+	}
+	hosts := t.hosts.take(n)[:1]
+	hosts[0] = host
+	for _, alias := range aliases {
+		if alias != host {
+			hosts = append(hosts, alias)
+		}
+	}
+	return hosts
+}
+
+// regexPriority is the route's regex_priority: twice the annotated value,
+// plus one for an Exact path. Kong orders regex paths by regex_priority
+// alone, so without the extra one the regex of Exact /foo and that of Prefix
+// /foo (both ~/foo$) would tie and Kong would pick either. Doubling keeps
+// the annotation's order intact: a route annotated higher still wins over an
+// Exact route annotated lower.
+func regexPriority(annotated int, pathType *networkingv1.PathType) int {
+	if pathType != nil && *pathType == networkingv1.PathTypeExact {
+		return 2*annotated + 1
+	}
+	return 2 * annotated
 }
 
 // claim takes all keys for ref, or none of them when an older Ingress (or
 // an earlier rule of the same one) already owns one; the conflict is
 // reported on ref.
-func (t *translator) claim(ref ObjectRef, at pathField, keys ...claim) bool {
+func (t *translator) claim(idx int32, ref ObjectRef, at pathField, keys ...claim) bool {
 	for _, key := range keys {
-		owner, taken := t.claims[key]
+		ownerIdx, taken := t.claims[key]
 		if !taken {
 			continue
 		}
+		owner := ingressRef(t.ingresses[ownerIdx])
 		var what string
 		switch key.pathType {
 		case defaultBackendClaim:
@@ -228,7 +327,7 @@ func (t *translator) claim(ref ObjectRef, at pathField, keys ...claim) bool {
 		return false
 	}
 	for _, key := range keys {
-		t.claims[key] = ref
+		t.claims[key] = idx
 	}
 	return true
 }
@@ -241,10 +340,6 @@ const (
 	defaultBackendClaim = "DefaultBackend"
 	kongPathsClaim      = "KongPaths"
 )
-
-func kongPathsKey(host string, paths []string) claim {
-	return claim{host: host, pathType: kongPathsClaim, path: strings.Join(paths, " ")}
-}
 
 // pathField locates an Ingress path (or the default backend) for error
 // reports. It is formatted only when there is an error to report, which
@@ -272,8 +367,8 @@ func (f pathField) String() string {
 // resolvedBackend is a Service port an Ingress path points to, checked to
 // exist but not yet turned into Kong entities.
 type resolvedBackend struct {
-	svc  *corev1.Service
-	port corev1.ServicePort // Port is always set; Name may be empty
+	entry *serviceEntry
+	port  corev1.ServicePort // Port is always set; Name may be empty
 }
 
 func (t *translator) resolveBackend(ref ObjectRef, namespace string, b networkingv1.IngressBackend, at pathField) (resolvedBackend, bool) {
@@ -286,11 +381,12 @@ func (t *translator) resolveBackend(ref ObjectRef, namespace string, b networkin
 		t.report(ref, field(".service.name"), ReasonInvalidBackend, "a backend Service name is required; skipped")
 		return resolvedBackend{}, false
 	}
-	svc := t.services[nsName{namespace, b.Service.Name}]
-	if svc == nil {
+	entry := t.services[nsName{namespace, b.Service.Name}]
+	if entry == nil {
 		t.report(ref, field(".service.name"), ReasonServiceNotFound, "Service %s/%s not found; skipped", namespace, b.Service.Name)
 		return resolvedBackend{}, false
 	}
+	svc := entry.svc
 	want := b.Service.Port
 	if want.Name == "" && want.Number == 0 {
 		t.report(ref, field(".service.port"), ReasonInvalidBackend, "a Service port name or number is required; skipped")
@@ -308,12 +404,12 @@ func (t *translator) resolveBackend(ref ObjectRef, namespace string, b networkin
 	}
 	for _, sp := range svc.Spec.Ports {
 		if (want.Name != "" && sp.Name == want.Name) || (want.Name == "" && sp.Port == want.Number) {
-			return resolvedBackend{svc: svc, port: sp}, true
+			return resolvedBackend{entry: entry, port: sp}, true
 		}
 	}
 	// An ExternalName Service needs no declared ports: the number is used as is.
 	if svc.Spec.Type == corev1.ServiceTypeExternalName && want.Name == "" && want.Number > 0 && want.Number <= 65535 {
-		return resolvedBackend{svc: svc, port: corev1.ServicePort{Port: want.Number}}, true
+		return resolvedBackend{entry: entry, port: corev1.ServicePort{Port: want.Number}}, true
 	}
 	port := want.Name
 	if port == "" {
@@ -323,56 +419,55 @@ func (t *translator) resolveBackend(ref ObjectRef, namespace string, b networkin
 	return resolvedBackend{}, false
 }
 
-// backendFor returns the Kong service (and upstream) for a Service port,
-// creating them on first use. They carry the Service's tags, as they are
-// shared by every Ingress that points at the port.
+// backendFor returns the backend for a Service port, registering it on
+// first use; its entities are made by build. They carry the Service's tags,
+// as they are shared by every Ingress that points at the port.
 func (t *translator) backendFor(rb resolvedBackend) *backend {
-	key := backendKey{rb.svc.Namespace, rb.svc.Name, rb.port.Port}
-	if b, ok := t.backends[key]; ok {
-		return b
+	e := rb.entry
+	for _, b := range e.backends {
+		if b.port.Port == rb.port.Port {
+			return b
+		}
 	}
-	tags := t.tagsFor(serviceRef(rb.svc))
-	name := fmt.Sprintf("%s.%s.%d", rb.svc.Namespace, rb.svc.Name, rb.port.Port)
-	settings := t.serviceSettings(rb.svc)
-	b := &backend{}
-	if rb.svc.Spec.Type == corev1.ServiceTypeExternalName {
-		b.service = t.service(tags, name, rb.svc.Spec.ExternalName, int(rb.port.Port), settings)
-	} else {
-		upstream := fmt.Sprintf("%s.%s.%d.svc", rb.svc.Name, rb.svc.Namespace, rb.port.Port)
-		b.service = t.service(tags, name, upstream, int(rb.port.Port), settings)
-		b.upstream = &declarative.Upstream{Upstream: kong.Upstream{
-			ID:   kong.String(t.entityID("upstreams", upstream)),
-			Name: kong.String(upstream),
-			Tags: tags,
-		}}
-		b.upstream.Targets = t.targets(tags, upstream, rb)
-	}
-	t.backends[key] = b
+	t.parseService(e)
+	b := t.backendSlab.one()
+	b.port, b.entry = rb.port, e
+	e.backends = append(e.backends, b)
+	t.backends = append(t.backends, b)
 	return b
 }
 
-func (t *translator) serviceSettings(svc *corev1.Service) serviceSettings {
-	key := nsName{svc.Namespace, svc.Name}
-	if ss, ok := t.settings[key]; ok {
-		return ss
+// parseService reads the Service's annotations and makes its tags, once.
+func (t *translator) parseService(e *serviceEntry) {
+	if e.parsed {
+		return
 	}
-	ss, errs := parseServiceSettings(serviceRef(svc), svc.Annotations)
+	ref := serviceRef(e.svc)
+	ss, errs := parseServiceSettings(ref, e.svc.Annotations)
 	t.errs = append(t.errs, errs...)
-	t.settings[key] = ss
-	return ss
+	e.settings, e.tags, e.parsed = ss, t.tagsFor(ref), true
 }
 
 func (t *translator) result() Result {
-	cfg := declarative.New()
-	for _, b := range t.backends {
-		slices.SortFunc(b.service.Routes, func(x, y *kong.Route) int { return cmp.Compare(*x.Name, *y.Name) })
-		cfg.Services = append(cfg.Services, b.service)
-		if b.upstream != nil {
-			cfg.Upstreams = append(cfg.Upstreams, b.upstream)
+	var translated []ObjectRef // nil when empty, as documented in the golden files
+	t.build(func() {
+		if len(t.routed) > 0 {
+			translated = t.routed
+			slices.SortFunc(translated, compareRefs)
 		}
+	})
+	cfg := declarative.New()
+
+	// Routes go under their services, sorted by name; all route lists share
+	// one allocation.
+	routes := make([]*kong.Route, len(t.routes))
+	for _, b := range t.backends {
+		b.service.Routes, routes = routes[:0:b.nRoutes], routes[b.nRoutes:]
 	}
-	slices.SortFunc(cfg.Services, func(x, y *declarative.Service) int { return cmp.Compare(*x.Name, *y.Name) })
-	slices.SortFunc(cfg.Upstreams, func(x, y *declarative.Upstream) int { return cmp.Compare(*x.Name, *y.Name) })
+	for _, r := range t.routes {
+		r.backend.service.Routes = append(r.backend.service.Routes, r.route)
+	}
+	t.inParallel(func() { cfg.Services = t.sortedServices() }, func() { cfg.Upstreams = t.sortedUpstreams() })
 	cfg.Certificates = t.certificates()
 
 	body, err := cfg.Marshal()
@@ -382,9 +477,6 @@ func (t *translator) result() Result {
 		panic(fmt.Sprintf("translate: marshal declarative config: %v", err))
 	}
 	sum := sha256.Sum256(body)
-
-	translated := t.routed
-	slices.SortFunc(translated, compareRefs)
 	return Result{
 		Config:     cfg,
 		Body:       body,
@@ -392,4 +484,67 @@ func (t *translator) result() Result {
 		Errors:     sortedErrors(t.errs),
 		Translated: translated,
 	}
+}
+
+// named is a backend with the name it is sorted by. Sorting copies of the
+// names, rather than following pointers to them, keeps the comparisons in
+// cache.
+type named struct {
+	name string
+	b    *backend
+}
+
+// compareNamed orders by name. Names are unique for valid Kubernetes names;
+// the tie-break keeps the output deterministic for invalid ones with dots.
+func compareNamed(x, y named) int {
+	if c := strings.Compare(x.name, y.name); c != 0 {
+		return c
+	}
+	if c := strings.Compare(x.b.entry.svc.Namespace, y.b.entry.svc.Namespace); c != 0 {
+		return c
+	}
+	if c := strings.Compare(x.b.entry.svc.Name, y.b.entry.svc.Name); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.b.port.Port, y.b.port.Port)
+}
+
+// sortedServices lists the Kong services by name, each with its routes
+// sorted by name; nil when there are none.
+func (t *translator) sortedServices() []*declarative.Service {
+	if len(t.backends) == 0 {
+		return nil
+	}
+	byName := make([]named, len(t.backends))
+	for i, b := range t.backends {
+		byName[i] = named{*b.service.Name, b}
+		if len(b.service.Routes) > 1 {
+			slices.SortFunc(b.service.Routes, func(x, y *kong.Route) int { return strings.Compare(*x.Name, *y.Name) })
+		}
+	}
+	slices.SortFunc(byName, compareNamed)
+	services := make([]*declarative.Service, len(byName))
+	for i, n := range byName {
+		services[i] = n.b.service
+	}
+	return services
+}
+
+// sortedUpstreams lists the upstreams by name; nil when there are none.
+func (t *translator) sortedUpstreams() []*declarative.Upstream {
+	byName := make([]named, 0, len(t.backends))
+	for _, b := range t.backends {
+		if b.upstream != nil {
+			byName = append(byName, named{*b.upstream.Name, b})
+		}
+	}
+	if len(byName) == 0 {
+		return nil
+	}
+	slices.SortFunc(byName, compareNamed)
+	upstreams := make([]*declarative.Upstream, len(byName))
+	for i, n := range byName {
+		upstreams[i] = n.b.upstream
+	}
+	return upstreams
 }

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"testing"
@@ -144,5 +145,62 @@ func TestEntityIDIsUUIDv5(t *testing.T) {
 		if got := tr.entityID("routes", key); got != want {
 			t.Errorf("entityID(routes, %q) = %s, want %s", key, got, want)
 		}
+	}
+}
+
+// An Exact path outranks a Prefix or ImplementationSpecific path with the
+// same annotation, and the annotation's order is never reversed.
+func TestRegexPriority(t *testing.T) {
+	prefix, exact, impl := networkingv1.PathTypePrefix, networkingv1.PathTypeExact, networkingv1.PathTypeImplementationSpecific
+	tests := []struct {
+		annotated int
+		typ       *networkingv1.PathType
+		want      int
+	}{
+		{0, &prefix, 0}, {0, &exact, 1}, {0, &impl, 0}, {0, nil, 0},
+		{3, &prefix, 6}, {3, &exact, 7}, {-1, &prefix, -2}, {-1, &exact, -1},
+		{1<<31 - 1, &exact, 1<<32 - 1}, {-(1 << 31), &prefix, -(1 << 32)},
+	}
+	for _, tt := range tests {
+		if got := regexPriority(tt.annotated, tt.typ); got != tt.want {
+			t.Errorf("regexPriority(%d, %v) = %d, want %d", tt.annotated, tt.typ, got, tt.want)
+		}
+	}
+	types := []*networkingv1.PathType{&prefix, &exact, &impl, nil}
+	for p1 := -3; p1 <= 3; p1++ {
+		for p2 := -3; p2 <= 3; p2++ {
+			for _, t1 := range types {
+				for _, t2 := range types {
+					r1, r2 := regexPriority(p1, t1), regexPriority(p2, t2)
+					switch {
+					case p1 > p2 && r1 <= r2:
+						t.Errorf("annotation %d (%v) does not outrank %d (%v): %d vs %d", p1, t1, p2, t2, r1, r2)
+					case p1 == p2 && t1 == &exact && t2 != &exact && r1 <= r2:
+						t.Errorf("Exact does not outrank %v at annotation %d: %d vs %d", t2, p1, r1, r2)
+					}
+				}
+			}
+		}
+	}
+}
+
+// Building on two goroutines gives the very same result as on one.
+func TestParallelBuildIsIdentical(t *testing.T) {
+	snap := benchSnapshot(300)
+	// Some Ingresses share a Service, so backends have several routes.
+	for i, ing := range snap.Ingresses[:100] {
+		ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name = snap.Services[i%7].Name
+		ing.Namespace = snap.Services[i%7].Namespace
+	}
+	one := translate(snap, Options{}, func(int, int) bool { return false })
+	two := translate(snap, Options{}, func(int, int) bool { return true })
+	if !bytes.Equal(one.Body, two.Body) || one.Hash != two.Hash {
+		t.Fatalf("bodies differ:\n one %.300s\n two %.300s", one.Body, two.Body)
+	}
+	if !slices.Equal(one.Translated, two.Translated) || !slices.Equal(one.Errors, two.Errors) {
+		t.Fatalf("Translated or Errors differ")
+	}
+	if len(one.Config.Services) < 200 || len(one.Errors) != 0 {
+		t.Fatalf("snapshot does not translate as intended: %d services, errors %v", len(one.Config.Services), one.Errors)
 	}
 }

@@ -3,7 +3,9 @@ package declarative
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/kong/go-kong/kong"
@@ -140,4 +142,61 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
 		}
 	})
+}
+
+// bigConfig has enough services to be rendered by two goroutines. Long
+// names in the first services (or in the upstreams) make the first (or the
+// second) part outgrow its expected size.
+func bigConfig(longHead, longTail bool) *Config {
+	long := strings.Repeat("x", 1500)
+	c := New()
+	n := parallelMinServices
+	tags := kong.StringSlice("k8s-name:a", "<tag>")
+	for i := range n {
+		name := fmt.Sprintf("svc-%05d", i)
+		upstream := name + ".svc"
+		if longHead && i < n/4 {
+			name += long
+		}
+		if longTail {
+			upstream += long
+		}
+		c.Services = append(c.Services, &Service{
+			Service: kong.Service{Name: kong.String(name), Port: kong.Int(80), Tags: tags},
+			Routes:  []*kong.Route{{Name: kong.String(name + ".r"), Paths: kong.StringSlice("/a", "~/b$"), Tags: tags}},
+		})
+		c.Upstreams = append(c.Upstreams, &Upstream{
+			Upstream: kong.Upstream{Name: kong.String(upstream), Tags: tags},
+			Targets:  []*kong.Target{{Target: kong.String("10.0.0.1:80"), Weight: kong.Int(100), Tags: tags}},
+		})
+	}
+	c.Services[3] = nil
+	return c
+}
+
+func TestLargeDocumentsRenderInTwoPartsAlike(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		longHead, longTail bool
+	}{{"as expected", false, false}, {"head outgrows its part", true, false}, {"tail outgrows its part", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := bigConfig(tc.longHead, tc.longTail)
+			split, headHint, tailHint := c.split(true)
+			if split == 0 || split == len(c.Services) {
+				t.Fatalf("split = %d of %d services: not rendered in two parts", split, len(c.Services))
+			}
+			head := len(c.appendHead(&encoder{}, nil, split))
+			tail := len(c.appendTail(&encoder{}, nil, split))
+			if head > headHint != tc.longHead || tail > tailHint != tc.longTail {
+				t.Fatalf("head %d bytes (expected %d), tail %d (expected %d): not the case under test", head, headHint, tail, tailHint)
+			}
+			got, err := c.marshal(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := reference(t, c); !bytes.Equal(got, want) {
+				t.Fatalf("two-part rendering differs from encoding/json")
+			}
+		})
+	}
 }

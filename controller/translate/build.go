@@ -1,0 +1,161 @@
+package translate
+
+import (
+	"runtime"
+	"strconv"
+	"sync"
+
+	"github.com/kong/go-kong/kong"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// builder makes Kong entities from decided routes and backends. Each
+// goroutine that builds has its own, with its own scratch space and slabs.
+type builder struct {
+	ids     idMaker
+	text    textBatch
+	addrBuf []byte
+	addrs   []span
+
+	strings        slab[string]
+	stringPtrs     slab[*string]
+	routeBlocks    slab[routeBlock]
+	serviceBlocks  slab[serviceBlock]
+	upstreamBlocks slab[upstreamBlock]
+	targetBlocks   slab[targetBlock]
+	targetPtrs     slab[*kong.Target]
+	backendSlab    slab[backend]
+}
+
+// Snapshots with fewer routes and backends than this are built on one
+// goroutine: for them a second one costs more than it saves.
+const parallelMinEntities = 2000
+
+func useParallel(routes, backends int) bool {
+	return routes+backends >= parallelMinEntities && runtime.GOMAXPROCS(0) > 1
+}
+
+// build makes the entities of every decided route and backend, and runs
+// also alongside. Once the decisions are taken (which Ingress owns which
+// path, which Service ports are used), each entity is a pure function of
+// its own inputs, so the work may be split between two goroutines without
+// changing a byte.
+func (t *translator) build(also func()) {
+	routes, backends := len(t.routes)/2, len(t.backends)/2
+	other := &t.builder
+	if t.parallel {
+		other = new(builder)
+	}
+	t.inParallel(func() {
+		t.builder.buildAll(t.routes[:routes], t.backends[:backends])
+	}, func() {
+		other.buildAll(t.routes[routes:], t.backends[backends:])
+		also()
+	})
+}
+
+// inParallel runs a and b, on two goroutines for a large snapshot.
+func (t *translator) inParallel(a, b func()) {
+	if !t.parallel {
+		a()
+		b()
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(b)
+	a()
+	wg.Wait()
+}
+
+func (bd *builder) buildAll(routes []routeOf, backends []*backend) {
+	for i := range routes {
+		bd.buildRoute(&routes[i])
+	}
+	for _, b := range backends {
+		bd.buildBackend(b)
+	}
+}
+
+// buildRoute names the route <namespace>.<ingress>.<rule>.<path> (or
+// <namespace>.<ingress>.default) and makes it.
+func (bd *builder) buildRoute(r *routeOf) {
+	bd.ids.begin("routes")
+	bd.ids.buf = append(append(append(bd.ids.buf, r.ing.Namespace...), '.'), r.ing.Name...)
+	if r.rule < 0 {
+		bd.ids.buf = append(bd.ids.buf, ".default"...)
+	} else {
+		bd.ids.buf = strconv.AppendInt(append(bd.ids.buf, '.'), int64(r.rule), 10)
+		bd.ids.buf = strconv.AppendInt(append(bd.ids.buf, '.'), int64(r.path), 10)
+	}
+	tb := &bd.text
+	tb.reset()
+	tb.buf = append(tb.buf, bd.ids.key()...)
+	tb.end()
+	tb.buf = bd.ids.append(tb.buf)
+	tb.end()
+	names := tb.cut()
+	r.route = bd.route(r.tags, names.at(1), names.at(0), r.hosts, r.paths, r.settings, r.priority)
+}
+
+// buildBackend makes the Kong service, upstream and targets of a Service
+// port. Naming: service <namespace>.<service>.<port>, upstream (the Kong
+// service's host) <service>.<namespace>.<port>.svc, target <ip>:<endpoint
+// port>.
+func (bd *builder) buildBackend(b *backend) {
+	e, port := b.entry, b.port.Port
+	svc := e.svc
+	external := svc.Spec.Type == corev1.ServiceTypeExternalName
+
+	// All names and ids of the backend's entities are cut from one string:
+	// service name and id, then upstream name and id, then address and id
+	// of each target.
+	tb := &bd.text
+	tb.reset()
+	bd.ids.begin("services")
+	bd.ids.buf = append(append(append(append(bd.ids.buf, svc.Namespace...), '.'), svc.Name...), '.')
+	bd.ids.buf = strconv.AppendInt(bd.ids.buf, int64(port), 10)
+	tb.buf = append(tb.buf, bd.ids.key()...)
+	tb.end()
+	tb.buf = bd.ids.append(tb.buf)
+	tb.end()
+	var addrs []span
+	if !external {
+		bd.ids.begin("upstreams")
+		bd.ids.buf = append(append(append(append(bd.ids.buf, svc.Name...), '.'), svc.Namespace...), '.')
+		bd.ids.buf = append(strconv.AppendInt(bd.ids.buf, int64(port), 10), ".svc"...)
+		upstreamStart := len(tb.buf)
+		tb.buf = append(tb.buf, bd.ids.key()...)
+		upstreamEnd := len(tb.buf)
+		tb.end()
+		tb.buf = bd.ids.append(tb.buf)
+		tb.end()
+		addrs = bd.targetAddrs(e, b.port.Name)
+		for _, a := range addrs {
+			addr := bd.addrBuf[a.start:a.end]
+			tb.buf = append(tb.buf, addr...)
+			tb.end()
+			bd.ids.begin("targets")
+			bd.ids.buf = append(append(append(bd.ids.buf, tb.buf[upstreamStart:upstreamEnd]...), '/'), addr...)
+			tb.buf = bd.ids.append(tb.buf)
+			tb.end()
+		}
+	}
+	text := tb.cut()
+
+	if external {
+		b.service = bd.service(e.tags, text.at(1), text.at(0), svc.Spec.ExternalName, int(port), &e.settings)
+		return
+	}
+	upstream := text.at(2)
+	b.service = bd.service(e.tags, text.at(1), text.at(0), upstream, int(port), &e.settings)
+	b.upstream = bd.upstream(e.tags, text.at(3), upstream)
+	if len(addrs) == 0 {
+		b.upstream.Targets = []*kong.Target{}
+		return
+	}
+	targets := bd.targetPtrs.take(len(addrs))
+	for i := range addrs {
+		targets[i] = bd.target(e.tags, text.at(5+2*i), text.at(4+2*i))
+	}
+	b.upstream.Targets = targets
+}
