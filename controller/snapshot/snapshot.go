@@ -4,8 +4,8 @@
 // One informer factory runs per watched namespace (or one for the whole
 // cluster), plus a cluster-wide one for IngressClasses. Only Secrets of type
 // kubernetes.io/tls are listed (a field selector, and a filter for API
-// servers and fakes that ignore it), and managedFields are dropped from every
-// cached object to save memory.
+// servers and fakes that ignore it), and every object is trimmed to what
+// translation and the status writer read before it is cached (see trim).
 //
 // Every change that can alter the translation calls OnChange; the caller
 // debounces. A Snapshot must never be taken for a push before HasSynced is
@@ -90,10 +90,10 @@ func New(cfg Config) (*Cache, error) {
 	tlsOnly := informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)).String()
 	})
-	strip := informers.WithTransform(stripManagedFields)
+	trimming := informers.WithTransform(trim)
 	for _, ns := range namespaces {
-		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns), strip)
-		sf := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns), strip, tlsOnly)
+		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns), trimming)
+		sf := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns), trimming, tlsOnly)
 		s := &scope{factories: []informers.SharedInformerFactory{f, sf}}
 		ing := f.Networking().V1().Ingresses()
 		svc := f.Core().V1().Services()
@@ -110,7 +110,7 @@ func New(cfg Config) (*Cache, error) {
 		}
 		c.scopes[ns] = s
 	}
-	c.cluster = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, strip)
+	c.cluster = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, trimming)
 	classes := c.cluster.Networking().V1().IngressClasses()
 	c.classes = classes.Lister()
 	if err := c.watch(classes.Informer(), resourceVersionChanged); err != nil {
@@ -239,11 +239,4 @@ func resourceVersionChanged(old, new any) bool {
 		return true
 	}
 	return o.GetResourceVersion() != n.GetResourceVersion() || o.GetResourceVersion() == ""
-}
-
-func stripManagedFields(obj any) (any, error) {
-	if a, err := meta.Accessor(obj); err == nil && a.GetManagedFields() != nil {
-		a.SetManagedFields(nil)
-	}
-	return obj, nil
 }

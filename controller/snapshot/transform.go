@@ -1,0 +1,139 @@
+package snapshot
+
+import (
+	"maps"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"konductor.dev/controller/translate"
+)
+
+// trim is the informers' transform: it runs once on every object before it
+// is cached, in place (client-go hands the transform the only reference),
+// and is idempotent. It keeps what controller/translate and the status
+// writer read and drops the rest; with 10k applications the dropped parts
+// are most of the cache.
+//
+// What every cached object keeps: name, namespace, uid, resourceVersion
+// (change detection, the status writer's staleness check), generation,
+// creationTimestamp (translation orders conflicts by age) and
+// deletionTimestamp. managedFields are dropped from everything.
+//
+// Ingresses keep all else, annotations included: the status writer sends
+// the cached copy back with UpdateStatus, and the Ingress status strategy
+// keeps the request's metadata, so an annotation dropped here would be
+// deleted from the API server (managedFields are the exception: a request
+// without them keeps the stored ones).
+func trim(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *networkingv1.Ingress:
+		o.ManagedFields = nil
+	case *corev1.Service:
+		trimService(o)
+	case *discoveryv1.EndpointSlice:
+		trimEndpointSlice(o)
+	case *corev1.Secret:
+		trimSecret(o)
+	case *networkingv1.IngressClass:
+		o.ManagedFields = nil
+		o.Annotations = withoutLastApplied(o.Annotations)
+	default:
+		if a, err := meta.Accessor(obj); err == nil && a.GetManagedFields() != nil {
+			a.SetManagedFields(nil)
+		}
+	}
+	return obj, nil
+}
+
+// keepIdentity reduces m to the fields every cached object keeps, with the
+// given labels and annotations.
+func keepIdentity(m *metav1.ObjectMeta, labels, annotations map[string]string) {
+	*m = metav1.ObjectMeta{
+		Name:              m.Name,
+		Namespace:         m.Namespace,
+		UID:               m.UID,
+		ResourceVersion:   m.ResourceVersion,
+		Generation:        m.Generation,
+		CreationTimestamp: m.CreationTimestamp,
+		DeletionTimestamp: m.DeletionTimestamp,
+		Labels:            labels,
+		Annotations:       annotations,
+	}
+}
+
+// trimService keeps the konghq.com/ annotations (translate reads no
+// other), the type, externalName and ports. The selector, cluster IPs and
+// status go: translation routes to EndpointSlices or the external name,
+// and the publish Service is watched by the manager, not through here.
+func trimService(s *corev1.Service) {
+	keepIdentity(&s.ObjectMeta, nil, kongAnnotations(s.Annotations))
+	s.Spec = corev1.ServiceSpec{Type: s.Spec.Type, ExternalName: s.Spec.ExternalName, Ports: s.Spec.Ports}
+	s.Status = corev1.ServiceStatus{}
+}
+
+// trimEndpointSlice keeps the Service name label, the address type, the
+// ports' names and numbers and each endpoint's addresses and conditions:
+// what decides the Kong targets. Node, zone, hints, hostname and the Pod
+// reference go.
+func trimEndpointSlice(es *discoveryv1.EndpointSlice) {
+	var labels map[string]string
+	if svc, ok := es.Labels[discoveryv1.LabelServiceName]; ok {
+		labels = map[string]string{discoveryv1.LabelServiceName: svc}
+	}
+	keepIdentity(&es.ObjectMeta, labels, nil)
+	for i, p := range es.Ports {
+		es.Ports[i] = discoveryv1.EndpointPort{Name: p.Name, Port: p.Port}
+	}
+	for i, ep := range es.Endpoints {
+		es.Endpoints[i] = discoveryv1.Endpoint{Addresses: ep.Addresses, Conditions: ep.Conditions}
+	}
+}
+
+// trimSecret keeps the type and the certificate and key of a TLS Secret;
+// a CA bundle or anything else stored beside them goes.
+func trimSecret(s *corev1.Secret) {
+	keepIdentity(&s.ObjectMeta, nil, nil)
+	var data map[string][]byte
+	for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
+		if v, ok := s.Data[k]; ok {
+			if data == nil {
+				data = make(map[string][]byte, 2)
+			}
+			data[k] = v
+		}
+	}
+	s.Data, s.StringData, s.Immutable = data, nil, nil
+}
+
+// kongAnnotations returns the konghq.com/ annotations of a, nil if none.
+func kongAnnotations(a map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range a {
+		if strings.HasPrefix(k, translate.AnnotationPrefix) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// withoutLastApplied drops kubectl apply's copy of the object, often the
+// largest annotation.
+func withoutLastApplied(a map[string]string) map[string]string {
+	if _, ok := a[corev1.LastAppliedConfigAnnotation]; !ok {
+		return a
+	}
+	out := maps.Clone(a)
+	delete(out, corev1.LastAppliedConfigAnnotation)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}

@@ -1,0 +1,473 @@
+package snapshot
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+	"sigs.k8s.io/yaml"
+
+	"konductor.dev/controller/translate"
+)
+
+var (
+	created  = metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	deleted  = metav1.NewTime(time.Date(2026, 1, 3, 3, 4, 5, 0, time.UTC))
+	managed  = []metav1.ManagedFieldsEntry{{Manager: "kubectl-client-side-apply", Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}}
+	owner    = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: "web", UID: "svc-uid"}}
+	tlsCert  = []byte("-----BEGIN CERTIFICATE-----")
+	tlsKey   = []byte("-----BEGIN PRIVATE KEY-----")
+	yes, no  = true, false
+	http80   = "http"
+	port8080 = int32(8080)
+	tcp      = corev1.ProtocolTCP
+)
+
+// fullMeta is metadata as the API server sends it for an object applied
+// with kubectl.
+func fullMeta(name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name: name, Namespace: "shop", UID: types.UID("uid-" + name), ResourceVersion: "42", Generation: 3,
+		CreationTimestamp: created, DeletionTimestamp: &deleted,
+		Labels: map[string]string{"app.kubernetes.io/name": name, discoveryv1.LabelServiceName: "web", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"},
+		Annotations: map[string]string{
+			corev1.LastAppliedConfigAnnotation:    `{"apiVersion":"v1","kind":"Service"}`,
+			translate.AnnotationProtocol:          "https",
+			translate.AnnotationStripPath:         "true",
+			"meta.helm.sh/release-name":           "shop",
+			"kubernetes.io/ingress.class":         "kong",
+			"endpoints.kubernetes.io/last-change": "2026-01-02T03:04:05Z",
+		},
+		OwnerReferences: owner, Finalizers: []string{"example.com/keep"}, ManagedFields: managed,
+	}
+}
+
+// identity is what keepIdentity leaves of fullMeta.
+func identity(m metav1.ObjectMeta, labels, annotations map[string]string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion, Generation: m.Generation,
+		CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp, Labels: labels, Annotations: annotations,
+	}
+}
+
+func withoutManagedFields(m metav1.ObjectMeta) metav1.ObjectMeta {
+	m.ManagedFields = nil
+	return m
+}
+
+func fullIngress() *networkingv1.Ingress {
+	class, prefix := "kong", networkingv1.PathTypePrefix
+	return &networkingv1.Ingress{
+		ObjectMeta: fullMeta("web"),
+		Spec: networkingv1.IngressSpec{
+			IngressClassName: &class,
+			TLS:              []networkingv1.IngressTLS{{Hosts: []string{"shop.example.com"}, SecretName: "cert"}},
+			Rules: []networkingv1.IngressRule{{Host: "shop.example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+				Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: networkingv1.IngressBackend{
+					Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Name: "http"}},
+				}}},
+			}}}},
+		},
+		Status: networkingv1.IngressStatus{LoadBalancer: networkingv1.IngressLoadBalancerStatus{Ingress: []networkingv1.IngressLoadBalancerIngress{{IP: "192.0.2.1"}}}},
+	}
+}
+
+func fullService() *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: fullMeta("web"),
+		Spec: corev1.ServiceSpec{
+			Type:         corev1.ServiceTypeClusterIP,
+			ExternalName: "",
+			Selector:     map[string]string{"app": "web"},
+			ClusterIP:    "10.96.0.10", ClusterIPs: []string{"10.96.0.10"},
+			IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}, SessionAffinity: corev1.ServiceAffinityNone,
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP, AppProtocol: &http80}},
+		},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "203.0.113.1"}}}},
+	}
+}
+
+func fullEndpointSlice() *discoveryv1.EndpointSlice {
+	node, zone, host := "node-a", "zone-a", "web-0"
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta:  fullMeta("web-x1"),
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &http80, Port: &port8080, Protocol: &tcp, AppProtocol: &http80}},
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses:  []string{"10.244.0.5"},
+			Conditions: discoveryv1.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no},
+			Hostname:   &host, NodeName: &node, Zone: &zone,
+			TargetRef:          &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: "web-0", UID: "pod-uid"},
+			DeprecatedTopology: map[string]string{"topology.kubernetes.io/zone": zone},
+			Hints:              &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: zone}}},
+		}},
+	}
+}
+
+func fullSecret() *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: fullMeta("cert"),
+		Type:       corev1.SecretTypeTLS,
+		Immutable:  &yes,
+		Data:       map[string][]byte{corev1.TLSCertKey: tlsCert, corev1.TLSPrivateKeyKey: tlsKey, "ca.crt": []byte("ca")},
+	}
+}
+
+func fullClass() *networkingv1.IngressClass {
+	c := &networkingv1.IngressClass{ObjectMeta: fullMeta("kong")}
+	c.Namespace = ""
+	c.Spec.Controller = "ingress-controllers.konghq.com/kong"
+	return c
+}
+
+func TestTrim(t *testing.T) {
+	tests := []struct {
+		name string
+		in   func() any
+		want func() any
+	}{
+		{
+			// The status writer sends the cached Ingress back: everything
+			// but managedFields must survive, annotations included.
+			name: "Ingress keeps all but managedFields",
+			in:   func() any { return fullIngress() },
+			want: func() any {
+				i := fullIngress()
+				i.ObjectMeta = withoutManagedFields(i.ObjectMeta)
+				return i
+			},
+		},
+		{
+			name: "Service keeps konghq.com annotations, type, externalName and ports",
+			in:   func() any { return fullService() },
+			want: func() any {
+				s := fullService()
+				return &corev1.Service{
+					ObjectMeta: identity(s.ObjectMeta, nil, map[string]string{translate.AnnotationProtocol: "https", translate.AnnotationStripPath: "true"}),
+					Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Ports: s.Spec.Ports},
+				}
+			},
+		},
+		{
+			name: "ExternalName Service keeps its name",
+			in: func() any {
+				s := fullService()
+				s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "api.example.com"
+				return s
+			},
+			want: func() any {
+				s := fullService()
+				return &corev1.Service{
+					ObjectMeta: identity(s.ObjectMeta, nil, map[string]string{translate.AnnotationProtocol: "https", translate.AnnotationStripPath: "true"}),
+					Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "api.example.com", Ports: s.Spec.Ports},
+				}
+			},
+		},
+		{
+			name: "EndpointSlice keeps the Service label, port names and numbers, addresses and conditions",
+			in:   func() any { return fullEndpointSlice() },
+			want: func() any {
+				es := fullEndpointSlice()
+				return &discoveryv1.EndpointSlice{
+					ObjectMeta:  identity(es.ObjectMeta, map[string]string{discoveryv1.LabelServiceName: "web"}, nil),
+					AddressType: discoveryv1.AddressTypeIPv4,
+					Ports:       []discoveryv1.EndpointPort{{Name: &http80, Port: &port8080}},
+					Endpoints: []discoveryv1.Endpoint{{
+						Addresses:  []string{"10.244.0.5"},
+						Conditions: discoveryv1.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no},
+					}},
+				}
+			},
+		},
+		{
+			name: "EndpointSlice without a Service label has no labels",
+			in: func() any {
+				es := fullEndpointSlice()
+				delete(es.Labels, discoveryv1.LabelServiceName)
+				es.Endpoints = nil
+				return es
+			},
+			want: func() any {
+				es := fullEndpointSlice()
+				return &discoveryv1.EndpointSlice{
+					ObjectMeta:  identity(es.ObjectMeta, nil, nil),
+					AddressType: discoveryv1.AddressTypeIPv4,
+					Ports:       []discoveryv1.EndpointPort{{Name: &http80, Port: &port8080}},
+				}
+			},
+		},
+		{
+			name: "TLS Secret keeps type, certificate and key",
+			in:   func() any { return fullSecret() },
+			want: func() any {
+				s := fullSecret()
+				return &corev1.Secret{
+					ObjectMeta: identity(s.ObjectMeta, nil, nil),
+					Type:       corev1.SecretTypeTLS,
+					Data:       map[string][]byte{corev1.TLSCertKey: tlsCert, corev1.TLSPrivateKeyKey: tlsKey},
+				}
+			},
+		},
+		{
+			name: "Secret without certificate or key keeps no data",
+			in: func() any {
+				s := fullSecret()
+				s.Type, s.Data = corev1.SecretTypeOpaque, map[string][]byte{"token": []byte("x")}
+				return s
+			},
+			want: func() any {
+				s := fullSecret()
+				return &corev1.Secret{ObjectMeta: identity(s.ObjectMeta, nil, nil), Type: corev1.SecretTypeOpaque}
+			},
+		},
+		{
+			name: "IngressClass loses managedFields and the last-applied annotation",
+			in:   func() any { return fullClass() },
+			want: func() any {
+				c := fullClass()
+				c.ObjectMeta = withoutManagedFields(c.ObjectMeta)
+				delete(c.Annotations, corev1.LastAppliedConfigAnnotation)
+				return c
+			},
+		},
+		{
+			name: "other objects lose only managedFields",
+			in:   func() any { return &corev1.ConfigMap{ObjectMeta: fullMeta("cm"), Data: map[string]string{"k": "v"}} },
+			want: func() any {
+				return &corev1.ConfigMap{ObjectMeta: withoutManagedFields(fullMeta("cm")), Data: map[string]string{"k": "v"}}
+			},
+		},
+		{
+			name: "non-objects pass through",
+			in:   func() any { return "not an object" },
+			want: func() any { return "not an object" },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, want := tt.in(), tt.want()
+			got, err := trim(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("trim:\n got %s\nwant %s", dump(got), dump(want))
+			}
+			again, err := trim(got)
+			if err != nil || !reflect.DeepEqual(again, want) {
+				t.Errorf("trim is not idempotent:\n got %s\nwant %s (err %v)", dump(again), dump(want), err)
+			}
+		})
+	}
+}
+
+func dump(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
+func TestWithoutLastApplied(t *testing.T) {
+	tests := []struct {
+		name string
+		in   map[string]string
+		want map[string]string
+	}{
+		{"nil", nil, nil},
+		{"only last-applied", map[string]string{corev1.LastAppliedConfigAnnotation: "{}"}, nil},
+		{"others kept", map[string]string{corev1.LastAppliedConfigAnnotation: "{}", "a": "b"}, map[string]string{"a": "b"}},
+		{"untouched", map[string]string{"a": "b"}, map[string]string{"a": "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := withoutLastApplied(tt.in); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTrimKeepsTranslation translates every snapshot of translate's golden
+// tests twice, as written and trimmed after adding what real API servers
+// and controllers add (managedFields, kubectl's annotation, node and Pod
+// references, selectors, cluster IPs, CA bundles): the results must be the
+// same, byte for byte, errors included.
+func TestTrimKeepsTranslation(t *testing.T) {
+	inputs, err := filepath.Glob("../translate/testdata/*.yaml")
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no ../translate/testdata/*.yaml (err %v)", err)
+	}
+	for _, input := range inputs {
+		t.Run(strings.TrimSuffix(filepath.Base(input), ".yaml"), func(t *testing.T) {
+			want := translate.Translate(loadSnapshot(t, input), translate.Options{})
+			trimmed := loadSnapshot(t, input)
+			for _, obj := range objectsOf(trimmed) {
+				decorate(obj)
+				if _, err := trim(obj); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := translate.Translate(trimmed, translate.Options{})
+			if got.Hash != want.Hash || !bytes.Equal(got.Body, want.Body) {
+				t.Errorf("trimmed objects translate into a different document:\n got %s\nwant %s", got.Body, want.Body)
+			}
+			if !reflect.DeepEqual(got.Errors, want.Errors) || !reflect.DeepEqual(got.Translated, want.Translated) {
+				t.Errorf("trimmed objects report differently:\n got %v %v\nwant %v %v", got.Errors, got.Translated, want.Errors, want.Translated)
+			}
+		})
+	}
+}
+
+// objectsOf lists every object of s.
+func objectsOf(s translate.Snapshot) []runtime.Object {
+	var out []runtime.Object
+	for _, o := range s.Ingresses {
+		out = append(out, o)
+	}
+	for _, o := range s.Services {
+		out = append(out, o)
+	}
+	for _, o := range s.EndpointSlices {
+		out = append(out, o)
+	}
+	for _, o := range s.Secrets {
+		out = append(out, o)
+	}
+	return out
+}
+
+// decorate adds to obj what a real cluster adds and translation must not
+// depend on.
+func decorate(obj runtime.Object) {
+	m := obj.(metav1.Object)
+	m.SetManagedFields(managed)
+	m.SetOwnerReferences(owner)
+	ann := m.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[corev1.LastAppliedConfigAnnotation] = dump(obj)
+	ann["meta.helm.sh/release-name"] = "shop"
+	m.SetAnnotations(ann)
+	labels := m.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels["app.kubernetes.io/part-of"] = "shop"
+	m.SetLabels(labels)
+	switch o := obj.(type) {
+	case *corev1.Service:
+		o.Spec.Selector = map[string]string{"app": o.Name}
+		if o.Spec.Type != corev1.ServiceTypeExternalName {
+			o.Spec.ClusterIP, o.Spec.ClusterIPs = "10.96.0.10", []string{"10.96.0.10"}
+		}
+	case *discoveryv1.EndpointSlice:
+		node := "node-a"
+		for i := range o.Endpoints {
+			o.Endpoints[i].NodeName = &node
+			o.Endpoints[i].TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: o.Namespace, Name: o.Name}
+		}
+	case *corev1.Secret:
+		if o.Data != nil {
+			o.Data["ca.crt"] = []byte("ca")
+		}
+	}
+}
+
+var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
+
+// loadSnapshot reads a multi-document YAML file of Ingresses, Services,
+// EndpointSlices and Secrets (translate's golden inputs).
+func loadSnapshot(t *testing.T, path string) translate.Snapshot {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap translate.Snapshot
+	for i, doc := range docSeparator.Split(string(raw), -1) {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		js, err := yaml.YAMLToJSON([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s document %d: %v", path, i, err)
+		}
+		var kind struct{ Kind string }
+		if err := json.Unmarshal(js, &kind); err != nil {
+			t.Fatalf("%s document %d: %v", path, i, err)
+		}
+		var into any
+		switch kind.Kind {
+		case "Ingress":
+			obj := &networkingv1.Ingress{}
+			snap.Ingresses, into = append(snap.Ingresses, obj), obj
+		case "Service":
+			obj := &corev1.Service{}
+			snap.Services, into = append(snap.Services, obj), obj
+		case "EndpointSlice":
+			obj := &discoveryv1.EndpointSlice{}
+			snap.EndpointSlices, into = append(snap.EndpointSlices, obj), obj
+		case "Secret":
+			obj := &corev1.Secret{}
+			snap.Secrets, into = append(snap.Secrets, obj), obj
+		default:
+			t.Fatalf("%s document %d: unexpected kind %q", path, i, kind.Kind)
+		}
+		if err := json.Unmarshal(js, into); err != nil {
+			t.Fatalf("%s document %d: %v", path, i, err)
+		}
+	}
+	for _, s := range snap.Secrets {
+		for k, v := range s.StringData {
+			if s.Data == nil {
+				s.Data = map[string][]byte{}
+			}
+			s.Data[k] = []byte(v)
+		}
+		s.StringData = nil
+	}
+	return snap
+}
+
+// TestCacheServesTrimmedObjects checks the wiring: what the informers
+// cache, and the snapshot hands out, is already trimmed.
+func TestCacheServesTrimmedObjects(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := start(t, Config{Client: fake.NewClientset(fullService(), fullEndpointSlice(), fullSecret(), fullIngress()), IngressClass: "kong"})
+		s := c.Snapshot()
+		if len(s.Services) != 1 || len(s.EndpointSlices) != 1 || len(s.Secrets) != 1 || len(s.Ingresses) != 1 {
+			t.Fatalf("snapshot holds %d Services, %d EndpointSlices, %d Secrets, %d Ingresses; want one of each",
+				len(s.Services), len(s.EndpointSlices), len(s.Secrets), len(s.Ingresses))
+		}
+		if svc := s.Services[0]; svc.Spec.Selector != nil || svc.Labels != nil || svc.Annotations[corev1.LastAppliedConfigAnnotation] != "" {
+			t.Errorf("cached Service not trimmed: %s", dump(svc))
+		}
+		if ep := s.EndpointSlices[0].Endpoints[0]; ep.TargetRef != nil || ep.NodeName != nil {
+			t.Errorf("cached EndpointSlice not trimmed: %s", dump(s.EndpointSlices[0]))
+		}
+		if _, ok := s.Secrets[0].Data["ca.crt"]; ok {
+			t.Errorf("cached Secret kept ca.crt")
+		}
+		if ing := s.Ingresses[0]; ing.ManagedFields != nil || ing.Annotations[corev1.LastAppliedConfigAnnotation] == "" {
+			t.Errorf("cached Ingress: want managedFields dropped and annotations kept: %s", dump(ing))
+		}
+	})
+}

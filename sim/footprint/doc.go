@@ -1,0 +1,25 @@
+// Package footprint measures the memory of the real konductor binary after
+// it has synced a large cluster: 10k Ingresses, 10k Services and 10k
+// EndpointSlices on a real kube-apiserver (the local process cluster of
+// package cluster), three minimal DB-less Kong stand-ins on loopback, and
+// the binary built from cmd/konductor running as its own process with the
+// flags a user would give it.
+//
+// The in-process heap test of sim/integration shares its process with a
+// fake API server whose objects carry no managedFields; this package reads
+// what an operator would see instead: VmRSS and VmHWM of the controller
+// process and the Go heap it reports on /metrics.
+//
+// The package holds only tests. The measurement takes minutes (most of it
+// waiting for 10k status writes at client-go's default 5 requests per
+// second) and needs root and the control-plane binaries, so it runs only
+// when asked:
+//
+//	KONDUCTOR_FOOTPRINT=1 go test -count=1 -timeout=90m -run TestFootprint10k -v ./sim/footprint/
+//
+// The binary serves no pprof; KONDUCTOR_FOOTPRINT_PPROF=<dir> runs the same
+// measurement with the test binary itself as the controller (the library
+// wired as cmd/konductor wires it, plus /debug/pprof/) and saves a heap
+// profile at every reading. TestFootprint10k's comment lists the other
+// settings.
+package footprint
