@@ -68,6 +68,7 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 		return fmt.Errorf("--kubeconfig: %w", err)
 	}
 	rest.UserAgent = "konductor"
+	rest.QPS, rest.Burst = o.APIServerQPS, o.APIServerBurst
 	client, err := kubernetes.NewForConfig(rest)
 	if err != nil {
 		return fmt.Errorf("building the Kubernetes client: %w", err)

@@ -42,6 +42,8 @@ const (
 // Options holds every setting of the controller.
 type Options struct {
 	Kubeconfig      string
+	APIServerQPS    float32
+	APIServerBurst  int
 	IngressClass    string
 	WatchNamespaces []string
 
@@ -100,6 +102,8 @@ func (o *Options) FlagSet() *pflag.FlagSet {
 	fs.SortFlags = false
 
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "Path to a kubeconfig file. Empty: in-cluster configuration, else $KUBECONFIG or ~/.kube/config.")
+	fs.Float32Var(&o.APIServerQPS, "apiserver-qps", 100, "Sustained requests per second to the Kubernetes API server (client-go's default of 5 would take over half an hour to write the status of 10k Ingresses).")
+	fs.IntVar(&o.APIServerBurst, "apiserver-burst", 300, "Requests to the Kubernetes API server allowed in a burst above --apiserver-qps.")
 	fs.StringVar(&o.IngressClass, "ingress-class", "kong", "Ingress class this controller serves: Ingresses whose spec.ingressClassName or kubernetes.io/ingress.class annotation equals it, and class-less Ingresses when the IngressClass of this name is the cluster default.")
 	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespace", nil, "Comma-separated namespaces to watch for Ingresses, Services, EndpointSlices and Secrets. Empty: all namespaces.")
 
@@ -205,6 +209,12 @@ func (o *Options) Validate() error {
 	var errs []error
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	if o.APIServerQPS <= 0 {
+		bad("apiserver-qps", "must be positive, got %g", o.APIServerQPS)
+	}
+	if o.APIServerBurst < 1 {
+		bad("apiserver-burst", "must be at least 1, got %d", o.APIServerBurst)
 	}
 	if o.IngressClass == "" {
 		bad("ingress-class", "must not be empty")

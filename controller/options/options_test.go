@@ -42,6 +42,8 @@ func TestDefaults(t *testing.T) {
 		"HealthProbeBindAddress": ":10254",
 		"UpdateStatus":           true,
 		"ElectionNamespace":      "",
+		"APIServerQPS":           float32(100),
+		"APIServerBurst":         300,
 	}
 	v := reflect.ValueOf(o).Elem()
 	for field, w := range want {
@@ -124,6 +126,9 @@ func TestValidationNamesTheFlag(t *testing.T) {
 		{[]string{"--publish-service=a/b/c"}, nil, "--publish-service"},
 		{[]string{"--kong-admin-tls-client-cert-file=c.pem"}, nil, "--kong-admin-tls-client-cert-file"},
 		{[]string{"--ingress-class="}, nil, "--ingress-class"},
+		{[]string{"--apiserver-qps=0"}, nil, "--apiserver-qps"},
+		{[]string{"--apiserver-burst=0"}, nil, "--apiserver-burst"},
+		{nil, map[string]string{"CONTROLLER_APISERVER_QPS": "fast"}, "--apiserver-qps"},
 		{[]string{"--log-format=xml"}, nil, "--log-format"},
 		{[]string{"--log-level=loud"}, nil, "--log-level"},
 		{[]string{"--metrics-bind-address=10255"}, nil, "--metrics-bind-address"},
