@@ -1,6 +1,8 @@
 package kong
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -217,7 +219,7 @@ func (a adminAPI) postConfig(w http.ResponseWriter, r *http.Request) *apiError {
 		return apiErr
 	}
 	q := r.URL.Query()
-	st, err := ParseDeclarative(body, n.opts.Now().Unix())
+	st, decl, err := n.decl.load(body, n.opts.Now().Unix(), n.Config())
 	if err != nil {
 		var de *DeclarativeError
 		if !errors.As(err, &de) {
@@ -250,35 +252,79 @@ func (a adminAPI) postConfig(w http.ResponseWriter, r *http.Request) *apiError {
 	n.mu.Lock()
 	n.state = st
 	n.mu.Unlock()
+	n.decl = decl
 	n.record(r, st.Hash(), 0)
 	n.log.Info("declarative configuration loaded", "hash", st.Hash(), "entities", st.Count())
-	writeRaw(w, http.StatusCreated, loadedEntities(st))
+	writeLoaded(w, st)
 	return nil
 }
 
 // loadedEntities is the body of a successful POST /config: every entity
 // by collection and id, as Kong answers.
 func loadedEntities(st *State) []byte {
-	b := make([]byte, 0, 512*st.Count()+64)
-	b = append(b, '{')
+	var b bytes.Buffer
+	b.Grow(loadedEntitiesSize(st))
+	writeLoadedEntities(&b, st)
+	return b.Bytes()
+}
+
+// writeLoaded answers a successful POST /config. The body is megabytes of
+// already encoded rows: it is written row by row rather than assembled.
+func writeLoaded(w http.ResponseWriter, st *State) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(loadedEntitiesSize(st)))
+	w.WriteHeader(http.StatusCreated)
+	writeLoadedEntities(w, st)
+}
+
+// loadedEntitiesSize is the exact length of loadedEntities(st).
+func loadedEntitiesSize(st *State) int {
+	var scratch []byte
+	size := 2 + len(collections) - 1 // braces, commas between collections
+	for _, c := range collections {
+		t := st.tables[c]
+		scratch = appendJSONString(scratch[:0], c)
+		size += len(scratch) + 3 // ":{", "}"
+		if n := t.rows.Len(); n > 1 {
+			size += n - 1
+		}
+		t.rows.Ascend(func(r *row) bool {
+			size += jsonStringLen(r.id) + 1 + len(r.enc)
+			return true
+		})
+	}
+	return size
+}
+
+func writeLoadedEntities(out io.Writer, st *State) {
+	// Rows are small: batch them into fewer writes.
+	w := bufio.NewWriterSize(out, 64<<10)
+	defer w.Flush()
+	var scratch []byte
+	scratch = append(scratch, '{')
 	for i, c := range collections {
 		if i > 0 {
-			b = append(b, ',')
+			scratch = append(scratch, ',')
 		}
-		b = appendJSONString(b, c)
-		b = append(b, ':', '{')
-		for j, e := range st.list(c) {
-			if j > 0 {
-				b = append(b, ',')
+		scratch = appendJSONString(scratch, c)
+		scratch = append(scratch, ':', '{')
+		first := true
+		st.tables[c].rows.Ascend(func(r *row) bool {
+			if !first {
+				scratch = append(scratch, ',')
 			}
-			id := asString(e["id"])
-			b = appendJSONString(b, id)
-			b = append(b, ':')
-			b = append(b, st.encoded(c, id)...)
-		}
-		b = append(b, '}')
+			first = false
+			scratch = appendJSONString(scratch, r.id)
+			scratch = append(scratch, ':')
+			_, _ = w.Write(scratch)
+			_, _ = w.Write(r.enc)
+			scratch = scratch[:0]
+			return true
+		})
+		scratch = append(scratch, '}')
 	}
-	return append(b, '}')
+	scratch = append(scratch, '}')
+	_, _ = w.Write(scratch)
 }
 
 // configBody reads the declarative text of POST /config: the raw body, or
@@ -309,11 +355,15 @@ func configBody(r *http.Request) ([]byte, *apiError) {
 		}
 		return []byte(r.PostFormValue("config")), nil
 	}
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
+	// A body of known length is read into one buffer of that size.
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength < 1<<30 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(r.Body); err != nil {
 		return nil, messageError(http.StatusBadRequest, "failed reading the request body")
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 func (a adminAPI) schemas(w http.ResponseWriter, r *http.Request, segs []string) *apiError {

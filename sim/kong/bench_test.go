@@ -44,6 +44,111 @@ func BenchmarkPostConfig5000(b *testing.B) {
 	}
 }
 
+// BenchmarkPostConfigOneChange1k loads, through POST /config, a document
+// shaped like the controller's for 1000 Ingresses (a service with one route
+// and an upstream with one target each), alternating two versions in which
+// one route's path differs: the usual update of a running cluster.
+func BenchmarkPostConfigOneChange1k(b *testing.B) {
+	docs := [2][]byte{appsConfig(1000, "/"), appsConfig(1000, "/v2")}
+	n, err := sim.NewNode(sim.Options{Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := n.Admin()
+	post := func(doc []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/config?check_hash=1&flatten_errors=1", bytes.NewReader(doc))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			b.Fatalf("POST /config = %d %s", rec.Code, rec.Body.String()[:200])
+		}
+	}
+	post(docs[1])
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	ops := 0
+	defer func() {
+		if ops > 0 {
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(ops), "cpu-ms/op")
+		}
+	}()
+	for i := 0; b.Loop(); i++ {
+		ops++
+		post(docs[i%2])
+	}
+}
+
+// BenchmarkPostConfigOneChangeNextSecond1k is BenchmarkPostConfigOneChange1k
+// with the clock a second further at every load: every entity the documents
+// leave without timestamps is stamped again, the costliest reuse.
+func BenchmarkPostConfigOneChangeNextSecond1k(b *testing.B) {
+	docs := [2][]byte{appsConfig(1000, "/"), appsConfig(1000, "/v2")}
+	now := time.Unix(1_700_000_000, 0)
+	n, err := sim.NewNode(sim.Options{Logger: quietLogger(), Now: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := n.Admin()
+	post := func(doc []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/config", bytes.NewReader(doc))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			b.Fatalf("POST /config = %d %s", rec.Code, rec.Body.String()[:200])
+		}
+	}
+	post(docs[1])
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	ops := 0
+	defer func() {
+		if ops > 0 {
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(ops), "cpu-ms/op")
+		}
+	}()
+	for i := 0; b.Loop(); i++ {
+		ops++
+		now = now.Add(time.Second)
+		post(docs[i%2])
+	}
+}
+
+// appsConfig is a document like the controller's for n apps; the first
+// app's route has path firstPath.
+func appsConfig(n int, firstPath string) []byte {
+	tags := func(name, kind string) []string {
+		return []string{"k8s-name:" + name, "k8s-namespace:default", "k8s-kind:" + kind, "k8s-uid:" + kind + "-" + name, "managed-by-konductor"}
+	}
+	id := func(kind string, i int) string { return fmt.Sprintf("%08x-0000-4000-8000-%012x", i, len(kind)) }
+	var services, upstreams []any
+	for i := 0; i < n; i++ {
+		app := fmt.Sprintf("app-%d", i)
+		path := "/"
+		if i == 0 {
+			path = firstPath
+		}
+		services = append(services, map[string]any{
+			"id": id("service", i), "name": "default." + app + ".80", "host": app + ".default.80.svc", "port": 80,
+			"protocol": "http", "connect_timeout": 60000, "read_timeout": 60000, "write_timeout": 60000, "retries": 5,
+			"tags": tags(app, "Service"),
+			"routes": []any{map[string]any{
+				"id": id("route", i), "name": "default." + app + ".0.0", "hosts": []string{app + ".example.com"},
+				"paths": []string{path}, "path_handling": "v0", "preserve_host": true, "protocols": []string{"http", "https"},
+				"regex_priority": 0, "strip_path": false, "https_redirect_status_code": 426,
+				"request_buffering": true, "response_buffering": true, "tags": tags(app, "Ingress"),
+			}},
+		})
+		upstreams = append(upstreams, map[string]any{
+			"id": id("upstream", i), "name": app + ".default.80.svc", "tags": tags(app, "Service"),
+			"targets": []any{map[string]any{"id": id("target", i), "target": fmt.Sprintf("10.100.%d.%d:8080", i/256, i%256), "weight": 100, "tags": tags(app, "Service")}},
+		})
+	}
+	b, _ := json.Marshal(map[string]any{"_format_version": "3.0", "services": services, "upstreams": upstreams})
+	return b
+}
+
 func processCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

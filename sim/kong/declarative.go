@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +65,44 @@ type declItem struct {
 	ent         entity
 	errs        errTree
 	preErrs     errTree // found while collecting: not a record, bad children
+
+	// tmpl is this item's outcome in the previous load, when its element
+	// came unchanged (see declCache).
+	tmpl *cachedItem
+	// What normalization depended on besides raw, kept for the next load.
+	lookups   []resolvedRef // references resolved by endpoint key
+	idKey     string        // see idKeyOf
+	literalID bool
+	stamp     stampUse
+	facts     *entityFacts
+	row       *row // the encoded entity, once valid
+}
+
+// entityFacts are what validation reads from a valid entity besides its id
+// and timestamps, so a reused entity brings them along.
+type entityFacts struct {
+	uniq []string // see uniqueKeys
+	refs []string // foreign ids, parallel to the schema's foreignFields
+	name string   // the endpoint key's value when it names the entity
+}
+
+func factsOf(sch *entitySchema, e entity) *entityFacts {
+	f := &entityFacts{uniq: uniqueKeys(sch, e)}
+	for _, ff := range sch.foreignFields() {
+		f.refs = append(f.refs, foreignID(e, ff.name))
+	}
+	if sch.endpointKey != "" && sch.cacheKey == nil {
+		f.name = asString(e[sch.endpointKey])
+	}
+	return f
+}
+
+// stampUse records which timestamps a load stamped into an entity, and
+// with what time: those must be stamped again by a later load.
+type stampUse struct {
+	created bool  // created_at was absent and got the load time
+	updated bool  // updated_at was absent and copies created_at
+	at      int64 // the load time used
 }
 
 // decodeDocument turns a JSON or YAML text into a document object,
@@ -109,46 +148,182 @@ func parseError(why string) *DeclarativeError {
 // On error nothing of the document is usable: the error is a
 // *DeclarativeError.
 func ParseDeclarative(body []byte, createdAt int64) (*State, error) {
-	doc, err := decodeDocument(body)
-	if err != nil {
-		return nil, err
-	}
-	return parseDocument(doc, createdAt)
+	st, _, err := (*declCache)(nil).load(body, createdAt, emptyState())
+	return st, err
 }
 
-func parseDocument(doc map[string]any, createdAt int64) (*State, error) {
-	top := errTree{}
-	switch v := doc["_format_version"].(type) {
+// parseDocument validates an already decoded document and derives its
+// state from prev.
+func parseDocument(doc map[string]any, createdAt int64, prev *State) (*State, error) {
+	l := newDeclLoad(createdAt)
+	l.collect(decodedMembers(doc), nil)
+	return l.finish(prev)
+}
+
+// decodedMembers lists a decoded document's members, sorted by key so that
+// items are collected in the same order whatever the encoding.
+func decodedMembers(doc map[string]any) []docMember {
+	out := make([]docMember, 0, len(doc))
+	for k, v := range doc {
+		out = append(out, docMember{key: k, value: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+// declLoad is one declarative configuration being validated.
+type declLoad struct {
+	createdAt int64
+	top       errTree
+	items     map[string][]*declItem // by collection, in document order
+	order     []*declItem            // every item, in document order
+	// elements are the top-level collection elements that came as raw
+	// bytes, with their items: what the next load may reuse.
+	elements []loadedElement
+	// buf holds the encodings of the rows this load makes, in chunks.
+	buf []byte
+}
+
+type loadedElement struct {
+	coll  string
+	raw   []byte
+	from  *cachedElement // the previous load's outcome, nil when decoded
+	items []*declItem
+}
+
+func newDeclLoad(createdAt int64) *declLoad {
+	return &declLoad{createdAt: createdAt, top: errTree{}, items: map[string][]*declItem{}}
+}
+
+// collect checks the top-level members and gathers every collection's
+// items. Array elements found in cache are not decoded again. It returns
+// false when an element is not valid JSON: the caller then loads the
+// document the slow way, which reports it.
+func (l *declLoad) collect(members []docMember, cache *declCache) bool {
+	var version any
+	for _, m := range members {
+		if m.key == "_format_version" {
+			version = m.value
+		}
+	}
+	switch v := version.(type) {
 	case nil:
-		top["_format_version"] = "required field missing"
+		l.top["_format_version"] = "required field missing"
 	case string:
 		if v != "3.0" {
-			top["_format_version"] = "expected one of: 3.0"
+			l.top["_format_version"] = "expected one of: 3.0"
 		}
 	default:
-		top["_format_version"] = "expected a string"
+		l.top["_format_version"] = "expected a string"
 	}
-	items := map[string][]*declItem{}
-	for k, v := range doc {
-		switch k {
+	for _, m := range members {
+		switch k := m.key; k {
 		case "_format_version", "_comment", "_workspace":
 		case "_transform":
-			if _, ok := v.(bool); !ok {
-				top[k] = "expected a boolean"
+			if _, ok := m.value.(bool); !ok {
+				l.top[k] = "expected a boolean"
 			}
 		default:
 			if schemas[k] == nil {
-				top[k] = "unknown field"
+				l.top[k] = "unknown field"
 				continue
 			}
-			if msg := collectItems(k, v, []any{k}, nil, "", items); msg != "" {
-				top[k] = msg
+			if !m.isArray {
+				if msg := l.collectItems(k, m.value, []any{k}, nil, ""); msg != "" {
+					l.top[k] = msg
+				}
+				continue
+			}
+			for i, raw := range m.elems {
+				start := len(l.order)
+				from := cache.element(k, raw)
+				if from != nil {
+					l.instantiate(from, k, i)
+				} else {
+					var v any
+					if !decodeJSON(raw, &v) {
+						return false
+					}
+					l.collectElement(k, v, []any{k, i}, nil, "")
+				}
+				l.elements = append(l.elements, loadedElement{coll: k, raw: raw, from: from, items: l.order[start:len(l.order):len(l.order)]})
 			}
 		}
 	}
-	if len(top) > 0 {
-		return nil, newDeclarativeError(top, nil)
+	return true
+}
+
+// collectItems walks one collection array (and the children nested in its
+// entries) into items; it returns a message when v is not an array.
+func (l *declLoad) collectItems(coll string, v any, path []any, parent *declItem, parentField string) string {
+	arr, ok := v.([]any)
+	if !ok {
+		if m, isMap := v.(map[string]any); isMap && len(m) == 0 {
+			return ""
+		}
+		return "expected an array"
 	}
+	for i, raw := range arr {
+		l.collectElement(coll, raw, append(append([]any{}, path...), i), parent, parentField)
+	}
+	return ""
+}
+
+// collectElement adds one collection element at path p, then its nested
+// children.
+func (l *declLoad) collectElement(coll string, raw any, p []any, parent *declItem, parentField string) {
+	m, ok := raw.(map[string]any)
+	if !ok {
+		l.add(&declItem{coll: coll, raw: map[string]any{}, path: p, parent: parent, parentField: parentField,
+			preErrs: errTree{"@entity": strs("expected a record")}})
+		return
+	}
+	own := make(map[string]any, len(m))
+	var children []struct {
+		key, coll, field string
+		v                any
+	}
+	for k, x := range m {
+		nested := false
+		for _, n := range nesting[coll] {
+			if n.key == k {
+				// Certificates list their SNIs as plain names too.
+				if coll == "certificates" {
+					x = sniObjects(x)
+				}
+				children = append(children, struct {
+					key, coll, field string
+					v                any
+				}{n.key, n.coll, n.field, x})
+				nested = true
+			}
+		}
+		if !nested {
+			own[k] = x
+		}
+	}
+	it := &declItem{coll: coll, raw: own, path: p, parent: parent, parentField: parentField}
+	l.add(it)
+	sort.Slice(children, func(a, b int) bool { return children[a].key < children[b].key })
+	for _, ch := range children {
+		if msg := l.collectItems(ch.coll, ch.v, append(append([]any{}, p...), ch.key), it, ch.field); msg != "" {
+			it.preErrs = errTree{ch.key: msg}
+		}
+	}
+}
+
+func (l *declLoad) add(it *declItem) {
+	l.items[it.coll] = append(l.items[it.coll], it)
+	l.order = append(l.order, it)
+}
+
+// finish validates the collected items and, when they are valid, returns
+// their state, derived from prev.
+func (l *declLoad) finish(prev *State) (*State, error) {
+	if len(l.top) > 0 {
+		return nil, newDeclarativeError(l.top, nil)
+	}
+	items := l.items
 
 	// Validate collections parents-first so that children can resolve
 	// parents by name and learn generated parent ids.
@@ -161,66 +336,44 @@ func parseDocument(doc map[string]any, createdAt int64) (*State, error) {
 	var bad []*declItem
 	for _, c := range collections {
 		sch := schemas[c]
-		names[c] = map[string]string{}
-		ids[c] = map[string]*declItem{}
-		uniq := map[string]*declItem{}
+		names[c] = make(map[string]string, len(items[c]))
+		ids[c] = make(map[string]*declItem, len(items[c]))
+		uniq := make(map[string]bool, len(items[c]))
 		seen := map[string]int{}
 		for _, it := range items[c] {
-			in := it.raw
-			if it.parent != nil {
-				in = make(map[string]any, len(it.raw)+1)
-				for k, v := range it.raw {
-					in[k] = v
-				}
-				in[it.parentField] = map[string]any{"id": it.parent.id}
-			}
-			it.ent, it.errs = normalizeEntity(sch, in, resolve)
-			it.id = declaredID(it, seen)
-			if it.preErrs != nil {
-				if it.errs == nil {
-					it.errs = errTree{}
-				}
-				for k, v := range it.preErrs {
-					it.errs[k] = v
-				}
-			}
+			l.normalize(it, sch, resolve, seen)
 			if it.errs != nil {
 				bad = append(bad, it)
 				continue
-			}
-			it.ent["id"] = it.id
-			if it.ent["created_at"] == nil {
-				it.ent["created_at"] = float64(createdAt)
-			}
-			if sch.field("updated_at") != nil && it.ent["updated_at"] == nil {
-				it.ent["updated_at"] = it.ent["created_at"]
 			}
 			if other := ids[c][it.id]; other != nil {
 				it.errs = errTree{"@entity": strs(fmt.Sprintf("uniqueness violation: '%s' entity with primary key set to '%s' already declared", c, it.id))}
 				bad = append(bad, it)
 				continue
 			}
-			if msg := uniquenessViolation(sch, it.ent, uniq); msg != "" {
+			if it.facts == nil {
+				it.facts = factsOf(sch, it.ent)
+			}
+			if msg := uniquenessViolation(sch, it.ent, it.facts.uniq, uniq); msg != "" {
 				it.errs = errTree{"@entity": strs(msg)}
 				bad = append(bad, it)
 				continue
 			}
 			ids[c][it.id] = it
-			if sch.endpointKey != "" && sch.cacheKey == nil {
-				if k := asString(it.ent[sch.endpointKey]); k != "" {
-					names[c][k] = it.id
-				}
+			if k := it.facts.name; k != "" {
+				names[c][k] = it.id
 			}
 		}
 	}
 	// References given by id must point into this document.
 	for _, c := range collections {
+		foreign := schemas[c].foreignFields()
 		for _, it := range items[c] {
 			if it.errs != nil {
 				continue
 			}
-			for _, f := range schemas[c].foreignFields() {
-				ref := foreignID(it.ent, f.name)
+			for i, f := range foreign {
+				ref := it.facts.refs[i]
 				if ref != "" && ids[f.ref][ref] == nil {
 					if it.errs == nil {
 						it.errs = errTree{}
@@ -236,68 +389,116 @@ func parseDocument(doc map[string]any, createdAt int64) (*State, error) {
 	if len(bad) > 0 {
 		return nil, newDeclarativeError(nil, bad)
 	}
-	ents := make(map[string][]entity, len(collections))
+	// Many new rows share 64 KiB buffers; a few get their own, so that a
+	// row kept through many loads does not keep a mostly dead buffer.
+	encode := 0
+	for _, it := range l.order {
+		if it.row == nil {
+			encode++
+		}
+	}
+	rows := make(map[string][]*row, len(collections))
 	for _, c := range collections {
-		for _, it := range items[c] {
-			ents[c] = append(ents[c], it.ent)
-		}
-	}
-	return newState(ents), nil
-}
-
-// collectItems walks one collection array (and the children nested in its
-// entries) into items; it returns a message when v is not an array.
-func collectItems(coll string, v any, path []any, parent *declItem, parentField string, items map[string][]*declItem) string {
-	arr, ok := v.([]any)
-	if !ok {
-		if m, isMap := v.(map[string]any); isMap && len(m) == 0 {
-			return ""
-		}
-		return "expected an array"
-	}
-	for i, raw := range arr {
-		p := append(append([]any{}, path...), i)
-		m, ok := raw.(map[string]any)
-		if !ok {
-			it := &declItem{coll: coll, raw: map[string]any{}, path: p, parent: parent, parentField: parentField,
-				preErrs: errTree{"@entity": strs("expected a record")}}
-			items[coll] = append(items[coll], it)
-			continue
-		}
-		own := make(map[string]any, len(m))
-		var children []struct {
-			key, coll, field string
-			v                any
-		}
-		for k, x := range m {
-			nested := false
-			for _, n := range nesting[coll] {
-				if n.key == k {
-					// Certificates list their SNIs as plain names too.
-					if coll == "certificates" {
-						x = sniObjects(x)
+		sch := schemas[c]
+		list := make([]*row, len(items[c]))
+		for i, it := range items[c] {
+			if it.row == nil {
+				if encode < 64 {
+					it.row, _ = newRow(sch, it.ent, nil)
+				} else {
+					if cap(l.buf)-len(l.buf) < 4096 {
+						l.buf = make([]byte, 0, 64<<10)
 					}
-					children = append(children, struct {
-						key, coll, field string
-						v                any
-					}{n.key, n.coll, n.field, x})
-					nested = true
+					it.row, l.buf = newRow(sch, it.ent, l.buf)
 				}
 			}
-			if !nested {
-				own[k] = x
+			list[i] = it.row
+		}
+		rows[c] = list
+	}
+	return prev.derive(rows), nil
+}
+
+// normalize validates one item, setting its entity (stamped with its id
+// and timestamps) or its errors. An item whose element is unchanged since
+// the previous load, and whose parent and by-name references resolve as
+// they did then, takes that load's entity instead of being validated
+// again: normalization is a function of exactly those inputs.
+func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, seen map[string]int) {
+	parentID := ""
+	if it.parent != nil {
+		parentID = it.parent.id
+	}
+	t := it.tmpl
+	if t != nil && (t.parentID != parentID || !lookupsHold(t.lookups, resolve)) {
+		t = nil
+	}
+	if t != nil {
+		it.lookups, it.idKey, it.literalID = t.lookups, t.idKey, t.literalID
+		it.id = numberedID(it.coll, it.idKey, it.literalID, seen)
+		it.stamp, it.facts = t.stamp, t.facts
+		switch {
+		case it.id == t.id && (!t.stamp.created || t.stamp.at == l.createdAt):
+			it.ent, it.row = t.ent, t.row
+		default:
+			// The same entity under another id or load time.
+			it.ent = maps.Clone(t.ent)
+			it.ent["id"] = it.id
+			l.stampTimes(it)
+			if it.id == t.id {
+				if cap(l.buf)-len(l.buf) < 4096 {
+					l.buf = make([]byte, 0, 64<<10)
+				}
+				it.row, l.buf = t.row.restamped(it.ent, l.buf)
 			}
 		}
-		it := &declItem{coll: coll, raw: own, path: p, parent: parent, parentField: parentField}
-		items[coll] = append(items[coll], it)
-		sort.Slice(children, func(a, b int) bool { return children[a].key < children[b].key })
-		for _, ch := range children {
-			if msg := collectItems(ch.coll, ch.v, append(append([]any{}, p...), ch.key), it, ch.field, items); msg != "" {
-				it.preErrs = errTree{ch.key: msg}
-			}
+		return
+	}
+
+	in := it.raw
+	if it.parent != nil {
+		in = make(map[string]any, len(it.raw)+1)
+		for k, v := range it.raw {
+			in[k] = v
+		}
+		in[it.parentField] = map[string]any{"id": parentID}
+	}
+	var lookups []resolvedRef
+	record := func(coll, key string) (string, bool) {
+		id, ok := resolve(coll, key)
+		lookups = append(lookups, resolvedRef{coll: coll, key: key, id: id, ok: ok})
+		return id, ok
+	}
+	it.ent, it.errs = normalizeEntity(sch, in, record)
+	it.lookups = lookups
+	it.idKey, it.literalID = idKeyOf(it)
+	it.id = numberedID(it.coll, it.idKey, it.literalID, seen)
+	if it.preErrs != nil {
+		if it.errs == nil {
+			it.errs = errTree{}
+		}
+		for k, v := range it.preErrs {
+			it.errs[k] = v
 		}
 	}
-	return ""
+	if it.errs != nil {
+		return
+	}
+	it.ent["id"] = it.id
+	it.stamp = stampUse{created: it.ent["created_at"] == nil, at: l.createdAt}
+	it.stamp.updated = sch.field("updated_at") != nil && it.ent["updated_at"] == nil
+	l.stampTimes(it)
+}
+
+// stampTimes sets the timestamps it.stamp says this load provides.
+func (l *declLoad) stampTimes(it *declItem) {
+	it.stamp.at = l.createdAt
+	if it.stamp.created {
+		it.ent["created_at"] = float64(l.createdAt)
+	}
+	if it.stamp.updated {
+		it.ent["updated_at"] = it.ent["created_at"]
+	}
 }
 
 func sniObjects(v any) any {
@@ -316,60 +517,82 @@ func sniObjects(v any) any {
 	return out
 }
 
-// declaredID is the entity's own id, or a deterministic one derived from
-// its natural key (or, lacking one, its content and parent) so that loading
-// the same document twice yields the same ids and hash.
-func declaredID(it *declItem, seen map[string]int) string {
+// idKeyOf is what an item's id derives from: the id it declares (literal),
+// else its natural key, else its content, else (when invalid) its
+// position.
+func idKeyOf(it *declItem) (key string, literal bool) {
 	if s, ok := it.raw["id"].(string); ok && isUUID(s) {
-		return strings.ToLower(s)
+		return strings.ToLower(s), true
 	}
 	sch := schemas[it.coll]
-	key := ""
-	if it.ent != nil {
-		key = uniqueName(sch, it.ent)
-		if key == "" {
-			b, _ := json.Marshal(dropNulls(it.ent))
-			sum := sha1.Sum(b)
-			key = fmt.Sprintf("content:%x", sum)
-		}
-	} else {
-		key = "position:" + fmt.Sprint(it.path...)
+	if it.ent == nil {
+		return "position:" + fmt.Sprint(it.path...), false
+	}
+	if key = uniqueName(sch, it.ent); key != "" {
+		return key, false
+	}
+	b, _ := json.Marshal(dropNulls(it.ent))
+	sum := sha1.Sum(b)
+	return fmt.Sprintf("content:%x", sum), false
+}
+
+// numberedID is the entity's own id, or a deterministic one derived from
+// its key so that loading the same document twice yields the same ids and
+// hash; seen numbers entities sharing a key.
+func numberedID(coll, key string, literal bool, seen map[string]int) string {
+	if literal {
+		return key
 	}
 	seen[key]++
 	if n := seen[key]; n > 1 {
 		key += "#" + strconv.Itoa(n)
 	}
-	return uuid.NewSHA1(idNamespace, []byte(it.coll+"\x00"+key)).String()
+	return uuid.NewSHA1(idNamespace, []byte(coll+"\x00"+key)).String()
 }
 
-// uniquenessViolation checks the unique fields of e against those already
-// declared, recording e's values when there is no clash.
-func uniquenessViolation(sch *entitySchema, e entity, seen map[string]*declItem) string {
+// uniqueKeys lists the keys e must hold alone in its collection: one per
+// unique field set, then its cache key. They do not depend on the id or
+// the timestamps.
+func uniqueKeys(sch *entitySchema, e entity) []string {
 	var keys []string
-	var msgs []string
 	for _, f := range sch.fields {
 		if f.unique && e[f.name] != nil {
-			k := f.name + "\x00" + asString(e[f.name])
-			if seen[k] != nil {
-				msgs = append(msgs, fmt.Sprintf("uniqueness violation: '%s' entity with %s set to '%v' already declared", sch.collection, f.name, e[f.name]))
-			}
-			keys = append(keys, k)
+			keys = append(keys, f.name+"\x00"+asString(e[f.name]))
 		}
 	}
 	if sch.cacheKey != nil {
-		k := "\x00cache\x00" + sch.cacheKey(e)
-		if seen[k] != nil {
-			msgs = append(msgs, fmt.Sprintf("uniqueness violation: '%s' entity with %s already declared", sch.collection, describeCacheKey(sch, e)))
-		}
-		keys = append(keys, k)
+		keys = append(keys, "\x00cache\x00"+sch.cacheKey(e))
 	}
-	if len(msgs) > 0 {
-		return strings.Join(msgs, "; ")
-	}
+	return keys
+}
+
+// uniquenessViolation checks e's unique keys (see uniqueKeys) against those
+// already declared, recording them when there is no clash.
+func uniquenessViolation(sch *entitySchema, e entity, keys []string, seen map[string]bool) string {
+	clash := false
 	for _, k := range keys {
-		seen[k] = &declItem{}
+		clash = clash || seen[k]
 	}
-	return ""
+	if !clash {
+		for _, k := range keys {
+			seen[k] = true
+		}
+		return ""
+	}
+	var msgs []string
+	i := 0
+	for _, f := range sch.fields {
+		if f.unique && e[f.name] != nil {
+			if seen[keys[i]] {
+				msgs = append(msgs, fmt.Sprintf("uniqueness violation: '%s' entity with %s set to '%v' already declared", sch.collection, f.name, e[f.name]))
+			}
+			i++
+		}
+	}
+	if sch.cacheKey != nil && seen[keys[i]] {
+		msgs = append(msgs, fmt.Sprintf("uniqueness violation: '%s' entity with %s already declared", sch.collection, describeCacheKey(sch, e)))
+	}
+	return strings.Join(msgs, "; ")
 }
 
 func describeCacheKey(sch *entitySchema, e entity) string {

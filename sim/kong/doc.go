@@ -12,6 +12,13 @@
 // reloads what its proxy serves, keeping the last configuration while the
 // database is down.
 //
+// A DB-less node keeps, from its last accepted POST /config, the outcome
+// of every top-level element of the document (keyed by its exact bytes),
+// and derives the next state from the previous one by its differences, so
+// that resending a large configuration with one change costs about that
+// change. Its answers are those of a fresh node loading the same document
+// (see declCache).
+//
 // Nodes open no sockets and stop their goroutines when Run's context ends,
 // so simulations run them under testing/synctest and reach them through
 // NewInMemoryTransport.

@@ -73,28 +73,40 @@ func appendJSONFiltered(b []byte, v any, skipTop map[string]bool, dropNull bool)
 	return append(b, "null"...)
 }
 
-// appendEntityJSON encodes an entity and reports the byte spans of its
-// created_at and updated_at members (with their separating comma), which
+// memberSpans holds the byte spans of up to two members of an encoded
+// object: an entity's created_at and updated_at, with their separating
+// comma.
+type memberSpans struct {
+	n    int
+	span [2][2]int
+}
+
+func (m *memberSpans) spans() [][2]int { return m.span[:m.n] }
+
+// appendEntityJSON encodes an entity and reports the byte spans (relative
+// to the encoding's start) of its created_at and updated_at members, which
 // the configuration hash leaves out.
-func appendEntityJSON(b []byte, e entity) ([]byte, [][2]int) {
+func appendEntityJSON(b []byte, e entity) ([]byte, memberSpans) {
 	var small [32]string
 	keys := small[:0]
 	for k := range e {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var cuts [][2]int
+	var cuts memberSpans
+	start := len(b)
 	b = append(b, '{')
 	for i, k := range keys {
-		start := len(b)
+		from := len(b) - start
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = appendJSONString(b, k)
 		b = append(b, ':')
 		b = appendJSON(b, e[k])
-		if k == "created_at" || k == "updated_at" {
-			cuts = append(cuts, [2]int{start, len(b)})
+		if (k == "created_at" || k == "updated_at") && cuts.n < len(cuts.span) {
+			cuts.span[cuts.n] = [2]int{from, len(b) - start}
+			cuts.n++
 		}
 	}
 	return append(b, '}'), cuts
@@ -163,4 +175,15 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// jsonStringLen is len(appendJSONString(nil, s)), without encoding when s
+// needs no escapes (ids, names).
+func jsonStringLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return len(appendJSONString(nil, s))
+		}
+	}
+	return len(s) + 2
 }

@@ -92,7 +92,10 @@ type Node struct {
 	readSt   *State // DB mode: last state read for the Admin API
 	readRev  int64
 
-	loading  sync.Mutex // one POST /config at a time
+	loading sync.Mutex // one POST /config at a time
+	// decl is what the last accepted declarative load leaves for the
+	// next one to reuse; guarded by loading.
+	decl     *declCache
 	writing  sync.Mutex // one DB-mode entity write at a time
 	draining atomic.Bool
 	requests atomic.Int64
@@ -133,14 +136,14 @@ func NewNode(opts Options) (*Node, error) {
 		proxy: proxy.New(proxy.Options{Version: opts.Version, Transport: opts.ProxyTransport}),
 	}
 	if n.dbless && len(opts.DeclarativeConfig) > 0 {
-		st, err := ParseDeclarative(opts.DeclarativeConfig, opts.Now().Unix())
+		st, decl, err := n.decl.load(opts.DeclarativeConfig, opts.Now().Unix(), n.state)
 		if err != nil {
 			return nil, fmt.Errorf("kongsim: declarative config: %w", err)
 		}
 		if err := n.configureProxy(st); err != nil {
 			return nil, err
 		}
-		n.state = st
+		n.state, n.decl = st, decl
 	}
 	return n, nil
 }

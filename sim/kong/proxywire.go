@@ -13,27 +13,70 @@ import (
 func (s *State) ProxyConfig() proxy.Config {
 	var c proxy.Config
 	disabled := map[string]bool{}
-	for _, e := range s.list("services") {
-		id := asString(e["id"])
-		if e["enabled"] == false {
-			disabled[id] = true
-			continue
+	services := s.tables["services"]
+	c.Services = make([]proxy.Service, 0, services.rows.Len())
+	services.rows.Ascend(func(r *row) bool {
+		if r.wire.disabled {
+			disabled[r.id] = true
+		} else {
+			c.Services = append(c.Services, r.wire.service)
 		}
-		c.Services = append(c.Services, proxy.Service{
-			ID: id, Name: asString(e["name"]), Protocol: asString(e["protocol"]),
+		return true
+	})
+	routes := byCreation(s.rowsOf("routes"))
+	c.Routes = make([]proxy.Route, 0, len(routes))
+	for _, r := range routes {
+		if !disabled[r.wire.parent] {
+			c.Routes = append(c.Routes, r.wire.route)
+		}
+	}
+	targets := map[string][]*row{}
+	s.tables["targets"].rows.Ascend(func(r *row) bool {
+		targets[r.wire.parent] = append(targets[r.wire.parent], r)
+		return true
+	})
+	upstreams := s.tables["upstreams"]
+	c.Upstreams = make([]proxy.Upstream, 0, upstreams.rows.Len())
+	upstreams.rows.Ascend(func(r *row) bool {
+		u := r.wire.upstream
+		for _, t := range byCreation(targets[r.id]) {
+			u.Targets = append(u.Targets, t.wire.target)
+		}
+		c.Upstreams = append(c.Upstreams, u)
+		return true
+	})
+	return c
+}
+
+// wire is a row's share of the proxy configuration, converted once when
+// the row is made: a load that keeps most rows converts only the others.
+// It holds nothing from the timestamps, so a restamped row shares it.
+type wire struct {
+	service  proxy.Service
+	route    proxy.Route
+	upstream proxy.Upstream // without its targets
+	target   proxy.Target
+	parent   string // a route's service, a target's upstream
+	disabled bool   // a disabled service
+}
+
+// wireOf converts an entity of coll; nil for collections the proxy does
+// not use.
+func wireOf(coll string, e entity) *wire {
+	w := &wire{}
+	switch coll {
+	case "services":
+		w.disabled = e["enabled"] == false
+		w.service = proxy.Service{
+			ID: asString(e["id"]), Name: asString(e["name"]), Protocol: asString(e["protocol"]),
 			Host: asString(e["host"]), Path: asString(e["path"]),
 			Port: intOf(e["port"]), Retries: intOf(e["retries"]),
 			ConnectTimeout: millis(e["connect_timeout"]),
 			ReadTimeout:    millis(e["read_timeout"]),
 			WriteTimeout:   millis(e["write_timeout"]),
-		})
-	}
-	routes := byCreation(s.list("routes"))
-	for _, e := range routes {
-		svc := foreignID(e, "service")
-		if disabled[svc] {
-			continue
 		}
+	case "routes":
+		w.parent = foreignID(e, "service")
 		var headers map[string][]string
 		if h, ok := e["headers"].(map[string]any); ok && len(h) > 0 {
 			headers = make(map[string][]string, len(h))
@@ -41,48 +84,31 @@ func (s *State) ProxyConfig() proxy.Config {
 				headers[k] = stringList(v)
 			}
 		}
-		c.Routes = append(c.Routes, proxy.Route{
-			ID: asString(e["id"]), Name: asString(e["name"]), ServiceID: svc,
+		w.route = proxy.Route{
+			ID: asString(e["id"]), Name: asString(e["name"]), ServiceID: w.parent,
 			Protocols: optionalList(e["protocols"]), Methods: optionalList(e["methods"]),
 			Hosts: optionalList(e["hosts"]), Paths: optionalList(e["paths"]), SNIs: optionalList(e["snis"]),
 			Headers: headers, RegexPriority: intOf(e["regex_priority"]),
 			StripPath: e["strip_path"] == true, PreserveHost: e["preserve_host"] == true,
 			PathHandling:            asString(e["path_handling"]),
 			HTTPSRedirectStatusCode: intOf(e["https_redirect_status_code"]),
-		})
-	}
-	targets := map[string][]entity{}
-	for _, t := range s.list("targets") {
-		u := foreignID(t, "upstream")
-		targets[u] = append(targets[u], t)
-	}
-	for _, e := range s.list("upstreams") {
-		id := asString(e["id"])
-		ts := byCreation(targets[id])
-		u := proxy.Upstream{ID: id, Name: asString(e["name"]), Algorithm: asString(e["algorithm"])}
-		for _, t := range ts {
-			u.Targets = append(u.Targets, proxy.Target{Target: asString(t["target"]), Weight: intOf(t["weight"])})
 		}
-		c.Upstreams = append(c.Upstreams, u)
+	case "upstreams":
+		w.upstream = proxy.Upstream{ID: asString(e["id"]), Name: asString(e["name"]), Algorithm: asString(e["algorithm"])}
+	case "targets":
+		w.parent = foreignID(e, "upstream")
+		w.target = proxy.Target{Target: asString(e["target"]), Weight: intOf(e["weight"])}
+	default:
+		return nil
 	}
-	return c
+	return w
 }
 
-// byCreation sorts entities listed in id order by created_at, keeping id
-// order among equals.
-func byCreation(list []entity) []entity {
-	created := make([]float64, len(list))
-	idx := make([]int, len(list))
-	for i, e := range list {
-		created[i], _ = e["created_at"].(float64)
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return created[idx[a]] < created[idx[b]] })
-	out := make([]entity, len(list))
-	for i, j := range idx {
-		out[i] = list[j]
-	}
-	return out
+// byCreation sorts rows listed in id order by created_at, keeping id order
+// among equals.
+func byCreation(list []*row) []*row {
+	sort.SliceStable(list, func(a, b int) bool { return list[a].created < list[b].created })
+	return list
 }
 
 func intOf(v any) int {

@@ -1,12 +1,14 @@
 package kong
 
 import (
+	"bytes"
 	"crypto/md5"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"math/bits"
+	"slices"
 	"strings"
 	"sync"
 
@@ -45,14 +47,24 @@ type table struct {
 	// ("f\x00"+field+"\x00"+parentID), so children list in id order.
 	index *btree.BTreeG[indexKey]
 	sum   digestSum
+	// encBytes is the size of the rows' encodings, to size responses.
+	encBytes int
 }
 
-// row is one entity with its encodings.
+// row is one entity with its encodings. Rows are immutable once in a
+// table, so consecutive states (and the declarative reuse cache) share
+// them.
 type row struct {
-	id  string
-	e   entity
-	enc []byte   // the entity's JSON, encoded once
-	sum [16]byte // md5 of that JSON without the timestamps
+	id   string
+	e    entity
+	enc  []byte   // the entity's JSON, encoded once
+	sum  [16]byte // md5 of that JSON without the timestamps
+	keys []string // secondary index keys (see indexKeys)
+	// stamps are the spans of the created_at and updated_at members in
+	// enc, which the digest leaves out.
+	stamps  memberSpans
+	wire    *wire   // see wireOf
+	created float64 // e's created_at, which orders routes and targets
 }
 
 type indexKey struct{ key, id string }
@@ -82,7 +94,7 @@ func newTable() *table {
 
 // clone is O(1): the trees copy their nodes lazily as either side changes.
 func (t *table) clone() *table {
-	return &table{rows: t.rows.Clone(), index: t.index.Clone(), sum: t.sum}
+	return &table{rows: t.rows.Clone(), index: t.index.Clone(), sum: t.sum, encBytes: t.encBytes}
 }
 
 func (t *table) get(id string) *row {
@@ -109,43 +121,115 @@ func indexKeys(sch *entitySchema, e entity) []string {
 	return keys
 }
 
+// newRow encodes and digests e; buf is scratch space for the encoding,
+// returned grown.
+func newRow(sch *entitySchema, e entity, buf []byte) (*row, []byte) {
+	r := &row{id: asString(e["id"]), e: e, keys: indexKeys(sch, e), wire: wireOf(sch.collection, e)}
+	r.created, _ = e["created_at"].(float64)
+	start := len(buf)
+	buf, r.stamps = appendEntityJSON(buf, e)
+	r.enc = buf[start:len(buf):len(buf)]
+	r.sum = digestWithoutStamps(r.enc, r.stamps)
+	return r, buf
+}
+
+// digestWithoutStamps leaves the timestamps out, so reloading the same
+// configuration keeps the hash.
+func digestWithoutStamps(enc []byte, stamps memberSpans) [16]byte {
+	h := md5.New()
+	last := 0
+	for _, cut := range stamps.spans() {
+		h.Write(enc[last:cut[0]])
+		last = cut[1]
+	}
+	h.Write(enc[last:])
+	var sum [16]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// restamped returns r for e, an entity equal to r.e except for its
+// timestamps: the encoding is patched where the timestamps are and the
+// digest, which leaves them out, is kept.
+func (r *row) restamped(e entity, buf []byte) (*row, []byte) {
+	n := &row{id: r.id, e: e, sum: r.sum, keys: r.keys, stamps: r.stamps, wire: r.wire}
+	n.created, _ = e["created_at"].(float64)
+	start := len(buf)
+	last := 0
+	for k, cut := range r.stamps.spans() {
+		buf = append(buf, r.enc[last:cut[0]]...)
+		from := len(buf) - start
+		member := r.enc[cut[0]:cut[1]]
+		if member[0] == ',' {
+			buf = append(buf, ',')
+			member = member[1:]
+		}
+		name := "created_at"
+		if bytes.HasPrefix(member, []byte(`"updated_at"`)) {
+			name = "updated_at"
+		}
+		buf = appendJSONString(buf, name)
+		buf = append(buf, ':')
+		buf = appendJSON(buf, e[name])
+		n.stamps.span[k] = [2]int{from, len(buf) - start}
+		last = cut[1]
+	}
+	buf = append(buf, r.enc[last:]...)
+	n.enc = buf[start:len(buf):len(buf)]
+	return n, buf
+}
+
 // set indexes e, replacing the entity with its id if any; buf is scratch
 // space for the encoding.
 func (t *table) set(sch *entitySchema, e entity, buf []byte) []byte {
-	id := asString(e["id"])
-	t.remove(sch, id)
-	r := &row{id: id, e: e}
-	start := len(buf)
-	var cuts [][2]int
-	buf, cuts = appendEntityJSON(buf, e)
-	// The digest leaves the timestamps out, so reloading the same
-	// configuration keeps the hash.
-	h := md5.New()
-	last := start
-	for _, cut := range cuts {
-		h.Write(buf[last:cut[0]])
-		last = cut[1]
+	r, buf := newRow(sch, e, buf)
+	if old := t.get(r.id); old != nil {
+		t.replaceRow(old, r)
+	} else {
+		t.insertRow(r)
 	}
-	h.Write(buf[last:])
-	h.Sum(r.sum[:0])
-	r.enc = buf[start:len(buf):len(buf)]
-	t.rows.ReplaceOrInsert(r)
-	for _, k := range indexKeys(sch, e) {
-		t.index.ReplaceOrInsert(indexKey{k, id})
-	}
-	t.sum.add(r.sum)
 	return buf
 }
 
-func (t *table) remove(sch *entitySchema, id string) {
-	old, ok := t.rows.Delete(&row{id: id})
-	if !ok {
-		return
+// insertRow adds r, whose id the table does not hold.
+func (t *table) insertRow(r *row) {
+	t.rows.ReplaceOrInsert(r)
+	for _, k := range r.keys {
+		t.index.ReplaceOrInsert(indexKey{k, r.id})
 	}
-	for _, k := range indexKeys(sch, old.e) {
-		t.index.Delete(indexKey{k, id})
+	t.sum.add(r.sum)
+	t.encBytes += len(r.enc)
+}
+
+// replaceRow puts r in the place of old, a row with the same id.
+func (t *table) replaceRow(old, r *row) {
+	t.rows.ReplaceOrInsert(r)
+	if !slices.Equal(old.keys, r.keys) {
+		for _, k := range old.keys {
+			t.index.Delete(indexKey{k, old.id})
+		}
+		for _, k := range r.keys {
+			t.index.ReplaceOrInsert(indexKey{k, r.id})
+		}
 	}
 	t.sum.sub(old.sum)
+	t.sum.add(r.sum)
+	t.encBytes += len(r.enc) - len(old.enc)
+}
+
+func (t *table) removeRow(old *row) {
+	t.rows.Delete(old)
+	for _, k := range old.keys {
+		t.index.Delete(indexKey{k, old.id})
+	}
+	t.sum.sub(old.sum)
+	t.encBytes -= len(old.enc)
+}
+
+func (t *table) remove(sch *entitySchema, id string) {
+	if old := t.get(id); old != nil {
+		t.removeRow(old)
+	}
 }
 
 // lookupKey returns the id of the first entity holding secondary key k.
@@ -206,6 +290,56 @@ func (s *State) with(puts []put, deletes []store.Key) *State {
 	var buf []byte
 	for _, p := range puts {
 		buf = table(p.sch.collection).set(p.sch, p.e, buf[len(buf):])
+	}
+	next.finish()
+	return next
+}
+
+// derive returns the state holding exactly rows (per collection, unique
+// ids), built from s by applying the differences: a row already in s (the
+// same pointer) costs a look-up, a changed one a replacement, and rows of s
+// absent from rows are removed. The result is the same as indexing rows
+// from scratch, since tables are sets ordered by id and the hash is a sum.
+func (s *State) derive(rows map[string][]*row) *State {
+	s.cloning.Lock()
+	defer s.cloning.Unlock()
+	next := &State{tables: make(map[string]*table, len(collections))}
+	for _, c := range collections {
+		prev := s.tables[c]
+		list := rows[c]
+		if prev.rows.Len() == 0 && len(list) == 0 {
+			next.tables[c] = prev
+			continue
+		}
+		t := prev.clone()
+		kept := 0
+		key := &row{} // one search key for the whole table
+		for _, r := range list {
+			key.id = r.id
+			old, _ := t.rows.Get(key)
+			switch {
+			case old == nil:
+				t.insertRow(r)
+				continue
+			case old != r:
+				t.replaceRow(old, r)
+			}
+			kept++
+		}
+		// Every row of prev was matched by id unless fewer were found.
+		if kept < prev.rows.Len() {
+			present := make(map[string]bool, len(list))
+			for _, r := range list {
+				present[r.id] = true
+			}
+			prev.rows.Ascend(func(old *row) bool {
+				if !present[old.id] {
+					t.removeRow(old)
+				}
+				return true
+			})
+		}
+		next.tables[c] = t
 	}
 	next.finish()
 	return next
@@ -286,6 +420,17 @@ func (s *State) byUnique(coll, field, value string) entity {
 		return t.get(id).e
 	}
 	return nil
+}
+
+// rowsOf returns a collection's rows in id order.
+func (s *State) rowsOf(coll string) []*row {
+	t := s.tables[coll]
+	out := make([]*row, 0, t.rows.Len())
+	t.rows.Ascend(func(r *row) bool {
+		out = append(out, r)
+		return true
+	})
+	return out
 }
 
 // list returns a collection's entities in id order.

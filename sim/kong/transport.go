@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 )
 
 // InMemoryTransport serves HTTP requests by calling a handler directly: no
@@ -27,12 +28,18 @@ func (t *InMemoryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	var body []byte
 	if req.Body != nil {
-		b, err := io.ReadAll(req.Body)
+		// Configurations are megabytes: read a body of known length
+		// into one buffer of that size.
+		var buf bytes.Buffer
+		if req.ContentLength > 0 && req.ContentLength < 1<<30 {
+			buf.Grow(int(req.ContentLength) + bytes.MinRead)
+		}
+		_, err := buf.ReadFrom(req.Body)
 		_ = req.Body.Close()
 		if err != nil {
 			return nil, err
 		}
-		body = b
+		body = buf.Bytes()
 	}
 	// The handler sees a server-side request, as net/http would build it.
 	in := req.Clone(req.Context())
@@ -44,8 +51,20 @@ func (t *InMemoryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		in.Host = req.URL.Host
 	}
 	rec := httptest.NewRecorder()
-	t.Handler.ServeHTTP(rec, in)
+	t.Handler.ServeHTTP(presizing{rec}, in)
 	resp := rec.Result()
 	resp.Request = req
 	return resp, nil
+}
+
+// presizing grows the recorded body to the announced Content-Length
+// before the first write: a configuration response is megabytes, which the
+// recorder would otherwise copy while doubling its buffer.
+type presizing struct{ *httptest.ResponseRecorder }
+
+func (w presizing) WriteHeader(code int) {
+	if n, err := strconv.Atoi(w.Header().Get("Content-Length")); err == nil && n > 0 && n < 1<<30 {
+		w.Body.Grow(n)
+	}
+	w.ResponseRecorder.WriteHeader(code)
 }

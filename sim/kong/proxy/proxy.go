@@ -187,12 +187,11 @@ func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
 
 	services := make(map[string]*serviceEntry, len(c.Services))
 	for _, s := range c.Services {
-		label := entityLabel("service", s.Name, s.ID)
 		if s.ID == "" {
-			return nil, fmt.Errorf("%s: id is required", label)
+			return nil, fmt.Errorf("%s: id is required", entityLabel("service", s.Name, s.ID))
 		}
 		if s.Host == "" {
-			return nil, fmt.Errorf("%s: host is required", label)
+			return nil, fmt.Errorf("%s: host is required", entityLabel("service", s.Name, s.ID))
 		}
 		se := &serviceEntry{svc: s, scheme: "http"}
 		switch s.Protocol {
@@ -206,7 +205,7 @@ func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
 			}
 		}
 		if se.svc.Retries < 0 {
-			return nil, fmt.Errorf("%s: retries must not be negative", label)
+			return nil, fmt.Errorf("%s: retries must not be negative", entityLabel("service", s.Name, s.ID))
 		}
 		for _, d := range []*time.Duration{&se.svc.ConnectTimeout, &se.svc.ReadTimeout, &se.svc.WriteTimeout} {
 			if *d <= 0 {
@@ -227,23 +226,22 @@ func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
 	rs := make([]router.Route, len(c.Routes))
 	entries := make([]routeEntry, len(c.Routes))
 	for i, r := range c.Routes {
-		label := entityLabel("route", r.Name, r.ID)
 		e := routeEntry{route: r}
 		if r.ServiceID != "" {
 			e.service = services[r.ServiceID]
 			if e.service == nil {
-				return nil, fmt.Errorf("%s: service %q not found", label, r.ServiceID)
+				return nil, fmt.Errorf("%s: service %q not found", entityLabel("route", r.Name, r.ID), r.ServiceID)
 			}
 		}
 		switch r.PathHandling {
 		case "", "v0", "v1":
 		default:
-			return nil, fmt.Errorf("%s: path_handling: expected one of v0, v1, got %q", label, r.PathHandling)
+			return nil, fmt.Errorf("%s: path_handling: expected one of v0, v1, got %q", entityLabel("route", r.Name, r.ID), r.PathHandling)
 		}
 		switch r.HTTPSRedirectStatusCode {
 		case 0, 426, 301, 302, 307, 308:
 		default:
-			return nil, fmt.Errorf("%s: https_redirect_status_code: expected one of 426, 301, 302, 307, 308, got %d", label, r.HTTPSRedirectStatusCode)
+			return nil, fmt.Errorf("%s: https_redirect_status_code: expected one of 426, 301, 302, 307, 308, got %d", entityLabel("route", r.Name, r.ID), r.HTTPSRedirectStatusCode)
 		}
 		hasHTTP, hasHTTPS := len(r.Protocols) == 0, len(r.Protocols) == 0
 		for _, proto := range r.Protocols {

@@ -1,0 +1,173 @@
+package kong
+
+import (
+	"encoding/json"
+)
+
+// declCache keeps, from a node's last accepted declarative load, the
+// outcome of every top-level collection element, keyed by the element's
+// exact bytes. A controller resends its whole configuration for every
+// change, so the next load finds almost every element unchanged and skips
+// decoding, validating and encoding it; the whole document is still
+// validated together (references, uniqueness, ids), and the state is
+// derived from the previous one by its differences.
+//
+// A reused outcome is exact, not approximate: an element's entities are a
+// function of its bytes, its parents' ids, the answers of the by-name
+// references it made, the duplicate numbering of its ids and the load
+// time, and each of these is checked (or recomputed) before reuse.
+//
+// A declCache is immutable once built; a nil one is empty.
+type declCache struct {
+	byColl map[string]map[string]*cachedElement
+}
+
+// cachedElement is the outcome of one top-level element: the element and
+// the children nested in it, in document order.
+type cachedElement struct {
+	key   string // the element's bytes
+	items []cachedItem
+}
+
+// cachedItem is one valid entity of an element and what it depended on.
+type cachedItem struct {
+	coll, parentField string
+	parent            int   // index of the parent in the element's items, -1 for none
+	subPath           []any // position below [collection, index]
+	raw               map[string]any
+	parentID          string
+	lookups           []resolvedRef
+	idKey             string
+	literalID         bool
+	id                string
+	ent               entity
+	row               *row
+	stamp             stampUse
+	facts             *entityFacts
+}
+
+// resolvedRef is one by-name reference a normalization resolved.
+type resolvedRef struct {
+	coll, key, id string
+	ok            bool
+}
+
+func lookupsHold(refs []resolvedRef, resolve resolver) bool {
+	for _, r := range refs {
+		if id, ok := resolve(r.coll, r.key); id != r.id || ok != r.ok {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeJSON(b []byte, v *any) bool { return json.Unmarshal(b, v) == nil }
+
+// element returns the outcome cached for an element of coll, or nil.
+func (c *declCache) element(coll string, raw []byte) *cachedElement {
+	if c == nil {
+		return nil
+	}
+	return c.byColl[coll][string(raw)]
+}
+
+// load parses and validates a declarative document, reusing what it can
+// from c, and derives the resulting state from prev (the state c's load
+// produced, or any other: rows are compared, not assumed). It returns the
+// cache for the next load; on error prev and c stay as they are.
+func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *declCache, error) {
+	if members, ok := splitDocument(body); ok {
+		l := newDeclLoad(createdAt)
+		if l.collect(members, c) {
+			st, err := l.finish(prev)
+			if err != nil {
+				return nil, nil, err
+			}
+			return st, l.cache(), nil
+		}
+	}
+	// YAML, the wrapped form, or a document the splitter leaves to the
+	// full decoder: decode it whole, without reuse.
+	doc, err := decodeDocument(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := parseDocument(doc, createdAt, prev)
+	return st, nil, err
+}
+
+// instantiate adds the items of a cached element found at index i of
+// coll's array, to be checked against this load in normalize.
+func (l *declLoad) instantiate(ce *cachedElement, coll string, i int) {
+	made := make([]declItem, len(ce.items))
+	n := 0
+	for j := range ce.items {
+		n += 2 + len(ce.items[j].subPath)
+	}
+	paths := make([]any, 0, n)
+	index := any(i)
+	for j := range ce.items {
+		t := &ce.items[j]
+		it := &made[j]
+		start := len(paths)
+		paths = append(append(paths, coll, index), t.subPath...)
+		*it = declItem{coll: t.coll, raw: t.raw, parentField: t.parentField, tmpl: t,
+			path: paths[start:len(paths):len(paths)]}
+		if t.parent >= 0 {
+			it.parent = &made[t.parent]
+		}
+		l.add(it)
+	}
+}
+
+// cache returns what the next load may reuse from this (valid) one.
+func (l *declLoad) cache() *declCache {
+	sizes := map[string]int{}
+	for _, el := range l.elements {
+		sizes[el.coll]++
+	}
+	c := &declCache{byColl: make(map[string]map[string]*cachedElement, len(sizes))}
+	for coll, n := range sizes {
+		c.byColl[coll] = make(map[string]*cachedElement, n)
+	}
+	for _, el := range l.elements {
+		m := c.byColl[el.coll]
+		if _, dup := m[string(el.raw)]; dup {
+			continue
+		}
+		if el.from != nil && unchanged(el) {
+			m[el.from.key] = el.from
+			continue
+		}
+		ce := &cachedElement{key: string(el.raw), items: make([]cachedItem, len(el.items))}
+		for j, it := range el.items {
+			parent, parentID := -1, ""
+			if it.parent != nil {
+				parentID = it.parent.id
+				for k, p := range el.items[:j] {
+					if p == it.parent {
+						parent = k
+					}
+				}
+			}
+			ce.items[j] = cachedItem{
+				coll: it.coll, parentField: it.parentField, parent: parent, subPath: it.path[2:],
+				raw: it.raw, parentID: parentID, lookups: it.lookups, idKey: it.idKey, literalID: it.literalID,
+				id: it.id, ent: it.ent, row: it.row, stamp: it.stamp, facts: it.facts,
+			}
+		}
+		m[ce.key] = ce
+	}
+	return c
+}
+
+// unchanged reports whether an element's items all took their cached
+// outcome as it was.
+func unchanged(el loadedElement) bool {
+	for _, it := range el.items {
+		if it.tmpl == nil || it.row != it.tmpl.row {
+			return false
+		}
+	}
+	return true
+}
