@@ -43,6 +43,8 @@ func newMetrics(s *Syncer, reg prometheus.Registerer, log *slog.Logger) *metrics
 				"Version of the last desired configuration the Kong replica accepted (0: none).", []string{"target"}, nil),
 			targets: prometheus.NewDesc("konductor_kong_targets",
 				"Kong replicas currently configured by this controller.", nil, nil),
+			retained: prometheus.NewDesc("konductor_kong_config_retained_bytes",
+				"Bytes of declarative configuration kept for pushing again (the current one and each replica's last good one; compressed while no push of it is in flight).", nil, nil),
 			incompatible: prometheus.NewDesc("konductor_kong_target_incompatible",
 				"1 when the Kong replica reported a database mode this controller does not configure (it is not pushed to), else 0.", []string{"target", "database"}, nil),
 		},
@@ -77,6 +79,7 @@ func (m *metrics) forget(target string) {
 type stateCollector struct {
 	s                                   *Syncer
 	age, version, targets, incompatible *prometheus.Desc
+	retained                            *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -84,12 +87,14 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.version
 	ch <- c.targets
 	ch <- c.incompatible
+	ch <- c.retained
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	sts := c.s.Status()
 	now := time.Now()
 	ch <- prometheus.MustNewConstMetric(c.targets, prometheus.GaugeValue, float64(len(sts)))
+	ch <- prometheus.MustNewConstMetric(c.retained, prometheus.GaugeValue, float64(c.s.retainedBytes()))
 	for _, st := range sts {
 		name := st.Target.Name
 		ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, float64(st.AppliedVersion), name)

@@ -21,6 +21,12 @@
 // only with exponential backoff, and a newer Desired is tried at once. If a
 // replica loses its configuration while the current Desired is rejected, the
 // worker restores the last configuration that replica accepted.
+//
+// Every configuration kept for pushing again (the current one, each
+// replica's last good one) is compressed once it has been idle for a moment:
+// every worker has dealt with the current version and no push of it is in
+// flight. A push that needs it later inflates it for as long as it lasts.
+// The first push of a new version always goes out from the raw bytes.
 package kongsync
 
 import (
@@ -44,7 +50,10 @@ import (
 // Desired is one declarative configuration to apply everywhere.
 type Desired struct {
 	// Body is the declarative configuration as JSON. It is shared by all
-	// workers and must not be modified after SetDesired.
+	// workers and must not be modified after SetDesired. Once no push of it
+	// is in flight, the Syncer keeps a large Body compressed and drops its
+	// reference to these bytes, so a caller that keeps none either lets
+	// them be collected.
 	Body []byte
 	// Hash is our sha256 of Body. Kong computes its own, different hash.
 	Hash string
@@ -158,8 +167,11 @@ type Syncer struct {
 	client  *http.Client
 	metrics *metrics
 
+	// compactKick wakes the compactor: a push ended or a worker went idle.
+	compactKick chan struct{}
+
 	mu      sync.Mutex
-	desired *Desired
+	desired *retained
 	targets map[string]Target  // by Name
 	badURL  map[string]string  // by Name: why no worker could be built
 	workers map[string]*worker // by Name; only while running
@@ -208,6 +220,8 @@ func New(o Options) *Syncer {
 		targets: map[string]Target{},
 		badURL:  map[string]string{},
 		workers: map[string]*worker{},
+
+		compactKick: make(chan struct{}, 1),
 	}
 	s.metrics = newMetrics(s, o.Registerer, o.Logger)
 	return s
@@ -247,11 +261,11 @@ func (s *Syncer) SetTargets(ts []Target) {
 func (s *Syncer) SetDesired(d Desired) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.desired != nil && d.Version < s.desired.Version {
-		s.o.Logger.Warn("ignoring older desired configuration", "version", d.Version, "current", s.desired.Version)
+	if s.desired != nil && d.Version < s.desired.version {
+		s.o.Logger.Warn("ignoring older desired configuration", "version", d.Version, "current", s.desired.version)
 		return
 	}
-	s.desired = &d
+	s.desired = newRetained(d)
 	for _, w := range s.workers {
 		w.poke(false)
 	}
@@ -281,6 +295,11 @@ func (s *Syncer) Run(ctx context.Context) error {
 	for _, t := range s.targets {
 		s.startLocked(t)
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.compactLoop(ctx)
+	}()
 	s.mu.Unlock()
 
 	<-ctx.Done()
@@ -330,8 +349,9 @@ func (s *Syncer) AllApplied(version uint64) bool {
 	return true
 }
 
-// current returns the Desired to apply (nil before the first SetDesired).
-func (s *Syncer) current() *Desired {
+// current returns the configuration to apply (nil before the first
+// SetDesired).
+func (s *Syncer) current() *retained {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.desired

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kong/go-kong/kong"
@@ -24,11 +25,18 @@ type worker struct {
 	cancel context.CancelFunc
 	rand   Rand // used by the worker's goroutine only
 
+	// settled is the version of the current configuration the worker last
+	// saw while going idle (nothing to push now, or waiting out a backoff);
+	// the compactor waits for every worker to settle on a version.
+	settled atomic.Uint64
+
 	mu     sync.Mutex
 	force  bool
 	status TargetStatus
+	// lastGood is the last configuration this replica accepted. Only the
+	// worker's goroutine writes it, under mu; it reads it without.
+	lastGood *retained
 
-	lastGood     *Desired  // the last Desired this replica accepted
 	expectHash   string    // hash the replica reported after lastGood; "" unknown
 	pushNeeded   bool      // new target, Resync, or drift found
 	driftPending bool      // the next successful push repairs drift
@@ -76,6 +84,13 @@ func (w *worker) poke(force bool) {
 	}
 }
 
+// retainedGood returns the last configuration this replica accepted.
+func (w *worker) retainedGood() *retained {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastGood
+}
+
 func (w *worker) snapshot() TargetStatus {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -113,7 +128,7 @@ func (w *worker) run(ctx context.Context) {
 				term, permitted := w.s.o.Gate.Permit()
 				if permitted && term.Valid(now) {
 					if !w.s.o.ProbeTargets || w.probed {
-						w.push(ctx, *cand, term, log)
+						w.push(ctx, cand, term, log)
 						continue
 					}
 					if !now.Before(w.probeAt) {
@@ -139,6 +154,10 @@ func (w *worker) run(ctx context.Context) {
 			}
 			wakeAt = earliest(wakeAt, w.checkAt)
 		}
+		if d := w.s.current(); d != nil {
+			w.settled.Store(d.version)
+			w.s.kickCompactor()
+		}
 		var fire <-chan time.Time
 		if !wakeAt.IsZero() {
 			timer.Reset(wakeAt.Sub(now))
@@ -154,19 +173,19 @@ func (w *worker) run(ctx context.Context) {
 }
 
 // nextPush decides what to push to this replica and from when.
-func (w *worker) nextPush(d *Desired) (cand *Desired, at time.Time, ok bool) {
+func (w *worker) nextPush(d *retained) (cand *retained, at time.Time, ok bool) {
 	if d == nil {
 		// Nothing desired yet: never push (an empty push would wipe Kong).
 		return nil, time.Time{}, false
 	}
 	applied := w.snapshot().AppliedVersion
-	upToDate := w.lastGood != nil && w.lastGood.Hash == d.Hash && applied >= d.Version
+	upToDate := w.lastGood != nil && w.lastGood.hash == d.hash && applied >= d.version
 	if upToDate && !w.pushNeeded {
 		return nil, time.Time{}, false
 	}
 	at = later(w.retryAt, w.busyUntil)
-	if d.Hash == w.rejectedHash {
-		if w.driftPending && w.lastGood != nil && w.lastGood.Hash != d.Hash {
+	if d.hash == w.rejectedHash {
+		if w.driftPending && w.lastGood != nil && w.lastGood.hash != d.hash {
 			// The replica lost its configuration while the current one is
 			// refused: restore the last one it accepted.
 			return w.lastGood, at, true
@@ -176,7 +195,21 @@ func (w *worker) nextPush(d *Desired) (cand *Desired, at time.Time, ok bool) {
 	return d, at, true
 }
 
-func (w *worker) push(ctx context.Context, d Desired, term fence.Term, log *slog.Logger) {
+func (w *worker) push(ctx context.Context, r *retained, term fence.Term, log *slog.Logger) {
+	body, err := r.acquire()
+	if err != nil {
+		// Only a corrupted compressed copy gets here; nothing was sent.
+		now := time.Now()
+		w.failures++
+		w.retryAt = now.Add(w.backoff(w.failures))
+		w.setStatus(func(st *TargetStatus) { st.LastError = err.Error() })
+		log.Error("cannot push configuration", "version", r.version, "err", err, "retryIn", w.retryAt.Sub(now))
+		return
+	}
+	defer w.s.kickCompactor()
+	defer r.release()
+	// The callbacks see the bytes pushed; they must not keep them.
+	d := r.desired(body)
 	start := time.Now()
 	deadline := start.Add(w.s.o.PushTimeout)
 	if !term.ValidUntil.IsZero() && term.ValidUntil.Before(deadline) {
@@ -193,7 +226,7 @@ func (w *worker) push(ctx context.Context, d Desired, term fence.Term, log *slog
 
 	switch res.outcome {
 	case outcomeSuccess, outcomeUnchanged:
-		w.applied(ctx, d, now, log)
+		w.applied(ctx, r, body, now, log)
 	case outcomeRejected:
 		if d.Hash != w.rejectedHash {
 			w.rejections = 0
@@ -282,8 +315,11 @@ func (w *worker) probe(ctx context.Context, log *slog.Logger) {
 
 // applied records that the replica accepted d, then learns the hash it now
 // reports, which later checks compare against.
-func (w *worker) applied(ctx context.Context, d Desired, now time.Time, log *slog.Logger) {
-	w.lastGood = &d
+func (w *worker) applied(ctx context.Context, r *retained, body []byte, now time.Time, log *slog.Logger) {
+	d := r.desired(body)
+	w.mu.Lock()
+	w.lastGood = r
+	w.mu.Unlock()
 	w.failures, w.retryAt, w.unreachable, w.busyUntil = 0, time.Time{}, false, time.Time{}
 	w.pushNeeded = false
 	if d.Hash == w.rejectedHash {
