@@ -6,7 +6,10 @@
 // discovery (or when --leader-elect=true); a DB-less sidecar writes its own
 // Kong ungated. Ingress status and Events are written by the elected replica
 // only, in every mode, so the elector runs even when Kong writes are not
-// gated (unless --update-status=false and nothing else needs it).
+// gated (unless --update-status=false and nothing else needs it). Status is
+// cleared from Ingresses that leave our class; at the start of each term the
+// leader also sweeps, once, every Ingress of another class that still holds
+// exactly our addresses (it cannot know which left before its term).
 //
 // The loop: informer events are debounced (--sync-debounce; a steady stream
 // of events still syncs at least every maxDebounceFactor debounce periods)
@@ -725,6 +728,9 @@ func describeTargets(ts []kongsync.Target) string {
 // statusLoop writes Ingress status and re-reports problems after a new term.
 func (m *Manager) statusLoop(ctx context.Context) {
 	var retry *time.Timer
+	// sweep is the current term's pending sweep of other classes' Ingresses
+	// (see sweepOthers), nil once done.
+	var sweep map[types.UID]bool
 	defer func() {
 		if retry != nil {
 			retry.Stop()
@@ -746,11 +752,20 @@ func (m *Manager) statusLoop(ctx context.Context) {
 			errs := m.lastErrors
 			m.mu.Unlock()
 			m.reporter.TranslationErrors(errs)
+			sweep = map[types.UID]bool{}
 		}
 		if !m.o.UpdateStatus {
 			continue
 		}
-		if err := m.writeStatus(ctx); err != nil && ctx.Err() == nil {
+		err := m.writeStatus(ctx)
+		if sweep != nil {
+			done, sweepErr := m.sweepOthers(ctx, sweep)
+			if done {
+				sweep = nil
+			}
+			err = errors.Join(err, sweepErr)
+		}
+		if err != nil && ctx.Err() == nil {
 			m.log.Warn("writing Ingress status failed; retrying", "err", err)
 			if retry != nil {
 				retry.Stop()
@@ -845,6 +860,41 @@ func (m *Manager) clearDeparted(ctx context.Context, addrs []networkingv1.Ingres
 		m.forget(c)
 	}
 	return errs
+}
+
+// sweepOthers clears the addresses we publish from every Ingress outside
+// our class whose status holds exactly them, once per leadership term: a
+// new leader does not know which Ingresses left our class before its term
+// (clearDeparted only sees departures it translated), so their status
+// would stay forever. handled collects the Ingresses already dealt with
+// this term; a pass that failed on some is retried for those only. It
+// reports whether the sweep is over.
+//
+// Once per term, not on every pass: another controller behind the same
+// addresses (a shared proxy) may publish them on its own Ingresses; it
+// writes them back after the sweep, and we do not fight it.
+func (m *Manager) sweepOthers(ctx context.Context, handled map[types.UID]bool) (bool, error) {
+	addrs := status.Addresses(m.publishService(), m.o.PublishStatusAddress)
+	if len(addrs) == 0 {
+		return false, nil // swept once our addresses are known
+	}
+	isDefault := m.cache.OurClassIsDefault()
+	var errs []error
+	for _, ing := range m.cache.AllIngresses() {
+		if handled[ing.UID] || ingressclass.Matches(ing, m.o.IngressClass, isDefault) ||
+			!status.Equal(ing.Status.LoadBalancer.Ingress, addrs) {
+			continue
+		}
+		if !m.reports() {
+			return true, nil // the term ended; the next one sweeps again
+		}
+		if _, err := m.statusW.Clear(ctx, ing, addrs); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		handled[ing.UID] = true
+	}
+	return len(errs) == 0, errors.Join(errs...)
 }
 
 // forgetDeleted drops the routed Ingresses that no longer exist, so that a

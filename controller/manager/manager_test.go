@@ -330,7 +330,7 @@ func TestStatusWrittenAfterApplyAndNotRewritten(t *testing.T) {
 		if w.kong.refusedCount() == 0 {
 			t.Fatal("Kong was never asked")
 		}
-		if n := w.countActions("update", "ingresses", "status"); n != 0 {
+		if n := w.countActions("patch", "ingresses", "status"); n != 0 {
 			t.Fatalf("status written %d times before Kong applied the configuration", n)
 		}
 
@@ -344,7 +344,7 @@ func TestStatusWrittenAfterApplyAndNotRewritten(t *testing.T) {
 		if lb := got.Status.LoadBalancer.Ingress; len(lb) != 1 || lb[0].IP != "203.0.113.7" {
 			t.Fatalf("status %+v, want 203.0.113.7", lb)
 		}
-		if n := w.countActions("update", "ingresses", "status"); n != 1 {
+		if n := w.countActions("patch", "ingresses", "status"); n != 1 {
 			t.Fatalf("%d status writes, want 1", n)
 		}
 
@@ -355,7 +355,7 @@ func TestStatusWrittenAfterApplyAndNotRewritten(t *testing.T) {
 		if n := w.kong.pushCount(); n != 2 {
 			t.Fatalf("pushes %d, want 2", n)
 		}
-		if n := w.countActions("update", "ingresses", "status"); n != 2 {
+		if n := w.countActions("patch", "ingresses", "status"); n != 2 {
 			t.Errorf("%d status writes, want 2 (one per Ingress, none rewritten)", n)
 		}
 	})

@@ -51,7 +51,7 @@ func TestKongRejectionBecomesAnEvent(t *testing.T) {
 		if e := events[0]; e.InvolvedObject.UID != "ing-web" || !strings.Contains(e.Message, "field paths.0: invalid regex") {
 			t.Errorf("event on %s: %q", e.InvolvedObject.UID, e.Message)
 		}
-		if n := w.countActions("update", "ingresses", "status"); n != 0 {
+		if n := w.countActions("patch", "ingresses", "status"); n != 0 {
 			t.Errorf("status written for a configuration Kong refused (%d writes)", n)
 		}
 	})

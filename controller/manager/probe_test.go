@@ -60,7 +60,7 @@ func TestDiscoveredKongWithDatabaseIsReportedNotPushed(t *testing.T) {
 			t.Errorf("event on %s %s/%s: %s %q", e.InvolvedObject.Kind, e.InvolvedObject.Namespace, e.InvolvedObject.Name, e.Type, e.Message)
 		}
 		// Not every Kong serves the configuration: no status is claimed.
-		if n := w.countActions("update", "ingresses", "status"); n != 0 {
+		if n := w.countActions("patch", "ingresses", "status"); n != 0 {
 			t.Errorf("%d status writes while a Kong replica is not configured", n)
 		}
 	})

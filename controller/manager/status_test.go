@@ -3,6 +3,9 @@ package manager
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,6 +16,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"konductor.dev/controller/ingressclass"
+	"konductor.dev/controller/status"
 )
 
 var published = []networkingv1.IngressLoadBalancerIngress{{IP: "203.0.113.7"}}
@@ -95,7 +99,7 @@ func TestStatusClearedWhenIngressLeavesOurClass(t *testing.T) {
 				if got := w.ingressStatus("web"); len(got) != 1 || got[0].IP != "203.0.113.7" {
 					t.Fatalf("status of web %+v before it left, want 203.0.113.7", got)
 				}
-				writes := w.countActions("update", "ingresses", "status")
+				writes := w.countActions("patch", "ingresses", "status")
 
 				tt.leave(w)
 				time.Sleep(5 * time.Second)
@@ -106,16 +110,16 @@ func TestStatusClearedWhenIngressLeavesOurClass(t *testing.T) {
 				if got := w.ingressStatus("stays"); len(got) != 1 || got[0].IP != "203.0.113.7" {
 					t.Errorf("status of stays %+v, want it kept", got)
 				}
-				if n := w.countActions("update", "ingresses", "status") - writes; n != 1 {
+				if n := w.countActions("patch", "ingresses", "status") - writes; n != 1 {
 					t.Errorf("%d status writes for the departure, want exactly 1", n)
 				}
 
 				// Later translations leave the departed Ingress alone.
-				writes = w.countActions("update", "ingresses", "status")
+				writes = w.countActions("patch", "ingresses", "status")
 				w.create(ingress("later", "echo"))
 				time.Sleep(5 * time.Second)
 				synctest.Wait()
-				if n := w.countActions("update", "ingresses", "status") - writes; n != 1 {
+				if n := w.countActions("patch", "ingresses", "status") - writes; n != 1 {
 					t.Errorf("%d status writes after another Ingress came, want 1 (its own)", n)
 				}
 			})
@@ -130,7 +134,7 @@ func TestStatusOfTheNewOwnerIsKept(t *testing.T) {
 		defer w.stop()
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
-		writes := w.countActions("update", "ingresses", "status")
+		writes := w.countActions("patch", "ingresses", "status")
 
 		// The class changes and the other controller publishes its own
 		// address before we look.
@@ -144,7 +148,7 @@ func TestStatusOfTheNewOwnerIsKept(t *testing.T) {
 		if got := w.ingressStatus("web"); len(got) != 1 || got[0].IP != "198.51.100.1" {
 			t.Fatalf("status %+v, want the new owner's 198.51.100.1 kept", got)
 		}
-		if n := w.countActions("update", "ingresses", "status") - writes; n != 0 {
+		if n := w.countActions("patch", "ingresses", "status") - writes; n != 0 {
 			t.Errorf("%d status writes after the Ingress left with another controller's status, want 0", n)
 		}
 
@@ -176,13 +180,142 @@ func TestStandbyDoesNotClearStatus(t *testing.T) {
 		if w.manager.reports() {
 			t.Fatal("replica-0 still reports after failing to renew its lock")
 		}
-		writes := w.countActions("update", "ingresses", "status")
+		writes := w.countActions("patch", "ingresses", "status")
 		other := "nginx"
 		w.updateIngress("web", func(ing *networkingv1.Ingress) { ing.Spec.IngressClassName = &other })
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
-		if n := w.countActions("update", "ingresses", "status") - writes; n != 0 {
+		if n := w.countActions("patch", "ingresses", "status") - writes; n != 0 {
 			t.Errorf("a standby wrote status %d times", n)
+		}
+	})
+}
+
+// statusWritesOn counts the status patches sent for the Ingress name.
+func (w *world) statusWritesOn(name string) int {
+	n := 0
+	for _, a := range w.client.Actions() {
+		if p, ok := a.(k8stesting.PatchAction); ok && a.GetSubresource() == "status" && a.GetResource().Resource == "ingresses" && p.GetName() == name {
+			n++
+		}
+	}
+	return n
+}
+
+// withStatus sets ing's status to addrs.
+func withStatus(ing *networkingv1.Ingress, addrs ...networkingv1.IngressLoadBalancerIngress) *networkingv1.Ingress {
+	ing.Status.LoadBalancer.Ingress = addrs
+	return ing
+}
+
+func TestEachTermSweepsOtherClassesOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		other := networkingv1.IngressLoadBalancerIngress{IP: "198.51.100.1"}
+		nginx := func(name string) *networkingv1.Ingress {
+			ing := ingress(name, "echo")
+			class := "nginx"
+			ing.Spec.IngressClassName = &class
+			return ing
+		}
+		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("ours", "echo"),
+			// Left our class while no replica of ours ran: no
+			// translation of this term ever routed it.
+			withStatus(nginx("departed"), published...),
+			withStatus(nginx("foreign"), other),
+			withStatus(nginx("mixed"), published[0], other),
+			withStatus(byAnnotation("by-annotation", "nginx"), published...),
+		)
+		// Renewals of the lock fail while refuse is set.
+		var refuse atomic.Bool
+		w.client.PrependReactor("update", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if refuse.Load() {
+				return true, nil, errors.New("API server overloaded")
+			}
+			return false, nil, nil
+		})
+		w.start()
+		defer w.stop()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		for _, name := range []string{"departed", "by-annotation"} {
+			if got := w.ingressStatus(name); len(got) != 0 {
+				t.Errorf("status of %s %+v: the new leader left our addresses on an Ingress of another class", name, got)
+			}
+			if n := w.statusWritesOn(name); n != 1 {
+				t.Errorf("%d status writes on %s, want 1", n, name)
+			}
+		}
+		for name, want := range map[string][]networkingv1.IngressLoadBalancerIngress{
+			"foreign": {other}, "mixed": {published[0], other}, "ours": published,
+		} {
+			if got := w.ingressStatus(name); !status.Equal(got, want) {
+				t.Errorf("status of %s %+v, want %+v", name, got, want)
+			}
+		}
+		for _, name := range []string{"foreign", "mixed"} {
+			if n := w.statusWritesOn(name); n != 0 {
+				t.Errorf("%d status writes on %s, want none", n, name)
+			}
+		}
+
+		// A controller of the other class behind the same proxy publishes
+		// our very address: within the term we leave it.
+		w.updateIngress("departed", func(ing *networkingv1.Ingress) { ing.Status.LoadBalancer.Ingress = published })
+		w.create(ingress("later", "echo")) // a translation and a status pass
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if n := w.statusWritesOn("departed"); n != 1 {
+			t.Errorf("%d status writes on departed within one term, want 1", n)
+		}
+
+		// The term ends and a new one starts: one more sweep.
+		refuse.Store(true)
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		if w.manager.reports() {
+			t.Fatal("replica-0 still reports after failing to renew its lock")
+		}
+		refuse.Store(false)
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		if !w.manager.reports() {
+			t.Fatal("replica-0 did not lead again once renewals succeeded")
+		}
+		if got := w.ingressStatus("departed"); len(got) != 0 {
+			t.Errorf("status of departed %+v after a new term, want it swept", got)
+		}
+		if n := w.statusWritesOn("departed"); n != 2 {
+			t.Errorf("%d status writes on departed after two terms, want 2", n)
+		}
+		if n := w.statusWritesOn("foreign") + w.statusWritesOn("mixed"); n != 0 {
+			t.Errorf("%d status writes on other controllers' Ingresses, want none", n)
+		}
+	})
+}
+
+func TestSweepWaitsForOurAddresses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		args := slices.DeleteFunc(slices.Clone(defaultArgs), func(a string) bool { return strings.HasPrefix(a, "--publish-status-address=") })
+		args = append(args, "--publish-service=kong/proxy")
+		stale := ingress("departed", "echo")
+		class := "nginx"
+		stale.Spec.IngressClassName = &class
+		stale.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "10.96.0.99"}}
+		w := newWorldWith(t, args, nil, service("echo"), endpointSlice("echo"), stale)
+		w.start()
+		defer w.stop()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if n := w.statusWritesOn("departed"); n != 0 {
+			t.Fatalf("%d status writes before our addresses were known", n)
+		}
+		proxy := service("proxy")
+		proxy.Namespace, proxy.Spec.ClusterIP, proxy.Spec.ClusterIPs = "kong", "10.96.0.99", []string{"10.96.0.99"}
+		w.create(proxy)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if got := w.ingressStatus("departed"); len(got) != 0 {
+			t.Errorf("status of departed %+v once our addresses were known, want it swept", got)
 		}
 	})
 }

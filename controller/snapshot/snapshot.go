@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -204,6 +205,24 @@ func (c *Cache) Snapshot() translate.Snapshot {
 		}
 	}
 	return s
+}
+
+// AllIngresses lists the cached Ingresses of every class in the watched
+// namespaces, by namespace and name. The objects are shared with the cache
+// and must not be modified.
+func (c *Cache) AllIngresses() []*networkingv1.Ingress {
+	var out []*networkingv1.Ingress
+	for _, ns := range slices.Sorted(maps.Keys(c.scopes)) {
+		ings, _ := c.scopes[ns].ingresses.List(labels.Everything())
+		slices.SortFunc(ings, func(a, b *networkingv1.Ingress) int {
+			if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Name, b.Name)
+		})
+		out = append(out, ings...)
+	}
+	return out
 }
 
 // Ingress returns the cached Ingress namespace/name.

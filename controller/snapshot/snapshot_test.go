@@ -150,3 +150,29 @@ func TestOnChange(t *testing.T) {
 		}
 	})
 }
+
+func TestAllIngressesListsEveryClassInOrder(t *testing.T) {
+	tests := []struct {
+		name       string
+		namespaces []string
+		want       []string
+	}{
+		{"all namespaces", nil, []string{"a/by-annotation", "a/by-name", "a/classless", "a/other", "b/elsewhere"}},
+		{"namespaces named out of order", []string{"b", "a"}, []string{"a/by-annotation", "a/by-name", "a/classless", "a/other", "b/elsewhere"}},
+		{"one namespace", []string{"b"}, []string{"b/elsewhere"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := start(t, Config{Client: fake.NewClientset(objects()...), IngressClass: "kong", Namespaces: tt.namespaces})
+				var got []string
+				for _, ing := range c.AllIngresses() {
+					got = append(got, ing.Namespace+"/"+ing.Name)
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("AllIngresses = %v, want %v", got, tt.want)
+				}
+			})
+		})
+	}
+}

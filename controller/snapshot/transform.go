@@ -10,29 +10,35 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"konductor.dev/controller/ingressclass"
 	"konductor.dev/controller/translate"
 )
 
 // trim is the informers' transform: it runs once on every object before it
 // is cached, in place (client-go hands the transform the only reference),
-// and is idempotent. It keeps what controller/translate and the status
-// writer read and drops the rest; with 10k applications the dropped parts
-// are most of the cache.
+// and is idempotent. It keeps what controller/translate, the manager and
+// the status writer read and drops the rest; with 10k applications the
+// dropped parts are most of the cache.
 //
 // What every cached object keeps: name, namespace, uid, resourceVersion
-// (change detection, the status writer's staleness check), generation,
-// creationTimestamp (translation orders conflicts by age) and
-// deletionTimestamp. managedFields are dropped from everything.
+// (change detection, the status writer's staleness check and the
+// precondition of its patches), generation, creationTimestamp (translation
+// orders conflicts by age) and deletionTimestamp. managedFields,
+// ownerReferences and finalizers are dropped from everything trimmed.
 //
-// Ingresses keep all else, annotations included: the status writer sends
-// the cached copy back with UpdateStatus, and the Ingress status strategy
-// keeps the request's metadata, so an annotation dropped here would be
-// deleted from the API server (managedFields are the exception: a request
-// without them keeps the stored ones).
+// Ingresses keep their spec and status, and of their metadata only the
+// annotations the controller reads: the kubernetes.io/ingress.class
+// annotation (controller/ingressclass) and every konghq.com/ one
+// (controller/translate). Labels and kubectl's last-applied-configuration,
+// about 2 KB per Ingress, go. That is safe only because the status writer
+// sends a merge patch of status.loadBalancer and the resourceVersion, never
+// the cached object: the Ingress status strategy keeps the request's
+// metadata on a whole-object UpdateStatus, which would have deleted on the
+// server every annotation and label dropped here.
 func trim(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *networkingv1.Ingress:
-		o.ManagedFields = nil
+		keepIdentity(&o.ObjectMeta, nil, annotationsWhere(o.Annotations, readFromIngresses))
 	case *corev1.Service:
 		trimService(o)
 	case *discoveryv1.EndpointSlice:
@@ -110,11 +116,22 @@ func trimSecret(s *corev1.Secret) {
 	s.Data, s.StringData, s.Immutable = data, nil, nil
 }
 
+// readFromIngresses tells the Ingress annotations the controller reads.
+func readFromIngresses(key string) bool {
+	return key == ingressclass.AnnotationIngressClass || strings.HasPrefix(key, translate.AnnotationPrefix)
+}
+
 // kongAnnotations returns the konghq.com/ annotations of a, nil if none.
 func kongAnnotations(a map[string]string) map[string]string {
+	return annotationsWhere(a, func(key string) bool { return strings.HasPrefix(key, translate.AnnotationPrefix) })
+}
+
+// annotationsWhere returns the annotations of a whose key keep accepts, nil
+// if none, in a new map: a map keeps the memory of deleted entries.
+func annotationsWhere(a map[string]string, keep func(key string) bool) map[string]string {
 	var out map[string]string
 	for k, v := range a {
-		if strings.HasPrefix(k, translate.AnnotationPrefix) {
+		if keep(k) {
 			if out == nil {
 				out = map[string]string{}
 			}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 
+	"konductor.dev/controller/ingressclass"
 	"konductor.dev/controller/translate"
 )
 
@@ -142,13 +143,30 @@ func TestTrim(t *testing.T) {
 		want func() any
 	}{
 		{
-			// The status writer sends the cached Ingress back: everything
-			// but managedFields must survive, annotations included.
-			name: "Ingress keeps all but managedFields",
+			// The status writer patches status only, so the cache keeps
+			// of the metadata just what the controller reads.
+			name: "Ingress keeps spec, status, the class and konghq.com annotations",
 			in:   func() any { return fullIngress() },
 			want: func() any {
 				i := fullIngress()
-				i.ObjectMeta = withoutManagedFields(i.ObjectMeta)
+				i.ObjectMeta = identity(i.ObjectMeta, nil, map[string]string{
+					"kubernetes.io/ingress.class": "kong",
+					translate.AnnotationProtocol:  "https",
+					translate.AnnotationStripPath: "true",
+				})
+				return i
+			},
+		},
+		{
+			name: "Ingress without annotations the controller reads keeps none",
+			in: func() any {
+				i := fullIngress()
+				i.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: "{}", "konghq.com": "not the prefix"}
+				return i
+			},
+			want: func() any {
+				i := fullIngress()
+				i.ObjectMeta = identity(i.ObjectMeta, nil, nil)
 				return i
 			},
 		},
@@ -320,8 +338,12 @@ func TestTrimKeepsTranslation(t *testing.T) {
 			trimmed := loadSnapshot(t, input)
 			for _, obj := range objectsOf(trimmed) {
 				decorate(obj)
+				before := classMembership(obj)
 				if _, err := trim(obj); err != nil {
 					t.Fatal(err)
+				}
+				if after := classMembership(obj); after != before {
+					t.Errorf("%s: class membership %v before trimming, %v after", dump(obj), before, after)
 				}
 			}
 			got := translate.Translate(trimmed, translate.Options{})
@@ -332,6 +354,19 @@ func TestTrimKeepsTranslation(t *testing.T) {
 				t.Errorf("trimmed objects report differently:\n got %v %v\nwant %v %v", got.Errors, got.Translated, want.Errors, want.Translated)
 			}
 		})
+	}
+}
+
+// classMembership is ingressclass.Matches for an Ingress against our class
+// and another, our class being the default or not.
+func classMembership(obj runtime.Object) [4]bool {
+	ing, ok := obj.(*networkingv1.Ingress)
+	if !ok {
+		return [4]bool{}
+	}
+	return [4]bool{
+		ingressclass.Matches(ing, "kong", false), ingressclass.Matches(ing, "kong", true),
+		ingressclass.Matches(ing, "nginx", false), ingressclass.Matches(ing, "nginx", true),
 	}
 }
 
@@ -365,6 +400,13 @@ func decorate(obj runtime.Object) {
 	}
 	ann[corev1.LastAppliedConfigAnnotation] = dump(obj)
 	ann["meta.helm.sh/release-name"] = "shop"
+	if _, ok := obj.(*networkingv1.Ingress); ok {
+		// Half of them carry the legacy class annotation, which must
+		// survive trimming to keep deciding membership.
+		if len(m.GetName())%2 == 0 {
+			ann[ingressclass.AnnotationIngressClass] = "kong"
+		}
+	}
 	m.SetAnnotations(ann)
 	labels := m.GetLabels()
 	if labels == nil {
@@ -466,8 +508,9 @@ func TestCacheServesTrimmedObjects(t *testing.T) {
 		if _, ok := s.Secrets[0].Data["ca.crt"]; ok {
 			t.Errorf("cached Secret kept ca.crt")
 		}
-		if ing := s.Ingresses[0]; ing.ManagedFields != nil || ing.Annotations[corev1.LastAppliedConfigAnnotation] == "" {
-			t.Errorf("cached Ingress: want managedFields dropped and annotations kept: %s", dump(ing))
+		if ing := s.Ingresses[0]; ing.ManagedFields != nil || ing.Labels != nil || ing.Annotations[corev1.LastAppliedConfigAnnotation] != "" ||
+			ing.Annotations["kubernetes.io/ingress.class"] != "kong" || ing.Annotations[translate.AnnotationProtocol] != "https" {
+			t.Errorf("cached Ingress: want managedFields, labels and last-applied dropped, class and konghq.com annotations kept: %s", dump(ing))
 		}
 	})
 }

@@ -8,10 +8,16 @@
 // addresses is never written (no update churn, no resource version bumps),
 // that Clear never wipes addresses other than exactly ours, and that
 // conflicts are retried against a fresh read.
+//
+// Writes are JSON merge patches of the status subresource that carry only
+// status.loadBalancer and the resourceVersion the decision was made on (see
+// statusPatch): never the cached object's metadata, which the informer
+// cache may have trimmed.
 package status
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -148,9 +154,11 @@ func (w *Writer) write(ctx context.Context, ing *networkingv1.Ingress, want []ne
 			}
 			current = fresh
 		}
-		next := current.DeepCopy()
-		next.Status.LoadBalancer.Ingress = slices.Clone(want)
-		_, err := w.Client.NetworkingV1().Ingresses(ing.Namespace).UpdateStatus(ctx, next, metav1.UpdateOptions{})
+		patch, err := statusPatch(current.ResourceVersion, want)
+		if err != nil {
+			return err
+		}
+		_, err = w.Client.NetworkingV1().Ingresses(ing.Namespace).Patch(ctx, ing.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 		if err == nil {
 			w.mu.Lock()
 			if w.staleRV == nil {
@@ -168,6 +176,40 @@ func (w *Writer) write(ctx context.Context, ing *networkingv1.Ingress, want []ne
 		return false, fmt.Errorf("Ingress %s/%s: status.loadBalancer: %w", ing.Namespace, ing.Name, err)
 	}
 	return written, nil
+}
+
+// statusPatch is the JSON merge patch that sets status.loadBalancer.ingress
+// to want (nil or empty: removes it) on the object at resourceVersion.
+//
+// It carries nothing else: for Ingress the API server keeps the request's
+// metadata on a status write, so a whole-object UpdateStatus would send
+// back the informer's copy, and the cache could never drop a label or an
+// annotation without deleting it on the server. The resourceVersion makes
+// the write conditional (409 Conflict when the object changed since it was
+// read); without one (some fakes) the write is unconditional. A merge
+// patch replaces a list as a whole, so no address of an older value
+// survives.
+func statusPatch(resourceVersion string, want []networkingv1.IngressLoadBalancerIngress) ([]byte, error) {
+	type loadBalancer struct {
+		Ingress []networkingv1.IngressLoadBalancerIngress `json:"ingress"` // null deletes
+	}
+	type status struct {
+		LoadBalancer loadBalancer `json:"loadBalancer"`
+	}
+	type metadata struct {
+		ResourceVersion string `json:"resourceVersion,omitempty"`
+	}
+	var p struct {
+		Metadata *metadata `json:"metadata,omitempty"`
+		Status   status    `json:"status"`
+	}
+	if resourceVersion != "" {
+		p.Metadata = &metadata{ResourceVersion: resourceVersion}
+	}
+	if len(want) > 0 {
+		p.Status.LoadBalancer.Ingress = want
+	}
+	return json.Marshal(p)
 }
 
 // Forget drops what the Writer remembers about Ingresses not in keep.

@@ -2,6 +2,8 @@ package status
 
 import (
 	"context"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -62,7 +65,7 @@ func newIngress() *networkingv1.Ingress {
 func countStatusUpdates(c *fake.Clientset) int {
 	n := 0
 	for _, a := range c.Actions() {
-		if a.GetVerb() == "update" && a.GetSubresource() == "status" {
+		if a.GetVerb() == "patch" && a.GetSubresource() == "status" {
 			n++
 		}
 	}
@@ -126,7 +129,7 @@ func TestWriterRetriesConflicts(t *testing.T) {
 	ing := newIngress()
 	c := fake.NewClientset(ing)
 	conflicts := 2
-	c.PrependReactor("update", "ingresses", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	c.PrependReactor("patch", "ingresses", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() == "status" && conflicts > 0 {
 			conflicts--
 			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "networking.k8s.io", Resource: "ingresses"}, "web", nil)
@@ -203,13 +206,7 @@ func TestWriterClearRechecksAfterConflict(t *testing.T) {
 	stored.ResourceVersion = "6"
 	stored.Status.LoadBalancer.Ingress = lb("198.51.100.1")
 	c := fake.NewClientset(stored)
-	c.PrependReactor("update", "ingresses", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		obj := a.(k8stesting.UpdateAction).GetObject().(*networkingv1.Ingress)
-		if a.GetSubresource() == "status" && obj.ResourceVersion != "6" {
-			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "networking.k8s.io", Resource: "ingresses"}, "web", nil)
-		}
-		return false, nil, nil
-	})
+	c.PrependReactor("patch", "ingresses", conflictOnStaleResourceVersion(t, c))
 	w := &Writer{Client: c}
 	wrote, err := w.Clear(context.Background(), cached, lb("203.0.113.7"))
 	if err != nil || wrote {
@@ -236,5 +233,149 @@ func TestWriterClearsOnceWhileCacheIsStale(t *testing.T) {
 	}
 	if n := countStatusUpdates(c); n != 1 {
 		t.Errorf("%d status updates, want 1", n)
+	}
+}
+
+// conflictOnStaleResourceVersion makes c answer a status patch naming a
+// resourceVersion other than the stored one with 409 Conflict, as the API
+// server does (client-go's fake applies any patch).
+func conflictOnStaleResourceVersion(t *testing.T, c *fake.Clientset) k8stesting.ReactionFunc {
+	return func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		var p struct {
+			Metadata struct{ ResourceVersion string } `json:"metadata"`
+		}
+		if err := json.Unmarshal(a.(k8stesting.PatchAction).GetPatch(), &p); err != nil {
+			t.Errorf("status patch is not JSON: %v", err)
+			return true, nil, err
+		}
+		stored, err := c.Tracker().Get(a.GetResource(), a.GetNamespace(), a.(k8stesting.PatchAction).GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		if p.Metadata.ResourceVersion != stored.(*networkingv1.Ingress).ResourceVersion {
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "networking.k8s.io", Resource: "ingresses"}, "web", nil)
+		}
+		return false, nil, nil
+	}
+}
+
+// statusPatches returns the bodies of the status patches sent to c.
+func statusPatches(c *fake.Clientset) []string {
+	var out []string
+	for _, a := range c.Actions() {
+		if p, ok := a.(k8stesting.PatchAction); ok && a.GetSubresource() == "status" {
+			if p.GetPatchType() != types.MergePatchType {
+				out = append(out, "unexpected patch type "+string(p.GetPatchType()))
+				continue
+			}
+			out = append(out, string(p.GetPatch()))
+		}
+	}
+	return out
+}
+
+func TestWriterPatchesOnlyWhatItOwns(t *testing.T) {
+	tests := []struct {
+		name  string
+		rv    string
+		write func(*Writer, *networkingv1.Ingress) (bool, error)
+		want  string
+	}{
+		{
+			name: "update",
+			rv:   "5",
+			write: func(w *Writer, ing *networkingv1.Ingress) (bool, error) {
+				return w.Update(context.Background(), ing, lb("1.2.3.4", "kong.example.com"))
+			},
+			want: `{"metadata":{"resourceVersion":"5"},"status":{"loadBalancer":{"ingress":[{"ip":"1.2.3.4"},{"hostname":"kong.example.com"}]}}}`,
+		},
+		{
+			name: "clear removes the list",
+			rv:   "5",
+			write: func(w *Writer, ing *networkingv1.Ingress) (bool, error) {
+				return w.Clear(context.Background(), ing, lb("203.0.113.7"))
+			},
+			want: `{"metadata":{"resourceVersion":"5"},"status":{"loadBalancer":{"ingress":null}}}`,
+		},
+		{
+			name: "without a resource version the patch is unconditional",
+			rv:   "",
+			write: func(w *Writer, ing *networkingv1.Ingress) (bool, error) {
+				return w.Update(context.Background(), ing, lb("1.2.3.4"))
+			},
+			want: `{"status":{"loadBalancer":{"ingress":[{"ip":"1.2.3.4"}]}}}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stored := newIngress()
+			stored.ResourceVersion = tt.rv
+			stored.Labels = map[string]string{"app": "web"}
+			stored.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: "{}", "kubernetes.io/ingress.class": "kong"}
+			stored.Status.LoadBalancer.Ingress = lb("203.0.113.7")
+			c := fake.NewClientset(stored)
+			// The informer's copy, trimmed: no labels, no last-applied.
+			cached := stored.DeepCopy()
+			cached.Labels = nil
+			cached.Annotations = map[string]string{"kubernetes.io/ingress.class": "kong"}
+			if wrote, err := tt.write(&Writer{Client: c}, cached); err != nil || !wrote {
+				t.Fatalf("wrote=%v err=%v, want a write", wrote, err)
+			}
+			if got := statusPatches(c); len(got) != 1 || got[0] != tt.want {
+				t.Errorf("status patches %q, want [%s]", got, tt.want)
+			}
+			got, err := c.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Labels, stored.Labels) || !reflect.DeepEqual(got.Annotations, stored.Annotations) {
+				t.Errorf("metadata changed by a status write: labels %v annotations %v", got.Labels, got.Annotations)
+			}
+		})
+	}
+}
+
+func TestWriterUpdateRereadsAfterConflict(t *testing.T) {
+	// The cache is behind: the stored object moved on (another writer
+	// published other addresses), so the patch on the cached version is
+	// refused and the decision is made again on a fresh read.
+	cached := newIngress()
+	stored := cached.DeepCopy()
+	stored.ResourceVersion = "6"
+	stored.Status.LoadBalancer.Ingress = lb("198.51.100.1")
+	c := fake.NewClientset(stored)
+	c.PrependReactor("patch", "ingresses", conflictOnStaleResourceVersion(t, c))
+	w := &Writer{Client: c}
+	if wrote, err := w.Update(context.Background(), cached, lb("1.2.3.4")); err != nil || !wrote {
+		t.Fatalf("wrote=%v err=%v, want a write", wrote, err)
+	}
+	patches := statusPatches(c)
+	if len(patches) != 2 || !strings.Contains(patches[0], `"resourceVersion":"5"`) || !strings.Contains(patches[1], `"resourceVersion":"6"`) {
+		t.Errorf("status patches %q, want one on version 5 (refused) then one on version 6", patches)
+	}
+	got, err := c.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Equal(got.Status.LoadBalancer.Ingress, lb("1.2.3.4")) {
+		t.Errorf("stored status %v", got.Status.LoadBalancer.Ingress)
+	}
+}
+
+func TestWriterRefusesAReplacedIngress(t *testing.T) {
+	cached := newIngress()
+	stored := cached.DeepCopy()
+	stored.UID, stored.ResourceVersion = "u2", "9"
+	c := fake.NewClientset(stored)
+	c.PrependReactor("patch", "ingresses", conflictOnStaleResourceVersion(t, c))
+	_, err := (&Writer{Client: c}).Update(context.Background(), cached, lb("1.2.3.4"))
+	if err == nil || !strings.Contains(err.Error(), "replaced") {
+		t.Fatalf("err = %v, want the replaced Ingress named", err)
+	}
+	if n := len(statusPatches(c)); n != 1 {
+		t.Errorf("%d status patches, want only the refused one", n)
 	}
 }

@@ -174,9 +174,12 @@ func decodedMembers(doc map[string]any) []docMember {
 // declLoad is one declarative configuration being validated.
 type declLoad struct {
 	createdAt int64
-	top       errTree
-	items     map[string][]*declItem // by collection, in document order
-	order     []*declItem            // every item, in document order
+	// boxedStamp is createdAt boxed once: every entity this load stamps
+	// shares it instead of boxing its own copy.
+	boxedStamp any
+	top        errTree
+	items      map[string][]*declItem // by collection, in document order
+	order      []*declItem            // every item, in document order
 	// elements are the top-level collection elements that came as raw
 	// bytes, with their items: what the next load may reuse.
 	elements []loadedElement
@@ -192,7 +195,7 @@ type loadedElement struct {
 }
 
 func newDeclLoad(createdAt int64) *declLoad {
-	return &declLoad{createdAt: createdAt, top: errTree{}, items: map[string][]*declItem{}}
+	return &declLoad{createdAt: createdAt, boxedStamp: float64(createdAt), top: errTree{}, items: map[string][]*declItem{}}
 }
 
 // collect checks the top-level members and gathers every collection's
@@ -440,17 +443,22 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 		switch {
 		case it.id == t.id && (!t.stamp.created || t.stamp.at == l.createdAt):
 			it.ent, it.row = t.ent, t.row
+		case it.id == t.id:
+			// The same entity at another load time: the row shares the
+			// entity map and carries the new stamps (see row.entity), so
+			// it.ent keeps the template's map, whose load-time stamps
+			// are stale; the next reuse restamps from it in turn.
+			it.stamp.at = l.createdAt
+			it.ent = t.ent
+			if cap(l.buf)-len(l.buf) < 4096 {
+				l.buf = make([]byte, 0, 64<<10)
+			}
+			it.row, l.buf = t.row.restamped(it.stamp, l.buf)
 		default:
-			// The same entity under another id or load time.
+			// The same entity under another id.
 			it.ent = maps.Clone(t.ent)
 			it.ent["id"] = it.id
 			l.stampTimes(it)
-			if it.id == t.id {
-				if cap(l.buf)-len(l.buf) < 4096 {
-					l.buf = make([]byte, 0, 64<<10)
-				}
-				it.row, l.buf = t.row.restamped(it.ent, l.buf)
-			}
 		}
 		return
 	}
@@ -494,7 +502,7 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 func (l *declLoad) stampTimes(it *declItem) {
 	it.stamp.at = l.createdAt
 	if it.stamp.created {
-		it.ent["created_at"] = float64(l.createdAt)
+		it.ent["created_at"] = l.boxedStamp
 	}
 	if it.stamp.updated {
 		it.ent["updated_at"] = it.ent["created_at"]

@@ -176,7 +176,7 @@ func sameState(t *testing.T, got, want *State) {
 		gr, wr := got.rowsOf(c), want.rowsOf(c)
 		for i := range wr {
 			g, w := gr[i], wr[i]
-			if g.sum != w.sum || !slices.Equal(g.keys, w.keys) || g.stamps != w.stamps || !reflect.DeepEqual(g.e, w.e) || !reflect.DeepEqual(g.wire, w.wire) || g.created != w.created {
+			if g.sum != w.sum || !slices.Equal(g.keys, w.keys) || g.stamps != w.stamps || !reflect.DeepEqual(g.entity(), w.entity()) || !bytes.Equal(g.enc, w.enc) || !reflect.DeepEqual(g.wire, w.wire) || g.created != w.created {
 				t.Fatalf("%s %s: row differs:\n got %+v\nwant %+v", c, w.id, g, w)
 			}
 		}

@@ -64,7 +64,40 @@ type row struct {
 	// enc, which the digest leaves out.
 	stamps  memberSpans
 	wire    *wire   // see wireOf
-	created float64 // e's created_at, which orders routes and targets
+	created float64 // the entity's created_at, which orders routes and targets
+	// restamp, when it stamps anything, overrides e's timestamps: a row
+	// reused by a later declarative load shares the earlier row's entity
+	// map instead of copying it for new load-time stamps (see entity).
+	restamp stampUse
+}
+
+// entity returns the row's entity. A restamped row materializes a copy
+// with its own timestamps on each call: reads are rare next to the
+// once-per-second restamp of every reused row.
+func (r *row) entity() entity {
+	if !r.restamp.created && !r.restamp.updated {
+		return r.e
+	}
+	e := maps.Clone(r.e)
+	if r.restamp.created {
+		e["created_at"] = float64(r.restamp.at)
+	}
+	if r.restamp.updated {
+		e["updated_at"] = e["created_at"]
+	}
+	return e
+}
+
+// stampValue is the value of a timestamp member of the row's entity.
+func (r *row) stampValue(name string) any {
+	if name == "updated_at" && r.restamp.updated {
+		// updated_at copies created_at when absent (see stampTimes).
+		name = "created_at"
+	}
+	if name == "created_at" && r.restamp.created {
+		return float64(r.restamp.at)
+	}
+	return r.e[name]
 }
 
 type indexKey struct{ key, id string }
@@ -148,12 +181,12 @@ func digestWithoutStamps(enc []byte, stamps memberSpans) [16]byte {
 	return sum
 }
 
-// restamped returns r for e, an entity equal to r.e except for its
-// timestamps: the encoding is patched where the timestamps are and the
-// digest, which leaves them out, is kept.
-func (r *row) restamped(e entity, buf []byte) (*row, []byte) {
-	n := &row{id: r.id, e: e, sum: r.sum, keys: r.keys, stamps: r.stamps, wire: r.wire}
-	n.created, _ = e["created_at"].(float64)
+// restamped returns r with the load-time timestamps of stamp: the
+// entity map is shared (see entity), the encoding is patched where the
+// timestamps are and the digest, which leaves them out, is kept.
+func (r *row) restamped(stamp stampUse, buf []byte) (*row, []byte) {
+	n := &row{id: r.id, e: r.e, sum: r.sum, keys: r.keys, stamps: r.stamps, wire: r.wire, restamp: stamp}
+	n.created, _ = n.stampValue("created_at").(float64)
 	start := len(buf)
 	last := 0
 	for k, cut := range r.stamps.spans() {
@@ -170,7 +203,7 @@ func (r *row) restamped(e entity, buf []byte) (*row, []byte) {
 		}
 		buf = appendJSONString(buf, name)
 		buf = append(buf, ':')
-		buf = appendJSON(buf, e[name])
+		buf = appendJSON(buf, n.stampValue(name))
 		n.stamps.span[k] = [2]int{from, len(buf) - start}
 		last = cut[1]
 	}
@@ -398,7 +431,7 @@ func (s *State) Count() int { return s.count }
 
 func (s *State) get(coll, id string) entity {
 	if r := s.tables[coll].get(strings.ToLower(id)); r != nil {
-		return r.e
+		return r.entity()
 	}
 	return nil
 }
@@ -407,7 +440,7 @@ func (s *State) get(coll, id string) entity {
 func (s *State) byName(coll, name string) entity {
 	t := s.tables[coll]
 	if id, ok := t.lookupKey("n\x00" + name); ok {
-		return t.get(id).e
+		return t.get(id).entity()
 	}
 	return nil
 }
@@ -417,7 +450,7 @@ func (s *State) byName(coll, name string) entity {
 func (s *State) byUnique(coll, field, value string) entity {
 	t := s.tables[coll]
 	if id, ok := t.lookupKey("u\x00" + field + "\x00" + value); ok {
-		return t.get(id).e
+		return t.get(id).entity()
 	}
 	return nil
 }
@@ -438,7 +471,7 @@ func (s *State) list(coll string) []entity {
 	t := s.tables[coll]
 	out := make([]entity, 0, t.rows.Len())
 	t.rows.Ascend(func(r *row) bool {
-		out = append(out, r.e)
+		out = append(out, r.entity())
 		return true
 	})
 	return out
@@ -451,7 +484,7 @@ func (s *State) scan(coll string, sc *scope, after string, visit func(entity) bo
 	t := s.tables[coll]
 	if sc == nil {
 		t.rows.AscendGreaterOrEqual(&row{id: after}, func(r *row) bool {
-			return r.id == after || visit(r.e)
+			return r.id == after || visit(r.entity())
 		})
 		return
 	}
@@ -460,7 +493,7 @@ func (s *State) scan(coll string, sc *scope, after string, visit func(entity) bo
 		if k.key != prefix {
 			return false
 		}
-		return k.id == after || visit(t.get(k.id).e)
+		return k.id == after || visit(t.get(k.id).entity())
 	})
 }
 

@@ -1,10 +1,12 @@
 package kong
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -190,5 +192,58 @@ func TestScopedScan(t *testing.T) {
 	}
 	if st.byName("targets", "00000000-0000-4000-8000-000000000100:10.0.0.3:80") == nil {
 		t.Error("target not found by upstream and address")
+	}
+}
+
+// TestRestampedRowMatchesFreshRow checks that a row restamped for a later
+// load, which shares the earlier entity map, reads and encodes exactly as
+// a row built from the stamped entity, whichever timestamps were literal.
+func TestRestampedRowMatchesFreshRow(t *testing.T) {
+	svcs := schemas["services"]
+	tests := []struct {
+		name    string
+		literal map[string]any // timestamps the document gave
+	}{
+		{"both stamped by the load", nil},
+		{"literal created_at, updated_at copies it", map[string]any{"created_at": 5.0}},
+		{"literal updated_at", map[string]any{"updated_at": 7.0}},
+		{"both literal", map[string]any{"created_at": 5.0, "updated_at": 7.0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stampAt := func(at int64) (entity, stampUse) {
+				in := map[string]any{"name": "s", "host": "h"}
+				for k, v := range tt.literal {
+					in[k] = v
+				}
+				e, errs := normalizeEntity(svcs, in, nil)
+				if errs != nil {
+					t.Fatal(errs)
+				}
+				e["id"] = "00000000-0000-4000-8000-000000000001"
+				l := newDeclLoad(at)
+				it := &declItem{ent: e}
+				it.stamp = stampUse{created: e["created_at"] == nil, updated: e["updated_at"] == nil}
+				l.stampTimes(it)
+				return it.ent, it.stamp
+			}
+			first, stamp := stampAt(100)
+			old, _ := newRow(svcs, first, nil)
+			stamp.at = 200
+			got, _ := old.restamped(stamp, nil)
+			again, _ := got.restamped(stampUse{created: stamp.created, updated: stamp.updated, at: 300}, nil)
+
+			for at, r := range map[int64]*row{200: got, 300: again} {
+				fresh, _ := stampAt(at)
+				want, _ := newRow(svcs, fresh, nil)
+				if !reflect.DeepEqual(r.entity(), want.entity()) || !bytes.Equal(r.enc, want.enc) ||
+					r.created != want.created || r.stamps != want.stamps || r.sum != want.sum {
+					t.Errorf("at %d: restamped row\n %v %s\nwant\n %v %s", at, r.entity(), r.enc, want.entity(), want.enc)
+				}
+			}
+			if !reflect.DeepEqual(old.entity(), first) {
+				t.Errorf("restamping changed the earlier row: %v, want %v", old.entity(), first)
+			}
+		})
 	}
 }
