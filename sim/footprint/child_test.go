@@ -92,6 +92,7 @@ func runChildController(ctx context.Context, o *options.Options, log *slog.Logge
 		return fmt.Errorf("--kubeconfig: %w", err)
 	}
 	rest.UserAgent = "konductor-footprint"
+	rest.QPS, rest.Burst = o.APIServerQPS, o.APIServerBurst
 	client, err := kubernetes.NewForConfig(rest)
 	if err != nil {
 		return err

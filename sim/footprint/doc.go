@@ -10,10 +10,9 @@
 // what an operator would see instead: VmRSS and VmHWM of the controller
 // process and the Go heap it reports on /metrics.
 //
-// The package holds only tests. The measurement takes minutes (most of it
-// waiting for 10k status writes at client-go's default 5 requests per
-// second) and needs root and the control-plane binaries, so it runs only
-// when asked:
+// The package holds only tests. The measurement takes minutes (creating
+// 30k objects, then 10k status writes at --apiserver-qps) and needs root
+// and the control-plane binaries, so it runs only when asked:
 //
 //	KONDUCTOR_FOOTPRINT=1 go test -count=1 -timeout=90m -run TestFootprint10k -v ./sim/footprint/
 //
