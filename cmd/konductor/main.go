@@ -73,6 +73,12 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("building the Kubernetes client: %w", err)
 	}
+	// Each clientset gets its own rate limiter: the lock's renewals must not
+	// wait behind 10k status writes.
+	electionClient, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return fmt.Errorf("building the Kubernetes client: %w", err)
+	}
 	namespace, _, _ := kubeconfig.Namespace()
 
 	kong, err := kongclient.NewHTTPClient(kongclient.ClientOptions{
@@ -94,6 +100,7 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 	m, err := manager.New(manager.Config{
 		Options:           o,
 		Client:            client,
+		ElectionClient:    electionClient,
 		HTTPClient:        kong,
 		PodName:           os.Getenv("POD_NAME"),
 		ElectionNamespace: namespace,

@@ -91,6 +91,10 @@ type Config struct {
 	Options *options.Options
 	// Client reaches the Kubernetes API server.
 	Client kubernetes.Interface
+	// ElectionClient, when set, is used for the leader election lock
+	// only. main gives it its own rate limiter so that lease renewals never
+	// queue behind a burst of status writes or Events; nil means Client.
+	ElectionClient kubernetes.Interface
 	// HTTPClient reaches the Kong Admin APIs (TLS and token already set,
 	// see kongclient.NewHTTPClient); tests pass an in-memory transport.
 	HTTPClient *http.Client
@@ -342,8 +346,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 
 	if needElector {
+		electionClient := m.cfg.ElectionClient
+		if electionClient == nil {
+			electionClient = m.cfg.Client
+		}
 		m.elector, err = election.New(election.Config{
-			Client:        m.cfg.Client,
+			Client:        electionClient,
 			Namespace:     m.ns,
 			Name:          election.LockName(m.o.ElectionID, m.o.IngressClass),
 			LockType:      m.o.ElectionLock,
