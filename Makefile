@@ -8,7 +8,7 @@ BENCH      ?= .
 SEEDS      ?= 1000
 E2E_FLAGS  ?= -count=1 -timeout 60m -v
 
-.PHONY: all build test lint bench run kongsim-demo sim e2e e2e-local images k8s-binaries postgres-start postgres-stop help
+.PHONY: all build test lint bench footprint run kongsim-demo sim e2e e2e-local images k8s-binaries postgres-start postgres-stop help
 
 all: lint build test
 
@@ -30,6 +30,9 @@ lint: ## gofmt and go vet over every module
 
 bench: ## run the benchmarks (BENCH=regexp to choose)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+footprint: ## memory of the konductor binary with 10k Ingresses/Services/EndpointSlices on the local control plane (root, minutes)
+	KONDUCTOR_FOOTPRINT=1 $(GO) test -count=1 -timeout=90m -run TestFootprint10k -v ./sim/footprint/
 
 run: ## the main job: the simulator runs the real controller through 20 seeded fault schedules and reports
 	$(GO) run ./cmd/konductor-sim -seeds 20
