@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -20,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
-	"sigs.k8s.io/yaml"
 
 	"konductor.dev/controller/ingressclass"
 	"konductor.dev/controller/translate"
@@ -433,58 +431,16 @@ func decorate(obj runtime.Object) {
 	}
 }
 
-var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
-
-// loadSnapshot reads a multi-document YAML file of Ingresses, Services,
-// EndpointSlices and Secrets (translate's golden inputs).
+// loadSnapshot reads one of translate's golden input bundles.
 func loadSnapshot(t *testing.T, path string) translate.Snapshot {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var snap translate.Snapshot
-	for i, doc := range docSeparator.Split(string(raw), -1) {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		js, err := yaml.YAMLToJSON([]byte(doc))
-		if err != nil {
-			t.Fatalf("%s document %d: %v", path, i, err)
-		}
-		var kind struct{ Kind string }
-		if err := json.Unmarshal(js, &kind); err != nil {
-			t.Fatalf("%s document %d: %v", path, i, err)
-		}
-		var into any
-		switch kind.Kind {
-		case "Ingress":
-			obj := &networkingv1.Ingress{}
-			snap.Ingresses, into = append(snap.Ingresses, obj), obj
-		case "Service":
-			obj := &corev1.Service{}
-			snap.Services, into = append(snap.Services, obj), obj
-		case "EndpointSlice":
-			obj := &discoveryv1.EndpointSlice{}
-			snap.EndpointSlices, into = append(snap.EndpointSlices, obj), obj
-		case "Secret":
-			obj := &corev1.Secret{}
-			snap.Secrets, into = append(snap.Secrets, obj), obj
-		default:
-			t.Fatalf("%s document %d: unexpected kind %q", path, i, kind.Kind)
-		}
-		if err := json.Unmarshal(js, into); err != nil {
-			t.Fatalf("%s document %d: %v", path, i, err)
-		}
-	}
-	for _, s := range snap.Secrets {
-		for k, v := range s.StringData {
-			if s.Data == nil {
-				s.Data = map[string][]byte{}
-			}
-			s.Data[k] = []byte(v)
-		}
-		s.StringData = nil
+	snap, err := translate.DecodeYAML(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 	return snap
 }

@@ -10,14 +10,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"sigs.k8s.io/yaml"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from the current output")
@@ -163,59 +161,16 @@ func shuffled(rng *rand.Rand, s Snapshot) Snapshot {
 	return out
 }
 
-var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
-
-// loadSnapshot reads a multi-document YAML file of Ingresses, Services,
-// EndpointSlices and Secrets. Secret stringData is folded into data, as the
-// API server would do.
+// loadSnapshot reads one of translate's golden input bundles.
 func loadSnapshot(t *testing.T, path string) Snapshot {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var snap Snapshot
-	for i, doc := range docSeparator.Split(string(raw), -1) {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		js, err := yaml.YAMLToJSON([]byte(doc))
-		if err != nil {
-			t.Fatalf("%s document %d: %v", path, i, err)
-		}
-		var meta struct{ Kind string }
-		if err := json.Unmarshal(js, &meta); err != nil {
-			t.Fatalf("%s document %d: %v", path, i, err)
-		}
-		var into any
-		switch meta.Kind {
-		case "Ingress":
-			obj := &networkingv1.Ingress{}
-			snap.Ingresses, into = append(snap.Ingresses, obj), obj
-		case "Service":
-			obj := &corev1.Service{}
-			snap.Services, into = append(snap.Services, obj), obj
-		case "EndpointSlice":
-			obj := &discoveryv1.EndpointSlice{}
-			snap.EndpointSlices, into = append(snap.EndpointSlices, obj), obj
-		case "Secret":
-			obj := &corev1.Secret{}
-			snap.Secrets, into = append(snap.Secrets, obj), obj
-		default:
-			t.Fatalf("%s document %d: unexpected kind %q", path, i, meta.Kind)
-		}
-		if err := json.Unmarshal(js, into); err != nil {
-			t.Fatalf("%s document %d: %v", path, i, err)
-		}
-	}
-	for _, s := range snap.Secrets {
-		for k, v := range s.StringData {
-			if s.Data == nil {
-				s.Data = map[string][]byte{}
-			}
-			s.Data[k] = []byte(v)
-		}
-		s.StringData = nil
+	snap, err := DecodeYAML(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 	return snap
 }
