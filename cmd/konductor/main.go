@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -118,7 +119,7 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 		flag, addr string
 		handler    http.Handler
 	}{
-		{"metrics-bind-address", o.MetricsBindAddress, metricsMux(reg)},
+		{"metrics-bind-address", o.MetricsBindAddress, metricsMux(reg, o.Profiling)},
 		{"health-probe-bind-address", o.HealthProbeBindAddress, health.Mux(m.ReadyChecks()...)},
 	}
 	var started []*http.Server
@@ -167,9 +168,15 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 	return nil
 }
 
-func metricsMux(reg *prometheus.Registry) http.Handler {
+func metricsMux(reg *prometheus.Registry, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

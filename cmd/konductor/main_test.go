@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestRunExitCodes(t *testing.T) {
@@ -28,5 +32,15 @@ func TestRunExitCodes(t *testing.T) {
 				t.Errorf("stderr %q lacks %q", stderr.String(), tt.want)
 			}
 		})
+	}
+}
+
+func TestProfilingIsServedOnlyWhenAsked(t *testing.T) {
+	for _, profiling := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		metricsMux(prometheus.NewRegistry(), profiling).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/heap", nil))
+		if got := rec.Code == http.StatusOK; got != profiling {
+			t.Errorf("--profiling=%v: GET /debug/pprof/heap = %d", profiling, rec.Code)
+		}
 	}
 }

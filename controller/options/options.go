@@ -76,6 +76,7 @@ type Options struct {
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	Profiling              bool
 	LogLevel               string
 	LogFormat              string
 }
@@ -136,6 +137,7 @@ func (o *Options) FlagSet() *pflag.FlagSet {
 
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":10255", "Address of the Prometheus /metrics listener; empty disables it.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":10254", "Address of the /healthz and /readyz listener; empty disables it.")
+	fs.BoolVar(&o.Profiling, "profiling", false, "Serve Go's pprof profiles at /debug/pprof/ on the --metrics-bind-address listener.")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	fs.StringVar(&o.LogFormat, "log-format", "json", "Log format: json or text.")
 	return fs

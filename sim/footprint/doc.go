@@ -16,9 +16,7 @@
 //
 //	KONDUCTOR_FOOTPRINT=1 go test -count=1 -timeout=90m -run TestFootprint10k -v ./sim/footprint/
 //
-// The binary serves no pprof; KONDUCTOR_FOOTPRINT_PPROF=<dir> runs the same
-// measurement with the test binary itself as the controller (the library
-// wired as cmd/konductor wires it, plus /debug/pprof/) and saves a heap
-// profile at every reading. TestFootprint10k's comment lists the other
+// KONDUCTOR_FOOTPRINT_PPROF=<dir> starts the binary with --profiling and
+// saves a heap profile at every reading. TestFootprint10k's comment lists the other
 // settings.
 package footprint

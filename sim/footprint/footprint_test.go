@@ -53,9 +53,9 @@ const (
 //   - KONDUCTOR_FOOTPRINT_ARGS adds flags to the controller's command line;
 //   - KONDUCTOR_FOOTPRINT_STATUS_TIMEOUT bounds the wait for the statuses
 //     (a Go duration, default 45m: the binary's client-go rate limit);
-//   - KONDUCTOR_FOOTPRINT_PPROF=<dir> runs the in-process variant instead
-//     of the binary and saves a heap profile into dir at every reading
-//     (see child_test.go).
+//   - KONDUCTOR_FOOTPRINT_PPROF=<dir> starts the binary with --profiling
+//     and saves a heap profile (after a collection) into dir at every
+//     reading.
 func TestFootprint10k(t *testing.T) {
 	if os.Getenv("KONDUCTOR_FOOTPRINT") != "1" {
 		t.Skip("set KONDUCTOR_FOOTPRINT=1 to measure the konductor binary's memory with 10k Ingresses on a real API server (minutes; needs root and the control-plane binaries)")
@@ -70,12 +70,12 @@ func TestFootprint10k(t *testing.T) {
 	}
 	ctx := t.Context()
 	profileDir := os.Getenv(profileDirEnv)
-	var bin string
-	if profileDir == "" {
-		bin = konductorBinary(t)
-	} else if err := os.MkdirAll(profileDir, 0o755); err != nil {
-		t.Fatalf("%s: %v", profileDirEnv, err)
+	if profileDir != "" {
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			t.Fatalf("%s: %v", profileDirEnv, err)
+		}
 	}
+	bin := konductorBinary(t)
 
 	binDir, err := localcluster.Binaries(ctx, io.Discard)
 	if err != nil {
@@ -125,12 +125,11 @@ func TestFootprint10k(t *testing.T) {
 		args = append(args, "--kong-admin-url="+k.URL())
 	}
 	args = append(args, strings.Fields(os.Getenv("KONDUCTOR_FOOTPRINT_ARGS"))...)
-	var env []string
 	if profileDir != "" {
-		bin, env = childCommand(args)
+		args = append(args, "--profiling")
 	}
 	started := time.Now()
-	ctrl := startController(t, bin, args, env)
+	ctrl := startController(t, bin, args)
 	t.Logf("konductor pid %d: %s %s", ctrl.cmd.Process.Pid, bin, strings.Join(args, " "))
 
 	measure := func(when string) {
@@ -379,13 +378,10 @@ type controllerProcess struct {
 
 // startController starts bin and returns once it serves /metrics. At test
 // cleanup it gets SIGTERM, as from the kubelet, and must exit 0.
-func startController(t *testing.T, bin string, args, env []string) *controllerProcess {
+func startController(t *testing.T, bin string, args []string) *controllerProcess {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	if env != nil {
-		cmd = exec.Command(bin) // the flags travel in env
-	}
-	cmd.Env = append(append(os.Environ(), "POD_NAME=konductor-footprint"), env...)
+	cmd.Env = append(os.Environ(), "POD_NAME=konductor-footprint")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
