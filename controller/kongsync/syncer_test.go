@@ -197,17 +197,19 @@ func TestAllTargetsConvergeAndChangesPropagate(t *testing.T) {
 	})
 }
 
+// driftCases are the two ways a replica's configuration drifts from ours.
+var driftCases = []struct {
+	name  string
+	drift func(k *fakeKong)
+}{
+	{name: "restarted empty", drift: func(k *fakeKong) { k.restart() }},
+	{name: "edited behind our back", drift: func(k *fakeKong) {
+		k.tamper(`{"_format_version":"3.0","services":[]}`)
+	}},
+}
+
 func TestDriftIsRepaired(t *testing.T) {
-	tests := []struct {
-		name  string
-		drift func(k *fakeKong)
-	}{
-		{name: "restarted empty", drift: func(k *fakeKong) { k.restart() }},
-		{name: "edited behind our back", drift: func(k *fakeKong) {
-			k.tamper(`{"_format_version":"3.0","services":[]}`)
-		}},
-	}
-	for _, tc := range tests {
+	for _, tc := range driftCases {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, three, nil)
@@ -607,16 +609,7 @@ func TestNewDesiredHashesBody(t *testing.T) {
 }
 
 func TestDriftWithdrawsAppliedVersionUntilRepaired(t *testing.T) {
-	tests := []struct {
-		name  string
-		drift func(k *fakeKong)
-	}{
-		{name: "restarted empty", drift: func(k *fakeKong) { k.restart() }},
-		{name: "edited behind our back", drift: func(k *fakeKong) {
-			k.tamper(`{"_format_version":"3.0","services":[]}`)
-		}},
-	}
-	for _, tc := range tests {
+	for _, tc := range driftCases {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, three, nil)
