@@ -21,7 +21,7 @@ import (
 // controller retains at that scale.
 func translatedBody(b *testing.B, n int) []byte {
 	b.Helper()
-	var s translate.Snapshot
+	var s translate.Objects
 	prefix := networkingv1.PathTypePrefix
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	portName, port, ready := "http", int32(8080), true
@@ -60,7 +60,7 @@ func translatedBody(b *testing.B, n int) []byte {
 		}
 		s.EndpointSlices = append(s.EndpointSlices, slice)
 	}
-	res := translate.Translate(s, translate.Options{})
+	res := translate.Translate(s.Snapshot(), translate.Options{})
 	if len(res.Translated) != n {
 		b.Fatalf("translated %d of %d Ingresses", len(res.Translated), n)
 	}

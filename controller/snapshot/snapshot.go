@@ -20,6 +20,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -27,10 +28,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
+	networkinginformers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
-	listersdiscoveryv1 "k8s.io/client-go/listers/discovery/v1"
 	listersnetworkingv1 "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -51,12 +53,9 @@ type Config struct {
 }
 
 type scope struct {
-	// factories: the main one, and one for Secrets (a list-options tweak
-	// applies to every informer of a factory).
-	factories      []informers.SharedInformerFactory
 	ingresses      listersnetworkingv1.IngressLister
-	services       listerscorev1.ServiceLister
-	endpointSlices listersdiscoveryv1.EndpointSliceLister
+	services       cache.Store // of *cachedService
+	endpointSlices cache.Store // of *cachedEndpointSlice
 	secrets        listerscorev1.SecretLister
 }
 
@@ -64,12 +63,17 @@ type scope struct {
 type Cache struct {
 	cfg       Config
 	scopes    map[string]*scope // by namespace ("" = all)
-	cluster   informers.SharedInformerFactory
 	classes   listersnetworkingv1.IngressClassLister
+	informers []cache.SharedIndexInformer
 	hasSynced []cache.InformerSynced
+	running   sync.WaitGroup
 }
 
 // New builds the informers; nothing runs until Start.
+//
+// The informers are made one by one rather than by a shared factory: a
+// factory adds a namespace index to every informer, ~1.5 MB with 10k
+// objects of each kind, and nothing here lists by namespace.
 func New(cfg Config) (*Cache, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("snapshot: Config.Client is nil")
@@ -88,39 +92,42 @@ func New(cfg Config) (*Cache, error) {
 	slices.Sort(namespaces)
 	namespaces = slices.Compact(namespaces)
 
-	tlsOnly := informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+	noIndexes := cache.Indexers{}
+	tlsOnly := func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)).String()
-	})
-	trimming := informers.WithTransform(trim)
+	}
 	for _, ns := range namespaces {
-		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns), trimming)
-		sf := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns), trimming, tlsOnly)
-		s := &scope{factories: []informers.SharedInformerFactory{f, sf}}
-		ing := f.Networking().V1().Ingresses()
-		svc := f.Core().V1().Services()
-		eps := f.Discovery().V1().EndpointSlices()
-		sec := sf.Core().V1().Secrets()
-		s.ingresses, s.services, s.endpointSlices, s.secrets = ing.Lister(), svc.Lister(), eps.Lister(), sec.Lister()
-		if err := c.watch(ing.Informer(), ingressChanged); err != nil {
+		ing := networkinginformers.NewFilteredIngressInformer(cfg.Client, ns, 0, noIndexes, nil)
+		svc := coreinformers.NewFilteredServiceInformer(cfg.Client, ns, 0, noIndexes, nil)
+		eps := discoveryinformers.NewFilteredEndpointSliceInformer(cfg.Client, ns, 0, noIndexes, nil)
+		sec := coreinformers.NewFilteredSecretInformer(cfg.Client, ns, 0, noIndexes, tlsOnly)
+		c.scopes[ns] = &scope{
+			ingresses:      listersnetworkingv1.NewIngressLister(ing.GetIndexer()),
+			services:       svc.GetStore(),
+			endpointSlices: eps.GetStore(),
+			secrets:        listerscorev1.NewSecretLister(sec.GetIndexer()),
+		}
+		if err := c.watch(ing, ingressChanged); err != nil {
 			return nil, err
 		}
-		for _, inf := range []cache.SharedIndexInformer{svc.Informer(), eps.Informer(), sec.Informer()} {
+		for _, inf := range []cache.SharedIndexInformer{svc, eps, sec} {
 			if err := c.watch(inf, resourceVersionChanged); err != nil {
 				return nil, err
 			}
 		}
-		c.scopes[ns] = s
 	}
-	c.cluster = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, trimming)
-	classes := c.cluster.Networking().V1().IngressClasses()
-	c.classes = classes.Lister()
-	if err := c.watch(classes.Informer(), resourceVersionChanged); err != nil {
+	classes := networkinginformers.NewFilteredIngressClassInformer(cfg.Client, 0, noIndexes, nil)
+	c.classes = listersnetworkingv1.NewIngressClassLister(classes.GetIndexer())
+	if err := c.watch(classes, resourceVersionChanged); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 func (c *Cache) watch(inf cache.SharedIndexInformer, changed func(old, new any) bool) error {
+	if err := inf.SetTransform(trim); err != nil {
+		return fmt.Errorf("snapshot: setting the transform: %w", err)
+	}
 	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { c.cfg.OnChange() },
 		UpdateFunc: func(old, new any) {
@@ -133,28 +140,21 @@ func (c *Cache) watch(inf cache.SharedIndexInformer, changed func(old, new any) 
 	if err != nil {
 		return fmt.Errorf("snapshot: adding event handler: %w", err)
 	}
+	c.informers = append(c.informers, inf)
 	c.hasSynced = append(c.hasSynced, inf.HasSynced, reg.HasSynced)
 	return nil
 }
 
 // Start runs the informers until ctx is done.
 func (c *Cache) Start(ctx context.Context) {
-	for _, s := range c.scopes {
-		for _, f := range s.factories {
-			f.StartWithContext(ctx)
-		}
+	for _, inf := range c.informers {
+		c.running.Go(func() { inf.RunWithContext(ctx) })
 	}
-	c.cluster.StartWithContext(ctx)
 }
 
 // Shutdown waits for the informers to stop after Start's ctx is done.
 func (c *Cache) Shutdown() {
-	for _, s := range c.scopes {
-		for _, f := range s.factories {
-			f.Shutdown()
-		}
-	}
-	c.cluster.Shutdown()
+	c.running.Wait()
 }
 
 // HasSynced reports whether every informer has listed its objects and
@@ -193,10 +193,16 @@ func (c *Cache) Snapshot() translate.Snapshot {
 				s.Ingresses = append(s.Ingresses, ing)
 			}
 		}
-		svcs, _ := sc.services.List(labels.Everything())
-		s.Services = append(s.Services, svcs...)
-		eps, _ := sc.endpointSlices.List(labels.Everything())
-		s.EndpointSlices = append(s.EndpointSlices, eps...)
+		for _, obj := range sc.services.List() {
+			if svc, ok := obj.(*cachedService); ok {
+				s.Services = append(s.Services, &svc.Service)
+			}
+		}
+		for _, obj := range sc.endpointSlices.List() {
+			if es, ok := obj.(*cachedEndpointSlice); ok {
+				s.EndpointSlices = append(s.EndpointSlices, &es.EndpointSlice)
+			}
+		}
 		secs, _ := sc.secrets.List(labels.Everything())
 		for _, sec := range secs {
 			if sec.Type == corev1.SecretTypeTLS {

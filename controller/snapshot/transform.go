@@ -20,7 +20,16 @@ import (
 // the status writer read and drops the rest; with 10k applications the
 // dropped parts are most of the cache.
 //
-// What every cached object keeps: name, namespace, uid, resourceVersion
+// Services and EndpointSlices are replaced by translation's compact form
+// (see compact.go): of a Service its konghq.com/ annotations, type,
+// externalName and port names and numbers; of an EndpointSlice its Service
+// label, address type, port names and numbers and the addresses of its
+// serving endpoints. The selector, cluster IPs, status, node, zone, hints,
+// hostname and Pod reference go: translation routes to EndpointSlices or
+// the external name, and the publish Service is watched by the manager,
+// not through here.
+//
+// What every other cached object keeps: name, namespace, uid, resourceVersion
 // (change detection, the status writer's staleness check and the
 // precondition of its patches), generation, creationTimestamp (translation
 // orders conflicts by age) and deletionTimestamp. managedFields,
@@ -40,9 +49,9 @@ func trim(obj any) (any, error) {
 	case *networkingv1.Ingress:
 		keepIdentity(&o.ObjectMeta, nil, annotationsWhere(o.Annotations, readFromIngresses))
 	case *corev1.Service:
-		trimService(o)
+		return compactService(o), nil
 	case *discoveryv1.EndpointSlice:
-		trimEndpointSlice(o)
+		return compactEndpointSlice(o), nil
 	case *corev1.Secret:
 		trimSecret(o)
 	case *networkingv1.IngressClass:
@@ -61,7 +70,7 @@ func trim(obj any) (any, error) {
 func keepIdentity(m *metav1.ObjectMeta, labels, annotations map[string]string) {
 	*m = metav1.ObjectMeta{
 		Name:              m.Name,
-		Namespace:         m.Namespace,
+		Namespace:         namespaces.intern(m.Namespace),
 		UID:               m.UID,
 		ResourceVersion:   m.ResourceVersion,
 		Generation:        m.Generation,
@@ -69,34 +78,6 @@ func keepIdentity(m *metav1.ObjectMeta, labels, annotations map[string]string) {
 		DeletionTimestamp: m.DeletionTimestamp,
 		Labels:            labels,
 		Annotations:       annotations,
-	}
-}
-
-// trimService keeps the konghq.com/ annotations (translate reads no
-// other), the type, externalName and ports. The selector, cluster IPs and
-// status go: translation routes to EndpointSlices or the external name,
-// and the publish Service is watched by the manager, not through here.
-func trimService(s *corev1.Service) {
-	keepIdentity(&s.ObjectMeta, nil, kongAnnotations(s.Annotations))
-	s.Spec = corev1.ServiceSpec{Type: s.Spec.Type, ExternalName: s.Spec.ExternalName, Ports: s.Spec.Ports}
-	s.Status = corev1.ServiceStatus{}
-}
-
-// trimEndpointSlice keeps the Service name label, the address type, the
-// ports' names and numbers and each endpoint's addresses and conditions:
-// what decides the Kong targets. Node, zone, hints, hostname and the Pod
-// reference go.
-func trimEndpointSlice(es *discoveryv1.EndpointSlice) {
-	var labels map[string]string
-	if svc, ok := es.Labels[discoveryv1.LabelServiceName]; ok {
-		labels = map[string]string{discoveryv1.LabelServiceName: svc}
-	}
-	keepIdentity(&es.ObjectMeta, labels, nil)
-	for i, p := range es.Ports {
-		es.Ports[i] = discoveryv1.EndpointPort{Name: p.Name, Port: p.Port}
-	}
-	for i, ep := range es.Endpoints {
-		es.Endpoints[i] = discoveryv1.Endpoint{Addresses: ep.Addresses, Conditions: ep.Conditions}
 	}
 }
 
@@ -119,11 +100,6 @@ func trimSecret(s *corev1.Secret) {
 // readFromIngresses tells the Ingress annotations the controller reads.
 func readFromIngresses(key string) bool {
 	return key == ingressclass.AnnotationIngressClass || strings.HasPrefix(key, translate.AnnotationPrefix)
-}
-
-// kongAnnotations returns the konghq.com/ annotations of a, nil if none.
-func kongAnnotations(a map[string]string) map[string]string {
-	return annotationsWhere(a, func(key string) bool { return strings.HasPrefix(key, translate.AnnotationPrefix) })
 }
 
 // annotationsWhere returns the annotations of a whose key keep accepts, nil

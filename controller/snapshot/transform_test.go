@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -169,13 +170,14 @@ func TestTrim(t *testing.T) {
 			},
 		},
 		{
-			name: "Service keeps konghq.com annotations, type, externalName and ports",
+			name: "Service becomes its compact form: konghq.com annotations, type, externalName, port names and numbers",
 			in:   func() any { return fullService() },
 			want: func() any {
-				s := fullService()
-				return &corev1.Service{
-					ObjectMeta: identity(s.ObjectMeta, nil, map[string]string{translate.AnnotationProtocol: "https", translate.AnnotationStripPath: "true"}),
-					Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Ports: s.Spec.Ports},
+				return &cachedService{
+					Service: translate.Service{Namespace: "shop", Name: "web", UID: "uid-web",
+						Annotations: map[string]string{translate.AnnotationProtocol: "https", translate.AnnotationStripPath: "true"},
+						Type:        corev1.ServiceTypeClusterIP, Ports: []translate.ServicePort{{Name: "http", Port: 80}}},
+					trimmedMeta: trimmedMeta{resourceVersion: "42"},
 				}
 			},
 		},
@@ -184,34 +186,46 @@ func TestTrim(t *testing.T) {
 			in: func() any {
 				s := fullService()
 				s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "api.example.com"
+				s.Spec.Ports = nil
 				return s
 			},
 			want: func() any {
-				s := fullService()
-				return &corev1.Service{
-					ObjectMeta: identity(s.ObjectMeta, nil, map[string]string{translate.AnnotationProtocol: "https", translate.AnnotationStripPath: "true"}),
-					Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "api.example.com", Ports: s.Spec.Ports},
+				return &cachedService{
+					Service: translate.Service{Namespace: "shop", Name: "web", UID: "uid-web",
+						Annotations: map[string]string{translate.AnnotationProtocol: "https", translate.AnnotationStripPath: "true"},
+						Type:        corev1.ServiceTypeExternalName, ExternalName: "api.example.com"},
+					trimmedMeta: trimmedMeta{resourceVersion: "42"},
 				}
 			},
 		},
 		{
-			name: "EndpointSlice keeps the Service label, port names and numbers, addresses and conditions",
-			in:   func() any { return fullEndpointSlice() },
-			want: func() any {
+			name: "EndpointSlice becomes its compact form: Service label, port names and numbers, serving addresses",
+			in: func() any {
 				es := fullEndpointSlice()
-				return &discoveryv1.EndpointSlice{
-					ObjectMeta:  identity(es.ObjectMeta, map[string]string{discoveryv1.LabelServiceName: "web"}, nil),
-					AddressType: discoveryv1.AddressTypeIPv4,
-					Ports:       []discoveryv1.EndpointPort{{Name: &http80, Port: &port8080}},
-					Endpoints: []discoveryv1.Endpoint{{
-						Addresses:  []string{"10.244.0.5"},
-						Conditions: discoveryv1.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no},
-					}},
+				ep := es.Endpoints[0]
+				for _, c := range []discoveryv1.EndpointConditions{
+					{Ready: &no}, {Ready: &yes, Terminating: &yes}, {Serving: &yes}, {Ready: &yes, Serving: &no},
+				} {
+					ep.Addresses, ep.Conditions = []string{"10.244.9." + strconv.Itoa(len(es.Endpoints))}, c
+					es.Endpoints = append(es.Endpoints, ep)
+				}
+				unnamed := int32(9090)
+				es.Ports = append(es.Ports, discoveryv1.EndpointPort{Port: &unnamed}, discoveryv1.EndpointPort{Name: &http80})
+				return es
+			},
+			want: func() any {
+				return &cachedEndpointSlice{
+					EndpointSlice: translate.EndpointSlice{Namespace: "shop", Name: "web-x1", Service: "web",
+						AddressType: discoveryv1.AddressTypeIPv4,
+						Ports:       []translate.EndpointPort{{Name: "http", Port: 8080}, {Port: 9090}, {Name: "http"}},
+						// ready, or readiness unknown, and not terminating
+						Serving: []string{"10.244.0.5", "10.244.9.3", "10.244.9.4"}},
+					trimmedMeta: trimmedMeta{resourceVersion: "42"},
 				}
 			},
 		},
 		{
-			name: "EndpointSlice without a Service label has no labels",
+			name: "EndpointSlice without a Service label or endpoints",
 			in: func() any {
 				es := fullEndpointSlice()
 				delete(es.Labels, discoveryv1.LabelServiceName)
@@ -219,11 +233,10 @@ func TestTrim(t *testing.T) {
 				return es
 			},
 			want: func() any {
-				es := fullEndpointSlice()
-				return &discoveryv1.EndpointSlice{
-					ObjectMeta:  identity(es.ObjectMeta, nil, nil),
-					AddressType: discoveryv1.AddressTypeIPv4,
-					Ports:       []discoveryv1.EndpointPort{{Name: &http80, Port: &port8080}},
+				return &cachedEndpointSlice{
+					EndpointSlice: translate.EndpointSlice{Namespace: "shop", Name: "web-x1",
+						AddressType: discoveryv1.AddressTypeIPv4, Ports: []translate.EndpointPort{{Name: "http", Port: 8080}}},
+					trimmedMeta: trimmedMeta{resourceVersion: "42"},
 				}
 			},
 		},
@@ -332,16 +345,29 @@ func TestTrimKeepsTranslation(t *testing.T) {
 	}
 	for _, input := range inputs {
 		t.Run(strings.TrimSuffix(filepath.Base(input), ".yaml"), func(t *testing.T) {
-			want := translate.Translate(loadSnapshot(t, input), translate.Options{})
-			trimmed := loadSnapshot(t, input)
-			for _, obj := range objectsOf(trimmed) {
+			want := translate.Translate(loadObjects(t, input).Snapshot(), translate.Options{})
+			var trimmed translate.Snapshot
+			for _, obj := range objectsOf(loadObjects(t, input)) {
 				decorate(obj)
 				before := classMembership(obj)
-				if _, err := trim(obj); err != nil {
+				out, err := trim(obj)
+				if err != nil {
 					t.Fatal(err)
 				}
 				if after := classMembership(obj); after != before {
 					t.Errorf("%s: class membership %v before trimming, %v after", dump(obj), before, after)
+				}
+				switch o := out.(type) {
+				case *networkingv1.Ingress:
+					trimmed.Ingresses = append(trimmed.Ingresses, o)
+				case *cachedService:
+					trimmed.Services = append(trimmed.Services, &o.Service)
+				case *cachedEndpointSlice:
+					trimmed.EndpointSlices = append(trimmed.EndpointSlices, &o.EndpointSlice)
+				case *corev1.Secret:
+					trimmed.Secrets = append(trimmed.Secrets, o)
+				default:
+					t.Fatalf("trim made a %T of %s", out, dump(obj))
 				}
 			}
 			got := translate.Translate(trimmed, translate.Options{})
@@ -369,7 +395,7 @@ func classMembership(obj runtime.Object) [4]bool {
 }
 
 // objectsOf lists every object of s.
-func objectsOf(s translate.Snapshot) []runtime.Object {
+func objectsOf(s translate.Objects) []runtime.Object {
 	var out []runtime.Object
 	for _, o := range s.Ingresses {
 		out = append(out, o)
@@ -431,8 +457,8 @@ func decorate(obj runtime.Object) {
 	}
 }
 
-// loadSnapshot reads one of translate's golden input bundles.
-func loadSnapshot(t *testing.T, path string) translate.Snapshot {
+// loadObjects reads one of translate's golden input bundles.
+func loadObjects(t *testing.T, path string) translate.Objects {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -455,11 +481,11 @@ func TestCacheServesTrimmedObjects(t *testing.T) {
 			t.Fatalf("snapshot holds %d Services, %d EndpointSlices, %d Secrets, %d Ingresses; want one of each",
 				len(s.Services), len(s.EndpointSlices), len(s.Secrets), len(s.Ingresses))
 		}
-		if svc := s.Services[0]; svc.Spec.Selector != nil || svc.Labels != nil || svc.Annotations[corev1.LastAppliedConfigAnnotation] != "" {
-			t.Errorf("cached Service not trimmed: %s", dump(svc))
+		if svc := s.Services[0]; !reflect.DeepEqual(svc, translate.ServiceOf(fullService())) || svc.Annotations[corev1.LastAppliedConfigAnnotation] != "" {
+			t.Errorf("cached Service not in compact form: %s", dump(svc))
 		}
-		if ep := s.EndpointSlices[0].Endpoints[0]; ep.TargetRef != nil || ep.NodeName != nil {
-			t.Errorf("cached EndpointSlice not trimmed: %s", dump(s.EndpointSlices[0]))
+		if es := s.EndpointSlices[0]; !reflect.DeepEqual(es, translate.EndpointSliceOf(fullEndpointSlice())) {
+			t.Errorf("cached EndpointSlice not in compact form: %s", dump(es))
 		}
 		if _, ok := s.Secrets[0].Data["ca.crt"]; ok {
 			t.Errorf("cached Secret kept ca.crt")

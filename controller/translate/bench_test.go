@@ -18,7 +18,7 @@ import (
 // port) and an EndpointSlice of three ready endpoints. Object i of each kind
 // belongs together, in that order.
 func benchSnapshot(n int) Snapshot {
-	var s Snapshot
+	var s Objects
 	prefix := networkingv1.PathTypePrefix
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range n {
@@ -58,7 +58,7 @@ func benchSnapshot(n int) Snapshot {
 		}
 		s.EndpointSlices = append(s.EndpointSlices, slice)
 	}
-	return s
+	return s.Snapshot()
 }
 
 func benchmarkTranslate(b *testing.B, n int) {

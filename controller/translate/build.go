@@ -104,7 +104,7 @@ func (bd *builder) buildRoute(r *routeOf) {
 func (bd *builder) buildBackend(b *backend) {
 	e, port := b.entry, b.port.Port
 	svc := e.svc
-	external := svc.Spec.Type == corev1.ServiceTypeExternalName
+	external := svc.Type == corev1.ServiceTypeExternalName
 
 	// All names and ids of the backend's entities are cut from one string:
 	// service name and id, then upstream name and id, then address and id
@@ -143,7 +143,7 @@ func (bd *builder) buildBackend(b *backend) {
 	text := tb.cut()
 
 	if external {
-		b.service = bd.service(e.tags, text.at(1), text.at(0), svc.Spec.ExternalName, int(port), &e.settings)
+		b.service = bd.service(e.tags, text.at(1), text.at(0), svc.ExternalName, int(port), &e.settings)
 		return
 	}
 	upstream := text.at(2)

@@ -30,21 +30,16 @@ func (bd *builder) targetAddrs(e *serviceEntry, portName string) []span {
 		if !ok {
 			continue
 		}
-		for _, ep := range es.Endpoints {
-			if !serving(ep.Conditions) {
+		for _, addr := range es.Serving {
+			// EndpointSlice addresses are validated by the API server; a zoned
+			// or unparsable one cannot be a Kong target and is skipped.
+			ip, err := netip.ParseAddr(addr)
+			if err != nil || ip.Zone() != "" {
 				continue
 			}
-			for _, addr := range ep.Addresses {
-				// EndpointSlice addresses are validated by the API server; a zoned
-				// or unparsable one cannot be a Kong target and is skipped.
-				ip, err := netip.ParseAddr(addr)
-				if err != nil || ip.Zone() != "" {
-					continue
-				}
-				start := len(bd.addrBuf)
-				bd.addrBuf = netip.AddrPortFrom(ip, uint16(port)).AppendTo(bd.addrBuf)
-				bd.addrs = append(bd.addrs, span{start, len(bd.addrBuf)})
-			}
+			start := len(bd.addrBuf)
+			bd.addrBuf = netip.AddrPortFrom(ip, uint16(port)).AppendTo(bd.addrBuf)
+			bd.addrs = append(bd.addrs, span{start, len(bd.addrBuf)})
 		}
 	}
 	text := func(s span) []byte { return bd.addrBuf[s.start:s.end] }
@@ -54,21 +49,11 @@ func (bd *builder) targetAddrs(e *serviceEntry, portName string) []span {
 	return slices.CompactFunc(bd.addrs, func(a, b span) bool { return bytes.Equal(text(a), text(b)) })
 }
 
-func slicePort(es *discoveryv1.EndpointSlice, name string) (int32, bool) {
+func slicePort(es *EndpointSlice, name string) (int32, bool) {
 	for _, p := range es.Ports {
-		pn := ""
-		if p.Name != nil {
-			pn = *p.Name
-		}
-		if pn == name && p.Port != nil && *p.Port > 0 && *p.Port <= 65535 {
-			return *p.Port, true
+		if p.Name == name && p.Port > 0 && p.Port <= 65535 {
+			return p.Port, true
 		}
 	}
 	return 0, false
-}
-
-func serving(c discoveryv1.EndpointConditions) bool {
-	ready := c.Ready == nil || *c.Ready
-	terminating := c.Terminating != nil && *c.Terminating
-	return ready && !terminating
 }

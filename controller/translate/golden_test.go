@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 )
 
@@ -148,8 +147,8 @@ func checkInvariants(t *testing.T, snap Snapshot, res Result) {
 func shuffled(rng *rand.Rand, s Snapshot) Snapshot {
 	out := Snapshot{
 		Ingresses:      append([]*networkingv1.Ingress(nil), s.Ingresses...),
-		Services:       append([]*corev1.Service(nil), s.Services...),
-		EndpointSlices: append([]*discoveryv1.EndpointSlice(nil), s.EndpointSlices...),
+		Services:       append([]*Service(nil), s.Services...),
+		EndpointSlices: append([]*EndpointSlice(nil), s.EndpointSlices...),
 		Secrets:        append([]*corev1.Secret(nil), s.Secrets...),
 	}
 	rng.Shuffle(len(out.Ingresses), func(i, j int) { out.Ingresses[i], out.Ingresses[j] = out.Ingresses[j], out.Ingresses[i] })
@@ -168,11 +167,11 @@ func loadSnapshot(t *testing.T, path string) Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := DecodeYAML(raw)
+	objs, err := DecodeYAML(raw)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return snap
+	return objs.Snapshot()
 }
 
 // lineDiff shows the first differing lines, enough to see what changed.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/kong/go-kong/kong"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"konductor.dev/controller/translate/declarative"
@@ -37,8 +36,8 @@ type nsName struct{ namespace, name string }
 // serviceEntry gathers what the translation needs of one Service, found
 // with one map lookup however many Ingress paths point at it.
 type serviceEntry struct {
-	svc        *corev1.Service
-	slices     []*discoveryv1.EndpointSlice
+	svc        *Service
+	slices     []*EndpointSlice
 	sliceCount int // while slices are gathered
 	tags       []*string
 	settings   serviceSettings
@@ -48,7 +47,7 @@ type serviceEntry struct {
 
 // backend is one Kong service (a Kubernetes Service port) and its upstream.
 type backend struct {
-	port     corev1.ServicePort
+	port     ServicePort
 	entry    *serviceEntry
 	service  *declarative.Service
 	upstream *declarative.Upstream // nil for ExternalName services
@@ -133,15 +132,15 @@ func newTranslator(s Snapshot, o Options) *translator {
 		if es == nil {
 			continue
 		}
-		if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
-			if e := t.services[nsName{es.Namespace, svc}]; e != nil {
+		if es.Service != "" {
+			if e := t.services[nsName{es.Namespace, es.Service}]; e != nil {
 				owners[i] = e
 				e.sliceCount++
 				total++
 			}
 		}
 	}
-	all := make([]*discoveryv1.EndpointSlice, total)
+	all := make([]*EndpointSlice, total)
 	for i, e := range owners {
 		if e != nil {
 			if e.slices == nil {
@@ -186,7 +185,7 @@ func ingressRef(ing *networkingv1.Ingress) ObjectRef {
 	return ObjectRef{Kind: "Ingress", Namespace: ing.Namespace, Name: ing.Name, UID: ing.UID}
 }
 
-func serviceRef(svc *corev1.Service) ObjectRef {
+func serviceRef(svc *Service) ObjectRef {
 	return ObjectRef{Kind: "Service", Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID}
 }
 
@@ -368,7 +367,7 @@ func (f pathField) String() string {
 // exist but not yet turned into Kong entities.
 type resolvedBackend struct {
 	entry *serviceEntry
-	port  corev1.ServicePort // Port is always set; Name may be empty
+	port  ServicePort // Port is always set; Name may be empty
 }
 
 func (t *translator) resolveBackend(ref ObjectRef, namespace string, b networkingv1.IngressBackend, at pathField) (resolvedBackend, bool) {
@@ -392,24 +391,24 @@ func (t *translator) resolveBackend(ref ObjectRef, namespace string, b networkin
 		t.report(ref, field(".service.port"), ReasonInvalidBackend, "a Service port name or number is required; skipped")
 		return resolvedBackend{}, false
 	}
-	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		if strings.HasPrefix(svc.Spec.ExternalName, "*") {
-			t.report(ref, field(".service.name"), ReasonInvalidBackend, "ExternalName Service %s/%s: spec.externalName %q is a wildcard; skipped", namespace, svc.Name, svc.Spec.ExternalName)
+	if svc.Type == corev1.ServiceTypeExternalName {
+		if strings.HasPrefix(svc.ExternalName, "*") {
+			t.report(ref, field(".service.name"), ReasonInvalidBackend, "ExternalName Service %s/%s: spec.externalName %q is a wildcard; skipped", namespace, svc.Name, svc.ExternalName)
 			return resolvedBackend{}, false
 		}
-		if err := validateHost(svc.Spec.ExternalName); err != nil {
+		if err := validateHost(svc.ExternalName); err != nil {
 			t.report(ref, field(".service.name"), ReasonInvalidBackend, "ExternalName Service %s/%s: spec.externalName: %v; skipped", namespace, svc.Name, err)
 			return resolvedBackend{}, false
 		}
 	}
-	for _, sp := range svc.Spec.Ports {
+	for _, sp := range svc.Ports {
 		if (want.Name != "" && sp.Name == want.Name) || (want.Name == "" && sp.Port == want.Number) {
 			return resolvedBackend{entry: entry, port: sp}, true
 		}
 	}
 	// An ExternalName Service needs no declared ports: the number is used as is.
-	if svc.Spec.Type == corev1.ServiceTypeExternalName && want.Name == "" && want.Number > 0 && want.Number <= 65535 {
-		return resolvedBackend{entry: entry, port: corev1.ServicePort{Port: want.Number}}, true
+	if svc.Type == corev1.ServiceTypeExternalName && want.Name == "" && want.Number > 0 && want.Number <= 65535 {
+		return resolvedBackend{entry: entry, port: ServicePort{Port: want.Number}}, true
 	}
 	port := want.Name
 	if port == "" {

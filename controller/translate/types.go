@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -25,9 +24,9 @@ type Config = declarative.Config
 // are; Translate neither mutates nor retains them.
 type Snapshot struct {
 	Ingresses      []*networkingv1.Ingress // already filtered to our ingress class
-	Services       []*corev1.Service
-	EndpointSlices []*discoveryv1.EndpointSlice
-	Secrets        []*corev1.Secret // candidate TLS secrets; looked up by namespace/name
+	Services       []*Service              // ServicesOf converts API objects
+	EndpointSlices []*EndpointSlice        // EndpointSlicesOf converts API objects
+	Secrets        []*corev1.Secret        // candidate TLS secrets; looked up by namespace/name
 }
 
 // Options tune the translation. The zero value is the documented default.

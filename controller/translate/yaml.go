@@ -14,24 +14,24 @@ import (
 
 var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
 
-// DecodeYAML reads a snapshot from a multi-document YAML bundle of
+// DecodeYAML reads the objects of a snapshot from a multi-document YAML bundle of
 // Ingresses, Services, EndpointSlices and Secrets, as kubectl would apply
 // it, so a bundle can be translated without a cluster (the golden tests'
 // inputs are such bundles). Secret stringData is folded into data, as the
 // API server does. Other kinds are an error naming the document.
-func DecodeYAML(raw []byte) (Snapshot, error) {
-	var snap Snapshot
+func DecodeYAML(raw []byte) (Objects, error) {
+	var snap Objects
 	for i, doc := range docSeparator.Split(string(raw), -1) {
 		if strings.TrimSpace(doc) == "" {
 			continue
 		}
 		js, err := yaml.YAMLToJSON([]byte(doc))
 		if err != nil {
-			return Snapshot{}, fmt.Errorf("document %d: %w", i, err)
+			return Objects{}, fmt.Errorf("document %d: %w", i, err)
 		}
 		var meta struct{ Kind string }
 		if err := json.Unmarshal(js, &meta); err != nil {
-			return Snapshot{}, fmt.Errorf("document %d: %w", i, err)
+			return Objects{}, fmt.Errorf("document %d: %w", i, err)
 		}
 		var into any
 		switch meta.Kind {
@@ -48,10 +48,10 @@ func DecodeYAML(raw []byte) (Snapshot, error) {
 			obj := &corev1.Secret{}
 			snap.Secrets, into = append(snap.Secrets, obj), obj
 		default:
-			return Snapshot{}, fmt.Errorf("document %d: kind %q is not an Ingress, Service, EndpointSlice or Secret", i, meta.Kind)
+			return Objects{}, fmt.Errorf("document %d: kind %q is not an Ingress, Service, EndpointSlice or Secret", i, meta.Kind)
 		}
 		if err := json.Unmarshal(js, into); err != nil {
-			return Snapshot{}, fmt.Errorf("document %d (%s): %w", i, meta.Kind, err)
+			return Objects{}, fmt.Errorf("document %d (%s): %w", i, meta.Kind, err)
 		}
 	}
 	for _, s := range snap.Secrets {

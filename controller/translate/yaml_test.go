@@ -10,7 +10,7 @@ func TestDecodeYAML(t *testing.T) {
 		name    string
 		in      string
 		wantErr string
-		check   func(t *testing.T, s Snapshot)
+		check   func(t *testing.T, s Objects)
 	}{
 		{name: "every kind, stringData folded", in: `
 apiVersion: networking.k8s.io/v1
@@ -32,7 +32,7 @@ kind: Secret
 metadata: {name: tls, namespace: default}
 type: kubernetes.io/tls
 stringData: {tls.crt: CRT}
-`, check: func(t *testing.T, s Snapshot) {
+`, check: func(t *testing.T, s Objects) {
 			if len(s.Ingresses) != 1 || len(s.Services) != 1 || len(s.EndpointSlices) != 1 || len(s.Secrets) != 1 {
 				t.Fatalf("got %d/%d/%d/%d objects", len(s.Ingresses), len(s.Services), len(s.EndpointSlices), len(s.Secrets))
 			}
@@ -40,7 +40,7 @@ stringData: {tls.crt: CRT}
 				t.Fatalf("stringData not folded: %+v", sec)
 			}
 		}},
-		{name: "empty documents skipped", in: "---\n---\n", check: func(t *testing.T, s Snapshot) {
+		{name: "empty documents skipped", in: "---\n---\n", check: func(t *testing.T, s Objects) {
 			if len(s.Ingresses)+len(s.Services)+len(s.EndpointSlices)+len(s.Secrets) != 0 {
 				t.Fatalf("objects from empty documents: %+v", s)
 			}

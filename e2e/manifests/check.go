@@ -127,7 +127,7 @@ func ControllerOptions(pod corev1.PodTemplateSpec, namespace string, c corev1.Co
 func Check(objs []runtime.Object) []error {
 	var errs []error
 	for _, check := range []func([]runtime.Object) []error{
-		checkResources, checkSelectors, checkServices, checkProbes, checkController,
+		checkResources, checkMemoryLimit, checkSelectors, checkServices, checkProbes, checkController,
 		checkDisruptionTargets, checkIngressClass,
 	} {
 		errs = append(errs, check(objs)...)
@@ -145,6 +145,32 @@ func checkResources(objs []runtime.Object) []error {
 				if q, ok := c.Resources.Requests[r]; !ok || q.IsZero() {
 					errs = append(errs, fmt.Errorf("%s: container %q: resources.requests.%s is not set", w.ID, c.Name, r))
 				}
+			}
+		}
+	}
+	return errs
+}
+
+// checkMemoryLimit: a konductor container with a memory limit hands it to
+// the Go runtime as GOMEMLIMIT, so that the GC collects harder near the
+// limit rather than the kernel killing the process.
+func checkMemoryLimit(objs []runtime.Object) []error {
+	var errs []error
+	for _, w := range Workloads(objs) {
+		for _, c := range w.Template.Spec.Containers {
+			if _, limited := c.Resources.Limits[corev1.ResourceMemory]; !IsKonductor(c) || !limited {
+				continue
+			}
+			i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+			if i < 0 {
+				errs = append(errs, fmt.Errorf("%s: container %q: resources.limits.memory is set but env GOMEMLIMIT is not", w.ID, c.Name))
+				continue
+			}
+			ref := c.Env[i].ValueFrom
+			if ref == nil || ref.ResourceFieldRef == nil || ref.ResourceFieldRef.Resource != "limits.memory" ||
+				(ref.ResourceFieldRef.ContainerName != "" && ref.ResourceFieldRef.ContainerName != c.Name) ||
+				(!ref.ResourceFieldRef.Divisor.IsZero() && ref.ResourceFieldRef.Divisor.Value() != 1) {
+				errs = append(errs, fmt.Errorf("%s: container %q: env GOMEMLIMIT must come from resourceFieldRef limits.memory of the container, in bytes", w.ID, c.Name))
 			}
 		}
 	}
@@ -417,7 +443,7 @@ type need struct {
 
 var clusterNeeds = []need{
 	{"networking.k8s.io", "ingresses", []string{"get", "list", "watch"}},
-	{"networking.k8s.io", "ingresses/status", []string{"update"}},
+	{"networking.k8s.io", "ingresses/status", []string{"patch"}},
 	{"networking.k8s.io", "ingressclasses", []string{"get", "list", "watch"}},
 	{"", "services", []string{"get", "list", "watch"}},
 	{"", "secrets", []string{"get", "list", "watch"}},

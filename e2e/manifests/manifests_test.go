@@ -3,6 +3,7 @@ package manifests
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -234,6 +235,14 @@ func TestCheckFindsBreakage(t *testing.T) {
 			want: `"other-kong"`,
 		},
 		{
+			name: "memory limit not handed to the Go runtime", overlay: "dbless-gateway-discovery",
+			breakIt: func(objs []runtime.Object) {
+				c := &Find[*appsv1.Deployment](objs, "kong", "konductor").Spec.Template.Spec.Containers[0]
+				c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+			},
+			want: "env GOMEMLIMIT is not",
+		},
+		{
 			name: "election role not narrowed", overlay: "dbless-sidecar",
 			breakIt: func(objs []runtime.Object) {
 				r := Find[*rbacv1.Role](objs, "kong", "konductor-leader-election")
@@ -257,7 +266,7 @@ func TestCheckFindsBreakage(t *testing.T) {
 				r := Find[*rbacv1.ClusterRole](objs, "", "konductor")
 				r.Rules = r.Rules[:1]
 			},
-			want: "update ingresses/status.networking.k8s.io",
+			want: "patch ingresses/status.networking.k8s.io",
 		},
 		{
 			name: "readiness probe on the wrong port", overlay: "dbless-sidecar",

@@ -58,7 +58,7 @@ type app struct {
 // snapshot builds the Kubernetes objects for apps; a TLS app gets a
 // self-signed certificate for its host.
 func snapshot(t testing.TB, apps []app) translate.Snapshot {
-	var s translate.Snapshot
+	var s translate.Objects
 	prefix := networkingv1.PathTypePrefix
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, a := range apps {
@@ -109,7 +109,7 @@ func snapshot(t testing.TB, apps []app) translate.Snapshot {
 		}
 		s.EndpointSlices = append(s.EndpointSlices, slice)
 	}
-	return s
+	return s.Snapshot()
 }
 
 // certCache keeps test certificates stable across translations of one test,

@@ -258,7 +258,7 @@ func createWorkload(ctx context.Context, c kubernetes.Interface) error {
 func expectedHash(t *testing.T, c kubernetes.Interface) string {
 	t.Helper()
 	ctx := t.Context()
-	var s translate.Snapshot
+	var s translate.Objects
 	lists := []struct {
 		what string
 		list func(context.Context, metav1.ListOptions) (runtime.Object, error)
@@ -293,7 +293,7 @@ func expectedHash(t *testing.T, c kubernetes.Interface) string {
 			t.Fatalf("listing %s: %v", l.what, err)
 		}
 	}
-	res := translate.Translate(s, translate.Options{})
+	res := translate.Translate(s.Snapshot(), translate.Options{})
 	if len(res.Translated) != apps {
 		t.Fatalf("the workload translates into %d routed Ingresses, want %d; errors: %v", len(res.Translated), apps, res.Errors)
 	}

@@ -15,6 +15,10 @@ import (
 // reading is one look at the controller process's memory.
 type reading struct {
 	rss, peakRSS uint64 // VmRSS and VmHWM of /proc/<pid>/status
+	// rssAnon and rssFile split VmRSS: anonymous memory (the Go heap,
+	// stacks, runtime metadata) and mapped files (mostly the binary's own
+	// pages, shared with any other process running it).
+	rssAnon, rssFile uint64
 	// From the process's own /metrics: no collection is forced, so heap
 	// in use includes garbage not yet collected, as an operator sees it.
 	heapInuse, heapAlloc, goSys uint64
@@ -24,8 +28,8 @@ type reading struct {
 }
 
 func (r reading) String() string {
-	return fmt.Sprintf("VmRSS %.1f MiB, VmHWM %.1f MiB, go_memstats_heap_inuse_bytes %.1f MiB, heap alloc %.1f MiB, next GC at %.1f MiB, Go sys %.1f MiB",
-		mib(r.rss), mib(r.peakRSS), mib(r.heapInuse), mib(r.heapAlloc), mib(r.nextGC), mib(r.goSys))
+	return fmt.Sprintf("VmRSS %.1f MiB (anon %.1f, file %.1f), VmHWM %.1f MiB, go_memstats_heap_inuse_bytes %.1f MiB, heap alloc %.1f MiB, next GC at %.1f MiB, Go sys %.1f MiB",
+		mib(r.rss), mib(r.rssAnon), mib(r.rssFile), mib(r.peakRSS), mib(r.heapInuse), mib(r.heapAlloc), mib(r.nextGC), mib(r.goSys))
 }
 
 func mib(v uint64) float64 { return float64(v) / (1 << 20) }
@@ -41,7 +45,7 @@ func readMemory(ctx context.Context, pid int, metricsURL string) (reading, error
 	if err != nil {
 		return reading{}, fmt.Errorf("/proc/%d/status: %w", pid, err)
 	}
-	r := reading{rss: st.VmRSS, peakRSS: st.VmHWM}
+	r := reading{rss: st.VmRSS, peakRSS: st.VmHWM, rssAnon: st.RssAnon, rssFile: st.RssFile}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return reading{}, err

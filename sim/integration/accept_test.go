@@ -269,7 +269,7 @@ var (
 // or two namespaces, sharing names so that backends, conflicts and TLS
 // interact.
 func randomSnapshot(r *mrand.Rand, cert, key []byte) translate.Snapshot {
-	var snap translate.Snapshot
+	var snap translate.Objects
 	namespaces := []string{"default", "team-b"}
 	svcNames := []string{"echo", "api", "web", "ghost"} // ghost is never created
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -375,7 +375,7 @@ func randomSnapshot(r *mrand.Rand, cert, key []byte) translate.Snapshot {
 				Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: []byte("not a certificate"), corev1.TLSPrivateKeyKey: key}},
 		)
 	}
-	return snap
+	return snap.Snapshot()
 }
 
 // selfSignedCertificate returns a PEM certificate and key for

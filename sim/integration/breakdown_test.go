@@ -13,13 +13,13 @@ import (
 // kongsim replica loading the result through POST /config.
 
 func snapshotOf(apps []App) translate.Snapshot {
-	var snap translate.Snapshot
+	var snap translate.Objects
 	for _, a := range apps {
 		snap.Ingresses = append(snap.Ingresses, a.Ingress())
 		snap.Services = append(snap.Services, a.Service())
 		snap.EndpointSlices = append(snap.EndpointSlices, a.EndpointSlice())
 	}
-	return snap
+	return snap.Snapshot()
 }
 
 func BenchmarkTranslate1k(b *testing.B) {

@@ -175,7 +175,7 @@ func expectedConfig(t testing.TB, client *fake.Clientset) expected {
 func expectedTranslation(t testing.TB, client *fake.Clientset) translate.Result {
 	t.Helper()
 	o := listObjects(t, client)
-	return translate.Translate(translate.Snapshot{Ingresses: o.ingresses, Services: o.services, EndpointSlices: o.slices}, translate.Options{})
+	return translate.Translate(translate.Objects{Ingresses: o.ingresses, Services: o.services, EndpointSlices: o.slices}.Snapshot(), translate.Options{})
 }
 
 // create adds objects to the fake API server.
