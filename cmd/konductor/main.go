@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -110,6 +111,10 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 		// Kong with a database is configured by diffing entities through
 		// the Admin API of one node instead of POST /config.
 		NewDBPusher: func(ko kongsync.Options) (manager.Pusher, error) { return dbsync.NewBodyPusher(ko), nil },
+		// A translation of 10k Ingresses and its pushes leave ~50 MB of
+		// garbage; once the configuration went idle, give it back instead
+		// of holding it until the next collections shrink the heap.
+		OnConfigCompacted: func(int) { debug.FreeOSMemory() },
 	})
 	if err != nil {
 		return err

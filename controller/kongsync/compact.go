@@ -32,14 +32,20 @@ func (s *Syncer) compactLoop(ctx context.Context) {
 		if !next.IsZero() {
 			timer.Reset(time.Until(next))
 		}
+		dropped := 0
 		for _, r := range due {
 			if ctx.Err() != nil {
 				return
 			}
-			if err := r.compact(); err != nil {
+			n, err := r.compact()
+			if err != nil {
 				// Only memory is lost: the raw body stays usable.
 				s.o.Logger.Error("cannot compress retained configuration; keeping it raw", "version", r.version, "err", err)
 			}
+			dropped += n
+		}
+		if dropped > 0 && s.o.OnCompacted != nil {
+			s.o.OnCompacted(dropped)
 		}
 	}
 }

@@ -3,7 +3,9 @@ package kongsync
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -42,6 +44,49 @@ func (r *rig) requireCompacted(size int) {
 	if got := r.s.retainedBytes(); got == 0 || got > size/5 {
 		r.t.Fatalf("retained %d bytes for a %d byte configuration; want it compressed (0 < n <= %d)", got, size, size/5)
 	}
+}
+
+// OnCompacted hears of each compaction that turned raw bytes into garbage,
+// once per compactor round, and of nothing else.
+func TestOnCompactedReportsTheDroppedRawBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var calls []int
+		r := newRig(t, three, func(o *Options) {
+			o.OnCompacted = func(n int) {
+				mu.Lock()
+				defer mu.Unlock()
+				calls = append(calls, n)
+			}
+		})
+		defer r.shutdown()
+		got := func() []int {
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(calls)
+		}
+		d1 := bigDesired(1, "")
+		r.s.SetDesired(d1)
+		synctest.Wait()
+		if c := got(); len(c) != 0 {
+			t.Fatalf("OnCompacted before the configuration went idle: %v", c)
+		}
+		advance(compactDelay)
+		if c := got(); !slices.Equal(c, []int{len(d1.Body)}) {
+			t.Fatalf("OnCompacted calls %v; want one with the %d raw bytes", c, len(d1.Body))
+		}
+		advance(10 * compactDelay)
+		if c := got(); len(c) != 1 {
+			t.Fatalf("OnCompacted called again with nothing more to compact: %v", c)
+		}
+		small := NewDesired([]byte(`{"_format_version":"3.0"}`), 2)
+		r.s.SetDesired(small)
+		advance(10 * compactDelay)
+		if c := got(); len(c) != 1 {
+			t.Fatalf("a configuration below compactMin is never compacted, yet OnCompacted ran: %v", c)
+		}
+	})
 }
 
 func TestIdleConfigurationIsCompactedAndRestoredByteForByte(t *testing.T) {
@@ -246,7 +291,7 @@ func FuzzRetainedRoundTrip(f *testing.F) {
 // requireRoundTrip compacts body and requires the identical bytes back.
 func requireRoundTrip(t *testing.T, body []byte) {
 	r := newRetained(NewDesired(body, 1))
-	if err := r.compact(); err != nil {
+	if _, err := r.compact(); err != nil {
 		t.Fatal(err)
 	}
 	if r.raw != nil {

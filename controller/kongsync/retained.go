@@ -96,29 +96,31 @@ func (r *retained) compactAt(now time.Time) (time.Time, bool) {
 }
 
 // compact drops the raw body of an idle r, compressing it first unless a
-// compressed copy is already kept (it was inflated for a push since). The
-// compression runs without the lock: a push starting meanwhile reads the
-// same raw bytes, and then keeps them until it is done.
-func (r *retained) compact() error {
+// compressed copy is already kept (it was inflated for a push since), and
+// returns how many raw bytes it dropped. The compression runs without the
+// lock: a push starting meanwhile reads the same raw bytes, and then keeps
+// them until it is done.
+func (r *retained) compact() (int, error) {
 	r.mu.Lock()
 	raw, packed := r.raw, r.packed
 	r.mu.Unlock()
 	if raw == nil {
-		return nil
+		return 0, nil
 	}
 	if packed == nil {
 		var err error
 		if packed, err = deflate(raw); err != nil {
-			return fmt.Errorf("configuration version %d: compressing the retained body: %w", r.version, err)
+			return 0, fmt.Errorf("configuration version %d: compressing the retained body: %w", r.version, err)
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.packed = packed
-	if r.pushing == 0 {
-		r.raw = nil
+	if r.pushing > 0 {
+		return 0, nil
 	}
-	return nil
+	r.raw = nil
+	return len(raw), nil
 }
 
 // bytes is what r keeps in memory now.

@@ -79,7 +79,7 @@ func BenchmarkRetained10k(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		measureCPU(b, func() {
 			r := newRetained(d)
-			if err := r.compact(); err != nil {
+			if _, err := r.compact(); err != nil {
 				b.Fatal(err)
 			}
 			kept = r.bytes()
@@ -89,7 +89,7 @@ func BenchmarkRetained10k(b *testing.B) {
 	})
 	b.Run("inflate", func(b *testing.B) {
 		r := newRetained(d)
-		if err := r.compact(); err != nil {
+		if _, err := r.compact(); err != nil {
 			b.Fatal(err)
 		}
 		b.SetBytes(int64(len(body)))
@@ -99,7 +99,7 @@ func BenchmarkRetained10k(b *testing.B) {
 			}
 			r.release()
 			// Drop the inflated copy so each round inflates again.
-			if err := r.compact(); err != nil {
+			if _, err := r.compact(); err != nil {
 				b.Fatal(err)
 			}
 		})

@@ -140,6 +140,12 @@ type Options struct {
 	// OnApplied runs on the worker's goroutine after a replica accepted d
 	// (or confirmed it already had it). Keep it quick.
 	OnApplied func(t Target, d Desired)
+	// OnCompacted runs on the compactor's goroutine after idle retained
+	// configurations were compressed, with the number of raw bytes that
+	// became garbage. The burst that produced them (a translation, the
+	// pushes) is over by then, so it is the moment a process may hand the
+	// memory back to the operating system; cmd/konductor does. nil: nothing.
+	OnCompacted func(rawBytes int)
 	// OnRejected runs on the worker's goroutine when a replica answered
 	// 400 to d. Keep it quick.
 	OnRejected func(t Target, d Desired, rs []Rejection)

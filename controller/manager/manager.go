@@ -117,6 +117,11 @@ type Config struct {
 	// kongsync.Options.Rand); nil, as in production, draws from the global
 	// source. The simulator seeds it so that a seed replays its timings.
 	Rand func(stream string) kongsync.Rand
+	// OnConfigCompacted is kongsync.Options.OnCompacted: it runs once an
+	// idle configuration was compressed and its raw bytes became garbage.
+	// cmd/konductor returns the memory to the operating system there; nil
+	// leaves it to the Go runtime.
+	OnConfigCompacted func(rawBytes int)
 }
 
 // ErrDBModeUnsupported is returned by Run when a Kong uses a database and no
@@ -437,6 +442,7 @@ func (m *Manager) newPusher(dbMode bool, gate fence.WriteGate) (Pusher, error) {
 		Rand:          m.cfg.Rand,
 		Registerer:    m.cfg.Registerer,
 		Logger:        m.log.With("component", "kongsync"),
+		OnCompacted:   m.cfg.OnConfigCompacted,
 		OnApplied: func(kongsync.Target, kongsync.Desired) {
 			m.applied.Store(true)
 			kick(m.statusKick)

@@ -1,11 +1,12 @@
 // Package snapshot keeps informer caches of the Kubernetes objects konductor
 // translates and turns them into a translate.Snapshot on demand.
 //
-// One informer factory runs per watched namespace (or one for the whole
+// One set of informers runs per watched namespace (or one for the whole
 // cluster), plus a cluster-wide one for IngressClasses. Only Secrets of type
 // kubernetes.io/tls are listed (a field selector, and a filter for API
 // servers and fakes that ignore it), and every object is trimmed to what
-// translation and the status writer read before it is cached (see trim).
+// translation and the status writer read before it is cached (see trim):
+// Services and EndpointSlices are kept in translation's compact form.
 //
 // Every change that can alter the translation calls OnChange; the caller
 // debounces. A Snapshot must never be taken for a push before HasSynced is

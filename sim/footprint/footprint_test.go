@@ -108,7 +108,7 @@ func TestFootprint10k(t *testing.T) {
 	}
 	t.Logf("created %d Services, %d EndpointSlices and %d Ingresses with %d workers in %v",
 		apps, apps, apps, createWorkers, time.Since(began).Round(time.Millisecond))
-	want := expectedHash(t, admin)
+	want, size := expectedHash(t, admin)
 
 	var kongs []*hashKong
 	args := []string{
@@ -153,6 +153,8 @@ func TestFootprint10k(t *testing.T) {
 	}
 	t.Logf("every Kong has all %d Ingresses %v after the controller started", apps, time.Since(started).Round(time.Millisecond))
 	measure("after syncing to Kong")
+	waitForCompaction(t, ctx, "http://"+ctrl.metricsAddr+"/metrics", size)
+	settle(t, ctx, ctrl.cmd.Process.Pid, "http://"+ctrl.metricsAddr+"/metrics", "5s after the configuration was compressed", 5*time.Second)
 
 	if err := waitForStatuses(ctx, t, admin, statusTimeout, ctrl); err != nil {
 		t.Fatalf("Ingress statuses: %v\ncontroller log tail:\n%s", err, ctrl.log)
@@ -174,12 +176,44 @@ func TestFootprint10k(t *testing.T) {
 	if err != nil {
 		t.Fatalf("changing Ingress %s/%s: %v", namespace, app{index: 0}.name(), err)
 	}
-	want = expectedHash(t, admin)
+	want, size = expectedHash(t, admin)
 	if err := waitForKongs(ctx, kongs, want, 2*time.Minute, ctrl); err != nil {
 		t.Fatalf("the change did not reach every Kong: %v\ncontroller log tail:\n%s", err, ctrl.log)
 	}
 	t.Logf("one changed Ingress applied by every Kong in %v", time.Since(changed).Round(time.Millisecond))
 	measure("after one more change")
+	waitForCompaction(t, ctx, "http://"+ctrl.metricsAddr+"/metrics", size)
+	settle(t, ctx, ctrl.cmd.Process.Pid, "http://"+ctrl.metricsAddr+"/metrics", "5s after the changed configuration was compressed", 5*time.Second)
+}
+
+// waitForCompaction waits until the controller keeps the configuration
+// compressed (konductor_kong_config_retained_bytes below a quarter of the
+// raw size): the configuration went idle and the burst is over. The binary
+// then hands the garbage back to the operating system (a collection and a
+// scavenge, after the gauge changed), so the caller reads over a window.
+func waitForCompaction(t *testing.T, ctx context.Context, metricsURL string, size int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	for {
+		v, err := metricGauges(ctx, metricsURL, "konductor_kong_config_retained_bytes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		retained := v[0]
+		if retained > 0 && retained < float64(size)/4 {
+			t.Logf("configuration compressed to %.1f MiB %v later", retained/(1<<20), time.Since(start).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("the %.1f MiB configuration was not compressed within a minute: %.0f bytes retained", mib(uint64(size)), retained)
+		}
+	}
 }
 
 // konductorBinary is $KONDUCTOR_FOOTPRINT_BIN or a fresh build of
@@ -255,7 +289,7 @@ func createWorkload(ctx context.Context, c kubernetes.Interface) error {
 // should, and returns the sha256 of the body every Kong must receive. The
 // controller's cache keeps only what translation reads: a transform that
 // dropped too much shows as a hash that never comes.
-func expectedHash(t *testing.T, c kubernetes.Interface) string {
+func expectedHash(t *testing.T, c kubernetes.Interface) (hash string, size int) {
 	t.Helper()
 	ctx := t.Context()
 	var s translate.Objects
@@ -298,7 +332,7 @@ func expectedHash(t *testing.T, c kubernetes.Interface) string {
 		t.Fatalf("the workload translates into %d routed Ingresses, want %d; errors: %v", len(res.Translated), apps, res.Errors)
 	}
 	t.Logf("expected configuration: %d Ingresses, %.1f MiB of JSON", len(res.Translated), mib(uint64(len(res.Body))))
-	return sha256Hex(res.Body)
+	return sha256Hex(res.Body), len(res.Body)
 }
 
 // waitForKongs waits until every Kong accepted the body hashed want.
@@ -468,7 +502,7 @@ func (l *logTail) String() string {
 // The window is a fixed measurement period, not a wait for a condition.
 func settle(t *testing.T, ctx context.Context, pid int, metricsURL, when string, window time.Duration) {
 	t.Helper()
-	tick := time.NewTicker(5 * time.Second)
+	tick := time.NewTicker(min(5*time.Second, window/10))
 	defer tick.Stop()
 	deadline := time.After(window)
 	lowest := ^uint64(0)

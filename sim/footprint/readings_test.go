@@ -46,21 +46,9 @@ func readMemory(ctx context.Context, pid int, metricsURL string) (reading, error
 		return reading{}, fmt.Errorf("/proc/%d/status: %w", pid, err)
 	}
 	r := reading{rss: st.VmRSS, peakRSS: st.VmHWM, rssAnon: st.RssAnon, rssFile: st.RssFile}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	gauges, err := metricGauges(ctx, metricsURL, "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_memstats_sys_bytes", "go_memstats_next_gc_bytes")
 	if err != nil {
 		return reading{}, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return reading{}, fmt.Errorf("GET %s: %w", metricsURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return reading{}, fmt.Errorf("GET %s: %s", metricsURL, resp.Status)
-	}
-	gauges, err := gaugeValues(resp.Body, "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_memstats_sys_bytes", "go_memstats_next_gc_bytes")
-	if err != nil {
-		return reading{}, fmt.Errorf("GET %s: %w", metricsURL, err)
 	}
 	r.heapInuse, r.heapAlloc, r.goSys, r.nextGC = uint64(gauges[0]), uint64(gauges[1]), uint64(gauges[2]), uint64(gauges[3])
 	return r, nil
@@ -68,6 +56,28 @@ func readMemory(ctx context.Context, pid int, metricsURL string) (reading, error
 
 // gaugeValues returns the value of each named unlabelled gauge of a
 // Prometheus text exposition, in the order asked.
+// metricGauges reads unlabelled gauges from the exposition at metricsURL,
+// in the order asked.
+func metricGauges(ctx context.Context, metricsURL string, names ...string) ([]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", metricsURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", metricsURL, resp.Status)
+	}
+	v, err := gaugeValues(resp.Body, names...)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", metricsURL, err)
+	}
+	return v, nil
+}
+
 func gaugeValues(in io.Reader, names ...string) ([]float64, error) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(in)
