@@ -2,6 +2,11 @@
 // Services, EndpointSlices and TLS Secrets they reference) into a Kong
 // declarative configuration.
 //
+// Services and EndpointSlices are read in a compact form (Service,
+// EndpointSlice: what translation uses and nothing else) so that a cache of
+// tens of thousands of them stays small; ServiceOf, EndpointSliceOf and
+// Objects.Snapshot convert API objects.
+//
 // Translate is a pure function: no I/O, no clock, no randomness. The same
 // snapshot, in any input order, yields a byte-identical Body and the same
 // Hash, so callers can compare hashes to decide whether to push.

@@ -170,7 +170,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	c.caPEM = keys.CACertPEM
 
-	etcdURL, err := c.startEtcd(ctx, opts.BinDir)
+	var etcdURL string
+	err = c.retryOnPortClash("etcd", func() (err error) {
+		etcdURL, err = c.startEtcd(ctx, opts.BinDir)
+		return err
+	})
 	if err != nil {
 		return c, err
 	}
@@ -178,7 +182,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return c, err
 	}
-	if err := c.startAPIServer(ctx, opts.BinDir, etcdURL, keys); err != nil {
+	if err := c.retryOnPortClash("kube-apiserver", func() error { return c.startAPIServer(ctx, opts.BinDir, etcdURL, keys) }); err != nil {
 		return c, err
 	}
 	if err := c.writeKubeconfig(c.Kubeconfig, "admin", c.adminToken); err != nil {
@@ -551,15 +555,6 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		c.stopErr = errors.Join(errs...)
 	})
 	return c.stopErr
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func httpOK(ctx context.Context, hc *http.Client, url, token string) error {

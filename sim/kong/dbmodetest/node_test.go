@@ -3,9 +3,9 @@ package dbmodetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -93,18 +93,6 @@ func repoRoot() (string, error) {
 	}
 }
 
-// freeAddr returns a loopback address with a port free at the time of the
-// call; the node binds it moments later.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // syncBuffer collects a process's output for failure reports.
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -148,14 +136,13 @@ type node struct {
 // until its Admin API answers, and stops it with SIGTERM when t ends.
 func startNode(t *testing.T, name string, env []string) *node {
 	t.Helper()
-	n := &node{
-		name: name, admin: freeAddr(t), proxy: freeAddr(t), status: freeAddr(t),
-		output: &syncBuffer{}, exited: make(chan struct{}),
-	}
+	n := &node{name: name, output: &syncBuffer{}, exited: make(chan struct{})}
 	n.cmd = exec.Command(kongsimBinary(t))
 	n.cmd.Env = append(os.Environ(), env...)
+	// Port 0 everywhere: the node binds its own ports and logs them, so no
+	// port chosen here can be taken by another test before the node binds.
 	n.cmd.Env = append(n.cmd.Env,
-		"KONG_ADMIN_LISTEN="+n.admin, "KONG_PROXY_LISTEN="+n.proxy, "KONG_STATUS_LISTEN="+n.status)
+		"KONG_ADMIN_LISTEN=127.0.0.1:0", "KONG_PROXY_LISTEN=127.0.0.1:0", "KONG_STATUS_LISTEN=127.0.0.1:0")
 	n.cmd.Stdout, n.cmd.Stderr = n.output, n.output
 	n.cmd.SysProcAttr = dieWithParent()
 	if err := n.cmd.Start(); err != nil {
@@ -175,6 +162,11 @@ func startNode(t *testing.T, name string, env []string) *node {
 			return StopTrying(fmt.Sprintf("kongsim %s exited before serving:\n%s", name, n.output.String()))
 		default:
 		}
+		if n.admin == "" {
+			if !n.readBoundAddresses() {
+				return errors.New("no \"kongsim started\" line yet")
+			}
+		}
 		resp, err := http.Get("http://" + n.admin + "/")
 		if err != nil {
 			return err
@@ -186,6 +178,21 @@ func startNode(t *testing.T, name string, env []string) *node {
 		return nil
 	}).WithTimeout(30*time.Second).WithPolling(20*time.Millisecond).Should(Succeed(), "kongsim %s Admin API", name)
 	return n
+}
+
+// readBoundAddresses sets the node's addresses from kongsim's "kongsim
+// started" log line, if it was written yet.
+func (n *node) readBoundAddresses() bool {
+	for _, line := range strings.Split(n.output.String(), "\n") {
+		var started struct {
+			Msg, Admin, Proxy, Status string
+		}
+		if json.Unmarshal([]byte(line), &started) == nil && started.Msg == "kongsim started" {
+			n.admin, n.proxy, n.status = started.Admin, started.Proxy, started.Status
+			return true
+		}
+	}
+	return false
 }
 
 // stop sends SIGTERM and waits for a clean exit, killing the process if it
