@@ -36,8 +36,7 @@ func TestElectionUsesItsOwnClient(t *testing.T) {
 		}
 		w.start()
 		defer w.stop()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 
 		lock := o.ElectionLockName()
 		if _, err := lockClient.CoreV1().ConfigMaps("kong").Get(context.Background(), lock, metav1.GetOptions{}); err != nil {

@@ -141,6 +141,23 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// syncedEchoWorld starts the usual one-application world (Service,
+// EndpointSlice and Ingress "web" of Service "echo") and lets it sync; the
+// caller stops it.
+func syncedEchoWorld(t *testing.T) *world {
+	w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
+	w.start()
+	settle(5 * time.Second)
+	return w
+}
+
+// settle lets virtual time run for d, then waits until every goroutine of
+// the bubble is blocked.
+func settle(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
 func (w *world) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
@@ -247,11 +264,8 @@ func TestNoPushBeforeCachesSynced(t *testing.T) {
 
 func TestBurstIsPushedOnceAfterDebounce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
-		w.start()
+		w := syncedEchoWorld(t)
 		defer w.stop()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
 		if n := w.kong.pushCount(); n != 1 {
 			t.Fatalf("initial pushes %d, want 1", n)
 		}
@@ -265,8 +279,7 @@ func TestBurstIsPushedOnceAfterDebounce(t *testing.T) {
 		if n := w.kong.pushCount(); n != 1 {
 			t.Fatalf("pushed during the burst (%d pushes): the debounce did not hold", n)
 		}
-		time.Sleep(time.Second)
-		synctest.Wait()
+		settle(time.Second)
 		if n := w.kong.pushCount(); n != 2 {
 			t.Fatalf("pushes after the burst %d, want exactly 2 (one for the whole burst)", n)
 		}
@@ -276,8 +289,7 @@ func TestBurstIsPushedOnceAfterDebounce(t *testing.T) {
 
 		// Nothing changed: a later translation trigger pushes nothing.
 		w.create(service("unused"))
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
+		settle(2 * time.Second)
 		if n := w.kong.pushCount(); n != 2 {
 			t.Errorf("an irrelevant change caused a push (%d pushes)", n)
 		}
@@ -289,8 +301,7 @@ func TestBrokenIngressIsReportedAndTheRestPushed(t *testing.T) {
 		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"), ingress("broken", "missing"))
 		w.start()
 		defer w.stop()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 
 		routes := w.kong.lastRoutes()
 		if !slices.ContainsFunc(routes, func(r string) bool { return strings.HasPrefix(r, "default.web.") }) {
@@ -309,8 +320,7 @@ func TestBrokenIngressIsReportedAndTheRestPushed(t *testing.T) {
 
 		// Later translations do not report the same error again.
 		w.create(ingress("other", "echo"))
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
+		settle(2 * time.Second)
 		if n := w.countActions("create", "events", "") + w.countActions("patch", "events", ""); n != 1 {
 			list, _ := w.client.CoreV1().Events("").List(context.Background(), metav1.ListOptions{})
 			t.Errorf("%d event writes after a second translation, want still 1: %+v", n, list.Items)
@@ -325,8 +335,7 @@ func TestStatusWrittenAfterApplyAndNotRewritten(t *testing.T) {
 		w.start()
 		defer w.stop()
 
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 		if w.kong.refusedCount() == 0 {
 			t.Fatal("Kong was never asked")
 		}
@@ -350,8 +359,7 @@ func TestStatusWrittenAfterApplyAndNotRewritten(t *testing.T) {
 
 		// More translations and pushes: the status is already right.
 		w.create(ingress("second", "echo"))
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 		if n := w.kong.pushCount(); n != 2 {
 			t.Fatalf("pushes %d, want 2", n)
 		}

@@ -61,8 +61,7 @@ func TestShutdownReleasesTheLock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
 		w.start()
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
+		settle(2 * time.Second)
 		w.stop()
 		cm, err := w.client.CoreV1().ConfigMaps("kong").Get(context.Background(), "ingress-controller-leader-kong", metav1.GetOptions{})
 		if err != nil {
@@ -101,8 +100,7 @@ func TestGatewayDiscoveryConfiguresEveryKong(t *testing.T) {
 		w.manager.cfg.HTTPClient = &http.Client{Transport: memoryTransport{h}}
 		w.start()
 		defer w.stop()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 		if !w.manager.gated {
 			t.Error("gateway discovery must gate Kong writes by election")
 		}
@@ -117,8 +115,7 @@ func TestGatewayDiscoveryConfiguresEveryKong(t *testing.T) {
 		if _, err := w.client.DiscoveryV1().EndpointSlices("kong").Update(context.Background(), slice("10.0.0.1", "10.0.0.2", "10.0.0.3"), metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
+		settle(2 * time.Second)
 		if n := kongs["10.0.0.3:8444"].pushCount(); n != 1 {
 			t.Errorf("new Kong replica got %d pushes, want 1", n)
 		}
@@ -127,18 +124,14 @@ func TestGatewayDiscoveryConfiguresEveryKong(t *testing.T) {
 
 func TestPushesAreSpacedByProxySyncSeconds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
-		w.start()
+		w := syncedEchoWorld(t)
 		defer w.stop()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
 		// Two changes 150ms apart: each outlives the 100ms debounce, but
 		// the second translation must wait for the 300ms minimum interval.
 		w.create(ingress("a", "echo"))
 		time.Sleep(150 * time.Millisecond)
 		w.create(ingress("b", "echo"))
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
+		settle(2 * time.Second)
 		times := w.kong.pushTimes()
 		if len(times) != 3 {
 			t.Fatalf("%d pushes, want 3", len(times))
@@ -174,8 +167,7 @@ func TestStandbyIsWarmAndTakesOverOnShutdown(t *testing.T) {
 		}
 		b.start()
 		defer b.stop()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 
 		if !a.manager.elector.IsLeader() || b.manager.elector.IsLeader() {
 			t.Fatal("want replica-0 leading and replica-1 standing by")
@@ -202,8 +194,7 @@ func TestStandbyIsWarmAndTakesOverOnShutdown(t *testing.T) {
 		// The new leader takes the standby's place: one more edit is
 		// pushed by it.
 		a.create(ingress("after", "echo"))
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
+		settle(2 * time.Second)
 		writers := kong.pushWriters()
 		if len(writers) == 0 || writers[len(writers)-1] != "replica-1" {
 			t.Errorf("writers %v, want the last push from replica-1", writers)
@@ -222,8 +213,7 @@ func TestMetricsShareOneRegistry(t *testing.T) {
 		}
 		w.start()
 		defer w.stop()
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
+		settle(2 * time.Second)
 		families, err := reg.Gather()
 		if err != nil {
 			t.Fatalf("gathering from the shared registry: %v", err)

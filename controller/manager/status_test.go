@@ -94,16 +94,14 @@ func TestStatusClearedWhenIngressLeavesOurClass(t *testing.T) {
 				w := newWorld(t, service("echo"), endpointSlice("echo"), tt.class, tt.ingress, ingress("stays", "echo"))
 				w.start()
 				defer w.stop()
-				time.Sleep(5 * time.Second)
-				synctest.Wait()
+				settle(5 * time.Second)
 				if got := w.ingressStatus("web"); len(got) != 1 || got[0].IP != "203.0.113.7" {
 					t.Fatalf("status of web %+v before it left, want 203.0.113.7", got)
 				}
 				writes := w.countActions("patch", "ingresses", "status")
 
 				tt.leave(w)
-				time.Sleep(5 * time.Second)
-				synctest.Wait()
+				settle(5 * time.Second)
 				if got := w.ingressStatus("web"); len(got) != 0 {
 					t.Fatalf("status of web %+v after it left our class, want it cleared", got)
 				}
@@ -117,8 +115,7 @@ func TestStatusClearedWhenIngressLeavesOurClass(t *testing.T) {
 				// Later translations leave the departed Ingress alone.
 				writes = w.countActions("patch", "ingresses", "status")
 				w.create(ingress("later", "echo"))
-				time.Sleep(5 * time.Second)
-				synctest.Wait()
+				settle(5 * time.Second)
 				if n := w.countActions("patch", "ingresses", "status") - writes; n != 1 {
 					t.Errorf("%d status writes after another Ingress came, want 1 (its own)", n)
 				}
@@ -129,11 +126,8 @@ func TestStatusClearedWhenIngressLeavesOurClass(t *testing.T) {
 
 func TestStatusOfTheNewOwnerIsKept(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
-		w.start()
+		w := syncedEchoWorld(t)
 		defer w.stop()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
 		writes := w.countActions("patch", "ingresses", "status")
 
 		// The class changes and the other controller publishes its own
@@ -143,8 +137,7 @@ func TestStatusOfTheNewOwnerIsKept(t *testing.T) {
 			ing.Spec.IngressClassName = &other
 			ing.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "198.51.100.1"}}
 		})
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 		if got := w.ingressStatus("web"); len(got) != 1 || got[0].IP != "198.51.100.1" {
 			t.Fatalf("status %+v, want the new owner's 198.51.100.1 kept", got)
 		}
@@ -155,8 +148,7 @@ func TestStatusOfTheNewOwnerIsKept(t *testing.T) {
 		// A shared proxy: the new owner publishes our very address. We
 		// cleared nothing of its making and do not start now.
 		w.updateIngress("web", func(ing *networkingv1.Ingress) { ing.Status.LoadBalancer.Ingress = published })
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 		if got := w.ingressStatus("web"); len(got) != 1 || got[0].IP != "203.0.113.7" {
 			t.Fatalf("status %+v: the new owner's status was touched", got)
 		}
@@ -165,26 +157,21 @@ func TestStatusOfTheNewOwnerIsKept(t *testing.T) {
 
 func TestStandbyDoesNotClearStatus(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
-		w.start()
+		w := syncedEchoWorld(t)
 		defer w.stop()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
 		// The API server refuses the lock's renewals: the replica steps
 		// down before its lease could expire, and stops writing status.
 		w.client.PrependReactor("update", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
 			return true, nil, errors.New("API server overloaded")
 		})
-		time.Sleep(30 * time.Second)
-		synctest.Wait()
+		settle(30 * time.Second)
 		if w.manager.reports() {
 			t.Fatal("replica-0 still reports after failing to renew its lock")
 		}
 		writes := w.countActions("patch", "ingresses", "status")
 		other := "nginx"
 		w.updateIngress("web", func(ing *networkingv1.Ingress) { ing.Spec.IngressClassName = &other })
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 		if n := w.countActions("patch", "ingresses", "status") - writes; n != 0 {
 			t.Errorf("a standby wrote status %d times", n)
 		}
@@ -235,8 +222,7 @@ func TestEachTermSweepsOtherClassesOnce(t *testing.T) {
 		})
 		w.start()
 		defer w.stop()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 		for _, name := range []string{"departed", "by-annotation"} {
 			if got := w.ingressStatus(name); len(got) != 0 {
 				t.Errorf("status of %s %+v: the new leader left our addresses on an Ingress of another class", name, got)
@@ -262,22 +248,19 @@ func TestEachTermSweepsOtherClassesOnce(t *testing.T) {
 		// our very address: within the term we leave it.
 		w.updateIngress("departed", func(ing *networkingv1.Ingress) { ing.Status.LoadBalancer.Ingress = published })
 		w.create(ingress("later", "echo")) // a translation and a status pass
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 		if n := w.statusWritesOn("departed"); n != 1 {
 			t.Errorf("%d status writes on departed within one term, want 1", n)
 		}
 
 		// The term ends and a new one starts: one more sweep.
 		refuse.Store(true)
-		time.Sleep(30 * time.Second)
-		synctest.Wait()
+		settle(30 * time.Second)
 		if w.manager.reports() {
 			t.Fatal("replica-0 still reports after failing to renew its lock")
 		}
 		refuse.Store(false)
-		time.Sleep(30 * time.Second)
-		synctest.Wait()
+		settle(30 * time.Second)
 		if !w.manager.reports() {
 			t.Fatal("replica-0 did not lead again once renewals succeeded")
 		}
@@ -304,16 +287,14 @@ func TestSweepWaitsForOurAddresses(t *testing.T) {
 		w := newWorldWith(t, args, nil, service("echo"), endpointSlice("echo"), stale)
 		w.start()
 		defer w.stop()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 		if n := w.statusWritesOn("departed"); n != 0 {
 			t.Fatalf("%d status writes before our addresses were known", n)
 		}
 		proxy := service("proxy")
 		proxy.Namespace, proxy.Spec.ClusterIP, proxy.Spec.ClusterIPs = "kong", "10.96.0.99", []string{"10.96.0.99"}
 		w.create(proxy)
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		settle(5 * time.Second)
 		if got := w.ingressStatus("departed"); len(got) != 0 {
 			t.Errorf("status of departed %+v once our addresses were known, want it swept", got)
 		}

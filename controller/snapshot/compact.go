@@ -49,7 +49,8 @@ func (c *cachedEndpointSlice) SetName(name string)    { c.Name = name }
 func compactService(s *corev1.Service) *cachedService {
 	c := &cachedService{Service: *translate.ServiceOf(s), trimmedMeta: trimmedMeta{resourceVersion: s.ResourceVersion}}
 	c.Namespace = namespaces.intern(c.Namespace)
-	c.Type = knownServiceType(c.Type)
+	c.Type = canonical(c.Type, corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort,
+		corev1.ServiceTypeLoadBalancer, corev1.ServiceTypeExternalName)
 	for i := range c.Ports {
 		c.Ports[i].Name = portNames.intern(c.Ports[i].Name)
 	}
@@ -60,33 +61,30 @@ func compactService(s *corev1.Service) *cachedService {
 func compactEndpointSlice(es *discoveryv1.EndpointSlice) *cachedEndpointSlice {
 	c := &cachedEndpointSlice{EndpointSlice: *translate.EndpointSliceOf(es), trimmedMeta: trimmedMeta{resourceVersion: es.ResourceVersion}}
 	c.Namespace = namespaces.intern(c.Namespace)
-	switch c.AddressType {
-	case discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6, discoveryv1.AddressTypeFQDN:
-		c.AddressType = discoveryv1.AddressType(addressTypes.intern(string(c.AddressType)))
-	}
+	c.AddressType = canonical(c.AddressType, discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6, discoveryv1.AddressTypeFQDN)
 	for i := range c.Ports {
 		c.Ports[i].Name = portNames.intern(c.Ports[i].Name)
 	}
 	return c
 }
 
-func knownServiceType(t corev1.ServiceType) corev1.ServiceType {
-	for _, known := range []corev1.ServiceType{corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort,
-		corev1.ServiceTypeLoadBalancer, corev1.ServiceTypeExternalName} {
-		if t == known {
-			return known
+// canonical returns the constant among known equal to v, sharing its
+// storage instead of the decoded copy; v itself if none is.
+func canonical[T ~string](v T, known ...T) T {
+	for _, k := range known {
+		if v == k {
+			return k
 		}
 	}
-	return t
+	return v
 }
 
 // Strings repeated across thousands of objects (namespaces, port names) are
 // decoded into a fresh copy each; the cache keeps one. An interner stops
 // growing at its limit, so unusual input costs memory, never correctness.
 var (
-	namespaces   = &interner{limit: 1 << 14}
-	portNames    = &interner{limit: 1 << 12}
-	addressTypes = &interner{limit: 4}
+	namespaces = &interner{limit: 1 << 14}
+	portNames  = &interner{limit: 1 << 12}
 )
 
 type interner struct {

@@ -179,10 +179,7 @@ func TestWriterClear(t *testing.T) {
 			if err != nil || wrote != tt.wantWrite {
 				t.Fatalf("wrote=%v err=%v, want wrote=%v", wrote, err, tt.wantWrite)
 			}
-			got, err := c.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := storedWeb(t, c)
 			if !Equal(got.Status.LoadBalancer.Ingress, tt.wantAfter) {
 				t.Errorf("stored status %v, want %v", got.Status.LoadBalancer.Ingress, tt.wantAfter)
 			}
@@ -212,10 +209,7 @@ func TestWriterClearRechecksAfterConflict(t *testing.T) {
 	if err != nil || wrote {
 		t.Fatalf("wrote=%v err=%v, want no write", wrote, err)
 	}
-	got, err := c.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := storedWeb(t, c)
 	if !Equal(got.Status.LoadBalancer.Ingress, lb("198.51.100.1")) {
 		t.Errorf("the other controller's status was replaced by %v", got.Status.LoadBalancer.Ingress)
 	}
@@ -327,10 +321,7 @@ func TestWriterPatchesOnlyWhatItOwns(t *testing.T) {
 			if got := statusPatches(c); len(got) != 1 || got[0] != tt.want {
 				t.Errorf("status patches %q, want [%s]", got, tt.want)
 			}
-			got, err := c.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := storedWeb(t, c)
 			if !reflect.DeepEqual(got.Labels, stored.Labels) || !reflect.DeepEqual(got.Annotations, stored.Annotations) {
 				t.Errorf("metadata changed by a status write: labels %v annotations %v", got.Labels, got.Annotations)
 			}
@@ -356,10 +347,7 @@ func TestWriterUpdateRereadsAfterConflict(t *testing.T) {
 	if len(patches) != 2 || !strings.Contains(patches[0], `"resourceVersion":"5"`) || !strings.Contains(patches[1], `"resourceVersion":"6"`) {
 		t.Errorf("status patches %q, want one on version 5 (refused) then one on version 6", patches)
 	}
-	got, err := c.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := storedWeb(t, c)
 	if !Equal(got.Status.LoadBalancer.Ingress, lb("1.2.3.4")) {
 		t.Errorf("stored status %v", got.Status.LoadBalancer.Ingress)
 	}
@@ -378,4 +366,14 @@ func TestWriterRefusesAReplacedIngress(t *testing.T) {
 	if n := len(statusPatches(c)); n != 1 {
 		t.Errorf("%d status patches, want only the refused one", n)
 	}
+}
+
+// storedWeb reads Ingress default/web as the API server holds it.
+func storedWeb(t *testing.T, c *fake.Clientset) *networkingv1.Ingress {
+	t.Helper()
+	ing, err := c.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ing
 }

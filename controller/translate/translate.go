@@ -170,13 +170,7 @@ func ingressesOldestFirst(in []*networkingv1.Ingress) []*networkingv1.Ingress {
 		if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Name, b.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(string(a.UID), string(b.UID))
+		return compareRefs(ingressRef(a), ingressRef(b))
 	})
 	return out
 }

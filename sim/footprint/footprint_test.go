@@ -28,6 +28,7 @@ import (
 	"konductor.dev/controller/ingressclass"
 	"konductor.dev/controller/translate"
 	localcluster "konductor.dev/sim/cluster"
+	"konductor.dev/sim/internal/hashkong"
 )
 
 const (
@@ -119,8 +120,9 @@ func TestFootprint10k(t *testing.T) {
 		"--health-probe-bind-address=127.0.0.1:0",
 		"--log-format=json",
 	}
+	pushed := hashkong.NewSignal() // fired by a push to any of them
 	for range kongReplicas {
-		k := startHashKong(t)
+		k := startHashKong(t, pushed)
 		kongs = append(kongs, k)
 		args = append(args, "--kong-admin-url="+k.URL())
 	}
@@ -340,20 +342,17 @@ func waitForKongs(ctx context.Context, kongs []*hashKong, want string, within ti
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	for {
-		var changed []<-chan struct{}
+		// The Kongs share one Signal: any Kong's next push is worth a look.
+		changed := kongs[0].Changed()
 		var hashes []string
 		for _, k := range kongs {
-			changed = append(changed, k.Changed())
 			hashes = append(hashes, k.Hash())
 		}
 		if slices.Equal(hashes, slices.Repeat([]string{want}, len(kongs))) {
 			return nil
 		}
-		// Any Kong's next push is worth a look; the first is enough.
 		select {
-		case <-changed[0]:
-		case <-changed[1%len(changed)]:
-		case <-changed[2%len(changed)]:
+		case <-changed:
 		case <-ctrl.exited:
 			return fmt.Errorf("the controller exited: %v", ctrl.cmd.ProcessState)
 		case <-ctx.Done():

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"runtime"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"konductor.dev/sim/internal/hashkong"
 	"konductor.dev/sim/kong"
 )
 
@@ -176,57 +175,17 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// hashKong is the smallest DB-less Kong Admin API the controller needs
-// (probe, status, POST /config); it keeps only the sha256 of what it was
-// sent, so that what is measured is the controller.
-type hashKong struct {
-	set  *hashKongs
-	hash string // sha256 of the last accepted body; guarded by set.mu
-}
-
-func (k *hashKong) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	switch {
-	case r.Method == http.MethodGet && r.URL.Path == "/":
-		io.WriteString(w, `{"version":"3.9.1","node_id":"00000000-0000-4000-8000-000000000001","hostname":"kong","configuration":{"database":"off","router_flavor":"traditional_compatible","role":"traditional"}}`)
-	case r.Method == http.MethodGet && r.URL.Path == "/status":
-		k.set.mu.Lock()
-		h := k.hash
-		k.set.mu.Unlock()
-		if h == "" {
-			h = kong.ZeroHash
-		}
-		fmt.Fprintf(w, `{"configuration_hash":%q,"server":{"total_requests":0}}`, h[:32])
-	case r.Method == http.MethodPost && r.URL.Path == "/config":
-		sum := sha256.New()
-		if _, err := io.Copy(sum, r.Body); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		k.set.mu.Lock()
-		k.hash = hex.EncodeToString(sum.Sum(nil))
-		close(k.set.notify)
-		k.set.notify = make(chan struct{})
-		k.set.mu.Unlock()
-		w.WriteHeader(http.StatusCreated)
-		io.WriteString(w, `{}`)
-	default:
-		w.WriteHeader(http.StatusNotFound)
-		io.WriteString(w, `{"message":"Not found"}`)
-	}
-}
-
-// hashKongs routes kong-<i> to the i-th hashKong.
+// hashKongs routes kong-<i> to the i-th hash-only Kong (package hashkong):
+// what is measured is the controller.
 type hashKongs struct {
-	mu     sync.Mutex
-	kongs  []*hashKong
-	notify chan struct{} // closed and replaced on every accepted push
+	kongs  []*hashkong.Kong
+	signal *hashkong.Signal // fired at every accepted push to any of them
 }
 
 func newHashKongs(n int) *hashKongs {
-	ks := &hashKongs{notify: make(chan struct{})}
+	ks := &hashKongs{signal: hashkong.NewSignal()}
 	for range n {
-		ks.kongs = append(ks.kongs, &hashKong{set: ks})
+		ks.kongs = append(ks.kongs, hashkong.New(ks.signal))
 	}
 	return ks
 }
@@ -241,20 +200,14 @@ func (ks *hashKongs) urls() []string {
 
 // hashes returns the sha256 of what each replica last accepted.
 func (ks *hashKongs) hashes() []string {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
 	hs := make([]string, len(ks.kongs))
 	for i, k := range ks.kongs {
-		hs[i] = k.hash
+		hs[i] = k.Hash()
 	}
 	return hs
 }
 
-func (ks *hashKongs) changed() <-chan struct{} {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	return ks.notify
-}
+func (ks *hashKongs) changed() <-chan struct{} { return ks.signal.C() }
 
 func (ks *hashKongs) RoundTrip(req *http.Request) (*http.Response, error) {
 	i, _, ok := parseHost(req.URL.Host)

@@ -1,17 +1,24 @@
-package footprint
+package hashkong
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"konductor.dev/sim/kong"
 )
 
-func TestHashKongSpeaksEnoughAdminAPI(t *testing.T) {
-	k := startHashKong(t)
+func TestSpeaksEnoughAdminAPI(t *testing.T) {
+	k := New(nil)
+	srv := httptest.NewServer(k)
+	defer srv.Close()
 	get := func(path string, into any) int {
 		t.Helper()
-		resp, err := http.Get(k.URL() + path)
+		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,13 +44,13 @@ func TestHashKongSpeaksEnoughAdminAPI(t *testing.T) {
 		Hash string `json:"configuration_hash"`
 	}
 	get("/status", &st)
-	if st.Hash != zeroHash {
+	if st.Hash != kong.ZeroHash {
 		t.Errorf("hash before any push %q, want the zero hash", st.Hash)
 	}
 
 	changed := k.Changed()
 	body := `{"_format_version":"3.0"}`
-	resp, err := http.Post(k.URL()+"/config", "application/json", strings.NewReader(body))
+	resp, err := http.Post(srv.URL+"/config", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,5 +72,33 @@ func TestHashKongSpeaksEnoughAdminAPI(t *testing.T) {
 	}
 	if code := get("/services", nil); code != http.StatusNotFound {
 		t.Errorf("GET /services: %d, want 404", code)
+	}
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func TestSharedSignalHearsEveryKong(t *testing.T) {
+	signal := NewSignal()
+	a, b := New(signal), New(signal)
+	for _, k := range []*Kong{a, b} {
+		changed := signal.C()
+		rec := httptest.NewRecorder()
+		k.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/config", strings.NewReader(`{}`)))
+		if rec.Code != http.StatusCreated {
+			t.Fatalf("POST /config: %d", rec.Code)
+		}
+		select {
+		case <-changed:
+		default:
+			t.Fatal("a push to one Kong did not fire the Signal they share")
+		}
+	}
+	select {
+	case <-signal.C():
+		t.Fatal("the Signal fired again with no push")
+	default:
 	}
 }
