@@ -5,8 +5,11 @@
 # Kubernetes version. The first build takes ~10-15 minutes on 2 cores; later
 # runs find the binaries, check that they answer --version, and do nothing.
 #
-# Usage: hack/build-k8s.sh [--check-replace] [--sync-replace]
+# Usage: hack/build-k8s.sh [--find] [--check-replace] [--sync-replace]
 #   (no flag)        build if needed; print the bin directory on stdout
+#   --find           never build: print the bin directory if every binary is
+#                    there and healthy, else exit 3 (tests use this, so a test
+#                    never waits minutes for a build; .ci/run and make build)
 #   --check-replace  only compare hack/k8s/go.mod's replace lines with the
 #                    replace block of k8s.io/kubernetes's own go.mod
 #   --sync-replace   rewrite hack/k8s/go.mod's replace lines from it (use after
@@ -78,7 +81,7 @@ case "${1:-}" in
   log "rewrote the replace lines of hack/k8s/go.mod"
   exit 0
   ;;
-"") ;;
+"" | --find) ;;
 *) die "unknown argument $1" ;;
 esac
 
@@ -115,6 +118,16 @@ missing_in() {
   local c
   for c in "${components[@]}"; do healthy "$1" "$c" || echo "$c"; done
 }
+
+if [[ "${1:-}" == --find ]]; then
+  missing=($(missing_in "$dest"))
+  if ((${#missing[@]} > 0)); then
+    log "not built: ${missing[*]} ($k8s_version); run hack/build-k8s.sh (or make k8s-binaries)"
+    exit 3
+  fi
+  echo "$dest"
+  exit 0
+fi
 
 mkdir -p "$dest_parent"
 # Concurrent callers (two test packages, CI and a developer) wait for each

@@ -15,6 +15,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"konductor.dev/sim/cluster"
+	"konductor.dev/sim/cluster/clustertest"
 	"konductor.dev/sim/cluster/podnet"
 	"konductor.dev/sim/cluster/proc"
 )
@@ -25,8 +26,7 @@ import (
 func TestUpDownIdempotentAndCrashRecovery(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	binDir, err := cluster.Binaries(ctx, os.Stderr)
-	g.Expect(err).NotTo(HaveOccurred())
+	binDir := clustertest.Binaries(t)
 	self := filepath.Join(t.TempDir(), "localcluster")
 	build := exec.Command("go", "build", "-o", self, ".")
 	build.Stderr = os.Stderr

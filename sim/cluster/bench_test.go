@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"konductor.dev/sim/cluster"
+	"konductor.dev/sim/cluster/clustertest"
 	"konductor.dev/sim/cluster/node"
 )
 
@@ -26,10 +27,7 @@ import (
 //	go test ./sim/cluster -run '^$' -bench Cluster -benchtime 1x
 func BenchmarkCluster(b *testing.B) {
 	ctx := context.Background()
-	binDir, err := cluster.Binaries(ctx, os.Stderr)
-	if err != nil {
-		b.Fatal(err)
-	}
+	binDir := clustertest.Binaries(b)
 	echo := filepath.Join(b.TempDir(), "echoserver")
 	if out, err := exec.Command("go", "build", "-o", echo, "./echoserver").CombinedOutput(); err != nil {
 		b.Fatalf("build echoserver: %v\n%s", err, out)

@@ -42,6 +42,39 @@ func Binaries(ctx context.Context, progress io.Writer) (string, error) {
 	return dir, nil
 }
 
+// ErrNotBuilt is returned by FindBinaries when the control-plane binaries
+// are not in the build cache.
+var ErrNotBuilt = errors.New("control-plane binaries not built: run hack/build-k8s.sh (or make k8s-binaries)")
+
+// FindBinaries is Binaries without the build: $BinDirEnv if set, else the
+// cached directory that `hack/build-k8s.sh --find` reports. It returns
+// ErrNotBuilt when the cache lacks a binary, so a test never blocks for the
+// minutes a first build takes (make and .ci/run build before testing).
+func FindBinaries(ctx context.Context) (string, error) {
+	if dir := os.Getenv(BinDirEnv); dir != "" {
+		return dir, nil
+	}
+	script, err := findUp("hack/build-k8s.sh")
+	if err != nil {
+		return "", err
+	}
+	var out, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, script, "--find")
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == 3 {
+			return "", ErrNotBuilt
+		}
+		return "", fmt.Errorf("%s --find: %w: %s", script, err, strings.TrimSpace(stderr.String()))
+	}
+	dir := strings.TrimSpace(out.String())
+	if dir == "" {
+		return "", fmt.Errorf("%s --find printed no directory", script)
+	}
+	return dir, nil
+}
+
 // RepoRoot is the konductor repository around the working directory.
 func RepoRoot() (string, error) {
 	script, err := findUp("hack/build-k8s.sh")

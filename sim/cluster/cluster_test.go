@@ -29,6 +29,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"konductor.dev/sim/cluster"
+	"konductor.dev/sim/cluster/clustertest"
 	"konductor.dev/sim/cluster/node"
 	"konductor.dev/sim/cluster/podnet"
 	"konductor.dev/sim/cluster/proc"
@@ -56,8 +57,7 @@ var _ = Describe("the local process cluster", Ordered, func() {
 	)
 
 	BeforeAll(func() {
-		binDir, err := cluster.Binaries(ctx, GinkgoWriter)
-		Expect(err).NotTo(HaveOccurred())
+		binDir := clustertest.Binaries(GinkgoT())
 		bin := GinkgoT().TempDir()
 		echo, kongsim := filepath.Join(bin, "echoserver"), filepath.Join(bin, "kongsim")
 		for out, pkg := range map[string]string{echo: "./echoserver", kongsim: "konductor.dev/cmd/kongsim"} {
@@ -66,6 +66,7 @@ var _ = Describe("the local process cluster", Ordered, func() {
 			Expect(build.Run()).To(Succeed(), "go build %s", pkg)
 		}
 
+		var err error
 		c, err = cluster.Start(ctx, cluster.Options{
 			BinDir:    binDir,
 			StateRoot: filepath.Join(os.TempDir(), "konductor-localcluster-test"),

@@ -28,6 +28,7 @@ import (
 	"konductor.dev/controller/ingressclass"
 	"konductor.dev/controller/translate"
 	localcluster "konductor.dev/sim/cluster"
+	"konductor.dev/sim/cluster/clustertest"
 	"konductor.dev/sim/internal/hashkong"
 )
 
@@ -78,10 +79,7 @@ func TestFootprint10k(t *testing.T) {
 	}
 	bin := konductorBinary(t)
 
-	binDir, err := localcluster.Binaries(ctx, io.Discard)
-	if err != nil {
-		t.Skipf("control-plane binaries unavailable (run hack/build-k8s.sh or set %s): %v", localcluster.BinDirEnv, err)
-	}
+	binDir := clustertest.Binaries(t)
 	kc, err := localcluster.Start(ctx, localcluster.Options{
 		BinDir:    binDir,
 		StateRoot: filepath.Join(os.TempDir(), "konductor-footprint"),

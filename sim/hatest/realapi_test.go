@@ -27,6 +27,7 @@ import (
 	"konductor.dev/controller/manager"
 	"konductor.dev/controller/options"
 	localcluster "konductor.dev/sim/cluster"
+	"konductor.dev/sim/cluster/clustertest"
 	kongsim "konductor.dev/sim/kong"
 )
 
@@ -150,14 +151,7 @@ type realReplica struct {
 func startRealCluster(t *testing.T) *realCluster {
 	t.Helper()
 	ctx := context.Background()
-	binDir, err := localcluster.Binaries(ctx, testWriter{t})
-	if err != nil {
-		msg := fmt.Sprintf("control-plane binaries unavailable (run hack/build-k8s.sh or set %s): %v", localcluster.BinDirEnv, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	binDir := clustertest.Binaries(t)
 	kc, err := localcluster.Start(ctx, localcluster.Options{
 		BinDir:    binDir,
 		StateRoot: filepath.Join(os.TempDir(), "konductor-hatest-realapi"),

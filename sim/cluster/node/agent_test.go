@@ -26,6 +26,7 @@ import (
 
 	"konductor.dev/sim/cluster/podnet"
 	"konductor.dev/sim/cluster/proc"
+	"konductor.dev/sim/internal/precond"
 )
 
 // agentWorld is an Agent against a fake clientset: the pod lifecycle without
@@ -278,9 +279,7 @@ func TestAgentLivenessProbeRestartsContainer(t *testing.T) {
 }
 
 func TestAgentWritesServiceAccountFiles(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the token is mounted at its container path only with mount namespaces (root)")
-	}
+	precond.Root(t, "the token is mounted at its container path only with mount namespaces")
 	w := newAgentWorld(t)
 	w.create(&corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "reader"},

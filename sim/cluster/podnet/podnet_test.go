@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"konductor.dev/sim/internal/precond"
 )
 
 func TestBridgedSandboxes(t *testing.T) {
 	if err := Supported(); err != nil {
-		t.Skipf("network namespaces unavailable here (%v); the loopback fallback is tested instead", err)
+		precond.Unavailable(t, "network namespaces unavailable here (%v); the loopback fallback is tested instead", err)
 	}
 	ctx := context.Background()
 	b, err := NewBridged(ctx)

@@ -20,11 +20,12 @@ import (
 	"k8s.io/utils/ptr"
 
 	"konductor.dev/sim/cluster/podnet"
+	"konductor.dev/sim/internal/precond"
 )
 
 func TestProxyForwardsClusterIPToReadyEndpoints(t *testing.T) {
 	if err := podnet.Supported(); err != nil {
-		t.Skipf("Service addresses need root and ip: %v", err)
+		precond.Unavailable(t, "Service addresses need root and ip: %v", err)
 	}
 	g := NewWithT(t)
 	ctx := context.Background()
