@@ -25,6 +25,7 @@ func Unavailable(t T, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if InCI() {
 		t.Fatalf("%s (CI=true: a missing precondition fails the test)", msg)
+		return
 	}
 	t.Skipf("%s", msg)
 }
