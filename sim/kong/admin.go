@@ -90,7 +90,8 @@ func (a adminAPI) route(w http.ResponseWriter, r *http.Request, segs []string) *
 		// Kong 3 disables the top-level targets endpoints: targets are
 		// reached only below their upstream.
 		return errNotFound
-	case schemas[segs[0]] != nil:
+	case adminCollections[segs[0]] != "":
+		segs[0] = adminCollections[segs[0]]
 		return a.entities(w, r, segs)
 	}
 	return errNotFound
@@ -424,6 +425,31 @@ func readBody(r *http.Request, sch *entitySchema) (map[string]any, *apiError) {
 	return m, nil
 }
 
+// adminCollections maps the first segment of an Admin API path to the
+// collection it serves: entity names, and the plugins' own names for their
+// credentials (/key-auths serves keyauth_credentials).
+var adminCollections = map[string]string{}
+
+// initAdminCollections runs once the schemas are registered.
+func initAdminCollections() {
+	for name, sch := range schemas {
+		if sch.adminName != "" {
+			adminCollections[sch.adminName] = name
+		} else {
+			adminCollections[name] = name
+		}
+	}
+}
+
+// adminChildName is the path segment under a parent that lists children
+// of coll (/consumers/{c}/key-auth for keyauth_credentials).
+func adminChildName(coll string) string {
+	if sch := schemas[coll]; sch != nil && sch.adminNested != "" {
+		return sch.adminNested
+	}
+	return coll
+}
+
 var verbs = map[string]string{
 	http.MethodPost: "create", http.MethodPut: "create or update",
 	http.MethodPatch: "update", http.MethodDelete: "remove",
@@ -444,7 +470,7 @@ func (a adminAPI) entities(w http.ResponseWriter, r *http.Request, segs []string
 	case 3, 4:
 		child := ""
 		for _, ns := range nesting[segs[0]] {
-			if ns.key == segs[2] {
+			if adminChildName(ns.key) == segs[2] {
 				child = ns.coll
 				sc = &scope{field: ns.field}
 			}
@@ -571,6 +597,10 @@ func (a adminAPI) mutation(r *http.Request, st *State, sch *entitySchema, key st
 			return nil, errNotFound
 		}
 		op.body = mergePatch(sch, existing, body)
+		if _, ok := body["password"]; sch.collection == "basicauth_credentials" && !ok {
+			// Kong hashes a password when one is written, not the stored hash.
+			op.keepPassword = asString(existing["password"])
+		}
 		return op.build(http.StatusOK)
 	default: // PUT
 		if existing == nil && sch.collection == "targets" {

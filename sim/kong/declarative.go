@@ -48,9 +48,14 @@ var idNamespace = uuid.MustParse("6f2c1a5e-8d0b-4f4e-9b57-6b6f6e677369")
 // nesting lists, per collection, the child arrays it may carry and the
 // foreign field those children get pointed at their parent through.
 var nesting = map[string][]struct{ key, coll, field string }{
-	"services":     {{"routes", "routes", "service"}, {"plugins", "plugins", "service"}},
-	"routes":       {{"plugins", "plugins", "route"}},
-	"consumers":    {{"plugins", "plugins", "consumer"}},
+	"services": {{"routes", "routes", "service"}, {"plugins", "plugins", "service"}},
+	"routes":   {{"plugins", "plugins", "route"}},
+	"consumers": {{"plugins", "plugins", "consumer"},
+		{"keyauth_credentials", "keyauth_credentials", "consumer"},
+		{"basicauth_credentials", "basicauth_credentials", "consumer"},
+		{"acls", "acls", "consumer"},
+		{"jwt_secrets", "jwt_secrets", "consumer"},
+		{"hmacauth_credentials", "hmacauth_credentials", "consumer"}},
 	"upstreams":    {{"targets", "targets", "upstream"}},
 	"certificates": {{"snis", "snis", "certificate"}},
 }
@@ -458,6 +463,12 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 			// The same entity under another id.
 			it.ent = maps.Clone(t.ent)
 			it.ent["id"] = it.id
+			for _, f := range sch.fields {
+				if f.auto && f.typ == tString && !f.uuid && it.raw[f.name] == nil {
+					delete(it.ent, f.name)
+				}
+			}
+			fillAutoFields(sch, it.ent, it.id)
 			l.stampTimes(it)
 		}
 		return
@@ -493,6 +504,7 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 		return
 	}
 	it.ent["id"] = it.id
+	fillAutoFields(sch, it.ent, it.id)
 	it.stamp = stampUse{created: it.ent["created_at"] == nil, at: l.createdAt}
 	it.stamp.updated = sch.field("updated_at") != nil && it.ent["updated_at"] == nil
 	l.stampTimes(it)

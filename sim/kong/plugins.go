@@ -8,6 +8,9 @@ type pluginDef struct {
 	config []*field
 	// check returns messages about the whole config record.
 	check func(cfg map[string]any) []string
+	// noConsumer marks plugins that cannot be scoped to a consumer (the
+	// authentication plugins, which find the consumer).
+	noConsumer bool
 }
 
 func (p *pluginDef) configField() *field {
@@ -70,16 +73,16 @@ func init() {
 		}, check: func(c map[string]any) []string {
 			return atLeastOneOf(c, "second", "minute", "hour", "day", "month", "year")
 		}},
-		{name: "key-auth", config: []*field{
+		{name: "key-auth", noConsumer: true, config: []*field{
 			strArray("key_names").withDefault(strs("apikey")),
 			boolean("hide_credentials", false), str("anonymous"),
 			boolean("key_in_header", true), boolean("key_in_query", true),
 			boolean("key_in_body", false), boolean("run_on_preflight", true), str("realm"),
 		}},
-		{name: "basic-auth", config: []*field{
+		{name: "basic-auth", noConsumer: true, config: []*field{
 			str("anonymous"), boolean("hide_credentials", false), str("realm").withDefault("service"),
 		}},
-		{name: "jwt", config: []*field{
+		{name: "jwt", noConsumer: true, config: []*field{
 			strSet("uri_param_names").withDefault(strs("jwt")),
 			strSet("cookie_names").withDefault([]any{}),
 			str("key_claim_name").withDefault("iss"),
@@ -90,7 +93,7 @@ func init() {
 			strSet("header_names").withDefault(strs("authorization")),
 			str("realm"),
 		}},
-		{name: "acl", config: []*field{
+		{name: "acl", noConsumer: true, config: []*field{
 			strArray("allow"), strArray("deny"),
 			boolean("hide_groups_header", false),
 			boolean("include_consumer_groups", false),

@@ -73,6 +73,14 @@ func normalizeEntity(s *entitySchema, in map[string]any, resolve resolver) (enti
 		}
 	}
 	out, errs := normalizeRecord(fs, in, resolve)
+	if s.collection == "plugins" && out["consumer"] != nil {
+		if p := plugins[asString(out["name"])]; p != nil && p.noConsumer {
+			if errs == nil {
+				errs = errTree{}
+			}
+			errs["consumer"] = "value must be null"
+		}
+	}
 	if errs != nil {
 		return nil, errs
 	}
@@ -169,6 +177,8 @@ func finishEntity(s *entitySchema, e entity) {
 	switch s.collection {
 	case "targets":
 		e["target"] = targetWithPort(asString(e["target"]))
+	case "basicauth_credentials":
+		e["password"] = hashBasicAuthPassword(foreignID(e, "consumer"), asString(e["password"]))
 	case "ca_certificates":
 		if block, _ := pem.Decode([]byte(asString(e["cert"]))); block != nil {
 			sum := sha256.Sum256(block.Bytes)

@@ -1,0 +1,222 @@
+package kong_test
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"testing"
+
+	"konductor.dev/sim/internal/pgtest"
+	sim "konductor.dev/sim/kong"
+	"konductor.dev/sim/kong/pgstore"
+	"konductor.dev/sim/kong/store"
+)
+
+const credentialsConfig = `
+_format_version: "3.0"
+consumers:
+- username: alice
+  custom_id: a-1
+  tags: [team-a]
+  keyauth_credentials:
+  - key: alice-key
+  basicauth_credentials:
+  - username: alice
+    password: s3cret
+  acls:
+  - group: admins
+  jwt_secrets:
+  - key: alice-iss
+    secret: alice-jwt-secret
+  hmacauth_credentials:
+  - username: alice-hmac
+    secret: alice-hmac-secret
+- username: bob
+keyauth_credentials:
+- key: bob-key
+  consumer: bob
+acls:
+- group: users
+  consumer: bob
+`
+
+func basicAuthHash(password, consumerID string) string {
+	sum := sha1.Sum([]byte(password + consumerID))
+	return hex.EncodeToString(sum[:])
+}
+
+func TestDeclarativeConsumersAndCredentials(t *testing.T) {
+	e := newEnv(t, dbless)
+	if code, body := e.do(t, "POST", "/config", credentialsConfig); code != 201 {
+		t.Fatalf("POST /config = %d %v", code, body)
+	}
+	_, alice := e.do(t, "GET", "/consumers/alice", "")
+	aliceID, _ := alice["id"].(string)
+	if alice["custom_id"] != "a-1" || aliceID == "" {
+		t.Fatalf("alice = %v", alice)
+	}
+	for _, tc := range []struct {
+		path  string
+		count int
+	}{
+		{"/key-auths", 2}, {"/basic-auths", 1}, {"/acls", 2}, {"/jwts", 1}, {"/hmac-auths", 1},
+		{"/consumers/alice/key-auth", 1}, {"/consumers/alice/basic-auth", 1}, {"/consumers/alice/acls", 1},
+		{"/consumers/alice/jwt", 1}, {"/consumers/alice/hmac-auth", 1}, {"/consumers/bob/key-auth", 1},
+	} {
+		code, body := e.do(t, "GET", tc.path, "")
+		if data, _ := body["data"].([]any); code != 200 || len(data) != tc.count {
+			t.Errorf("GET %s = %d with %d entities, want %d", tc.path, code, len(data), tc.count)
+		}
+	}
+	_, key := e.do(t, "GET", "/key-auths/alice-key", "")
+	if c, _ := key["consumer"].(map[string]any); c["id"] != aliceID {
+		t.Errorf("key-auth credential = %v, want consumer %s", key, aliceID)
+	}
+	_, basic := e.do(t, "GET", "/consumers/alice/basic-auth/alice", "")
+	if basic["password"] != basicAuthHash("s3cret", aliceID) {
+		t.Errorf("basic-auth password stored as %v, want sha1(password..consumer id)", basic["password"])
+	}
+	if code, _ := e.do(t, "GET", "/consumers/alice/acls/admins", ""); code != 200 {
+		t.Errorf("ACL by group = %d", code)
+	}
+	// Credential collections are served under the plugins' names only.
+	if code, _ := e.do(t, "GET", "/keyauth_credentials", ""); code != 404 {
+		t.Errorf("GET /keyauth_credentials = %d, want 404", code)
+	}
+	if code, body := e.do(t, "POST", "/consumers/alice/key-auth", `{"key":"x"}`); code != 405 {
+		t.Errorf("DB-less credential write = %d %v, want 405", code, body)
+	}
+	// Loading the same document again keeps the configuration hash.
+	hash := e.node.ConfigHash()
+	e.do(t, "POST", "/config", credentialsConfig)
+	if e.node.ConfigHash() != hash {
+		t.Error("reloading the same credentials changed the hash")
+	}
+}
+
+func TestDeclarativeCredentialErrors(t *testing.T) {
+	e := newEnv(t, dbless)
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"duplicate key", `{"_format_version":"3.0","consumers":[{"username":"a","keyauth_credentials":[{"key":"k"}]},{"username":"b","keyauth_credentials":[{"key":"k"}]}]}`,
+			"uniqueness violation: 'keyauth_credentials' entity with key set to 'k' already declared"},
+		{"duplicate basic-auth username", `{"_format_version":"3.0","consumers":[{"username":"a","basicauth_credentials":[{"username":"u","password":"p"},{"username":"u","password":"q"}]}]}`,
+			"uniqueness violation: 'basicauth_credentials' entity with username set to 'u' already declared"},
+		{"password missing", `{"_format_version":"3.0","consumers":[{"username":"a","basicauth_credentials":[{"username":"u"}]}]}`,
+			`password="required field missing"`},
+		{"unknown consumer", `{"_format_version":"3.0","consumers":[{"username":"a"}],"keyauth_credentials":[{"key":"k","consumer":"ghost"}]}`,
+			`consumer="could not find consumer 'ghost'"`},
+		{"acl without group", `{"_format_version":"3.0","consumers":[{"username":"a","acls":[{}]}]}`,
+			`group="required field missing"`},
+		{"rsa jwt without key", `{"_format_version":"3.0","consumers":[{"username":"a","jwt_secrets":[{"algorithm":"RS256"}]}]}`,
+			"failed conditional validation given value of field 'algorithm'"},
+		{"auth plugin on a consumer", `{"_format_version":"3.0","consumers":[{"username":"a","plugins":[{"name":"key-auth"}]}]}`,
+			`consumer="value must be null"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := e.do(t, "POST", "/config?flatten_errors=1", tc.doc)
+			msg, _ := body["message"].(string)
+			if code != 400 || !strings.Contains(msg, tc.want) {
+				t.Errorf("POST /config = %d %q, want 400 containing %q", code, msg, tc.want)
+			}
+		})
+	}
+}
+
+// TestCredentialsAdminAPI runs on both storage backends.
+func TestCredentialsAdminAPI(t *testing.T) {
+	backends := map[string]func(t *testing.T) store.Backend{
+		"memory": func(t *testing.T) store.Backend { return store.NewMemory() },
+		"postgres": func(t *testing.T) store.Backend {
+			s, err := pgstore.New(context.Background(), pgtest.DSN(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if err := s.Bootstrap(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	}
+	for name, backend := range backends {
+		t.Run(name, func(t *testing.T) {
+			e := newEnvOn(t, backend(t))
+			code, alice := e.do(t, "POST", "/consumers", `{"username":"alice","custom_id":"a-1"}`)
+			if code != 201 {
+				t.Fatalf("POST /consumers = %d %v", code, alice)
+			}
+			aliceID := alice["id"].(string)
+			code, key := e.do(t, "POST", "/consumers/alice/key-auth", `{"key":"k1"}`)
+			if code != 201 || key["key"] != "k1" {
+				t.Fatalf("POST key-auth = %d %v", code, key)
+			}
+			if code, body := e.do(t, "POST", "/consumers/alice/key-auth", `{"key":"k1"}`); code != 409 ||
+				body["message"] != `UNIQUE violation detected on '{key="k1"}'` {
+				t.Errorf("duplicate key = %d %v, want 409", code, body)
+			}
+			// A key left out is generated.
+			_, gen := e.do(t, "POST", "/consumers/alice/key-auth", `{}`)
+			if k, _ := gen["key"].(string); len(k) != 32 {
+				t.Errorf("generated key = %v", gen["key"])
+			}
+			if code, _ := e.do(t, "GET", "/key-auths/k1", ""); code != 200 {
+				t.Errorf("GET /key-auths/k1 = %d", code)
+			}
+			code, basic := e.do(t, "POST", "/consumers/alice/basic-auth", `{"username":"alice","password":"pw"}`)
+			if code != 201 || basic["password"] != basicAuthHash("pw", aliceID) {
+				t.Fatalf("POST basic-auth = %d %v", code, basic)
+			}
+			// A PATCH without a password keeps the hash; with one, hashes it.
+			_, patched := e.do(t, "PATCH", "/basic-auths/alice", `{"tags":["x"]}`)
+			if patched["password"] != basicAuthHash("pw", aliceID) {
+				t.Errorf("PATCH without password stored %v", patched["password"])
+			}
+			_, patched = e.do(t, "PATCH", "/basic-auths/alice", `{"password":"new"}`)
+			if patched["password"] != basicAuthHash("new", aliceID) {
+				t.Errorf("PATCH with password stored %v", patched["password"])
+			}
+			if code, body := e.do(t, "POST", "/consumers/alice/acls", `{"group":"admins"}`); code != 201 {
+				t.Fatalf("POST acl = %d %v", code, body)
+			}
+			if code, _ := e.do(t, "POST", "/consumers/alice/acls", `{"group":"admins"}`); code != 409 {
+				t.Errorf("duplicate ACL group = %d, want 409", code)
+			}
+			_, jwt := e.do(t, "POST", "/consumers/alice/jwt", `{}`)
+			if jwt["algorithm"] != "HS256" || jwt["key"] == nil || jwt["secret"] == nil {
+				t.Errorf("jwt defaults = %v", jwt)
+			}
+			_, hmac := e.do(t, "POST", "/consumers/alice/hmac-auth", `{"username":"h"}`)
+			if s, _ := hmac["secret"].(string); s == "" {
+				t.Errorf("hmac-auth secret = %v", hmac)
+			}
+			if code, body := e.do(t, "POST", "/consumers/alice/plugins", `{"name":"rate-limiting","config":{"minute":5}}`); code != 201 {
+				t.Errorf("consumer plugin = %d %v", code, body)
+			}
+			if code, body := e.do(t, "POST", "/consumers/alice/plugins", `{"name":"key-auth"}`); code != 400 {
+				t.Errorf("key-auth on a consumer = %d %v, want 400", code, body)
+			}
+			// Deleting the consumer deletes its credentials.
+			if code, _ := e.do(t, "DELETE", "/consumers/alice", ""); code != 204 {
+				t.Fatalf("DELETE consumer = %d", code)
+			}
+			for _, p := range []string{"/key-auths", "/basic-auths", "/acls", "/jwts", "/hmac-auths", "/plugins"} {
+				if _, body := e.do(t, "GET", p, ""); len(body["data"].([]any)) != 0 {
+					t.Errorf("%s after consumer delete = %v", p, body["data"])
+				}
+			}
+		})
+	}
+}
+
+func newEnvOn(t *testing.T, b store.Backend) *env {
+	t.Helper()
+	n, err := sim.NewNode(sim.Options{Database: sim.DatabasePostgres, Backend: b, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{node: n, http: &http.Client{Transport: sim.NewInMemoryTransport(n.Admin())}}
+}
