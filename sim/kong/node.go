@@ -133,7 +133,7 @@ func NewNode(opts Options) (*Node, error) {
 	}
 	n := &Node{
 		opts: opts, dbless: opts.Database == DatabaseOff, log: opts.Logger, state: emptyState(),
-		proxy: proxy.New(proxy.Options{Version: opts.Version, Transport: opts.ProxyTransport}),
+		proxy: proxy.New(proxy.Options{Version: opts.Version, Transport: opts.ProxyTransport, Now: opts.Now}),
 	}
 	if n.dbless && len(opts.DeclarativeConfig) > 0 {
 		st, decl, err := n.decl.load(opts.DeclarativeConfig, opts.Now().Unix(), n.state)

@@ -45,6 +45,13 @@ func atLeastOneOf(cfg map[string]any, names ...string) []string {
 
 var plugins = map[string]*pluginDef{}
 
+func positive(v any) string {
+	if f, _ := v.(float64); f <= 0 {
+		return "value must be greater than 0"
+	}
+	return ""
+}
+
 func init() {
 	number := func(name string) *field { return &field{name: name, typ: tNumber} }
 	redis := record("redis",
@@ -53,7 +60,7 @@ func init() {
 		integer("database").withDefault(0.0), boolean("ssl", false),
 		boolean("ssl_verify", false), str("server_name"))
 	for _, p := range []*pluginDef{
-		{name: "cors", config: []*field{
+		{name: "cors", noConsumer: true, config: []*field{
 			strArray("origins"), strArray("headers"), strArray("exposed_headers"),
 			strArray("methods").withDefault(strs("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS", "TRACE", "CONNECT")),
 			number("max_age"),
@@ -93,6 +100,16 @@ func init() {
 			strSet("header_names").withDefault(strs("authorization")),
 			str("realm"),
 		}},
+		{name: "hmac-auth", noConsumer: true, config: []*field{
+			boolean("hide_credentials", false),
+			(&field{name: "clock_skew", typ: tNumber}).withDefault(300.0).checked(positive),
+			str("anonymous"),
+			boolean("validate_request_body", false),
+			strArray("enforce_headers").withDefault([]any{}),
+			strArray("algorithms").withDefault(strs("hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512")).
+				elemOneOf("hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512"),
+			str("realm"),
+		}},
 		{name: "acl", noConsumer: true, config: []*field{
 			strArray("allow"), strArray("deny"),
 			boolean("hide_groups_header", false),
@@ -122,6 +139,14 @@ func init() {
 			integer("status_code").withDefault(503.0).rng(100, 599),
 			str("message"), str("body"), str("content_type"),
 			boolean("echo", false), str("trigger"),
+		}, check: func(c map[string]any) []string {
+			switch {
+			case c["message"] != nil && (c["content_type"] != nil || c["body"] != nil):
+				return []string{"message cannot be used with content_type or body"}
+			case c["content_type"] != nil && c["body"] == nil:
+				return []string{"content_type requires a body"}
+			}
+			return nil
 		}},
 		{name: "correlation-id", config: []*field{
 			str("header_name").withDefault("Kong-Request-ID"),

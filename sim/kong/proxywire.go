@@ -45,6 +45,38 @@ func (s *State) ProxyConfig() proxy.Config {
 		c.Upstreams = append(c.Upstreams, u)
 		return true
 	})
+	plugins := s.tables["plugins"]
+	if plugins.rows.Len() == 0 {
+		// Nothing would use consumers or credentials.
+		return c
+	}
+	plugins.rows.Ascend(func(r *row) bool {
+		if !r.wire.disabled {
+			c.Plugins = append(c.Plugins, r.wire.plugin)
+		}
+		return true
+	})
+	s.tables["consumers"].rows.Ascend(func(r *row) bool {
+		c.Consumers = append(c.Consumers, r.wire.consumer)
+		return true
+	})
+	cr := &c.Credentials
+	for _, r := range s.rowsOf("keyauth_credentials") {
+		cr.KeyAuth = append(cr.KeyAuth, r.wire.keyAuth)
+	}
+	for _, r := range s.rowsOf("basicauth_credentials") {
+		cr.BasicAuth = append(cr.BasicAuth, r.wire.basicAuth)
+	}
+	// ACL groups in creation order, as Kong lists a consumer's groups.
+	for _, r := range byCreation(s.rowsOf("acls")) {
+		cr.ACLs = append(cr.ACLs, r.wire.acl)
+	}
+	for _, r := range s.rowsOf("jwt_secrets") {
+		cr.JWT = append(cr.JWT, r.wire.jwt)
+	}
+	for _, r := range s.rowsOf("hmacauth_credentials") {
+		cr.HMAC = append(cr.HMAC, r.wire.hmac)
+	}
 	return c
 }
 
@@ -57,7 +89,15 @@ type wire struct {
 	upstream proxy.Upstream // without its targets
 	target   proxy.Target
 	parent   string // a route's service, a target's upstream
-	disabled bool   // a disabled service
+	disabled bool   // a disabled service or plugin
+
+	plugin    proxy.Plugin
+	consumer  proxy.Consumer
+	keyAuth   proxy.KeyAuthCredential
+	basicAuth proxy.BasicAuthCredential
+	acl       proxy.ACLGroup
+	jwt       proxy.JWTSecret
+	hmac      proxy.HMACCredential
 }
 
 // wireOf converts an entity of coll; nil for collections the proxy does
@@ -98,6 +138,29 @@ func wireOf(coll string, e entity) *wire {
 	case "targets":
 		w.parent = foreignID(e, "upstream")
 		w.target = proxy.Target{Target: asString(e["target"]), Weight: intOf(e["weight"])}
+	case "plugins":
+		w.disabled = e["enabled"] == false
+		cfg, _ := e["config"].(map[string]any)
+		w.plugin = proxy.Plugin{
+			ID: asString(e["id"]), Name: asString(e["name"]),
+			RouteID: foreignID(e, "route"), ServiceID: foreignID(e, "service"), ConsumerID: foreignID(e, "consumer"),
+			Protocols: optionalList(e["protocols"]), Config: cfg,
+		}
+	case "consumers":
+		w.consumer = proxy.Consumer{ID: asString(e["id"]), Username: asString(e["username"]), CustomID: asString(e["custom_id"])}
+	case "keyauth_credentials":
+		w.keyAuth = proxy.KeyAuthCredential{ID: asString(e["id"]), ConsumerID: foreignID(e, "consumer"), Key: asString(e["key"])}
+	case "basicauth_credentials":
+		w.basicAuth = proxy.BasicAuthCredential{ID: asString(e["id"]), ConsumerID: foreignID(e, "consumer"),
+			Username: asString(e["username"]), PasswordHash: asString(e["password"])}
+	case "acls":
+		w.acl = proxy.ACLGroup{ConsumerID: foreignID(e, "consumer"), Group: asString(e["group"])}
+	case "jwt_secrets":
+		w.jwt = proxy.JWTSecret{ID: asString(e["id"]), ConsumerID: foreignID(e, "consumer"), Key: asString(e["key"]),
+			Secret: asString(e["secret"]), RSAPublicKey: asString(e["rsa_public_key"]), Algorithm: asString(e["algorithm"])}
+	case "hmacauth_credentials":
+		w.hmac = proxy.HMACCredential{ID: asString(e["id"]), ConsumerID: foreignID(e, "consumer"),
+			Username: asString(e["username"]), Secret: asString(e["secret"])}
 	default:
 		return nil
 	}

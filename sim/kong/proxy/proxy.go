@@ -72,6 +72,11 @@ type Config struct {
 	Services  []Service
 	Routes    []Route
 	Upstreams []Upstream
+	// Plugins run on the requests of their scope; Consumers and
+	// Credentials are what the authentication plugins check against.
+	Plugins     []Plugin
+	Consumers   []Consumer
+	Credentials Credentials
 }
 
 // Options configures a Proxy.
@@ -81,6 +86,24 @@ type Options struct {
 	// Transport sends requests upstream; nil uses a pooled http.Transport
 	// that honours each service's connect timeout.
 	Transport http.RoundTripper
+	// Now is the plugins' clock (rate-limiting windows, JWT expiry);
+	// default time.Now.
+	Now func() time.Time
+	// Observe, if set, is told about every request that a prometheus
+	// plugin instance applies to, once its response is written.
+	Observe func(*Observation)
+}
+
+// Observation is what the prometheus plugin records of one request.
+type Observation struct {
+	Service, Route, Consumer string // names (ids when unnamed), "" when none
+	Status                   int
+	RequestBytes             int64
+	ResponseBytes            int64
+	// Latency is the whole request; Upstream the upstream's share (zero
+	// when Kong answered itself); Kong the rest.
+	Latency, Upstream, Kong time.Duration
+	Proxied                 bool // the upstream answered
 }
 
 // DefaultVersion is announced when Options.Version is empty.
@@ -99,6 +122,11 @@ type Proxy struct {
 	state         atomic.Pointer[state]
 	// compiler reuses the regexes of the previous configuration.
 	compiler *router.Compiler
+	now      func() time.Time
+	observe  func(*Observation)
+	// Plugin state that outlives configurations.
+	counters    *rateCounters
+	correlation *correlationGenerator
 }
 
 // state is one compiled configuration; immutable once published.
@@ -106,6 +134,7 @@ type state struct {
 	router    *router.Router
 	routes    []routeEntry // indexed like the router's routes
 	balancers map[string]*balancer
+	plugins   *pluginSet // nil when no plugin is configured
 }
 
 func (st *state) balancer(upstream string) *balancer {
@@ -131,7 +160,11 @@ type serviceEntry struct {
 // New returns a Proxy with an empty configuration: every request gets 404
 // until Update loads routes.
 func New(o Options) *Proxy {
-	p := &Proxy{version: o.Version, transport: o.Transport, compiler: new(router.Compiler)}
+	p := &Proxy{version: o.Version, transport: o.Transport, compiler: new(router.Compiler),
+		now: o.Now, observe: o.Observe, counters: newRateCounters(), correlation: newCorrelationGenerator()}
+	if p.now == nil {
+		p.now = time.Now
+	}
 	if p.version == "" {
 		p.version = DefaultVersion
 	}
@@ -157,6 +190,9 @@ func (p *Proxy) Close() {
 func (p *Proxy) Update(c Config) error {
 	st, err := compile(c, p.compiler, p.state.Load())
 	if err != nil {
+		return err
+	}
+	if st.plugins, err = compilePlugins(c, p); err != nil {
 		return err
 	}
 	p.state.Store(st)
@@ -304,7 +340,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Path: reqPath, SNI: sni, Header: r.Header,
 	})
 	if !ok {
-		p.fail(w, start, requestID, http.StatusNotFound, msgNoRoute)
+		p.fail(w, nil, start, requestID, http.StatusNotFound, msgNoRoute)
 		return
 	}
 	e := &st.routes[m.Index]
@@ -312,8 +348,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.redirectToHTTPS(w, r, e, start, requestID)
 		return
 	}
+	var x *exchange
+	var header http.Header
+	rawQuery := r.URL.RawQuery
+	if st.plugins != nil {
+		x = &exchange{
+			ps: st.plugins, r: r, scheme: scheme, clientIP: clientIPOf(r), routeID: e.route.ID,
+			serviceID: e.route.ServiceID, requestID: requestID, now: p.now(), rawQuery: rawQuery,
+			up: forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID),
+		}
+		defer p.record(x, e, start)
+		x.runAccess()
+		if x.exit != nil {
+			p.writeExit(w, x, start)
+			return
+		}
+		header, rawQuery = x.up, x.rawQuery
+	}
 	if e.service == nil {
-		p.fail(w, start, requestID, http.StatusServiceUnavailable, msgNoService)
+		p.fail(w, x, start, requestID, http.StatusServiceUnavailable, msgNoService)
 		return
 	}
 	svc := e.service
@@ -329,7 +382,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return // the client went away
 			}
 			if len(body) > maxBufferedBody {
-				p.fail(w, start, requestID, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+				p.fail(w, x, start, requestID, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
 				return
 			}
 		}
@@ -337,11 +390,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		streamBody = nil
 	}
 
+	if header == nil {
+		header = forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID)
+	}
 	out := &outbound{
 		method:        r.Method,
 		path:          upstreamPath(e.route.PathHandling, e.route.StripPath, svc.svc.Path, reqPath, m.Prefix),
-		rawQuery:      r.URL.RawQuery,
-		header:        forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID),
+		rawQuery:      rawQuery,
+		header:        header,
 		contentLength: r.ContentLength,
 	}
 	if body != nil {
@@ -350,6 +406,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.route.PreserveHost {
 		out.host = r.Host
 	}
+	if x != nil && x.hostOverride != "" {
+		out.host = x.hostOverride
+	}
 
 	proxyLatency := time.Since(start)
 	up, status, msg := p.send(r, svc, out, body, streamBody)
@@ -357,7 +416,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case status < 0:
 		return // the client went away; nobody reads an answer
 	case status > 0:
-		p.fail(w, start, requestID, status, msg)
+		p.fail(w, x, start, requestID, status, msg)
 		return
 	}
 	defer up.cancel(nil)
@@ -378,14 +437,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if prior := resp.Header.Get("Via"); prior != "" {
 		via = prior + ", " + p.via
 	}
-	vals := [...]string{via, strconv.FormatInt(upstreamLatency.Milliseconds(), 10), strconv.FormatInt(proxyLatency.Milliseconds(), 10), requestID}
+	vals := [...]string{via, strconv.FormatInt(upstreamLatency.Milliseconds(), 10), strconv.FormatInt(proxyLatency.Milliseconds(), 10), requestID, p.server}
 	h["Via"] = vals[0:1:1]
 	h["X-Kong-Upstream-Latency"] = vals[1:2:2]
 	h["X-Kong-Proxy-Latency"] = vals[2:3:3]
 	h["X-Kong-Request-Id"] = vals[3:4:4]
+	if _, ok := h["Server"]; !ok {
+		// Kong names itself when the upstream does not.
+		h["Server"] = vals[4:5:5]
+	}
+	if x != nil {
+		x.runResponse(h)
+		x.status, x.proxied, x.upstreamLatency = resp.StatusCode, true, upstreamLatency
+	}
 	w.WriteHeader(resp.StatusCode)
-	err := copyBody(w, resp, up.timer, svc.svc.ReadTimeout)
+	n, err := copyBody(w, resp, up.timer, svc.svc.ReadTimeout)
 	resp.Body.Close()
+	if x != nil {
+		x.responseBytes = n
+	}
 	if err != nil {
 		// The status line may be gone already; break the connection so that
 		// the client sees a truncated response rather than a short one.
@@ -506,29 +576,31 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // copyBody streams the upstream body to the client. The timer enforces the
 // service's read timeout between two reads, as Kong's read_timeout does; a
 // body of unknown length is flushed read by read so that streams stream.
-func copyBody(w http.ResponseWriter, resp *http.Response, timer *time.Timer, readTimeout time.Duration) error {
+func copyBody(w http.ResponseWriter, resp *http.Response, timer *time.Timer, readTimeout time.Duration) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	flusher, _ := w.(http.Flusher)
 	flush := resp.ContentLength < 0 && flusher != nil
+	var written int64
 	for {
 		timer.Reset(readTimeout)
 		n, rerr := resp.Body.Read(buf)
 		timer.Stop() // a slow client is not a slow upstream
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return nil // the client went away; nothing left to tell it
+				return written, nil // the client went away; nothing left to tell it
 			}
+			written += int64(n)
 			if flush {
 				flusher.Flush()
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return written, nil
 		}
 		if rerr != nil {
-			return rerr
+			return written, rerr
 		}
 	}
 }
@@ -637,7 +709,7 @@ func (p *Proxy) redirectToHTTPS(w http.ResponseWriter, r *http.Request, e *route
 		h := w.Header()
 		h.Set("Connection", "Upgrade")
 		h.Set("Upgrade", "TLS/1.2, HTTP/1.1")
-		p.fail(w, start, requestID, http.StatusUpgradeRequired, msgUseHTTPS)
+		p.fail(w, nil, start, requestID, http.StatusUpgradeRequired, msgUseHTTPS)
 		return
 	}
 	host := r.Host
@@ -650,13 +722,72 @@ func (p *Proxy) redirectToHTTPS(w http.ResponseWriter, r *http.Request, e *route
 	w.WriteHeader(code)
 }
 
-// fail writes one of Kong's own error responses.
-func (p *Proxy) fail(w http.ResponseWriter, start time.Time, requestID string, status int, msg string) {
+// fail writes one of Kong's own error responses; x, when not nil, is the
+// request's plugins, whose response hooks see it.
+func (p *Proxy) fail(w http.ResponseWriter, x *exchange, start time.Time, requestID string, status int, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	p.kongHeaders(h, start, requestID)
+	if x != nil {
+		x.runResponse(h)
+		x.status = status
+	}
 	w.WriteHeader(status)
-	fmt.Fprintf(w, "{\n  \"message\":%q,\n  \"request_id\":%q\n}", msg, requestID)
+	n, _ := fmt.Fprintf(w, "{\n  \"message\":%q,\n  \"request_id\":%q\n}", msg, requestID)
+	if x != nil {
+		x.responseBytes = int64(n)
+	}
+}
+
+// writeExit sends the response a plugin produced.
+func (p *Proxy) writeExit(w http.ResponseWriter, x *exchange, start time.Time) {
+	e := x.exit
+	h := w.Header()
+	for k, v := range e.headers {
+		h[k] = v
+	}
+	if e.contentType != "" {
+		h.Set("Content-Type", e.contentType)
+	}
+	p.kongHeaders(h, start, x.requestID)
+	x.runResponse(h)
+	h.Set("Content-Length", strconv.Itoa(len(e.body)))
+	x.status = e.status
+	w.WriteHeader(e.status)
+	n, _ := w.Write(e.body)
+	x.responseBytes = int64(n)
+}
+
+// record reports a finished request to the metrics sink when a prometheus
+// plugin applies to it.
+func (p *Proxy) record(x *exchange, e *routeEntry, start time.Time) {
+	if p.observe == nil || !x.metrics {
+		return
+	}
+	o := &Observation{
+		Route: e.route.Name, Status: x.status, ResponseBytes: x.responseBytes,
+		RequestBytes: max(x.r.ContentLength, 0), Latency: time.Since(start), Proxied: x.proxied,
+	}
+	if o.Route == "" {
+		o.Route = e.route.ID
+	}
+	if e.service != nil {
+		o.Service = e.service.svc.Name
+		if o.Service == "" {
+			o.Service = e.service.svc.ID
+		}
+	}
+	if x.consumer != nil {
+		o.Consumer = x.consumer.Username
+		if o.Consumer == "" {
+			o.Consumer = x.consumer.ID
+		}
+	}
+	if x.proxied {
+		o.Upstream = x.upstreamLatency
+	}
+	o.Kong = o.Latency - o.Upstream
+	p.observe(o)
 }
 
 func (p *Proxy) kongHeaders(h http.Header, start time.Time, requestID string) {
