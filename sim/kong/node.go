@@ -2,6 +2,7 @@ package kong
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -219,6 +220,11 @@ func (n *Node) configureProxy(st *State) error {
 // Proxy returns the node's proxy handler (KONG_PROXY_LISTEN). It routes
 // with the configuration last loaded, and answers 404 while there is none.
 func (n *Node) Proxy() http.Handler { return n.proxy }
+
+// ProxyTLSConfig serves the proxy's TLS listeners (KONG_PROXY_LISTEN
+// entries flagged "ssl"): the loaded certificate whose SNI the client
+// names, else a self-signed default certificate.
+func (n *Node) ProxyTLSConfig() *tls.Config { return n.proxy.TLSConfig() }
 
 // Close releases the proxy's idle upstream connections.
 func (n *Node) Close() { n.proxy.Close() }

@@ -1,6 +1,7 @@
 package kong
 
 import (
+	"crypto/tls"
 	"sort"
 	"time"
 
@@ -45,6 +46,17 @@ func (s *State) ProxyConfig() proxy.Config {
 		c.Upstreams = append(c.Upstreams, u)
 		return true
 	})
+	if certs := s.tables["certificates"]; certs.rows.Len() > 0 {
+		snis := map[string][]string{}
+		s.tables["snis"].rows.Ascend(func(r *row) bool {
+			snis[r.wire.parent] = append(snis[r.wire.parent], r.wire.sni)
+			return true
+		})
+		certs.rows.Ascend(func(r *row) bool {
+			c.Certificates = append(c.Certificates, proxy.Certificate{ID: r.id, Cert: r.wire.cert, SNIs: snis[r.id]})
+			return true
+		})
+	}
 	plugins := s.tables["plugins"]
 	if plugins.rows.Len() == 0 {
 		// Nothing would use consumers or credentials.
@@ -91,6 +103,8 @@ type wire struct {
 	parent   string // a route's service, a target's upstream
 	disabled bool   // a disabled service or plugin
 
+	cert      *tls.Certificate // nil when the pair does not load
+	sni       string
 	plugin    proxy.Plugin
 	consumer  proxy.Consumer
 	keyAuth   proxy.KeyAuthCredential
@@ -138,6 +152,12 @@ func wireOf(coll string, e entity) *wire {
 	case "targets":
 		w.parent = foreignID(e, "upstream")
 		w.target = proxy.Target{Target: asString(e["target"]), Weight: intOf(e["weight"])}
+	case "certificates":
+		if c, err := tls.X509KeyPair([]byte(asString(e["cert"])), []byte(asString(e["key"]))); err == nil {
+			w.cert = &c
+		}
+	case "snis":
+		w.parent, w.sni = foreignID(e, "certificate"), asString(e["name"])
 	case "plugins":
 		w.disabled = e["enabled"] == false
 		cfg, _ := e["config"].(map[string]any)

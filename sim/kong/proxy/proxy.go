@@ -77,6 +77,8 @@ type Config struct {
 	Plugins     []Plugin
 	Consumers   []Consumer
 	Credentials Credentials
+	// Certificates serve the TLS listener (see TLSConfig).
+	Certificates []Certificate
 }
 
 // Options configures a Proxy.
@@ -127,6 +129,7 @@ type Proxy struct {
 	// Plugin state that outlives configurations.
 	counters    *rateCounters
 	correlation *correlationGenerator
+	defaultCertState
 }
 
 // state is one compiled configuration; immutable once published.
@@ -135,6 +138,7 @@ type state struct {
 	routes    []routeEntry // indexed like the router's routes
 	balancers map[string]*balancer
 	plugins   *pluginSet // nil when no plugin is configured
+	certs     *certIndex
 }
 
 func (st *state) balancer(upstream string) *balancer {
@@ -195,6 +199,7 @@ func (p *Proxy) Update(c Config) error {
 	if st.plugins, err = compilePlugins(c, p); err != nil {
 		return err
 	}
+	st.certs = compileCertificates(c.Certificates)
 	p.state.Store(st)
 	return nil
 }
@@ -355,7 +360,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x = &exchange{
 			ps: st.plugins, r: r, scheme: scheme, clientIP: clientIPOf(r), routeID: e.route.ID,
 			serviceID: e.route.ServiceID, requestID: requestID, now: p.now(), rawQuery: rawQuery,
-			up: forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID),
+			up: p.forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID),
 		}
 		defer p.record(x, e, start)
 		x.runAccess()
@@ -391,7 +396,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if header == nil {
-		header = forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID)
+		header = p.forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID)
 	}
 	out := &outbound{
 		method:        r.Method,
@@ -629,8 +634,8 @@ func connectionTokens(h http.Header) []string {
 // hop-by-hop ones, plus what Kong adds. Like Kong with no trusted_ips, it
 // trusts no client-sent X-Forwarded-* other than X-Forwarded-For, which it
 // extends.
-func forwardHeaders(r *http.Request, scheme string, localPort int, path, prefix, requestID string) http.Header {
-	h := make(http.Header, len(r.Header)+9)
+func (p *Proxy) forwardHeaders(r *http.Request, scheme string, localPort int, path, prefix, requestID string) http.Header {
+	h := make(http.Header, len(r.Header)+10)
 	for k, vv := range r.Header {
 		if !isHopByHop(k) {
 			h[k] = vv
@@ -647,7 +652,7 @@ func forwardHeaders(r *http.Request, scheme string, localPort int, path, prefix,
 		clientIP = host
 	}
 	// One backing array for the added values saves an allocation each.
-	vals := make([]string, 9)
+	vals := make([]string, 10)
 	add := func(i int, k, v string) {
 		vals[i] = v
 		h[k] = vals[i : i+1 : i+1]
@@ -675,6 +680,18 @@ func forwardHeaders(r *http.Request, scheme string, localPort int, path, prefix,
 	if _, ok := h["User-Agent"]; !ok {
 		add(8, "User-Agent", "") // keeps net/http from adding its own
 	}
+	// Kong announces itself upstream with the client's protocol version.
+	via := p.via
+	if r.ProtoMajor != 1 || r.ProtoMinor != 1 {
+		via = strconv.Itoa(r.ProtoMajor) + "." + strconv.Itoa(r.ProtoMinor) + " " + p.server
+		if r.ProtoMajor >= 2 {
+			via = strconv.Itoa(r.ProtoMajor) + " " + p.server
+		}
+	}
+	if prior := r.Header["Via"]; len(prior) > 0 {
+		via = strings.Join(prior, ", ") + ", " + via
+	}
+	add(9, "Via", via)
 	return h
 }
 
