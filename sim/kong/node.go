@@ -80,10 +80,11 @@ type AuditEntry struct {
 // its proxy serves. It opens no sockets and its goroutines end with the
 // context given to Run, so it runs under testing/synctest.
 type Node struct {
-	opts   Options
-	dbless bool
-	log    *slog.Logger
-	proxy  *proxy.Proxy
+	opts    Options
+	dbless  bool
+	log     *slog.Logger
+	proxy   *proxy.Proxy
+	metrics *nodeMetrics
 
 	mu       sync.Mutex
 	state    *State // DB-less: the loaded config; DB mode: the proxy's cache
@@ -132,10 +133,9 @@ func NewNode(opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	n := &Node{
-		opts: opts, dbless: opts.Database == DatabaseOff, log: opts.Logger, state: emptyState(),
-		proxy: proxy.New(proxy.Options{Version: opts.Version, Transport: opts.ProxyTransport, Now: opts.Now}),
-	}
+	n := &Node{opts: opts, dbless: opts.Database == DatabaseOff, log: opts.Logger, state: emptyState()}
+	n.metrics = newNodeMetrics(n)
+	n.proxy = proxy.New(proxy.Options{Version: opts.Version, Transport: opts.ProxyTransport, Now: opts.Now, Observe: n.metrics.observe})
 	if n.dbless && len(opts.DeclarativeConfig) > 0 {
 		st, decl, err := n.decl.load(opts.DeclarativeConfig, opts.Now().Unix(), n.state)
 		if err != nil {

@@ -381,8 +381,18 @@ func (t *responseTransformer) response(x *exchange, h http.Header) {
 }
 
 // prometheus runs in the log phase: the proxy reports the request to its
-// metrics sink when this plugin applies.
+// metrics sink (Options.Observe) when this plugin applies.
 type prometheusPlugin struct {
 	noAccess
 	noResponse
+	conf MetricsConfig
+}
+
+// MetricsConfig is what a prometheus plugin instance records.
+type MetricsConfig struct {
+	PerConsumer           bool `json:"per_consumer"`
+	StatusCodeMetrics     bool `json:"status_code_metrics"`
+	LatencyMetrics        bool `json:"latency_metrics"`
+	BandwidthMetrics      bool `json:"bandwidth_metrics"`
+	UpstreamHealthMetrics bool `json:"upstream_health_metrics"`
 }

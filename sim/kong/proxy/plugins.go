@@ -277,7 +277,8 @@ func newHandler(pl Plugin, p *Proxy) (handler, error) {
 		h := &responseTransformer{}
 		return h, decodeConfig(pl.Config, &h.conf)
 	case "prometheus":
-		return &prometheusPlugin{}, nil
+		h := &prometheusPlugin{}
+		return h, decodeConfig(pl.Config, &h.conf)
 	}
 	return nil, fmt.Errorf("not executable")
 }
@@ -311,11 +312,12 @@ type exchange struct {
 	// hostOverride is the Host request-transformer set, "" when none.
 	hostOverride string
 	// What the prometheus plugin records.
-	metrics         bool
+	metrics         *MetricsConfig
 	status          int
 	proxied         bool
 	upstreamLatency time.Duration
 	responseBytes   int64
+	headerBytes     int64
 }
 
 // exitResponse is a response a plugin produced instead of the upstream.
@@ -398,7 +400,9 @@ func (x *exchange) runAccess() {
 			continue
 		}
 		x.ran = append(x.ran, in)
-		x.metrics = x.metrics || in.name == "prometheus"
+		if pm, ok := in.handler.(*prometheusPlugin); ok {
+			x.metrics = &pm.conf
+		}
 		if x.exit == nil {
 			in.handler.access(x)
 		}

@@ -98,7 +98,11 @@ type Options struct {
 
 // Observation is what the prometheus plugin records of one request.
 type Observation struct {
-	Service, Route, Consumer string // names (ids when unnamed), "" when none
+	// Config is the applying prometheus instance's configuration.
+	Config MetricsConfig
+	// Service is the service's name, else its host; Route the route's
+	// name, else its id; Consumer the consumer's username.
+	Service, Route, Consumer string
 	Status                   int
 	RequestBytes             int64
 	ResponseBytes            int64
@@ -130,7 +134,11 @@ type Proxy struct {
 	counters    *rateCounters
 	correlation *correlationGenerator
 	defaultCertState
+	requests atomic.Int64
 }
+
+// Requests is the number of requests the proxy received.
+func (p *Proxy) Requests() int64 { return p.requests.Load() }
 
 // state is one compiled configuration; immutable once published.
 type state struct {
@@ -330,6 +338,7 @@ const maxBufferedBody = 16 << 20
 // ServeHTTP routes r and forwards it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	p.requests.Add(1)
 	st := p.state.Load()
 	requestID := newRequestID()
 
@@ -454,12 +463,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x != nil {
 		x.runResponse(h)
 		x.status, x.proxied, x.upstreamLatency = resp.StatusCode, true, upstreamLatency
+		if x.metrics != nil {
+			x.headerBytes = headerSize(resp.StatusCode, h)
+		}
 	}
 	w.WriteHeader(resp.StatusCode)
 	n, err := copyBody(w, resp, up.timer, svc.svc.ReadTimeout)
 	resp.Body.Close()
 	if x != nil {
-		x.responseBytes = n
+		x.responseBytes = x.headerBytes + n
 	}
 	if err != nil {
 		// The status line may be gone already; break the connection so that
@@ -752,8 +764,33 @@ func (p *Proxy) fail(w http.ResponseWriter, x *exchange, start time.Time, reques
 	w.WriteHeader(status)
 	n, _ := fmt.Fprintf(w, "{\n  \"message\":%q,\n  \"request_id\":%q\n}", msg, requestID)
 	if x != nil {
-		x.responseBytes = int64(n)
+		x.responseBytes = headerSize(status, h) + int64(n)
 	}
+}
+
+// requestSize approximates nginx's $request_length: request line,
+// headers and body.
+func requestSize(r *http.Request) int64 {
+	n := int64(len(r.Method) + len(r.URL.RequestURI()) + len(r.Proto) + 4)
+	n += int64(len("Host: ") + len(r.Host) + 2)
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			n += int64(len(k) + len(v) + 4)
+		}
+	}
+	return n + 2 + max(r.ContentLength, 0)
+}
+
+// headerSize approximates the bytes of a response's status line and
+// headers, which nginx counts in $bytes_sent.
+func headerSize(status int, h http.Header) int64 {
+	n := int64(len("HTTP/1.1 000 ") + len(http.StatusText(status)) + 2)
+	for k, vv := range h {
+		for _, v := range vv {
+			n += int64(len(k) + len(v) + 4)
+		}
+	}
+	return n + 2
 }
 
 // writeExit sends the response a plugin produced.
@@ -772,18 +809,18 @@ func (p *Proxy) writeExit(w http.ResponseWriter, x *exchange, start time.Time) {
 	x.status = e.status
 	w.WriteHeader(e.status)
 	n, _ := w.Write(e.body)
-	x.responseBytes = int64(n)
+	x.responseBytes = headerSize(e.status, h) + int64(n)
 }
 
 // record reports a finished request to the metrics sink when a prometheus
 // plugin applies to it.
 func (p *Proxy) record(x *exchange, e *routeEntry, start time.Time) {
-	if p.observe == nil || !x.metrics {
+	if p.observe == nil || x.metrics == nil {
 		return
 	}
 	o := &Observation{
-		Route: e.route.Name, Status: x.status, ResponseBytes: x.responseBytes,
-		RequestBytes: max(x.r.ContentLength, 0), Latency: time.Since(start), Proxied: x.proxied,
+		Config: *x.metrics, Route: e.route.Name, Status: x.status, ResponseBytes: x.responseBytes,
+		RequestBytes: requestSize(x.r), Latency: time.Since(start), Proxied: x.proxied,
 	}
 	if o.Route == "" {
 		o.Route = e.route.ID
@@ -791,14 +828,11 @@ func (p *Proxy) record(x *exchange, e *routeEntry, start time.Time) {
 	if e.service != nil {
 		o.Service = e.service.svc.Name
 		if o.Service == "" {
-			o.Service = e.service.svc.ID
+			o.Service = e.service.svc.Host
 		}
 	}
 	if x.consumer != nil {
 		o.Consumer = x.consumer.Username
-		if o.Consumer == "" {
-			o.Consumer = x.consumer.ID
-		}
 	}
 	if x.proxied {
 		o.Upstream = x.upstreamLatency
