@@ -220,3 +220,30 @@ func newEnvOn(t *testing.T, b store.Backend) *env {
 	}
 	return &env{node: n, http: &http.Client{Transport: sim.NewInMemoryTransport(n.Admin())}}
 }
+
+// TestPluginSchemaChecks covers Kong's checks of the executed plugins'
+// configurations.
+func TestPluginSchemaChecks(t *testing.T) {
+	e := newEnv(t, dbmode)
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{`{"name":"rate-limiting","config":{"minute":0}}`, "value must be greater than 0"},
+		{`{"name":"rate-limiting","config":{}}`, "at least one of these fields must be non-empty"},
+		{`{"name":"rate-limiting","config":{"minute":1,"limit_by":"header"}}`, "failed conditional validation given value of field 'config.limit_by'"},
+		{`{"name":"ip-restriction","config":{"allow":["10.0.0.300"]}}`, "invalid ip or cidr range: '10.0.0.300'"},
+		{`{"name":"request-termination","config":{"message":"x","body":"y"}}`, "message cannot be used with content_type or body"},
+		{`{"name":"request-termination","config":{"content_type":"text/plain"}}`, "content_type requires a body"},
+		{`{"name":"hmac-auth","config":{"algorithms":["md5"]}}`, "expected one of: hmac-sha1"},
+	} {
+		code, body := e.do(t, "POST", "/plugins", tc.body)
+		if msg, _ := body["message"].(string); code != 400 || !strings.Contains(msg, tc.want) {
+			t.Errorf("POST %s = %d %q, want 400 with %q", tc.body, code, msg, tc.want)
+		}
+	}
+	code, body := e.do(t, "POST", "/plugins", `{"name":"hmac-auth"}`)
+	cfg, _ := body["config"].(map[string]any)
+	if code != 201 || cfg["clock_skew"] != 300.0 || len(cfg["algorithms"].([]any)) != 4 || cfg["enforce_headers"] == nil {
+		t.Errorf("hmac-auth defaults = %d %v", code, body)
+	}
+}

@@ -1,5 +1,7 @@
 package kong
 
+import "net/netip"
+
 // pluginDef is the configuration schema of one bundled plugin. Only the
 // plugins a Kubernetes ingress commonly uses are known; configuring any
 // other name fails as it does on a Kong without that plugin.
@@ -45,6 +47,22 @@ func atLeastOneOf(cfg map[string]any, names ...string) []string {
 
 var plugins = map[string]*pluginDef{}
 
+func positiveNumber(name string) *field {
+	return (&field{name: name, typ: tNumber}).checked(positive)
+}
+
+// checkIPOrCIDR is Kong's ip_or_cidr type.
+func checkIPOrCIDR(v any) string {
+	s, _ := v.(string)
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return ""
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return ""
+	}
+	return "invalid ip or cidr range: '" + s + "'"
+}
+
 func positive(v any) string {
 	if f, _ := v.(float64); f <= 0 {
 		return "value must be greater than 0"
@@ -68,17 +86,32 @@ func init() {
 			boolean("preflight_continue", false), boolean("allow_origin_absent", true),
 		}},
 		{name: "rate-limiting", config: []*field{
-			number("second"), number("minute"), number("hour"), number("day"), number("month"), number("year"),
+			positiveNumber("second"), positiveNumber("minute"), positiveNumber("hour"),
+			positiveNumber("day"), positiveNumber("month"), positiveNumber("year"),
 			str("limit_by").withDefault("consumer").oneof("consumer", "credential", "ip", "service", "header", "path", "consumer-group"),
 			str("header_name"), str("path"),
 			str("policy").withDefault("local").oneof("local", "cluster", "redis"),
 			boolean("fault_tolerant", true), redis,
 			boolean("hide_client_headers", false),
-			number("error_code").withDefault(429.0),
+			positiveNumber("error_code").withDefault(429.0),
 			str("error_message").withDefault("API rate limit exceeded"),
 			number("sync_rate").withDefault(-1.0),
 		}, check: func(c map[string]any) []string {
-			return atLeastOneOf(c, "second", "minute", "hour", "day", "month", "year")
+			msgs := atLeastOneOf(c, "second", "minute", "hour", "day", "month", "year")
+			redis, _ := c["redis"].(map[string]any)
+			for _, cond := range []struct {
+				field, value string
+				missing      bool
+			}{
+				{"limit_by", "header", c["header_name"] == nil},
+				{"limit_by", "path", c["path"] == nil},
+				{"policy", "redis", redis["host"] == nil},
+			} {
+				if c[cond.field] == cond.value && cond.missing {
+					msgs = append(msgs, "failed conditional validation given value of field 'config."+cond.field+"'")
+				}
+			}
+			return msgs
 		}},
 		{name: "key-auth", noConsumer: true, config: []*field{
 			strArray("key_names").withDefault(strs("apikey")),
@@ -117,8 +150,8 @@ func init() {
 			boolean("always_use_authenticated_groups", false),
 		}, check: func(c map[string]any) []string { return atLeastOneOf(c, "allow", "deny") }},
 		{name: "ip-restriction", config: []*field{
-			strArray("allow"), strArray("deny"),
-			integer("status"), str("message"),
+			strArray("allow").elemCheck(checkIPOrCIDR), strArray("deny").elemCheck(checkIPOrCIDR),
+			number("status"), str("message"),
 		}, check: func(c map[string]any) []string { return atLeastOneOf(c, "allow", "deny") }},
 		{name: "request-transformer", config: []*field{
 			str("http_method"),

@@ -1,6 +1,7 @@
 package kong_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,9 +11,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	sim "konductor.dev/sim/kong"
+	"konductor.dev/sim/kong/store"
 )
 
 // pluginNode is a DB-less node with a recording upstream and a fixed clock.
@@ -541,4 +544,69 @@ func TestHMACAuth(t *testing.T) {
 	pn.now = pn.now.Add(10 * time.Minute) // beyond the 300 s clock skew
 	expectStatus(t, pn.call("GET", "/hmac", "Date", date, "Authorization", sign("hmac-secret")), 401,
 		"HMAC signature cannot be verified, a valid date or x-date header is required for HMAC Authentication")
+}
+
+// TestDBModePluginsReachTheProxy writes a consumer, its key and a key-auth
+// plugin through one node's Admin API; another node's proxy enforces them
+// after its next poll.
+func TestDBModePluginsReachTheProxy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mem := store.NewMemory()
+		up := upstreamFunc(func(r *http.Request) *http.Response {
+			return &http.Response{StatusCode: 200, Header: http.Header{"X-User": {r.Header.Get("X-Consumer-Username")}},
+				Body: io.NopCloser(strings.NewReader("ok")), Request: r}
+		})
+		newNode := func() *sim.Node {
+			n, err := sim.NewNode(sim.Options{Database: sim.DatabasePostgres, Backend: mem, UpdateFrequency: time.Second,
+				Logger: quietLogger(), ProxyTransport: up})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		writer, reader := newNode(), newNode()
+		done := make(chan struct{}, 2)
+		for _, n := range []*sim.Node{writer, reader} {
+			go func() { _ = n.Run(ctx); done <- struct{}{} }()
+		}
+		e := &env{node: writer, http: &http.Client{Transport: sim.NewInMemoryTransport(writer.Admin())}}
+		for _, w := range [][2]string{
+			{"/services", `{"name":"s","host":"backend.test"}`},
+			{"/services/s/routes", `{"name":"r","paths":["/"]}`},
+			{"/consumers", `{"username":"alice"}`},
+			{"/consumers/alice/key-auth", `{"key":"alice-key"}`},
+			{"/routes/r/plugins", `{"name":"key-auth"}`},
+		} {
+			if code, body := e.do(t, "POST", w[0], w[1]); code != 201 {
+				t.Fatalf("POST %s = %d %v", w[0], code, body)
+			}
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		call := func(key string) *httptest.ResponseRecorder {
+			req := httptest.NewRequest("GET", "/", nil)
+			if key != "" {
+				req.Header.Set("apikey", key)
+			}
+			rec := httptest.NewRecorder()
+			reader.Proxy().ServeHTTP(rec, req)
+			return rec
+		}
+		expectStatus(t, call(""), 401, "No API key found in request")
+		if rec := call("alice-key"); rec.Code != 200 || rec.Header().Get("X-User") != "alice" {
+			t.Fatalf("authenticated call = %d %v", rec.Code, rec.Header())
+		}
+		// Deleting the consumer takes its key with it.
+		if code, _ := e.do(t, "DELETE", "/consumers/alice", ""); code != 204 {
+			t.Fatal("delete consumer failed")
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		expectStatus(t, call("alice-key"), 401, "Unauthorized")
+		cancel()
+		<-done
+		<-done
+	})
 }

@@ -273,6 +273,11 @@ func normalizeValue(f *field, v any, resolve resolver) (any, any) {
 		if f.between != nil && (n < f.between[0] || n > f.between[1]) {
 			return nil, fmt.Sprintf("value should be between %v and %v", f.between[0], f.between[1])
 		}
+		if f.check != nil {
+			if msg := f.check(n); msg != "" {
+				return nil, msg
+			}
+		}
 		return n, nil
 	case tBoolean:
 		b, ok := v.(bool)
