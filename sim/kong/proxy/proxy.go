@@ -6,6 +6,16 @@
 // headers, and Kong's error bodies (404 no route, 503 no peer or unresolvable
 // host, 502 after failed retries, 504 on timeouts).
 //
+// Plugins (Config.Plugins) run between routing and forwarding, by Kong
+// 3.9's priorities, each plugin's instance picked by Kong's precedence of
+// scopes (route, service and consumer combinations before global):
+// authentication (key-auth, basic-auth, jwt, hmac-auth against
+// Config.Credentials), acl, cors, correlation-id, ip-restriction,
+// rate-limiting (local counters), request-termination, request- and
+// response-transformer (headers and query), and prometheus, which reports
+// each request to Options.Observe. With no plugin configured a request
+// pays nothing for them. TLSConfig serves Config.Certificates by SNI.
+//
 // Update compiles a new configuration and swaps it in atomically: a request
 // routes and balances with the configuration it started with, so in-flight
 // requests keep the old one. Connections to upstreams are pooled across
