@@ -16,6 +16,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"konductor.dev/sim/kong/proxy"
 	"konductor.dev/sim/kong/store"
 )
 
@@ -116,7 +117,11 @@ func (a adminAPI) root(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	avail := map[string]any{}
 	for _, p := range availablePlugins() {
-		avail[p] = map[string]any{"version": n.opts.Version, "priority": 1000}
+		priority, ok := proxy.Priority(p)
+		if !ok {
+			priority = otherPluginPriority[p]
+		}
+		avail[p] = map[string]any{"version": n.opts.Version, "priority": priority}
 	}
 	dbUpdate := n.opts.UpdateFrequency.Seconds()
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -143,6 +148,10 @@ func (a adminAPI) root(w http.ResponseWriter, r *http.Request) *apiError {
 	})
 	return nil
 }
+
+// otherPluginPriority holds Kong's PRIORITY of the plugins kongsim
+// validates but does not run.
+var otherPluginPriority = map[string]int{"request-size-limiting": 951, "response-ratelimiting": 900}
 
 func loadedPlugins() map[string]any {
 	out := map[string]any{}

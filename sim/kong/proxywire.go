@@ -103,6 +103,12 @@ type wire struct {
 	parent   string // a route's service, a target's upstream
 	disabled bool   // a disabled service or plugin
 
+	// more holds what the other collections bring, apart so that the
+	// many services, routes and targets stay small.
+	*more
+}
+
+type more struct {
 	cert      *tls.Certificate // nil when the pair does not load
 	sni       string
 	plugin    proxy.Plugin
@@ -152,6 +158,12 @@ func wireOf(coll string, e entity) *wire {
 	case "targets":
 		w.parent = foreignID(e, "upstream")
 		w.target = proxy.Target{Target: asString(e["target"]), Weight: intOf(e["weight"])}
+	case "certificates", "snis", "plugins", "consumers", "keyauth_credentials", "basicauth_credentials",
+		"acls", "jwt_secrets", "hmacauth_credentials":
+		w.more = &more{}
+	}
+	switch coll {
+	case "services", "routes", "upstreams", "targets":
 	case "certificates":
 		if c, err := tls.X509KeyPair([]byte(asString(e["cert"])), []byte(asString(e["key"]))); err == nil {
 			w.cert = &c

@@ -3,8 +3,10 @@ package proxy
 import (
 	"crypto/rand"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -221,7 +223,17 @@ func (c *correlationID) access(x *exchange) {
 		case "uuid":
 			id = randomUUID()
 		case "tracker":
-			id = fmt.Sprintf("%s-%s-%d-%d", x.clientIP, x.requestID, 1, c.gen.counter.Add(1))
+			// server address and port, worker pid, connection serial,
+			// requests on the connection, time: kongsim numbers requests
+			// instead of connections.
+			addr, port := "127.0.0.1", "0"
+			if a, ok := x.r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+				if h, p, err := net.SplitHostPort(a.String()); err == nil {
+					addr, port = h, p
+				}
+			}
+			id = fmt.Sprintf("%s-%s-%d-%d-%d-%.3f", addr, port, os.Getpid(), c.gen.counter.Add(1), 1,
+				float64(x.now.UnixMilli())/1000)
 		default:
 			id = c.gen.base + "#" + strconv.FormatInt(c.gen.counter.Add(1), 10)
 		}

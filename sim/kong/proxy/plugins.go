@@ -59,6 +59,12 @@ var pluginPriority = map[string]int{
 	"prometheus": 13, "request-termination": 2,
 }
 
+// Priority is the PRIORITY of a plugin the proxy runs; false for others.
+func Priority(name string) (int, bool) {
+	p, ok := pluginPriority[name]
+	return p, ok
+}
+
 // handler is a plugin's code. access runs before the request goes
 // upstream and may answer it (x.exit); response runs on the response
 // headers, whoever produced them.
