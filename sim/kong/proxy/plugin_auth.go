@@ -194,7 +194,11 @@ func (a *acl) access(x *exchange) {
 		}
 		return
 	}
-	groups := x.ps.groups[x.consumer.ID]
+	var groups []string
+	ag := x.ps.groups[x.consumer.ID]
+	if ag != nil {
+		groups = ag.list
+	}
 	if len(groups) == 0 && !deny {
 		if x.credential != "" {
 			x.errorExit(http.StatusForbidden, msgACLDenied)
@@ -213,8 +217,8 @@ func (a *acl) access(x *exchange) {
 		x.errorExit(http.StatusForbidden, msgACLDenied)
 		return
 	}
-	if !c.HideGroupsHeader && len(groups) > 0 {
-		x.up.Set("X-Consumer-Groups", strings.Join(groups, ", "))
+	if !c.HideGroupsHeader && ag != nil {
+		x.up["X-Consumer-Groups"] = []string{ag.header}
 	}
 }
 

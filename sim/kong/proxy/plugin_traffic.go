@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -193,10 +194,15 @@ type rateCounters struct {
 
 func newRateCounters() *rateCounters { return &rateCounters{n: map[rateKey]int64{}} }
 
-func (rc *rateCounters) usage(k rateKey) int64 {
+// usage returns the counts of keys (at most one per window).
+func (rc *rateCounters) usage(keys []rateKey) [len(rateWindows)]int64 {
+	var out [len(rateWindows)]int64
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return rc.n[k]
+	for i, k := range keys {
+		out[i] = rc.n[k]
+	}
+	return out
 }
 
 func (rc *rateCounters) increment(keys []rateKey, now time.Time) {
@@ -243,65 +249,79 @@ func (rl *rateLimiting) identifier(x *exchange) string {
 	return id
 }
 
+// Canonical header names, so that setting them costs no canonicalization.
+var (
+	rateLimitHeaders     [len(rateWindows)]string
+	rateRemainingHeaders [len(rateWindows)]string
+)
+
+func init() {
+	for i, w := range rateWindows {
+		rateLimitHeaders[i] = "X-Ratelimit-Limit-" + w.header
+		rateRemainingHeaders[i] = "X-Ratelimit-Remaining-" + w.header
+	}
+}
+
 func (rl *rateLimiting) access(x *exchange) {
 	c := &rl.conf
-	limits := [...]*float64{c.Second, c.Minute, c.Hour, c.Day, c.Month, c.Year}
+	limits := [len(rateWindows)]*float64{c.Second, c.Minute, c.Hour, c.Day, c.Month, c.Year}
 	id := rl.identifier(x)
 	type usage struct {
-		i          int
-		limit      int64
-		remaining  int64
-		windowSecs int64
-		start      time.Time
+		i         int
+		limit     int64
+		remaining int64
+		start     time.Time
 	}
-	var used []usage
-	var keys []rateKey
-	stop := -1
+	var usedBuf [len(rateWindows)]usage
+	var keysBuf [len(rateWindows)]rateKey
+	used, keys := usedBuf[:0], keysBuf[:0]
 	for i, l := range limits {
 		if l == nil {
 			continue
 		}
-		w := rateWindows[i]
-		start := windowStart(w.name, x.now)
-		k := rateKey{rl.id, id, w.name, start.Unix()}
-		keys = append(keys, k)
-		limit := int64(*l)
-		remaining := limit - rl.counters.usage(k)
-		if remaining <= 0 && stop < 0 {
-			stop = i
+		start := windowStart(rateWindows[i].name, x.now)
+		keys = append(keys, rateKey{rl.id, id, rateWindows[i].name, start.Unix()})
+		used = append(used, usage{i: i, limit: int64(*l), start: start})
+	}
+	counts := rl.counters.usage(keys)
+	stop := -1
+	for k := range used {
+		used[k].remaining = used[k].limit - counts[k]
+		if used[k].remaining <= 0 && stop < 0 {
+			stop = used[k].i
 		}
-		used = append(used, usage{i, limit, remaining, w.seconds, start})
 	}
 	if !c.HideClientHeaders {
-		h := http.Header{}
-		var limit, remaining, window, reset int64 = 0, 0, 0, 0
-		first := true
-		for _, u := range used {
+		if x.respHeaders == nil {
+			x.respHeaders = make(http.Header, 2*len(used)+4)
+		}
+		h := x.respHeaders
+		// One backing array for every value.
+		vals := make([]string, 0, 2*len(used)+4)
+		set := func(k, v string) {
+			vals = append(vals, v)
+			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
+		var limit, remaining, window, reset int64
+		for k, u := range used {
 			rem := u.remaining
 			if stop < 0 || stop == u.i {
 				rem--
 			}
 			rem = max(rem, 0)
-			if first || rem < remaining || rem == remaining && u.windowSecs > window {
-				first = false
-				limit, remaining, window = u.limit, rem, u.windowSecs
+			secs := rateWindows[u.i].seconds
+			if k == 0 || rem < remaining || rem == remaining && secs > window {
+				limit, remaining, window = u.limit, rem, secs
 				reset = max(1, window-int64(x.now.Sub(u.start)/time.Second))
 			}
-			w := rateWindows[u.i].header
-			h.Set("X-RateLimit-Limit-"+w, itoa(int(u.limit)))
-			h.Set("X-RateLimit-Remaining-"+w, itoa(int(rem)))
+			set(rateLimitHeaders[u.i], strconv.FormatInt(u.limit, 10))
+			set(rateRemainingHeaders[u.i], strconv.FormatInt(rem, 10))
 		}
-		h.Set("RateLimit-Limit", itoa(int(limit)))
-		h.Set("RateLimit-Remaining", itoa(int(remaining)))
-		h.Set("RateLimit-Reset", itoa(int(reset)))
+		set("Ratelimit-Limit", strconv.FormatInt(limit, 10))
+		set("Ratelimit-Remaining", strconv.FormatInt(remaining, 10))
+		set("Ratelimit-Reset", strconv.FormatInt(reset, 10))
 		if stop >= 0 {
-			h.Set("Retry-After", itoa(int(reset)))
-		}
-		if x.respHeaders == nil {
-			x.respHeaders = http.Header{}
-		}
-		for k, v := range h {
-			x.respHeaders[k] = v
+			set("Retry-After", strconv.FormatInt(reset, 10))
 		}
 	}
 	if stop >= 0 {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -155,7 +156,7 @@ type pluginSet struct {
 	byName    map[string]*Consumer // username -> consumer (anonymous)
 	keyAuth   map[string]*KeyAuthCredential
 	basicAuth map[string]*BasicAuthCredential
-	groups    map[string][]string // consumer id -> ACL groups
+	groups    map[string]*aclGroups // consumer id -> ACL groups
 	jwt       map[string]*JWTSecret
 	hmac      map[string]*HMACCredential
 }
@@ -169,7 +170,7 @@ func compilePlugins(c Config, p *Proxy) (*pluginSet, error) {
 		byName:    make(map[string]*Consumer, len(c.Consumers)),
 		keyAuth:   map[string]*KeyAuthCredential{},
 		basicAuth: map[string]*BasicAuthCredential{},
-		groups:    map[string][]string{},
+		groups:    map[string]*aclGroups{},
 		jwt:       map[string]*JWTSecret{},
 		hmac:      map[string]*HMACCredential{},
 	}
@@ -188,7 +189,15 @@ func compilePlugins(c Config, p *Proxy) (*pluginSet, error) {
 		ps.basicAuth[cr.BasicAuth[i].Username] = &cr.BasicAuth[i]
 	}
 	for _, g := range cr.ACLs {
-		ps.groups[g.ConsumerID] = append(ps.groups[g.ConsumerID], g.Group)
+		ag := ps.groups[g.ConsumerID]
+		if ag == nil {
+			ag = &aclGroups{}
+			ps.groups[g.ConsumerID] = ag
+		}
+		ag.list = append(ag.list, g.Group)
+	}
+	for _, ag := range ps.groups {
+		ag.header = strings.Join(ag.list, ", ")
 	}
 	for i := range cr.JWT {
 		ps.jwt[cr.JWT[i].Key] = &cr.JWT[i]
@@ -226,6 +235,13 @@ func compilePlugins(c Config, p *Proxy) (*pluginSet, error) {
 		return pluginPriority[ps.kinds[i].name] > pluginPriority[ps.kinds[j].name]
 	})
 	return ps, nil
+}
+
+// aclGroups are a consumer's groups, in creation order, and the
+// X-Consumer-Groups value listing them.
+type aclGroups struct {
+	list   []string
+	header string
 }
 
 // consumer finds a consumer by id or username, as Kong's anonymous does.
@@ -360,24 +376,27 @@ func (x *exchange) setExit(status int, body []byte, contentType string, hdr ...s
 // anonymous consumer.
 func (x *exchange) setConsumer(c *Consumer, credentialID, identifier string) {
 	x.consumer, x.credential = c, credentialID
-	set := func(name, v string) {
-		if v == "" {
-			x.up.Del(name)
-		} else {
-			x.up.Set(name, v)
-		}
-	}
 	if c == nil {
 		c = &Consumer{}
+	}
+	// One backing array for the values set.
+	vals := make([]string, 0, 5)
+	set := func(name, v string) {
+		if v == "" {
+			delete(x.up, name)
+			return
+		}
+		vals = append(vals, v)
+		x.up[name] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	set("X-Consumer-Id", c.ID)
 	set("X-Consumer-Custom-Id", c.CustomID)
 	set("X-Consumer-Username", c.Username)
 	set("X-Credential-Identifier", identifier)
 	if credentialID != "" {
-		x.up.Del("X-Anonymous-Consumer")
+		delete(x.up, "X-Anonymous-Consumer")
 	} else {
-		x.up.Set("X-Anonymous-Consumer", "true")
+		set("X-Anonymous-Consumer", "true")
 	}
 }
 
@@ -396,6 +415,7 @@ func (x *exchange) anonymous(idOrName string) {
 // one that answered are collected but not run, as Kong does.
 func (x *exchange) runAccess() {
 	tls := x.scheme == "https"
+	x.ran = make([]*instance, 0, len(x.ps.kinds))
 	for _, k := range x.ps.kinds {
 		consumer := ""
 		if x.consumer != nil {

@@ -37,6 +37,7 @@ func benchServe(b *testing.B, c Config, hdr ...string) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPU(b)
 	for range b.N {
 		rec := httptest.NewRecorder()
 		p.ServeHTTP(rec, req)
@@ -44,6 +45,8 @@ func benchServe(b *testing.B, c Config, hdr ...string) {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
 		}
 	}
+	// CPU time is steadier than wall time on a shared machine.
+	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 func BenchmarkServeNoPlugins(b *testing.B) { benchServe(b, Config{}) }
