@@ -99,6 +99,14 @@ func hashBasicAuthPassword(consumerID, password string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// transformOnWrite applies what Kong does to a written entity's values:
+// a basic-auth password is stored hashed.
+func transformOnWrite(sch *entitySchema, e entity) {
+	if sch.collection == "basicauth_credentials" {
+		e["password"] = hashBasicAuthPassword(foreignID(e, "consumer"), asString(e["password"]))
+	}
+}
+
 // fillAutoFields generates the auto fields (a key-auth key, a JWT key and
 // secret, an HMAC secret) that the input left out. With seed "" they are
 // random, as Kong makes them; a declarative load passes the entity's id so

@@ -94,6 +94,20 @@ func TestDeclarativeConsumersAndCredentials(t *testing.T) {
 	if e.node.ConfigHash() != hash {
 		t.Error("reloading the same credentials changed the hash")
 	}
+	// GET /config exports "_transform: false" and hashed passwords, which
+	// load back unchanged.
+	_, exported := e.do(t, "GET", "/config", "")
+	text, _ := exported["config"].(string)
+	if !strings.Contains(text, "_transform: false") || !strings.Contains(text, basicAuthHash("s3cret", aliceID)) {
+		t.Fatalf("exported config:\n%s", text)
+	}
+	if code, body := e.do(t, "POST", "/config", text); code != 201 || e.node.ConfigHash() != hash {
+		t.Errorf("re-import = %d %v, hash %s, want %s", code, body, e.node.ConfigHash(), hash)
+	}
+	_, basic = e.do(t, "GET", "/basic-auths/alice", "")
+	if basic["password"] != basicAuthHash("s3cret", aliceID) {
+		t.Errorf("re-imported password = %v", basic["password"])
+	}
 }
 
 func TestDeclarativeCredentialErrors(t *testing.T) {

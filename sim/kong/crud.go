@@ -150,6 +150,8 @@ func (op writeOp) build(status int) (*mutation, *apiError) {
 	}
 	if op.keepPassword != "" {
 		e["password"] = op.keepPassword
+	} else {
+		transformOnWrite(op.sch, e)
 	}
 	fillAutoFields(op.sch, e, "")
 	if err := checkForeignKeys(op.st, op.sch, e); err != nil {

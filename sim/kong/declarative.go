@@ -190,6 +190,9 @@ type declLoad struct {
 	elements []loadedElement
 	// buf holds the encodings of the rows this load makes, in chunks.
 	buf []byte
+	// noTransform is "_transform: false": values are stored as given,
+	// without the transformations of a write (basic-auth hashing).
+	noTransform bool
 }
 
 type loadedElement struct {
@@ -214,6 +217,14 @@ func (l *declLoad) collect(members []docMember, cache *declCache) bool {
 			version = m.value
 		}
 	}
+	for _, m := range members {
+		if b, ok := m.value.(bool); ok && m.key == "_transform" {
+			l.noTransform = !b
+		}
+	}
+	if cache != nil && cache.noTransform != l.noTransform {
+		cache = nil
+	}
 	switch v := version.(type) {
 	case nil:
 		l.top["_format_version"] = "required field missing"
@@ -228,8 +239,10 @@ func (l *declLoad) collect(members []docMember, cache *declCache) bool {
 		switch k := m.key; k {
 		case "_format_version", "_comment", "_workspace":
 		case "_transform":
-			if _, ok := m.value.(bool); !ok {
+			if b, ok := m.value.(bool); !ok {
 				l.top[k] = "expected a boolean"
+			} else {
+				l.noTransform = !b
 			}
 		default:
 			if schemas[k] == nil {
@@ -505,6 +518,9 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 	}
 	it.ent["id"] = it.id
 	fillAutoFields(sch, it.ent, it.id)
+	if !l.noTransform {
+		transformOnWrite(sch, it.ent)
+	}
 	it.stamp = stampUse{created: it.ent["created_at"] == nil, at: l.createdAt}
 	it.stamp.updated = sch.field("updated_at") != nil && it.ent["updated_at"] == nil
 	l.stampTimes(it)

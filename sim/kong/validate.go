@@ -177,8 +177,7 @@ func finishEntity(s *entitySchema, e entity) {
 	switch s.collection {
 	case "targets":
 		e["target"] = targetWithPort(asString(e["target"]))
-	case "basicauth_credentials":
-		e["password"] = hashBasicAuthPassword(foreignID(e, "consumer"), asString(e["password"]))
+
 	case "ca_certificates":
 		if block, _ := pem.Decode([]byte(asString(e["cert"]))); block != nil {
 			sum := sha256.Sum256(block.Bytes)
