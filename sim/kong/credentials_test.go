@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	gokong "github.com/kong/go-kong/kong"
+
 	"konductor.dev/sim/internal/pgtest"
 	sim "konductor.dev/sim/kong"
 	"konductor.dev/sim/kong/pgstore"
@@ -259,5 +261,63 @@ func TestPluginSchemaChecks(t *testing.T) {
 	cfg, _ := body["config"].(map[string]any)
 	if code != 201 || cfg["clock_skew"] != 300.0 || len(cfg["algorithms"].([]any)) != 4 || cfg["enforce_headers"] == nil {
 		t.Errorf("hmac-auth defaults = %d %v", code, body)
+	}
+}
+
+// TestCredentialsThroughGoKong drives the credential endpoints with the
+// real client, as a controller or decK does.
+func TestCredentialsThroughGoKong(t *testing.T) {
+	e := newEnv(t, dbmode)
+	ctx := context.Background()
+	c := e.client
+	alice, err := c.Consumers.Create(ctx, &gokong.Consumer{Username: gokong.String("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka, err := c.KeyAuths.Create(ctx, alice.Username, &gokong.KeyAuth{Key: gokong.String("k1")})
+	if err != nil || *ka.Key != "k1" || *ka.Consumer.ID != *alice.ID {
+		t.Fatalf("KeyAuths.Create = %+v %v", ka, err)
+	}
+	// With an id, go-kong creates by PUT.
+	id := "2b3c4d5e-0000-4000-8000-000000000001"
+	if ka, err = c.KeyAuths.Create(ctx, alice.ID, &gokong.KeyAuth{ID: gokong.String(id), Key: gokong.String("k2")}); err != nil || *ka.ID != id {
+		t.Fatalf("KeyAuths.Create with id = %+v %v", ka, err)
+	}
+	if got, err := c.KeyAuths.Get(ctx, alice.Username, gokong.String("k2")); err != nil || *got.ID != id {
+		t.Errorf("KeyAuths.Get = %+v %v", got, err)
+	}
+	if got, err := c.KeyAuths.GetByID(ctx, gokong.String(id)); err != nil || *got.Key != "k2" {
+		t.Errorf("KeyAuths.GetByID = %+v %v", got, err)
+	}
+	if _, err := c.KeyAuths.Create(ctx, alice.Username, &gokong.KeyAuth{Key: gokong.String("k1")}); apiStatus(err) != 409 {
+		t.Errorf("duplicate key = %v, want 409", err)
+	}
+	if all, err := c.KeyAuths.ListAll(ctx); err != nil || len(all) != 2 {
+		t.Errorf("KeyAuths.ListAll = %v %v", all, err)
+	}
+	if _, err := c.KeyAuths.Update(ctx, alice.Username, &gokong.KeyAuth{ID: gokong.String(id), Tags: gokong.StringSlice("t")}); err != nil {
+		t.Errorf("KeyAuths.Update = %v", err)
+	}
+	if err := c.KeyAuths.Delete(ctx, alice.Username, gokong.String("k1")); err != nil {
+		t.Errorf("KeyAuths.Delete = %v", err)
+	}
+	ba, err := c.BasicAuths.Create(ctx, alice.Username, &gokong.BasicAuth{Username: gokong.String("alice"), Password: gokong.String("pw")})
+	if err != nil || *ba.Password != basicAuthHash("pw", *alice.ID) {
+		t.Errorf("BasicAuths.Create = %+v %v", ba, err)
+	}
+	if _, err := c.ACLs.Create(ctx, alice.Username, &gokong.ACLGroup{Group: gokong.String("admins")}); err != nil {
+		t.Errorf("ACLs.Create = %v", err)
+	}
+	if groups, _, err := c.ACLs.ListForConsumer(ctx, alice.Username, nil); err != nil || len(groups) != 1 || *groups[0].Group != "admins" {
+		t.Errorf("ACLs.ListForConsumer = %v %v", groups, err)
+	}
+	if j, err := c.JWTAuths.Create(ctx, alice.Username, &gokong.JWTAuth{Key: gokong.String("iss-1"), Secret: gokong.String("s")}); err != nil || *j.Algorithm != "HS256" {
+		t.Errorf("JWTAuths.Create = %+v %v", j, err)
+	}
+	if h, err := c.HMACAuths.Create(ctx, alice.Username, &gokong.HMACAuth{Username: gokong.String("alice-hmac")}); err != nil || h.Secret == nil {
+		t.Errorf("HMACAuths.Create = %+v %v", h, err)
+	}
+	if hs, err := c.HMACAuths.ListAll(ctx); err != nil || len(hs) != 1 {
+		t.Errorf("HMACAuths.ListAll = %v %v", hs, err)
 	}
 }
