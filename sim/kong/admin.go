@@ -73,6 +73,13 @@ func (a adminAPI) route(w http.ResponseWriter, r *http.Request, segs []string) *
 			return a.getConfig(w)
 		}
 		return a.postConfig(w, r)
+	case len(segs) == 1 && segs[0] == "metrics":
+		// The prometheus plugin serves its metrics on the Admin API too.
+		if err := allow(http.MethodGet); err != nil {
+			return err
+		}
+		n.metrics.handler().ServeHTTP(w, r)
+		return nil
 	case segs[0] == "schemas":
 		return a.schemas(w, r, segs[1:])
 	case len(segs) == 2 && segs[0] == "_kongsim" && segs[1] == "audit":

@@ -64,14 +64,15 @@
 //     rate-limiting, request-termination and prometheus; the others
 //     (request-size-limiting, response-ratelimiting) are validated and
 //     stored but do nothing.
-//   - Executed plugins leave out: key-auth's key_in_body and credential
-//     ttl, hmac-auth's validate_request_body, acl's authenticated groups
-//     and consumer groups, request-termination's echo, the transformers'
-//     templates and body (JSON/form) changes, rate-limiting's cluster and
-//     redis policies (counted as local), and cors' origin-absent handling.
-//     Plugins run in the access and response-header phases only: none
-//     sees or rewrites a body, and no plugin runs on a request that
-//     matched no route.
+//   - Executed plugins leave out: key-auth's credential ttl, acl's
+//     authenticated groups and consumer groups, request-termination's
+//     echo, the transformers' templates and body (JSON/form) changes,
+//     rate-limiting's cluster and redis policies (counted as local), and
+//     cors' origin-absent handling. Plugins run in the access and
+//     response-header phases only: only key-auth (key_in_body) and
+//     hmac-auth (validate_request_body) read a request body, none reads a
+//     response body, and no plugin runs on a request that matched no
+//     route.
 //   - Rate-limiting counters are per node and in memory, as Kong's local
 //     policy keeps them per node.
 //   - kong_bandwidth_bytes counts request and response sizes from Go's

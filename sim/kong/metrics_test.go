@@ -124,6 +124,15 @@ func TestPrometheusMetrics(t *testing.T) {
 	}
 }
 
+func TestAdminAPIServesMetrics(t *testing.T) {
+	pn := newPluginNode(t, metricsConfig)
+	rec := httptest.NewRecorder()
+	pn.node.Admin().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "kong_datastore_reachable 1") {
+		t.Errorf("Admin GET /metrics = %d %s", rec.Code, rec.Body.String())
+	}
+}
+
 func TestPrometheusMetricsNeedThePlugin(t *testing.T) {
 	withoutPrometheus := strings.Replace(metricsConfig, "- name: prometheus\n  config: {status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true, per_consumer: true, upstream_health_metrics: true}",
 		"- name: correlation-id", 1)

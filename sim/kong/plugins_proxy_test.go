@@ -25,6 +25,8 @@ type pluginNode struct {
 	seen *http.Request
 	// calls counts upstream requests.
 	calls int
+	// seenBody is the body of the last upstream request.
+	seenBody string
 	now   time.Time
 }
 
@@ -35,6 +37,11 @@ func newPluginNode(t *testing.T, config string) *pluginNode {
 	pn := &pluginNode{now: pluginClock}
 	up := upstreamFunc(func(r *http.Request) *http.Response {
 		pn.seen, pn.calls = r, pn.calls+1
+		pn.seenBody = ""
+		if r.Body != nil {
+			b, _ := io.ReadAll(r.Body)
+			pn.seenBody = string(b)
+		}
 		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/plain"}, "X-Upstream": {"yes"}},
 			Body: io.NopCloser(strings.NewReader("ok")), ContentLength: 2, Request: r}
 	})
@@ -49,8 +56,16 @@ func newPluginNode(t *testing.T, config string) *pluginNode {
 
 // call sends a request through the proxy; hdr holds name, value pairs.
 func (pn *pluginNode) call(method, target string, hdr ...string) *httptest.ResponseRecorder {
+	return pn.callWithBody(method, target, "", hdr...)
+}
+
+func (pn *pluginNode) callWithBody(method, target, body string, hdr ...string) *httptest.ResponseRecorder {
 	pn.seen = nil
-	req := httptest.NewRequest(method, target, nil)
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, target, rd)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
@@ -93,6 +108,11 @@ services:
     plugins:
     - name: key-auth
       config: {hide_credentials: true}
+  - name: keyed-body
+    paths: ["/body"]
+    plugins:
+    - name: key-auth
+      config: {key_in_body: true, key_in_header: false, hide_credentials: true}
   - name: keyed-anon
     paths: ["/anon"]
     plugins:
@@ -154,6 +174,18 @@ func TestKeyAuth(t *testing.T) {
 	if pn.seen.Header.Get("apikey") != "" {
 		t.Error("hidden key reached upstream")
 	}
+
+	// A key in a JSON or form body, removed before the body goes upstream.
+	rec = pn.callWithBody("POST", "/body", `{"apikey":"alice-key","n":1}`, "Content-Type", "application/json")
+	expectStatus(t, rec, 200, "")
+	if pn.seenBody != `{"n":1}` || pn.seen.ContentLength != int64(len(`{"n":1}`)) {
+		t.Errorf("upstream body = %q (length %d)", pn.seenBody, pn.seen.ContentLength)
+	}
+	expectStatus(t, pn.callWithBody("POST", "/body", "apikey=bob-key&x=y", "Content-Type", "application/x-www-form-urlencoded"), 200, "")
+	if pn.seenBody != "x=y" || pn.seen.Header.Get("X-Consumer-Username") != "bob" {
+		t.Errorf("form body upstream = %q %v", pn.seenBody, pn.seen.Header)
+	}
+	expectStatus(t, pn.call("GET", "/body", "apikey", "alice-key"), 401, "No API key found in request")
 
 	// With anonymous, a failed authentication proceeds as the anonymous consumer.
 	expectStatus(t, pn.call("GET", "/anon"), 200, "")
@@ -483,6 +515,11 @@ services:
     paths: ["/hmac"]
     plugins:
     - name: hmac-auth
+  - name: hmac-body
+    paths: ["/hmac-body"]
+    plugins:
+    - name: hmac-auth
+      config: {validate_request_body: true, enforce_headers: [date]}
 consumers:
 - username: alice
   jwt_secrets: [{key: alice-iss, secret: alice-secret}]
@@ -541,6 +578,22 @@ func TestHMACAuth(t *testing.T) {
 	if h := pn.seen.Header; h.Get("X-Consumer-Username") != "alice" || h.Get("X-Credential-Identifier") != "alice-hmac" {
 		t.Errorf("upstream headers = %v", h)
 	}
+	// validate_request_body checks the Digest header against the body.
+	signBody := func() string {
+		m := hmac.New(sha256.New, []byte("hmac-secret"))
+		m.Write([]byte("date: " + date + "\nPOST /hmac-body HTTP/1.1"))
+		sig := base64.StdEncoding.EncodeToString(m.Sum(nil))
+		return `hmac username="alice-hmac", algorithm="hmac-sha256", headers="date request-line", signature="` + sig + `"`
+	}
+	sum := sha256.Sum256([]byte("payload"))
+	digest := "SHA-256=" + base64.StdEncoding.EncodeToString(sum[:])
+	expectStatus(t, pn.callWithBody("POST", "/hmac-body", "payload", "Date", date, "Digest", digest, "Authorization", signBody()), 200, "")
+	if pn.seenBody != "payload" {
+		t.Errorf("upstream body = %q", pn.seenBody)
+	}
+	expectStatus(t, pn.callWithBody("POST", "/hmac-body", "tampered", "Date", date, "Digest", digest, "Authorization", signBody()), 401,
+		"HMAC signature does not match")
+
 	pn.now = pn.now.Add(10 * time.Minute) // beyond the 300 s clock skew
 	expectStatus(t, pn.call("GET", "/hmac", "Date", date, "Authorization", sign("hmac-secret")), 401,
 		"HMAC signature cannot be verified, a valid date or x-date header is required for HMAC Authentication")

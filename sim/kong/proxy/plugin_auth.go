@@ -31,6 +31,7 @@ type keyAuth struct {
 		Anonymous       string   `json:"anonymous"`
 		KeyInHeader     bool     `json:"key_in_header"`
 		KeyInQuery      bool     `json:"key_in_query"`
+		KeyInBody       bool     `json:"key_in_body"`
 		RunOnPreflight  bool     `json:"run_on_preflight"`
 		Realm           *string  `json:"realm"`
 	}
@@ -63,6 +64,8 @@ func (k *keyAuth) authenticate(x *exchange) (int, string, string) {
 	}
 	var key string
 	var query map[string][]string
+	var body map[string]any
+	bodyType := ""
 	for _, name := range c.KeyNames {
 		var vals []string
 		if c.KeyInHeader {
@@ -74,6 +77,19 @@ func (k *keyAuth) authenticate(x *exchange) (int, string, string) {
 			}
 			vals = query[name]
 		}
+		if len(vals) == 0 && c.KeyInBody {
+			if body == nil {
+				body, bodyType = x.bodyArgs()
+			}
+			switch v := body[name].(type) {
+			case string:
+				vals = []string{v}
+			case []string:
+				vals = v
+			case []any:
+				vals = make([]string, len(v))
+			}
+		}
 		if len(vals) > 1 {
 			return http.StatusUnauthorized, "Duplicate API key found", wwwAuth
 		}
@@ -82,6 +98,15 @@ func (k *keyAuth) authenticate(x *exchange) (int, string, string) {
 			if c.HideCredentials {
 				x.up.Del(name)
 				x.removeQueryArg(name)
+				if c.KeyInBody {
+					if body == nil {
+						body, bodyType = x.bodyArgs()
+					}
+					if _, ok := body[name]; ok {
+						delete(body, name)
+						x.setBodyArgs(body, bodyType)
+					}
+				}
 			}
 			break
 		}

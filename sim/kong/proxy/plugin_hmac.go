@@ -20,6 +20,7 @@ type hmacAuth struct {
 	noResponse
 	conf struct {
 		HideCredentials bool     `json:"hide_credentials"`
+		ValidateBody    bool     `json:"validate_request_body"`
 		ClockSkew       float64  `json:"clock_skew"`
 		Anonymous       string   `json:"anonymous"`
 		EnforceHeaders  []string `json:"enforce_headers"`
@@ -113,6 +114,12 @@ func (a *hmacAuth) authenticate(x *exchange) (string, string) {
 	got, err := base64.StdEncoding.DecodeString(params.signature)
 	if err != nil || !hmac.Equal(want, got) {
 		return msgHMACNotSame, wwwAuth
+	}
+	if c.ValidateBody {
+		sum := sha256.Sum256(x.readBody())
+		if x.r.Header.Get("Digest") != "SHA-256="+base64.StdEncoding.EncodeToString(sum[:]) {
+			return msgHMACNotSame, wwwAuth
+		}
 	}
 	x.setConsumer(x.ps.consumers[cred.ConsumerID], cred.ID, cred.Username)
 	return "", ""

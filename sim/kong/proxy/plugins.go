@@ -3,6 +3,8 @@ package proxy
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -340,6 +342,78 @@ type exchange struct {
 	upstreamLatency time.Duration
 	responseBytes   int64
 	headerBytes     int64
+	// The request body, once a plugin read it (see readBody).
+	bodyRead, bodyTooLarge bool
+	body                   []byte
+}
+
+// readBody reads the client's body once, for plugins that look into it;
+// the proxy then sends x.body upstream.
+func (x *exchange) readBody() []byte {
+	if x.bodyRead {
+		return x.body
+	}
+	x.bodyRead = true
+	if x.r.Body == nil || x.r.Body == http.NoBody {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(x.r.Body, maxBufferedBody+1))
+	if err != nil || len(b) > maxBufferedBody {
+		x.bodyTooLarge = true
+		return nil
+	}
+	x.body = b
+	return b
+}
+
+// bodyArgs decodes a form or JSON object body into its top-level
+// fields, as kong.request.get_body does for those types.
+func (x *exchange) bodyArgs() (map[string]any, string) {
+	mediaType, _, _ := mime.ParseMediaType(x.r.Header.Get("Content-Type"))
+	b := x.readBody()
+	switch mediaType {
+	case "application/x-www-form-urlencoded":
+		q, err := url.ParseQuery(string(b))
+		if err != nil {
+			return nil, ""
+		}
+		out := make(map[string]any, len(q))
+		for k, v := range q {
+			if len(v) == 1 {
+				out[k] = v[0]
+			} else {
+				out[k] = v
+			}
+		}
+		return out, mediaType
+	case "application/json":
+		var out map[string]any
+		if json.Unmarshal(b, &out) != nil {
+			return nil, ""
+		}
+		return out, mediaType
+	}
+	return nil, ""
+}
+
+// setBodyArgs re-encodes a form or JSON body after a plugin removed a
+// field.
+func (x *exchange) setBodyArgs(args map[string]any, mediaType string) {
+	switch mediaType {
+	case "application/json":
+		x.body, _ = json.Marshal(args)
+	case "application/x-www-form-urlencoded":
+		q := url.Values{}
+		for k, v := range args {
+			switch t := v.(type) {
+			case string:
+				q.Set(k, t)
+			case []string:
+				q[k] = t
+			}
+		}
+		x.body = []byte(q.Encode())
+	}
 }
 
 // exitResponse is a response a plugin produced instead of the upstream.

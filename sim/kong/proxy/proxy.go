@@ -397,7 +397,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var body []byte
 	streamBody := r.Body
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+	if x != nil && x.bodyRead {
+		// A plugin read (and may have changed) the body.
+		if x.bodyTooLarge {
+			p.fail(w, x, start, requestID, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+			return
+		}
+		body, streamBody = x.body, nil
+		if body == nil {
+			body = []byte{}
+		}
+	} else if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		if svc.svc.Retries > 0 {
 			// Read the body up front so that every attempt can send it.
 			var err error
