@@ -27,7 +27,7 @@ type pluginNode struct {
 	calls int
 	// seenBody is the body of the last upstream request.
 	seenBody string
-	now   time.Time
+	now      time.Time
 }
 
 var pluginClock = time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC)
