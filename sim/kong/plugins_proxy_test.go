@@ -357,6 +357,11 @@ services:
     plugins:
     - name: request-termination
       protocols: [https]
+  - name: disabled-plugin
+    paths: ["/disabled"]
+    plugins:
+    - name: request-termination
+      enabled: false
 `
 
 func TestRateLimiting(t *testing.T) {
@@ -401,8 +406,15 @@ func TestRequestTerminationAndIPRestriction(t *testing.T) {
 	expectStatus(t, pn.call("GET", "/denied"), 403, "IP address not allowed: 192.0.2.1")
 	expectStatus(t, pn.call("GET", "/allowed"), 200, "")
 	expectStatus(t, pn.call("GET", "/other"), 401, "go away")
-	// A plugin limited to https does not run on http.
+	// A plugin limited to https does not run on http, nor a disabled one.
 	expectStatus(t, pn.call("GET", "/tls-plugin"), 200, "")
+	expectStatus(t, pn.call("GET", "/disabled"), 200, "")
+	// Kong's own answers carry its headers.
+	rec = pn.call("GET", "/terminated")
+	if rec.Header().Get("Server") != "kong/"+sim.DefaultVersion || rec.Header().Get("X-Kong-Request-Id") == "" ||
+		rec.Header().Get("X-Kong-Response-Latency") == "" {
+		t.Errorf("plugin answer headers = %v", rec.Header())
+	}
 }
 
 const transformConfig = `
