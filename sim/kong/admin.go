@@ -170,7 +170,7 @@ func loadedPlugins() map[string]any {
 
 // statusDocument is the body of GET /status on both listeners.
 func (n *Node) statusDocument(ctx context.Context) map[string]any {
-	total := n.requests.Load()
+	total := n.requests.Load() + n.proxy.Requests()
 	doc := map[string]any{
 		"server": map[string]any{
 			"total_requests":       total,
