@@ -362,6 +362,12 @@ services:
     plugins:
     - name: request-termination
       enabled: false
+routes:
+- name: serviceless
+  paths: ["/health"]
+  plugins:
+  - name: request-termination
+    config: {status_code: 200, message: "healthy"}
 `
 
 func TestRateLimiting(t *testing.T) {
@@ -406,6 +412,8 @@ func TestRequestTerminationAndIPRestriction(t *testing.T) {
 	expectStatus(t, pn.call("GET", "/denied"), 403, "IP address not allowed: 192.0.2.1")
 	expectStatus(t, pn.call("GET", "/allowed"), 200, "")
 	expectStatus(t, pn.call("GET", "/other"), 401, "go away")
+	// A route without a service answers through its plugins.
+	expectStatus(t, pn.call("GET", "/health"), 200, "healthy")
 	// A plugin limited to https does not run on http, nor a disabled one.
 	expectStatus(t, pn.call("GET", "/tls-plugin"), 200, "")
 	expectStatus(t, pn.call("GET", "/disabled"), 200, "")
