@@ -52,7 +52,8 @@ Listen values follow Kong's syntax loosely: the Admin and Status APIs use the
 first host:port; the proxy listens on every comma-separated address, with TLS
 where the address is flagged "ssl" (e.g. "0.0.0.0:8000, 0.0.0.0:8443 ssl"),
 serving the certificate whose SNI the client names, else a self-signed
-default. Other flags ("reuseport backlog=16384", "http2") are ignored.
+default, and offering HTTP/2 where also flagged "http2". Other flags
+("reuseport backlog=16384") are ignored.
 On SIGTERM or SIGINT the node turns not-ready, finishes in-flight requests
 and exits 0.
 `
@@ -196,8 +197,9 @@ func parseListen(v string) (string, error) {
 
 // listenAddr is one address of a listen value.
 type listenAddr struct {
-	addr string
-	ssl  bool
+	addr  string
+	ssl   bool
+	http2 bool // offered by ALPN on a TLS listener
 }
 
 // parseListens reads every address of a listen value and its ssl flag;
@@ -220,6 +222,7 @@ func parseListens(v string) ([]listenAddr, error) {
 		l := listenAddr{addr: addr}
 		for _, f := range fields[1:] {
 			l.ssl = l.ssl || f == "ssl"
+			l.http2 = l.http2 || f == "http2"
 		}
 		out = append(out, l)
 	}
@@ -277,12 +280,13 @@ func serve(ctx context.Context, c config, log *slog.Logger, started listening) e
 	defer node.Close()
 
 	type listener struct {
-		name string
-		addr string
-		ssl  bool
-		h    http.Handler
-		srv  *http.Server
-		ln   net.Listener
+		name  string
+		addr  string
+		ssl   bool
+		http2 bool
+		h     http.Handler
+		srv   *http.Server
+		ln    net.Listener
 	}
 	ls := []*listener{{name: "admin", addr: c.adminListen, h: node.Admin()}}
 	for _, l := range c.proxyListens {
@@ -290,7 +294,7 @@ func serve(ctx context.Context, c config, log *slog.Logger, started listening) e
 		if l.ssl {
 			name = "proxy_ssl"
 		}
-		ls = append(ls, &listener{name: name, addr: l.addr, ssl: l.ssl, h: node.Proxy()})
+		ls = append(ls, &listener{name: name, addr: l.addr, ssl: l.ssl, http2: l.http2, h: node.Proxy()})
 	}
 	ls = append(ls, &listener{name: "status", addr: c.statusListen, h: node.Status()})
 	bound := map[string]string{}
@@ -310,12 +314,19 @@ func serve(ctx context.Context, c config, log *slog.Logger, started listening) e
 		if _, seen := bound[l.name]; !seen {
 			bound[l.name] = ln.Addr().String()
 		}
-		if l.ssl {
-			ln = tls.NewListener(ln, node.ProxyTLSConfig())
-		}
 		l.ln = ln
 		l.srv = &http.Server{Handler: l.h, ReadHeaderTimeout: 30 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		if l.ssl {
+			// HTTP/2 only where the listener says "http2", as in Kong.
+			l.srv.TLSConfig = node.ProxyTLSConfig()
+			l.srv.TLSConfig.NextProtos = []string{"http/1.1"}
+			if l.http2 {
+				l.srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+			} else {
+				l.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+			}
+		}
 	}
 
 	nodeCtx, stopNode := context.WithCancel(context.Background())
@@ -325,7 +336,11 @@ func serve(ctx context.Context, c config, log *slog.Logger, started listening) e
 	for _, l := range ls {
 		if l.srv != nil {
 			go func() {
-				if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serve := l.srv.Serve
+				if l.ssl {
+					serve = func(ln net.Listener) error { return l.srv.ServeTLS(ln, "", "") }
+				}
+				if err := serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 					serveErr <- fmt.Errorf("%s listener: %w", l.name, err)
 				}
 			}()

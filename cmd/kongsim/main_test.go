@@ -274,6 +274,19 @@ func TestServeTLS(t *testing.T) {
 	if resp, _ = do("", "plain.test"); resp.StatusCode != 200 || resp.Header.Get("X-Seen-Proto") != "http" {
 		t.Errorf("http on an http route = %d", resp.StatusCode)
 	}
+	// The listener flagged http2 offers h2; Kong's Via upstream names it.
+	h2 := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{ServerName: "secure.test", InsecureSkipVerify: true}}
+	defer h2.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, "https://"+a[2]+"/", nil)
+	req.Host = "secure.test"
+	resp, err = (&http.Client{Transport: h2}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || resp.Header.Get("X-Seen-Via") != "2 kong/3.9.1" {
+		t.Errorf("h2 request = %s %d %v", resp.Proto, resp.StatusCode, resp.Header)
+	}
 	cancel()
 	if code := <-exit; code != 0 {
 		t.Errorf("exit code = %d", code)
