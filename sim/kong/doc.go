@@ -82,6 +82,6 @@
 //   - Auto-generated credential secrets (a key-auth key left out) are
 //     random in DB mode, as in Kong, but derived from the entity id in a
 //     declarative load, so that reloading a document keeps its hash.
-//   - TLS listeners speak HTTP/1.1 only (no ALPN h2), and certificates'
-//     cert_alt/key_alt are not served.
+//   - Certificates' cert_alt/key_alt are not served, and no client
+//     certificate is asked for.
 package kong
