@@ -321,3 +321,14 @@ func TestCredentialsThroughGoKong(t *testing.T) {
 		t.Errorf("HMACAuths.ListAll = %v %v", hs, err)
 	}
 }
+
+func TestRootReportsPluginPriorities(t *testing.T) {
+	e := newEnv(t, dbless)
+	_, root := e.do(t, "GET", "/", "")
+	avail, _ := root["plugins"].(map[string]any)["available_on_server"].(map[string]any)
+	for name, want := range map[string]float64{"key-auth": 1250, "correlation-id": 100001, "request-termination": 2, "hmac-auth": 1030, "response-ratelimiting": 900} {
+		if p, _ := avail[name].(map[string]any); p["priority"] != want {
+			t.Errorf("%s priority = %v, want %v", name, p["priority"], want)
+		}
+	}
+}
