@@ -140,7 +140,7 @@ func TestServeDBLess(t *testing.T) {
 
 func TestParseListens(t *testing.T) {
 	got, err := parseListens("0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl")
-	want := []listenAddr{{addr: "0.0.0.0:8000"}, {addr: "0.0.0.0:8443", ssl: true}}
+	want := []listenAddr{{addr: "0.0.0.0:8000"}, {addr: "0.0.0.0:8443", ssl: true, http2: true}}
 	if err != nil || len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("parseListens = %v, %v; want %v", got, err, want)
 	}
