@@ -5,10 +5,13 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	gokong "github.com/kong/go-kong/kong"
+	"github.com/onsi/gomega"
 
 	"konductor.dev/sim/internal/pgtest"
 	sim "konductor.dev/sim/kong"
@@ -215,14 +218,50 @@ func TestCredentialsAdminAPI(t *testing.T) {
 			if code, body := e.do(t, "POST", "/consumers/alice/plugins", `{"name":"key-auth"}`); code != 400 {
 				t.Errorf("key-auth on a consumer = %d %v, want 400", code, body)
 			}
+			// The node's proxy, polling the backend, enforces them.
+			for _, w := range [][2]string{
+				{"/services", `{"name":"s","host":"backend.test"}`},
+				{"/services/s/routes", `{"name":"r","paths":["/"]}`},
+				{"/routes/r/plugins", `{"name":"basic-auth"}`},
+			} {
+				if code, body := e.do(t, "POST", w[0], w[1]); code != 201 {
+					t.Fatalf("POST %s = %d %v", w[0], code, body)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { _ = e.node.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			call := func(user, pass string) *httptest.ResponseRecorder {
+				req := httptest.NewRequest("GET", "/", nil)
+				if user != "" {
+					req.SetBasicAuth(user, pass)
+				}
+				rec := httptest.NewRecorder()
+				e.node.Proxy().ServeHTTP(rec, req)
+				return rec
+			}
+			// The node polls every 20 ms.
+			gomega.NewWithT(t).Eventually(func() int { return call("", "").Code }).
+				WithTimeout(10 * time.Second).WithPolling(5 * time.Millisecond).Should(gomega.Equal(401))
+			if rec := call("alice", "new"); rec.Code != 200 || rec.Header().Get("X-User") != "alice" {
+				t.Errorf("proxy with the patched password = %d %v", rec.Code, rec.Header())
+			}
+			if rec := call("alice", "pw"); rec.Code != 401 {
+				t.Errorf("proxy with the old password = %d", rec.Code)
+			}
 			// Deleting the consumer deletes its credentials.
 			if code, _ := e.do(t, "DELETE", "/consumers/alice", ""); code != 204 {
 				t.Fatalf("DELETE consumer = %d", code)
 			}
-			for _, p := range []string{"/key-auths", "/basic-auths", "/acls", "/jwts", "/hmac-auths", "/plugins"} {
+			for _, p := range []string{"/key-auths", "/basic-auths", "/acls", "/jwts", "/hmac-auths"} {
 				if _, body := e.do(t, "GET", p, ""); len(body["data"].([]any)) != 0 {
 					t.Errorf("%s after consumer delete = %v", p, body["data"])
 				}
+			}
+			// Only the route's plugin is left: the consumer's went with it.
+			if _, body := e.do(t, "GET", "/plugins", ""); len(body["data"].([]any)) != 1 {
+				t.Errorf("plugins after consumer delete = %v", body["data"])
 			}
 		})
 	}
@@ -230,7 +269,12 @@ func TestCredentialsAdminAPI(t *testing.T) {
 
 func newEnvOn(t *testing.T, b store.Backend) *env {
 	t.Helper()
-	n, err := sim.NewNode(sim.Options{Database: sim.DatabasePostgres, Backend: b, Logger: quietLogger()})
+	up := upstreamFunc(func(r *http.Request) *http.Response {
+		return &http.Response{StatusCode: 200, Header: http.Header{"X-User": {r.Header.Get("X-Consumer-Username")}},
+			Body: http.NoBody, Request: r}
+	})
+	n, err := sim.NewNode(sim.Options{Database: sim.DatabasePostgres, Backend: b, Logger: quietLogger(),
+		UpdateFrequency: 20 * time.Millisecond, ProxyTransport: up})
 	if err != nil {
 		t.Fatal(err)
 	}
