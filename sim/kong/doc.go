@@ -84,4 +84,7 @@
 //     declarative load, so that reloading a document keeps its hash.
 //   - Certificates' cert_alt/key_alt are not served, and no client
 //     certificate is asked for.
+//   - Consumer groups and the credentials of plugins kongsim lacks
+//     (oauth2, mtls-auth) are not modelled: a document carrying them is
+//     refused with "unknown field".
 package kong
