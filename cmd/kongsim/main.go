@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,7 @@ Usage:
 
 Configuration (environment, as the Kong image reads it):
   KONG_DATABASE             off (default) or postgres
-  KONG_PROXY_LISTEN         proxy address (default 0.0.0.0:8000; "off" disables)
+  KONG_PROXY_LISTEN         proxy addresses, "ssl" for TLS (default 0.0.0.0:8000; "off" disables)
   KONG_ADMIN_LISTEN         Admin API address (default 127.0.0.1:8001; "off" disables)
   KONG_STATUS_LISTEN        Status API address, e.g. 0.0.0.0:8100 (off when empty)
   KONG_PG_HOST              PostgreSQL host (default 127.0.0.1)
@@ -47,8 +48,12 @@ Configuration (environment, as the Kong image reads it):
   KONG_NODE_ID              node id reported by GET / (default: random)
   KONG_LOG_LEVEL            debug, info (default), notice, warn or error
 
-Listen values follow Kong's syntax loosely: the first host:port is used and
-flags such as "reuseport backlog=16384" or "ssl" are ignored.
+Listen values follow Kong's syntax loosely: the Admin and Status APIs use the
+first host:port; the proxy listens on every comma-separated address, with TLS
+where the address is flagged "ssl" (e.g. "0.0.0.0:8000, 0.0.0.0:8443 ssl"),
+serving the certificate whose SNI the client names, else a self-signed
+default, and offering HTTP/2 where also flagged "http2". Other flags
+("reuseport backlog=16384") are ignored.
 On SIGTERM or SIGINT the node turns not-ready, finishes in-flight requests
 and exits 0.
 `
@@ -57,8 +62,9 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil))
 }
 
-// listening receives the bound addresses once the node serves ("" = off).
-type listening func(admin, proxy, status string)
+// listening receives the bound addresses once the node serves ("" = off):
+// proxy is the first plain proxy listener, proxySSL the first TLS one.
+type listening func(admin, proxy, status, proxySSL string)
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started listening) int {
 	cfg, err := loadConfig(getenv)
@@ -95,7 +101,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // config is the node's configuration as read from KONG_* variables.
 type config struct {
 	database        string
-	proxyListen     string // "" = off
+	proxyListen     string // first plain proxy address, "" = none
+	proxyListens    []listenAddr
 	adminListen     string
 	statusListen    string
 	pgHost, pgPort  string
@@ -126,11 +133,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("KONG_DATABASE=%q: expected off or postgres", c.database)
 	}
 	var err error
+	if c.proxyListens, err = parseListens(env("KONG_PROXY_LISTEN", "0.0.0.0:8000")); err != nil {
+		return c, fmt.Errorf("KONG_PROXY_LISTEN: %w", err)
+	}
+	for _, l := range c.proxyListens {
+		if !l.ssl {
+			c.proxyListen = l.addr
+			break
+		}
+	}
 	for _, l := range []struct {
 		name, def string
 		dst       *string
 	}{
-		{"KONG_PROXY_LISTEN", "0.0.0.0:8000", &c.proxyListen},
 		{"KONG_ADMIN_LISTEN", "127.0.0.1:8001", &c.adminListen},
 		{"KONG_STATUS_LISTEN", "off", &c.statusListen},
 	} {
@@ -178,6 +193,40 @@ func parseListen(v string) (string, error) {
 		return "", fmt.Errorf("%q: bad port", v)
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// listenAddr is one address of a listen value.
+type listenAddr struct {
+	addr  string
+	ssl   bool
+	http2 bool // offered by ALPN on a TLS listener
+}
+
+// parseListens reads every address of a listen value and its ssl flag;
+// "off" or "" gives none.
+func parseListens(v string) ([]listenAddr, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "off" {
+		return nil, nil
+	}
+	var out []listenAddr
+	for _, entry := range strings.Split(v, ",") {
+		fields := strings.Fields(entry)
+		if len(fields) == 0 {
+			return nil, fmt.Errorf("%q: empty address", v)
+		}
+		addr, err := parseListen(fields[0])
+		if err != nil {
+			return nil, err
+		}
+		l := listenAddr{addr: addr}
+		for _, f := range fields[1:] {
+			l.ssl = l.ssl || f == "ssl"
+			l.http2 = l.http2 || f == "http2"
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 func (c config) dsn() string {
@@ -231,17 +280,23 @@ func serve(ctx context.Context, c config, log *slog.Logger, started listening) e
 	defer node.Close()
 
 	type listener struct {
-		name string
-		addr string
-		h    http.Handler
-		srv  *http.Server
-		ln   net.Listener
+		name  string
+		addr  string
+		ssl   bool
+		http2 bool
+		h     http.Handler
+		srv   *http.Server
+		ln    net.Listener
 	}
-	ls := []*listener{
-		{name: "admin", addr: c.adminListen, h: node.Admin()},
-		{name: "proxy", addr: c.proxyListen, h: node.Proxy()},
-		{name: "status", addr: c.statusListen, h: node.Status()},
+	ls := []*listener{{name: "admin", addr: c.adminListen, h: node.Admin()}}
+	for _, l := range c.proxyListens {
+		name := "proxy"
+		if l.ssl {
+			name = "proxy_ssl"
+		}
+		ls = append(ls, &listener{name: name, addr: l.addr, ssl: l.ssl, http2: l.http2, h: node.Proxy()})
 	}
+	ls = append(ls, &listener{name: "status", addr: c.statusListen, h: node.Status()})
 	bound := map[string]string{}
 	for _, l := range ls {
 		if l.addr == "" {
@@ -256,10 +311,22 @@ func serve(ctx context.Context, c config, log *slog.Logger, started listening) e
 			}
 			return fmt.Errorf("%s listener: %w", l.name, err)
 		}
+		if _, seen := bound[l.name]; !seen {
+			bound[l.name] = ln.Addr().String()
+		}
 		l.ln = ln
 		l.srv = &http.Server{Handler: l.h, ReadHeaderTimeout: 30 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		bound[l.name] = ln.Addr().String()
+		if l.ssl {
+			// HTTP/2 only where the listener says "http2", as in Kong.
+			l.srv.TLSConfig = node.ProxyTLSConfig()
+			l.srv.TLSConfig.NextProtos = []string{"http/1.1"}
+			if l.http2 {
+				l.srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+			} else {
+				l.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+			}
+		}
 	}
 
 	nodeCtx, stopNode := context.WithCancel(context.Background())
@@ -269,15 +336,20 @@ func serve(ctx context.Context, c config, log *slog.Logger, started listening) e
 	for _, l := range ls {
 		if l.srv != nil {
 			go func() {
-				if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serve := l.srv.Serve
+				if l.ssl {
+					serve = func(ln net.Listener) error { return l.srv.ServeTLS(ln, "", "") }
+				}
+				if err := serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 					serveErr <- fmt.Errorf("%s listener: %w", l.name, err)
 				}
 			}()
 		}
 	}
-	log.Info("kongsim started", "database", c.database, "admin", bound["admin"], "proxy", bound["proxy"], "status", bound["status"])
+	log.Info("kongsim started", "database", c.database, "admin", bound["admin"], "proxy", bound["proxy"],
+		"proxy_ssl", bound["proxy_ssl"], "status", bound["status"])
 	if started != nil {
-		started(bound["admin"], bound["proxy"], bound["status"])
+		started(bound["admin"], bound["proxy"], bound["status"], bound["proxy_ssl"])
 	}
 
 	var failure error

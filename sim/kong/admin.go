@@ -16,6 +16,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"konductor.dev/sim/kong/proxy"
 	"konductor.dev/sim/kong/store"
 )
 
@@ -72,6 +73,13 @@ func (a adminAPI) route(w http.ResponseWriter, r *http.Request, segs []string) *
 			return a.getConfig(w)
 		}
 		return a.postConfig(w, r)
+	case len(segs) == 1 && segs[0] == "metrics":
+		// The prometheus plugin serves its metrics on the Admin API too.
+		if err := allow(http.MethodGet); err != nil {
+			return err
+		}
+		n.metrics.handler().ServeHTTP(w, r)
+		return nil
 	case segs[0] == "schemas":
 		return a.schemas(w, r, segs[1:])
 	case len(segs) == 2 && segs[0] == "_kongsim" && segs[1] == "audit":
@@ -90,7 +98,8 @@ func (a adminAPI) route(w http.ResponseWriter, r *http.Request, segs []string) *
 		// Kong 3 disables the top-level targets endpoints: targets are
 		// reached only below their upstream.
 		return errNotFound
-	case schemas[segs[0]] != nil:
+	case adminCollections[segs[0]] != "":
+		segs[0] = adminCollections[segs[0]]
 		return a.entities(w, r, segs)
 	}
 	return errNotFound
@@ -115,7 +124,11 @@ func (a adminAPI) root(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	avail := map[string]any{}
 	for _, p := range availablePlugins() {
-		avail[p] = map[string]any{"version": n.opts.Version, "priority": 1000}
+		priority, ok := proxy.Priority(p)
+		if !ok {
+			priority = otherPluginPriority[p]
+		}
+		avail[p] = map[string]any{"version": n.opts.Version, "priority": priority}
 	}
 	dbUpdate := n.opts.UpdateFrequency.Seconds()
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -143,6 +156,10 @@ func (a adminAPI) root(w http.ResponseWriter, r *http.Request) *apiError {
 	return nil
 }
 
+// otherPluginPriority holds Kong's PRIORITY of the plugins kongsim
+// validates but does not run.
+var otherPluginPriority = map[string]int{"request-size-limiting": 951, "response-ratelimiting": 900}
+
 func loadedPlugins() map[string]any {
 	out := map[string]any{}
 	for _, p := range availablePlugins() {
@@ -153,7 +170,7 @@ func loadedPlugins() map[string]any {
 
 // statusDocument is the body of GET /status on both listeners.
 func (n *Node) statusDocument(ctx context.Context) map[string]any {
-	total := n.requests.Load()
+	total := n.requests.Load() + n.proxy.Requests()
 	doc := map[string]any{
 		"server": map[string]any{
 			"total_requests":       total,
@@ -424,6 +441,31 @@ func readBody(r *http.Request, sch *entitySchema) (map[string]any, *apiError) {
 	return m, nil
 }
 
+// adminCollections maps the first segment of an Admin API path to the
+// collection it serves: entity names, and the plugins' own names for their
+// credentials (/key-auths serves keyauth_credentials).
+var adminCollections = map[string]string{}
+
+// initAdminCollections runs once the schemas are registered.
+func initAdminCollections() {
+	for name, sch := range schemas {
+		if sch.adminName != "" {
+			adminCollections[sch.adminName] = name
+		} else {
+			adminCollections[name] = name
+		}
+	}
+}
+
+// adminChildName is the path segment under a parent that lists children
+// of coll (/consumers/{c}/key-auth for keyauth_credentials).
+func adminChildName(coll string) string {
+	if sch := schemas[coll]; sch != nil && sch.adminNested != "" {
+		return sch.adminNested
+	}
+	return coll
+}
+
 var verbs = map[string]string{
 	http.MethodPost: "create", http.MethodPut: "create or update",
 	http.MethodPatch: "update", http.MethodDelete: "remove",
@@ -444,7 +486,7 @@ func (a adminAPI) entities(w http.ResponseWriter, r *http.Request, segs []string
 	case 3, 4:
 		child := ""
 		for _, ns := range nesting[segs[0]] {
-			if ns.key == segs[2] {
+			if adminChildName(ns.key) == segs[2] {
 				child = ns.coll
 				sc = &scope{field: ns.field}
 			}
@@ -571,6 +613,10 @@ func (a adminAPI) mutation(r *http.Request, st *State, sch *entitySchema, key st
 			return nil, errNotFound
 		}
 		op.body = mergePatch(sch, existing, body)
+		if _, ok := body["password"]; sch.collection == "basicauth_credentials" && !ok {
+			// Kong hashes a password when one is written, not the stored hash.
+			op.keepPassword = asString(existing["password"])
+		}
 		return op.build(http.StatusOK)
 	default: // PUT
 		if existing == nil && sch.collection == "targets" {

@@ -207,7 +207,7 @@ func TestPluginConsumerCRUD(t *testing.T) {
 	if err != nil || p.Config["minute"] != 5.0 || p.Config["hour"] != 100.0 {
 		t.Fatalf("plugin patch merges config: %+v %v", p, err)
 	}
-	cp, err := e.client.Plugins.Create(ctx, &gokong.Plugin{Name: gokong.String("key-auth"), Consumer: &gokong.Consumer{ID: cons.ID}})
+	cp, err := e.client.Plugins.Create(ctx, &gokong.Plugin{Name: gokong.String("correlation-id"), Consumer: &gokong.Consumer{ID: cons.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}

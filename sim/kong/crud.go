@@ -43,6 +43,11 @@ func lookup(st *State, sch *entitySchema, key string, sc *scope) entity {
 		if sc != nil {
 			e = st.byName("targets", sc.parentID+":"+targetWithPort(key))
 		}
+	case sch.collection == "acls":
+		// Below a consumer, Kong finds an ACL by its group too.
+		if sc != nil {
+			e = st.byName("acls", "acls:"+sc.parentID+":"+key)
+		}
 	case sch.collection == "certificates":
 		// Kong also finds a certificate by one of its SNIs.
 		if sni := st.byName("snis", key); sni != nil {
@@ -88,6 +93,9 @@ type writeOp struct {
 	id       string // id to use when creating
 	sc       *scope
 	now      int64
+	// keepPassword, when set, is the stored basic-auth password hash that
+	// a PATCH without a password keeps.
+	keepPassword string
 }
 
 // build validates the new entity and computes the mutation.
@@ -140,6 +148,12 @@ func (op writeOp) build(status int) (*mutation, *apiError) {
 	if op.sch.field("updated_at") != nil {
 		e["updated_at"] = float64(op.now)
 	}
+	if op.keepPassword != "" {
+		e["password"] = op.keepPassword
+	} else {
+		transformOnWrite(op.sch, e)
+	}
+	fillAutoFields(op.sch, e, "")
 	if err := checkForeignKeys(op.st, op.sch, e); err != nil {
 		return nil, err
 	}

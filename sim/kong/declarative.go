@@ -48,9 +48,14 @@ var idNamespace = uuid.MustParse("6f2c1a5e-8d0b-4f4e-9b57-6b6f6e677369")
 // nesting lists, per collection, the child arrays it may carry and the
 // foreign field those children get pointed at their parent through.
 var nesting = map[string][]struct{ key, coll, field string }{
-	"services":     {{"routes", "routes", "service"}, {"plugins", "plugins", "service"}},
-	"routes":       {{"plugins", "plugins", "route"}},
-	"consumers":    {{"plugins", "plugins", "consumer"}},
+	"services": {{"routes", "routes", "service"}, {"plugins", "plugins", "service"}},
+	"routes":   {{"plugins", "plugins", "route"}},
+	"consumers": {{"plugins", "plugins", "consumer"},
+		{"keyauth_credentials", "keyauth_credentials", "consumer"},
+		{"basicauth_credentials", "basicauth_credentials", "consumer"},
+		{"acls", "acls", "consumer"},
+		{"jwt_secrets", "jwt_secrets", "consumer"},
+		{"hmacauth_credentials", "hmacauth_credentials", "consumer"}},
 	"upstreams":    {{"targets", "targets", "upstream"}},
 	"certificates": {{"snis", "snis", "certificate"}},
 }
@@ -185,6 +190,9 @@ type declLoad struct {
 	elements []loadedElement
 	// buf holds the encodings of the rows this load makes, in chunks.
 	buf []byte
+	// noTransform is "_transform: false": values are stored as given,
+	// without the transformations of a write (basic-auth hashing).
+	noTransform bool
 }
 
 type loadedElement struct {
@@ -209,6 +217,14 @@ func (l *declLoad) collect(members []docMember, cache *declCache) bool {
 			version = m.value
 		}
 	}
+	for _, m := range members {
+		if b, ok := m.value.(bool); ok && m.key == "_transform" {
+			l.noTransform = !b
+		}
+	}
+	if cache != nil && cache.noTransform != l.noTransform {
+		cache = nil
+	}
 	switch v := version.(type) {
 	case nil:
 		l.top["_format_version"] = "required field missing"
@@ -223,8 +239,10 @@ func (l *declLoad) collect(members []docMember, cache *declCache) bool {
 		switch k := m.key; k {
 		case "_format_version", "_comment", "_workspace":
 		case "_transform":
-			if _, ok := m.value.(bool); !ok {
+			if b, ok := m.value.(bool); !ok {
 				l.top[k] = "expected a boolean"
+			} else {
+				l.noTransform = !b
 			}
 		default:
 			if schemas[k] == nil {
@@ -458,6 +476,12 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 			// The same entity under another id.
 			it.ent = maps.Clone(t.ent)
 			it.ent["id"] = it.id
+			for _, f := range sch.fields {
+				if f.auto && f.typ == tString && !f.uuid && it.raw[f.name] == nil {
+					delete(it.ent, f.name)
+				}
+			}
+			fillAutoFields(sch, it.ent, it.id)
 			l.stampTimes(it)
 		}
 		return
@@ -493,6 +517,10 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 		return
 	}
 	it.ent["id"] = it.id
+	fillAutoFields(sch, it.ent, it.id)
+	if !l.noTransform {
+		transformOnWrite(sch, it.ent)
+	}
 	it.stamp = stampUse{created: it.ent["created_at"] == nil, at: l.createdAt}
 	it.stamp.updated = sch.field("updated_at") != nil && it.ent["updated_at"] == nil
 	l.stampTimes(it)

@@ -20,6 +20,9 @@ import (
 // A declCache is immutable once built; a nil one is empty.
 type declCache struct {
 	byColl map[string]map[string]*cachedElement
+	// noTransform records the load's "_transform: false": elements'
+	// outcomes depend on it (basic-auth passwords are hashed or not).
+	noTransform bool
 }
 
 // cachedElement is the outcome of one top-level element: the element and
@@ -126,7 +129,7 @@ func (l *declLoad) cache() *declCache {
 	for _, el := range l.elements {
 		sizes[el.coll]++
 	}
-	c := &declCache{byColl: make(map[string]map[string]*cachedElement, len(sizes))}
+	c := &declCache{byColl: make(map[string]map[string]*cachedElement, len(sizes)), noTransform: l.noTransform}
 	for coll, n := range sizes {
 		c.byColl[coll] = make(map[string]*cachedElement, n)
 	}

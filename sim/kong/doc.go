@@ -19,6 +19,16 @@
 // change. Its answers are those of a fresh node loading the same document
 // (see declCache).
 //
+// Consumers carry the credentials of the authentication plugins
+// (keyauth_credentials, basicauth_credentials, acls, jwt_secrets,
+// hmacauth_credentials), nested under a consumer in a declarative document
+// or written through /consumers/{c}/key-auth and the like, and the proxy
+// runs the plugins of its package's list (see package proxy) in Kong's
+// priority order, choosing each plugin's instance by Kong's scope
+// precedence. The Status API serves GET /metrics as Kong's prometheus
+// plugin does, and Node.ProxyTLSConfig serves TLS proxy listeners with
+// the loaded certificates by SNI.
+//
 // Nodes open no sockets and stop their goroutines when Run's context ends,
 // so simulations run them under testing/synctest and reach them through
 // NewInMemoryTransport.
@@ -48,6 +58,33 @@
 //   - In database mode a node serializes its own writes, and the backend
 //     enforces unique names, but two nodes writing at once can still race
 //     on foreign keys (a route created while its service is deleted).
-//   - Only the plugins listed by GET / exist; consumer credentials
-//     (key-auth, basic-auth, acl entities) are not modelled.
+//   - Only the plugins listed by GET / exist. Of those, the proxy runs
+//     key-auth, basic-auth, jwt, hmac-auth, acl, cors, correlation-id,
+//     request-transformer, response-transformer, ip-restriction,
+//     rate-limiting, request-termination and prometheus; the others
+//     (request-size-limiting, response-ratelimiting) are validated and
+//     stored but do nothing.
+//   - Executed plugins leave out: key-auth's credential ttl, acl's
+//     authenticated groups and consumer groups, request-termination's
+//     echo, the transformers' templates and body (JSON/form) changes,
+//     rate-limiting's cluster and redis policies (counted as local), and
+//     cors' origin-absent handling. Plugins run in the access and
+//     response-header phases only: only key-auth (key_in_body) and
+//     hmac-auth (validate_request_body) read a request body, none reads a
+//     response body, and no plugin runs on a request that matched no
+//     route.
+//   - Rate-limiting counters are per node and in memory, as Kong's local
+//     policy keeps them per node.
+//   - kong_bandwidth_bytes counts request and response sizes from Go's
+//     view of headers and bodies, not nginx's byte counts; the latency
+//     histograms use whole milliseconds as Kong does. Target health is
+//     always healthchecks_off: no health checks run.
+//   - Auto-generated credential secrets (a key-auth key left out) are
+//     random in DB mode, as in Kong, but derived from the entity id in a
+//     declarative load, so that reloading a document keeps its hash.
+//   - Certificates' cert_alt/key_alt are not served, and no client
+//     certificate is asked for.
+//   - Consumer groups and the credentials of plugins kongsim lacks
+//     (oauth2, mtls-auth) are not modelled: a document carrying them is
+//     refused with "unknown field".
 package kong

@@ -19,7 +19,7 @@ services:
 upstreams:
 - name: h.svc
   targets: [{target: "10.0.0.1"}, {target: "[::1]:80", weight: 0}]
-consumers: [{username: u, plugins: [{name: key-auth}]}]
+consumers: [{username: u, plugins: [{name: correlation-id}], keyauth_credentials: [{key: k}]}]
 routes:
 - {name: top, service: s, methods: [GET]}
 plugins:

@@ -2,6 +2,7 @@ package kong
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,10 +80,11 @@ type AuditEntry struct {
 // its proxy serves. It opens no sockets and its goroutines end with the
 // context given to Run, so it runs under testing/synctest.
 type Node struct {
-	opts   Options
-	dbless bool
-	log    *slog.Logger
-	proxy  *proxy.Proxy
+	opts    Options
+	dbless  bool
+	log     *slog.Logger
+	proxy   *proxy.Proxy
+	metrics *nodeMetrics
 
 	mu       sync.Mutex
 	state    *State // DB-less: the loaded config; DB mode: the proxy's cache
@@ -131,10 +133,9 @@ func NewNode(opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	n := &Node{
-		opts: opts, dbless: opts.Database == DatabaseOff, log: opts.Logger, state: emptyState(),
-		proxy: proxy.New(proxy.Options{Version: opts.Version, Transport: opts.ProxyTransport}),
-	}
+	n := &Node{opts: opts, dbless: opts.Database == DatabaseOff, log: opts.Logger, state: emptyState()}
+	n.metrics = newNodeMetrics(n)
+	n.proxy = proxy.New(proxy.Options{Version: opts.Version, Transport: opts.ProxyTransport, Now: opts.Now, Observe: n.metrics.observe})
 	if n.dbless && len(opts.DeclarativeConfig) > 0 {
 		st, decl, err := n.decl.load(opts.DeclarativeConfig, opts.Now().Unix(), n.state)
 		if err != nil {
@@ -219,6 +220,11 @@ func (n *Node) configureProxy(st *State) error {
 // Proxy returns the node's proxy handler (KONG_PROXY_LISTEN). It routes
 // with the configuration last loaded, and answers 404 while there is none.
 func (n *Node) Proxy() http.Handler { return n.proxy }
+
+// ProxyTLSConfig serves the proxy's TLS listeners (KONG_PROXY_LISTEN
+// entries flagged "ssl"): the loaded certificate whose SNI the client
+// names, else a self-signed default certificate.
+func (n *Node) ProxyTLSConfig() *tls.Config { return n.proxy.TLSConfig() }
 
 // Close releases the proxy's idle upstream connections.
 func (n *Node) Close() { n.proxy.Close() }

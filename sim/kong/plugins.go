@@ -1,5 +1,7 @@
 package kong
 
+import "net/netip"
+
 // pluginDef is the configuration schema of one bundled plugin. Only the
 // plugins a Kubernetes ingress commonly uses are known; configuring any
 // other name fails as it does on a Kong without that plugin.
@@ -8,6 +10,9 @@ type pluginDef struct {
 	config []*field
 	// check returns messages about the whole config record.
 	check func(cfg map[string]any) []string
+	// noConsumer marks plugins that cannot be scoped to a consumer (the
+	// authentication plugins, which find the consumer).
+	noConsumer bool
 }
 
 func (p *pluginDef) configField() *field {
@@ -42,6 +47,29 @@ func atLeastOneOf(cfg map[string]any, names ...string) []string {
 
 var plugins = map[string]*pluginDef{}
 
+func positiveNumber(name string) *field {
+	return (&field{name: name, typ: tNumber}).checked(positive)
+}
+
+// checkIPOrCIDR is Kong's ip_or_cidr type.
+func checkIPOrCIDR(v any) string {
+	s, _ := v.(string)
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return ""
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return ""
+	}
+	return "invalid ip or cidr range: '" + s + "'"
+}
+
+func positive(v any) string {
+	if f, _ := v.(float64); f <= 0 {
+		return "value must be greater than 0"
+	}
+	return ""
+}
+
 func init() {
 	number := func(name string) *field { return &field{name: name, typ: tNumber} }
 	redis := record("redis",
@@ -50,7 +78,7 @@ func init() {
 		integer("database").withDefault(0.0), boolean("ssl", false),
 		boolean("ssl_verify", false), str("server_name"))
 	for _, p := range []*pluginDef{
-		{name: "cors", config: []*field{
+		{name: "cors", noConsumer: true, config: []*field{
 			strArray("origins"), strArray("headers"), strArray("exposed_headers"),
 			strArray("methods").withDefault(strs("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS", "TRACE", "CONNECT")),
 			number("max_age"),
@@ -58,28 +86,43 @@ func init() {
 			boolean("preflight_continue", false), boolean("allow_origin_absent", true),
 		}},
 		{name: "rate-limiting", config: []*field{
-			number("second"), number("minute"), number("hour"), number("day"), number("month"), number("year"),
+			positiveNumber("second"), positiveNumber("minute"), positiveNumber("hour"),
+			positiveNumber("day"), positiveNumber("month"), positiveNumber("year"),
 			str("limit_by").withDefault("consumer").oneof("consumer", "credential", "ip", "service", "header", "path", "consumer-group"),
 			str("header_name"), str("path"),
 			str("policy").withDefault("local").oneof("local", "cluster", "redis"),
 			boolean("fault_tolerant", true), redis,
 			boolean("hide_client_headers", false),
-			number("error_code").withDefault(429.0),
+			positiveNumber("error_code").withDefault(429.0),
 			str("error_message").withDefault("API rate limit exceeded"),
 			number("sync_rate").withDefault(-1.0),
 		}, check: func(c map[string]any) []string {
-			return atLeastOneOf(c, "second", "minute", "hour", "day", "month", "year")
+			msgs := atLeastOneOf(c, "second", "minute", "hour", "day", "month", "year")
+			redis, _ := c["redis"].(map[string]any)
+			for _, cond := range []struct {
+				field, value string
+				missing      bool
+			}{
+				{"limit_by", "header", c["header_name"] == nil},
+				{"limit_by", "path", c["path"] == nil},
+				{"policy", "redis", redis["host"] == nil},
+			} {
+				if c[cond.field] == cond.value && cond.missing {
+					msgs = append(msgs, "failed conditional validation given value of field 'config."+cond.field+"'")
+				}
+			}
+			return msgs
 		}},
-		{name: "key-auth", config: []*field{
+		{name: "key-auth", noConsumer: true, config: []*field{
 			strArray("key_names").withDefault(strs("apikey")),
 			boolean("hide_credentials", false), str("anonymous"),
 			boolean("key_in_header", true), boolean("key_in_query", true),
 			boolean("key_in_body", false), boolean("run_on_preflight", true), str("realm"),
 		}},
-		{name: "basic-auth", config: []*field{
+		{name: "basic-auth", noConsumer: true, config: []*field{
 			str("anonymous"), boolean("hide_credentials", false), str("realm").withDefault("service"),
 		}},
-		{name: "jwt", config: []*field{
+		{name: "jwt", noConsumer: true, config: []*field{
 			strSet("uri_param_names").withDefault(strs("jwt")),
 			strSet("cookie_names").withDefault([]any{}),
 			str("key_claim_name").withDefault("iss"),
@@ -90,15 +133,25 @@ func init() {
 			strSet("header_names").withDefault(strs("authorization")),
 			str("realm"),
 		}},
-		{name: "acl", config: []*field{
+		{name: "hmac-auth", noConsumer: true, config: []*field{
+			boolean("hide_credentials", false),
+			(&field{name: "clock_skew", typ: tNumber}).withDefault(300.0).checked(positive),
+			str("anonymous"),
+			boolean("validate_request_body", false),
+			strArray("enforce_headers").withDefault([]any{}),
+			strArray("algorithms").withDefault(strs("hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512")).
+				elemOneOf("hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512"),
+			str("realm"),
+		}},
+		{name: "acl", noConsumer: true, config: []*field{
 			strArray("allow"), strArray("deny"),
 			boolean("hide_groups_header", false),
 			boolean("include_consumer_groups", false),
 			boolean("always_use_authenticated_groups", false),
 		}, check: func(c map[string]any) []string { return atLeastOneOf(c, "allow", "deny") }},
 		{name: "ip-restriction", config: []*field{
-			strArray("allow"), strArray("deny"),
-			integer("status"), str("message"),
+			strArray("allow").elemCheck(checkIPOrCIDR), strArray("deny").elemCheck(checkIPOrCIDR),
+			number("status"), str("message"),
 		}, check: func(c map[string]any) []string { return atLeastOneOf(c, "allow", "deny") }},
 		{name: "request-transformer", config: []*field{
 			str("http_method"),
@@ -119,6 +172,14 @@ func init() {
 			integer("status_code").withDefault(503.0).rng(100, 599),
 			str("message"), str("body"), str("content_type"),
 			boolean("echo", false), str("trigger"),
+		}, check: func(c map[string]any) []string {
+			switch {
+			case c["message"] != nil && (c["content_type"] != nil || c["body"] != nil):
+				return []string{"message cannot be used with content_type or body"}
+			case c["content_type"] != nil && c["body"] == nil:
+				return []string{"content_type requires a body"}
+			}
+			return nil
 		}},
 		{name: "correlation-id", config: []*field{
 			str("header_name").withDefault("Kong-Request-ID"),

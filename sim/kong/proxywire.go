@@ -1,6 +1,7 @@
 package kong
 
 import (
+	"crypto/tls"
 	"sort"
 	"time"
 
@@ -45,6 +46,49 @@ func (s *State) ProxyConfig() proxy.Config {
 		c.Upstreams = append(c.Upstreams, u)
 		return true
 	})
+	if certs := s.tables["certificates"]; certs.rows.Len() > 0 {
+		snis := map[string][]string{}
+		s.tables["snis"].rows.Ascend(func(r *row) bool {
+			snis[r.wire.parent] = append(snis[r.wire.parent], r.wire.sni)
+			return true
+		})
+		certs.rows.Ascend(func(r *row) bool {
+			c.Certificates = append(c.Certificates, proxy.Certificate{ID: r.id, Cert: r.wire.cert, SNIs: snis[r.id]})
+			return true
+		})
+	}
+	plugins := s.tables["plugins"]
+	if plugins.rows.Len() == 0 {
+		// Nothing would use consumers or credentials.
+		return c
+	}
+	plugins.rows.Ascend(func(r *row) bool {
+		if !r.wire.disabled {
+			c.Plugins = append(c.Plugins, r.wire.plugin)
+		}
+		return true
+	})
+	s.tables["consumers"].rows.Ascend(func(r *row) bool {
+		c.Consumers = append(c.Consumers, r.wire.consumer)
+		return true
+	})
+	cr := &c.Credentials
+	for _, r := range s.rowsOf("keyauth_credentials") {
+		cr.KeyAuth = append(cr.KeyAuth, r.wire.keyAuth)
+	}
+	for _, r := range s.rowsOf("basicauth_credentials") {
+		cr.BasicAuth = append(cr.BasicAuth, r.wire.basicAuth)
+	}
+	// ACL groups in creation order, as Kong lists a consumer's groups.
+	for _, r := range byCreation(s.rowsOf("acls")) {
+		cr.ACLs = append(cr.ACLs, r.wire.acl)
+	}
+	for _, r := range s.rowsOf("jwt_secrets") {
+		cr.JWT = append(cr.JWT, r.wire.jwt)
+	}
+	for _, r := range s.rowsOf("hmacauth_credentials") {
+		cr.HMAC = append(cr.HMAC, r.wire.hmac)
+	}
 	return c
 }
 
@@ -57,7 +101,23 @@ type wire struct {
 	upstream proxy.Upstream // without its targets
 	target   proxy.Target
 	parent   string // a route's service, a target's upstream
-	disabled bool   // a disabled service
+	disabled bool   // a disabled service or plugin
+
+	// more holds what the other collections bring, apart so that the
+	// many services, routes and targets stay small.
+	*more
+}
+
+type more struct {
+	cert      *tls.Certificate // nil when the pair does not load
+	sni       string
+	plugin    proxy.Plugin
+	consumer  proxy.Consumer
+	keyAuth   proxy.KeyAuthCredential
+	basicAuth proxy.BasicAuthCredential
+	acl       proxy.ACLGroup
+	jwt       proxy.JWTSecret
+	hmac      proxy.HMACCredential
 }
 
 // wireOf converts an entity of coll; nil for collections the proxy does
@@ -98,6 +158,41 @@ func wireOf(coll string, e entity) *wire {
 	case "targets":
 		w.parent = foreignID(e, "upstream")
 		w.target = proxy.Target{Target: asString(e["target"]), Weight: intOf(e["weight"])}
+	case "certificates", "snis", "plugins", "consumers", "keyauth_credentials", "basicauth_credentials",
+		"acls", "jwt_secrets", "hmacauth_credentials":
+		w.more = &more{}
+	}
+	switch coll {
+	case "services", "routes", "upstreams", "targets":
+	case "certificates":
+		if c, err := tls.X509KeyPair([]byte(asString(e["cert"])), []byte(asString(e["key"]))); err == nil {
+			w.cert = &c
+		}
+	case "snis":
+		w.parent, w.sni = foreignID(e, "certificate"), asString(e["name"])
+	case "plugins":
+		w.disabled = e["enabled"] == false
+		cfg, _ := e["config"].(map[string]any)
+		w.plugin = proxy.Plugin{
+			ID: asString(e["id"]), Name: asString(e["name"]),
+			RouteID: foreignID(e, "route"), ServiceID: foreignID(e, "service"), ConsumerID: foreignID(e, "consumer"),
+			Protocols: optionalList(e["protocols"]), Config: cfg,
+		}
+	case "consumers":
+		w.consumer = proxy.Consumer{ID: asString(e["id"]), Username: asString(e["username"]), CustomID: asString(e["custom_id"])}
+	case "keyauth_credentials":
+		w.keyAuth = proxy.KeyAuthCredential{ID: asString(e["id"]), ConsumerID: foreignID(e, "consumer"), Key: asString(e["key"])}
+	case "basicauth_credentials":
+		w.basicAuth = proxy.BasicAuthCredential{ID: asString(e["id"]), ConsumerID: foreignID(e, "consumer"),
+			Username: asString(e["username"]), PasswordHash: asString(e["password"])}
+	case "acls":
+		w.acl = proxy.ACLGroup{ConsumerID: foreignID(e, "consumer"), Group: asString(e["group"])}
+	case "jwt_secrets":
+		w.jwt = proxy.JWTSecret{ID: asString(e["id"]), ConsumerID: foreignID(e, "consumer"), Key: asString(e["key"]),
+			Secret: asString(e["secret"]), RSAPublicKey: asString(e["rsa_public_key"]), Algorithm: asString(e["algorithm"])}
+	case "hmacauth_credentials":
+		w.hmac = proxy.HMACCredential{ID: asString(e["id"]), ConsumerID: foreignID(e, "consumer"),
+			Username: asString(e["username"]), Secret: asString(e["secret"])}
 	default:
 		return nil
 	}

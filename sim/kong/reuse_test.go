@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -355,6 +356,15 @@ func FuzzDeclarativeReuse(f *testing.F) {
 	for i, s := range fuzzSeeds {
 		f.Add([]byte(fuzzSeeds[(i+1)%len(fuzzSeeds)]), []byte(s))
 	}
+	// Credentials: auto-generated keys, hashed passwords, and _transform
+	// (a cached outcome must not cross a change of it).
+	creds := `{"_format_version":"3.0","consumers":[{"username":"a","keyauth_credentials":[{}],` +
+		`"basicauth_credentials":[{"username":"u","password":"p"}],"acls":[{"group":"g"}]}],` +
+		`"basicauth_credentials":[{"username":"v","password":"q","consumer":"a"}]}`
+	noTransform := strings.Replace(creds, `{"_format_version":"3.0",`, `{"_format_version":"3.0","_transform":false,`, 1)
+	f.Add([]byte(creds), []byte(noTransform))
+	f.Add([]byte(noTransform), []byte(creds))
+	f.Add([]byte(creds), []byte(creds))
 	f.Fuzz(checkReuseAgrees)
 }
 

@@ -50,6 +50,10 @@ type entitySchema struct {
 	// endpointKey is the field that identifies an entity in URLs besides
 	// its id ("name", "username", "target"), "" when only ids work.
 	endpointKey string
+	// adminName and adminNested are the collection's Admin API paths when
+	// they differ from its name: /key-auths and /consumers/{c}/key-auth
+	// for keyauth_credentials.
+	adminName, adminNested string
 	// cacheKey returns the composite unique key of entities whose
 	// uniqueness spans several fields (targets, plugins), "" otherwise.
 	cacheKey func(e entity) string
@@ -154,7 +158,9 @@ var allProtocols = []string{"grpc", "grpcs", "http", "https", "tcp", "tls", "tls
 // also the order in which a declarative configuration is loaded and shown.
 var collections = []string{
 	"certificates", "ca_certificates", "snis", "services", "routes",
-	"upstreams", "targets", "consumers", "plugins",
+	"upstreams", "targets", "consumers",
+	"keyauth_credentials", "basicauth_credentials", "acls", "jwt_secrets", "hmacauth_credentials",
+	"plugins",
 }
 
 var schemas = map[string]*entitySchema{}
@@ -167,11 +173,17 @@ func init() {
 	} {
 		schemas[s.collection] = s
 	}
+	for _, s := range credentialSchemas() {
+		schemas[s.collection] = s
+	}
+	initAdminCollections()
 	// Derive who depends on whom from the foreign fields so that delete
 	// rules cannot drift from the schemas.
 	cascades := map[string]bool{
 		"plugins.service": true, "plugins.route": true, "plugins.consumer": true,
 		"targets.upstream": true, "snis.certificate": true,
+		"keyauth_credentials.consumer": true, "basicauth_credentials.consumer": true,
+		"acls.consumer": true, "jwt_secrets.consumer": true, "hmacauth_credentials.consumer": true,
 	}
 	for _, c := range collections {
 		for _, f := range schemas[c].foreignFields() {

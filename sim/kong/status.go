@@ -9,8 +9,8 @@ import (
 )
 
 // Status returns the node's Status API handler (KONG_STATUS_LISTEN):
-// GET /status, GET /status/ready, and POST /status/ready with
-// status=draining (or status=ready to undo it).
+// GET /status, GET /status/ready, POST /status/ready with
+// status=draining (or status=ready to undo it), and GET /metrics.
 func (n *Node) Status() http.Handler { return statusAPI{n} }
 
 type statusAPI struct{ n *Node }
@@ -24,6 +24,13 @@ func (s statusAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.n.statusDocument(r.Context()))
+	case "/metrics":
+		// Kong's prometheus plugin serves its metrics here.
+		if r.Method != http.MethodGet {
+			writeError(w, errMethodNotAllowed)
+			return
+		}
+		s.n.metrics.handler().ServeHTTP(w, r)
 	case "/status/ready":
 		switch r.Method {
 		case http.MethodGet:

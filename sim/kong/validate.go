@@ -73,6 +73,14 @@ func normalizeEntity(s *entitySchema, in map[string]any, resolve resolver) (enti
 		}
 	}
 	out, errs := normalizeRecord(fs, in, resolve)
+	if s.collection == "plugins" && out["consumer"] != nil {
+		if p := plugins[asString(out["name"])]; p != nil && p.noConsumer {
+			if errs == nil {
+				errs = errTree{}
+			}
+			errs["consumer"] = "value must be null"
+		}
+	}
 	if errs != nil {
 		return nil, errs
 	}
@@ -169,6 +177,7 @@ func finishEntity(s *entitySchema, e entity) {
 	switch s.collection {
 	case "targets":
 		e["target"] = targetWithPort(asString(e["target"]))
+
 	case "ca_certificates":
 		if block, _ := pem.Decode([]byte(asString(e["cert"]))); block != nil {
 			sum := sha256.Sum256(block.Bytes)
@@ -262,6 +271,11 @@ func normalizeValue(f *field, v any, resolve resolver) (any, any) {
 		}
 		if f.between != nil && (n < f.between[0] || n > f.between[1]) {
 			return nil, fmt.Sprintf("value should be between %v and %v", f.between[0], f.between[1])
+		}
+		if f.check != nil {
+			if msg := f.check(n); msg != "" {
+				return nil, msg
+			}
 		}
 		return n, nil
 	case tBoolean:

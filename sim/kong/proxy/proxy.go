@@ -6,6 +6,16 @@
 // headers, and Kong's error bodies (404 no route, 503 no peer or unresolvable
 // host, 502 after failed retries, 504 on timeouts).
 //
+// Plugins (Config.Plugins) run between routing and forwarding, by Kong
+// 3.9's priorities, each plugin's instance picked by Kong's precedence of
+// scopes (route, service and consumer combinations before global):
+// authentication (key-auth, basic-auth, jwt, hmac-auth against
+// Config.Credentials), acl, cors, correlation-id, ip-restriction,
+// rate-limiting (local counters), request-termination, request- and
+// response-transformer (headers and query), and prometheus, which reports
+// each request to Options.Observe. With no plugin configured a request
+// pays nothing for them. TLSConfig serves Config.Certificates by SNI.
+//
 // Update compiles a new configuration and swaps it in atomically: a request
 // routes and balances with the configuration it started with, so in-flight
 // requests keep the old one. Connections to upstreams are pooled across
@@ -72,6 +82,13 @@ type Config struct {
 	Services  []Service
 	Routes    []Route
 	Upstreams []Upstream
+	// Plugins run on the requests of their scope; Consumers and
+	// Credentials are what the authentication plugins check against.
+	Plugins     []Plugin
+	Consumers   []Consumer
+	Credentials Credentials
+	// Certificates serve the TLS listener (see TLSConfig).
+	Certificates []Certificate
 }
 
 // Options configures a Proxy.
@@ -81,6 +98,28 @@ type Options struct {
 	// Transport sends requests upstream; nil uses a pooled http.Transport
 	// that honours each service's connect timeout.
 	Transport http.RoundTripper
+	// Now is the plugins' clock (rate-limiting windows, JWT expiry);
+	// default time.Now.
+	Now func() time.Time
+	// Observe, if set, is told about every request that a prometheus
+	// plugin instance applies to, once its response is written.
+	Observe func(*Observation)
+}
+
+// Observation is what the prometheus plugin records of one request.
+type Observation struct {
+	// Config is the applying prometheus instance's configuration.
+	Config MetricsConfig
+	// Service is the service's name, else its host; Route the route's
+	// name, else its id; Consumer the consumer's username.
+	Service, Route, Consumer string
+	Status                   int
+	RequestBytes             int64
+	ResponseBytes            int64
+	// Latency is the whole request; Upstream the upstream's share (zero
+	// when Kong answered itself); Kong the rest.
+	Latency, Upstream, Kong time.Duration
+	Proxied                 bool // the upstream answered
 }
 
 // DefaultVersion is announced when Options.Version is empty.
@@ -99,13 +138,25 @@ type Proxy struct {
 	state         atomic.Pointer[state]
 	// compiler reuses the regexes of the previous configuration.
 	compiler *router.Compiler
+	now      func() time.Time
+	observe  func(*Observation)
+	// Plugin state that outlives configurations.
+	counters    *rateCounters
+	correlation *correlationGenerator
+	defaultCertState
+	requests atomic.Int64
 }
+
+// Requests is the number of requests the proxy received.
+func (p *Proxy) Requests() int64 { return p.requests.Load() }
 
 // state is one compiled configuration; immutable once published.
 type state struct {
 	router    *router.Router
 	routes    []routeEntry // indexed like the router's routes
 	balancers map[string]*balancer
+	plugins   *pluginSet // nil when no plugin is configured
+	certs     *certIndex
 }
 
 func (st *state) balancer(upstream string) *balancer {
@@ -131,7 +182,11 @@ type serviceEntry struct {
 // New returns a Proxy with an empty configuration: every request gets 404
 // until Update loads routes.
 func New(o Options) *Proxy {
-	p := &Proxy{version: o.Version, transport: o.Transport, compiler: new(router.Compiler)}
+	p := &Proxy{version: o.Version, transport: o.Transport, compiler: new(router.Compiler),
+		now: o.Now, observe: o.Observe, counters: newRateCounters(), correlation: newCorrelationGenerator()}
+	if p.now == nil {
+		p.now = time.Now
+	}
 	if p.version == "" {
 		p.version = DefaultVersion
 	}
@@ -159,6 +214,10 @@ func (p *Proxy) Update(c Config) error {
 	if err != nil {
 		return err
 	}
+	if st.plugins, err = compilePlugins(c, p); err != nil {
+		return err
+	}
+	st.certs = compileCertificates(c.Certificates)
 	p.state.Store(st)
 	return nil
 }
@@ -289,6 +348,7 @@ const maxBufferedBody = 16 << 20
 // ServeHTTP routes r and forwards it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	p.requests.Add(1)
 	st := p.state.Load()
 	requestID := newRequestID()
 
@@ -304,7 +364,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Path: reqPath, SNI: sni, Header: r.Header,
 	})
 	if !ok {
-		p.fail(w, start, requestID, http.StatusNotFound, msgNoRoute)
+		p.fail(w, nil, start, requestID, http.StatusNotFound, msgNoRoute)
 		return
 	}
 	e := &st.routes[m.Index]
@@ -312,15 +372,42 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.redirectToHTTPS(w, r, e, start, requestID)
 		return
 	}
+	var x *exchange
+	var header http.Header
+	rawQuery := r.URL.RawQuery
+	if st.plugins != nil {
+		x = &exchange{
+			ps: st.plugins, r: r, scheme: scheme, clientIP: clientIPOf(r), routeID: e.route.ID,
+			serviceID: e.route.ServiceID, requestID: requestID, now: p.now(), rawQuery: rawQuery,
+			up: p.forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID),
+		}
+		defer p.record(x, e, start)
+		x.runAccess()
+		if x.exit != nil {
+			p.writeExit(w, x, start)
+			return
+		}
+		header, rawQuery = x.up, x.rawQuery
+	}
 	if e.service == nil {
-		p.fail(w, start, requestID, http.StatusServiceUnavailable, msgNoService)
+		p.fail(w, x, start, requestID, http.StatusServiceUnavailable, msgNoService)
 		return
 	}
 	svc := e.service
 
 	var body []byte
 	streamBody := r.Body
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+	if x != nil && x.bodyRead {
+		// A plugin read (and may have changed) the body.
+		if x.bodyTooLarge {
+			p.fail(w, x, start, requestID, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+			return
+		}
+		body, streamBody = x.body, nil
+		if body == nil {
+			body = []byte{}
+		}
+	} else if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		if svc.svc.Retries > 0 {
 			// Read the body up front so that every attempt can send it.
 			var err error
@@ -329,7 +416,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return // the client went away
 			}
 			if len(body) > maxBufferedBody {
-				p.fail(w, start, requestID, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+				p.fail(w, x, start, requestID, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
 				return
 			}
 		}
@@ -337,11 +424,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		streamBody = nil
 	}
 
+	if header == nil {
+		header = p.forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID)
+	}
 	out := &outbound{
 		method:        r.Method,
 		path:          upstreamPath(e.route.PathHandling, e.route.StripPath, svc.svc.Path, reqPath, m.Prefix),
-		rawQuery:      r.URL.RawQuery,
-		header:        forwardHeaders(r, scheme, localPort, rawPath, forwardedPrefix(e, m.Prefix), requestID),
+		rawQuery:      rawQuery,
+		header:        header,
 		contentLength: r.ContentLength,
 	}
 	if body != nil {
@@ -350,6 +440,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.route.PreserveHost {
 		out.host = r.Host
 	}
+	if x != nil && x.hostOverride != "" {
+		out.host = x.hostOverride
+	}
 
 	proxyLatency := time.Since(start)
 	up, status, msg := p.send(r, svc, out, body, streamBody)
@@ -357,7 +450,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case status < 0:
 		return // the client went away; nobody reads an answer
 	case status > 0:
-		p.fail(w, start, requestID, status, msg)
+		p.fail(w, x, start, requestID, status, msg)
 		return
 	}
 	defer up.cancel(nil)
@@ -378,14 +471,28 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if prior := resp.Header.Get("Via"); prior != "" {
 		via = prior + ", " + p.via
 	}
-	vals := [...]string{via, strconv.FormatInt(upstreamLatency.Milliseconds(), 10), strconv.FormatInt(proxyLatency.Milliseconds(), 10), requestID}
+	vals := [...]string{via, strconv.FormatInt(upstreamLatency.Milliseconds(), 10), strconv.FormatInt(proxyLatency.Milliseconds(), 10), requestID, p.server}
 	h["Via"] = vals[0:1:1]
 	h["X-Kong-Upstream-Latency"] = vals[1:2:2]
 	h["X-Kong-Proxy-Latency"] = vals[2:3:3]
 	h["X-Kong-Request-Id"] = vals[3:4:4]
+	if _, ok := h["Server"]; !ok {
+		// Kong names itself when the upstream does not.
+		h["Server"] = vals[4:5:5]
+	}
+	if x != nil {
+		x.runResponse(h)
+		x.status, x.proxied, x.upstreamLatency = resp.StatusCode, true, upstreamLatency
+		if x.metrics != nil {
+			x.headerBytes = headerSize(resp.StatusCode, h)
+		}
+	}
 	w.WriteHeader(resp.StatusCode)
-	err := copyBody(w, resp, up.timer, svc.svc.ReadTimeout)
+	n, err := copyBody(w, resp, up.timer, svc.svc.ReadTimeout)
 	resp.Body.Close()
+	if x != nil {
+		x.responseBytes = x.headerBytes + n
+	}
 	if err != nil {
 		// The status line may be gone already; break the connection so that
 		// the client sees a truncated response rather than a short one.
@@ -506,29 +613,31 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // copyBody streams the upstream body to the client. The timer enforces the
 // service's read timeout between two reads, as Kong's read_timeout does; a
 // body of unknown length is flushed read by read so that streams stream.
-func copyBody(w http.ResponseWriter, resp *http.Response, timer *time.Timer, readTimeout time.Duration) error {
+func copyBody(w http.ResponseWriter, resp *http.Response, timer *time.Timer, readTimeout time.Duration) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	flusher, _ := w.(http.Flusher)
 	flush := resp.ContentLength < 0 && flusher != nil
+	var written int64
 	for {
 		timer.Reset(readTimeout)
 		n, rerr := resp.Body.Read(buf)
 		timer.Stop() // a slow client is not a slow upstream
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return nil // the client went away; nothing left to tell it
+				return written, nil // the client went away; nothing left to tell it
 			}
+			written += int64(n)
 			if flush {
 				flusher.Flush()
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return written, nil
 		}
 		if rerr != nil {
-			return rerr
+			return written, rerr
 		}
 	}
 }
@@ -557,8 +666,8 @@ func connectionTokens(h http.Header) []string {
 // hop-by-hop ones, plus what Kong adds. Like Kong with no trusted_ips, it
 // trusts no client-sent X-Forwarded-* other than X-Forwarded-For, which it
 // extends.
-func forwardHeaders(r *http.Request, scheme string, localPort int, path, prefix, requestID string) http.Header {
-	h := make(http.Header, len(r.Header)+9)
+func (p *Proxy) forwardHeaders(r *http.Request, scheme string, localPort int, path, prefix, requestID string) http.Header {
+	h := make(http.Header, len(r.Header)+10)
 	for k, vv := range r.Header {
 		if !isHopByHop(k) {
 			h[k] = vv
@@ -575,7 +684,7 @@ func forwardHeaders(r *http.Request, scheme string, localPort int, path, prefix,
 		clientIP = host
 	}
 	// One backing array for the added values saves an allocation each.
-	vals := make([]string, 9)
+	vals := make([]string, 10)
 	add := func(i int, k, v string) {
 		vals[i] = v
 		h[k] = vals[i : i+1 : i+1]
@@ -603,6 +712,18 @@ func forwardHeaders(r *http.Request, scheme string, localPort int, path, prefix,
 	if _, ok := h["User-Agent"]; !ok {
 		add(8, "User-Agent", "") // keeps net/http from adding its own
 	}
+	// Kong announces itself upstream with the client's protocol version.
+	via := p.via
+	if r.ProtoMajor != 1 || r.ProtoMinor != 1 {
+		via = strconv.Itoa(r.ProtoMajor) + "." + strconv.Itoa(r.ProtoMinor) + " " + p.server
+		if r.ProtoMajor >= 2 {
+			via = strconv.Itoa(r.ProtoMajor) + " " + p.server
+		}
+	}
+	if prior := r.Header["Via"]; len(prior) > 0 {
+		via = strings.Join(prior, ", ") + ", " + via
+	}
+	add(9, "Via", via)
 	return h
 }
 
@@ -637,7 +758,7 @@ func (p *Proxy) redirectToHTTPS(w http.ResponseWriter, r *http.Request, e *route
 		h := w.Header()
 		h.Set("Connection", "Upgrade")
 		h.Set("Upgrade", "TLS/1.2, HTTP/1.1")
-		p.fail(w, start, requestID, http.StatusUpgradeRequired, msgUseHTTPS)
+		p.fail(w, nil, start, requestID, http.StatusUpgradeRequired, msgUseHTTPS)
 		return
 	}
 	host := r.Host
@@ -650,13 +771,94 @@ func (p *Proxy) redirectToHTTPS(w http.ResponseWriter, r *http.Request, e *route
 	w.WriteHeader(code)
 }
 
-// fail writes one of Kong's own error responses.
-func (p *Proxy) fail(w http.ResponseWriter, start time.Time, requestID string, status int, msg string) {
+// fail writes one of Kong's own error responses; x, when not nil, is the
+// request's plugins, whose response hooks see it.
+func (p *Proxy) fail(w http.ResponseWriter, x *exchange, start time.Time, requestID string, status int, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	p.kongHeaders(h, start, requestID)
+	if x != nil {
+		x.runResponse(h)
+		x.status = status
+	}
 	w.WriteHeader(status)
-	fmt.Fprintf(w, "{\n  \"message\":%q,\n  \"request_id\":%q\n}", msg, requestID)
+	n, _ := fmt.Fprintf(w, "{\n  \"message\":%q,\n  \"request_id\":%q\n}", msg, requestID)
+	if x != nil {
+		x.responseBytes = headerSize(status, h) + int64(n)
+	}
+}
+
+// requestSize approximates nginx's $request_length: request line,
+// headers and body.
+func requestSize(r *http.Request) int64 {
+	n := int64(len(r.Method) + len(r.URL.RequestURI()) + len(r.Proto) + 4)
+	n += int64(len("Host: ") + len(r.Host) + 2)
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			n += int64(len(k) + len(v) + 4)
+		}
+	}
+	return n + 2 + max(r.ContentLength, 0)
+}
+
+// headerSize approximates the bytes of a response's status line and
+// headers, which nginx counts in $bytes_sent.
+func headerSize(status int, h http.Header) int64 {
+	n := int64(len("HTTP/1.1 000 ") + len(http.StatusText(status)) + 2)
+	for k, vv := range h {
+		for _, v := range vv {
+			n += int64(len(k) + len(v) + 4)
+		}
+	}
+	return n + 2
+}
+
+// writeExit sends the response a plugin produced.
+func (p *Proxy) writeExit(w http.ResponseWriter, x *exchange, start time.Time) {
+	e := x.exit
+	h := w.Header()
+	for k, v := range e.headers {
+		h[k] = v
+	}
+	if e.contentType != "" {
+		h.Set("Content-Type", e.contentType)
+	}
+	p.kongHeaders(h, start, x.requestID)
+	x.runResponse(h)
+	h.Set("Content-Length", strconv.Itoa(len(e.body)))
+	x.status = e.status
+	w.WriteHeader(e.status)
+	n, _ := w.Write(e.body)
+	x.responseBytes = headerSize(e.status, h) + int64(n)
+}
+
+// record reports a finished request to the metrics sink when a prometheus
+// plugin applies to it.
+func (p *Proxy) record(x *exchange, e *routeEntry, start time.Time) {
+	if p.observe == nil || x.metrics == nil {
+		return
+	}
+	o := &Observation{
+		Config: *x.metrics, Route: e.route.Name, Status: x.status, ResponseBytes: x.responseBytes,
+		RequestBytes: requestSize(x.r), Latency: time.Since(start), Proxied: x.proxied,
+	}
+	if o.Route == "" {
+		o.Route = e.route.ID
+	}
+	if e.service != nil {
+		o.Service = e.service.svc.Name
+		if o.Service == "" {
+			o.Service = e.service.svc.Host
+		}
+	}
+	if x.consumer != nil {
+		o.Consumer = x.consumer.Username
+	}
+	if x.proxied {
+		o.Upstream = x.upstreamLatency
+	}
+	o.Kong = o.Latency - o.Upstream
+	p.observe(o)
 }
 
 func (p *Proxy) kongHeaders(h http.Header, start time.Time, requestID string) {
