@@ -20,6 +20,7 @@ const (
 	AnnotationHTTPSRedirectCode = AnnotationPrefix + "https-redirect-status-code"
 	AnnotationPathHandling      = AnnotationPrefix + "path-handling"
 	AnnotationRegexPriority     = AnnotationPrefix + "regex-priority"
+	AnnotationRegexPrefix       = AnnotationPrefix + "regex-prefix"
 	AnnotationHostAliases       = AnnotationPrefix + "host-aliases"
 	AnnotationRequestBuffering  = AnnotationPrefix + "request-buffering"
 	AnnotationResponseBuffering = AnnotationPrefix + "response-buffering"
@@ -45,6 +46,7 @@ type routeSettings struct {
 	protocols, methods, hostAliases     []string
 	httpsRedirectCode, regexPriority    int
 	pathHandling                        string
+	regexPrefix                         string // marks ImplementationSpecific regex paths
 }
 
 // defaultProtocols is shared by the settings of every Ingress without a
@@ -55,6 +57,7 @@ func defaultRouteSettings() routeSettings {
 	return routeSettings{
 		preserveHost: true, requestBuffering: true, responseBuffering: true,
 		protocols: defaultProtocols, httpsRedirectCode: 426, pathHandling: "v0",
+		regexPrefix: DefaultRegexPrefix,
 	}
 }
 
@@ -163,6 +166,13 @@ func parseRouteSettings(ref ObjectRef, annotations map[string]string) (routeSett
 			rs.pathHandling = v
 		} else {
 			a.add(AnnotationPathHandling, "%q is not v0 or v1; using %s", v, rs.pathHandling)
+		}
+	}
+	if v, ok := annotations[AnnotationRegexPrefix]; ok {
+		if v = strings.TrimSpace(v); v == "" {
+			a.add(AnnotationRegexPrefix, "an empty regex prefix would make every path a regex; using %s", rs.regexPrefix)
+		} else {
+			rs.regexPrefix = v
 		}
 	}
 	if v, ok := annotations[AnnotationHostAliases]; ok {

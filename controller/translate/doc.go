@@ -24,6 +24,10 @@
 // (the same host, path and pathType in two Ingresses, two default backends,
 // an SNI served by two Secrets) go to the oldest Ingress.
 //
+// ImplementationSpecific paths that start with /~ (or the prefix named by
+// konghq.com/regex-prefix) are Kong regexes, as in the Kong Ingress
+// Controller: /~/foo/\\d{3} becomes ~/foo/\\d{3}.
+//
 // Route precedence: an Exact path wins over a Prefix path of the same path
 // and host, as Ingress semantics require, although Kong matches both with
 // the same regex (~/foo$). The route of an Exact path gets a higher

@@ -221,7 +221,7 @@ func (t *translator) translateIngress(idx int32, ing *networkingv1.Ingress) {
 		var hosts []string // made for the first path that gets a route
 		for j, p := range rule.HTTP.Paths {
 			field := pathField{rule: i, path: j}
-			kp := t.kongPathsOf(p.Path, p.PathType)
+			kp := t.kongPathsOf(p.Path, p.PathType, rs.regexPrefix)
 			if kp.err != nil {
 				t.report(ref, field.String()+".path", ReasonInvalidPath, "%v; path skipped", kp.err)
 				continue
