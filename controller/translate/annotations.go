@@ -47,6 +47,7 @@ type routeSettings struct {
 	httpsRedirectCode, regexPriority    int
 	pathHandling                        string
 	regexPrefix                         string // marks ImplementationSpecific regex paths
+	plugins                             []*pluginEntry
 }
 
 // defaultProtocols is shared by the settings of every Ingress without a

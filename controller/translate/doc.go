@@ -26,7 +26,7 @@
 //
 // ImplementationSpecific paths that start with /~ (or the prefix named by
 // konghq.com/regex-prefix) are Kong regexes, as in the Kong Ingress
-// Controller: /~/foo/\\d{3} becomes ~/foo/\\d{3}.
+// Controller: /~/foo/\d{3} becomes ~/foo/\d{3}.
 //
 // Route precedence: an Exact path wins over a Prefix path of the same path
 // and host, as Ingress semantics require, although Kong matches both with

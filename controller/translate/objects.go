@@ -127,6 +127,7 @@ type Objects struct {
 	Services       []*corev1.Service
 	EndpointSlices []*discoveryv1.EndpointSlice
 	Secrets        []*corev1.Secret
+	Plugins        []*Plugin // already in translation's form
 }
 
 // Snapshot converts the objects for Translate. Ingresses and Secrets are
@@ -137,6 +138,7 @@ func (o Objects) Snapshot() Snapshot {
 		Services:       ServicesOf(o.Services...),
 		EndpointSlices: EndpointSlicesOf(o.EndpointSlices...),
 		Secrets:        o.Secrets,
+		Plugins:        o.Plugins,
 	}
 }
 

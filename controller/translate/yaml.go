@@ -15,7 +15,8 @@ import (
 var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
 
 // DecodeYAML reads the objects of a snapshot from a multi-document YAML bundle of
-// Ingresses, Services, EndpointSlices and Secrets, as kubectl would apply
+// Ingresses, Services, EndpointSlices, Secrets, KongPlugins and
+// KongClusterPlugins, as kubectl would apply
 // it, so a bundle can be translated without a cluster (the golden tests'
 // inputs are such bundles). Secret stringData is folded into data, as the
 // API server does. Other kinds are an error naming the document.
@@ -47,8 +48,16 @@ func DecodeYAML(raw []byte) (Objects, error) {
 		case "Secret":
 			obj := &corev1.Secret{}
 			snap.Secrets, into = append(snap.Secrets, obj), obj
+		case KindKongPlugin, KindKongClusterPlugin:
+			p, err := PluginFromJSON(js)
+			if err != nil {
+				return Objects{}, fmt.Errorf("document %d (%s): %w", i, meta.Kind, err)
+			}
+			snap.Plugins = append(snap.Plugins, p)
+			continue
 		default:
-			return Objects{}, fmt.Errorf("document %d: kind %q is not an Ingress, Service, EndpointSlice or Secret", i, meta.Kind)
+			return Objects{}, fmt.Errorf("document %d: kind %q is not an Ingress, Service, EndpointSlice, Secret, %s or %s",
+				i, meta.Kind, KindKongPlugin, KindKongClusterPlugin)
 		}
 		if err := json.Unmarshal(js, into); err != nil {
 			return Objects{}, fmt.Errorf("document %d (%s): %w", i, meta.Kind, err)

@@ -23,6 +23,43 @@ type Config struct {
 	Services      []*Service     `json:"services,omitempty"`
 	Upstreams     []*Upstream    `json:"upstreams,omitempty"`
 	Certificates  []*Certificate `json:"certificates,omitempty"`
+	Plugins       []*Plugin      `json:"plugins,omitempty"`
+}
+
+// Plugin is a Kong plugin at the top level of the document. Its parent is
+// named by id in Route, Service or Consumer (none of them for a global
+// plugin). It is konductor's own type rather than kong.Plugin: the config
+// is rendered once per KongPlugin and shared by every entity it is attached
+// to, instead of being re-encoded from a map for each of them.
+type Plugin struct {
+	ID           *string    `json:"id,omitempty"`
+	Name         *string    `json:"name,omitempty"`
+	InstanceName *string    `json:"instance_name,omitempty"`
+	Config       *RawObject `json:"config,omitempty"`
+	Enabled      *bool      `json:"enabled,omitempty"`
+	Protocols    []*string  `json:"protocols,omitempty"`
+	Route        *string    `json:"route,omitempty"`
+	Service      *string    `json:"service,omitempty"`
+	Consumer     *string    `json:"consumer,omitempty"`
+	Tags         []*string  `json:"tags,omitempty"`
+}
+
+// RawObject is a JSON object rendered verbatim; it must be compact, as
+// encoding/json would render it.
+type RawObject struct{ json []byte }
+
+// NewRawObject wraps compact JSON.
+func NewRawObject(compact []byte) *RawObject { return &RawObject{compact} }
+
+// Bytes returns the JSON; the caller must not modify it.
+func (r *RawObject) Bytes() []byte { return r.json }
+
+// MarshalJSON renders the object as given ("null" when empty).
+func (r RawObject) MarshalJSON() ([]byte, error) {
+	if len(r.json) == 0 {
+		return []byte("null"), nil
+	}
+	return r.json, nil
 }
 
 // Service is a Kong service with its routes nested.
@@ -66,5 +103,6 @@ func (c *Config) Counts() map[string]int {
 	for _, cert := range c.Certificates {
 		n["snis"] += len(cert.SNIs)
 	}
+	n["plugins"] = len(c.Plugins)
 	return n
 }

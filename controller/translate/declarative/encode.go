@@ -83,6 +83,13 @@ func (c *Config) split(parallel bool) (split, headHint, tailHint int) {
 			work += certificateWork + sniWork*len(cert.SNIs)
 		}
 	}
+	for _, p := range c.Plugins {
+		total += 350
+		work += pluginWork
+		if p != nil && p.Config != nil {
+			total += len(p.Config.json)
+		}
+	}
 	split = len(c.Services)
 	if parallel && len(c.Services) >= parallelMinServices {
 		headHint, headWork := 64, 0
@@ -110,6 +117,7 @@ const (
 	targetWork      = 1
 	certificateWork = 20
 	sniWork         = 3
+	pluginWork      = 8
 )
 
 func serviceCost(s *Service) int {
@@ -178,6 +186,9 @@ func (c *Config) appendTail(e *encoder, b []byte, split int) []byte {
 	}
 	if len(c.Certificates) > 0 {
 		b = arrayOf(append(b, `,"certificates":`...), c.Certificates, e.certificate)
+	}
+	if len(c.Plugins) > 0 {
+		b = arrayOf(append(b, `,"plugins":`...), c.Plugins, e.plugin)
 	}
 	return append(b, '}')
 }
@@ -380,6 +391,24 @@ func (e *encoder) route(b []byte, r *kong.Route) []byte {
 	b = appendInt(b, `,"https_redirect_status_code":`, r.HTTPSRedirectStatusCode)
 	b = appendBool(b, `,"request_buffering":`, r.RequestBuffering)
 	b = appendBool(b, `,"response_buffering":`, r.ResponseBuffering)
+	return closeObject(b, start)
+}
+
+func (e *encoder) plugin(b []byte, p *Plugin) []byte {
+	start := len(b)
+	b = appendStr(b, `,"id":`, p.ID)
+	b = appendStr(b, `,"name":`, p.Name)
+	b = appendStr(b, `,"instance_name":`, p.InstanceName)
+	if p.Config != nil {
+		raw, _ := p.Config.MarshalJSON()
+		b = append(append(b, `,"config":`...), raw...)
+	}
+	b = appendBool(b, `,"enabled":`, p.Enabled)
+	b = appendStrs(b, `,"protocols":`, p.Protocols)
+	b = appendStr(b, `,"route":`, p.Route)
+	b = appendStr(b, `,"service":`, p.Service)
+	b = appendStr(b, `,"consumer":`, p.Consumer)
+	b = e.appendTags(b, p.Tags)
 	return closeObject(b, start)
 }
 
