@@ -29,7 +29,9 @@ func TestPluginFromJSON(t *testing.T) {
 		wantErr   bool
 	}{
 		{"config canonical", `{"kind":"KongPlugin","metadata":{"name":"a","namespace":"ns"},"plugin":"cors","config":{"b":1,"a":[1e21,12345678901234567890]}}`,
-			func(p *Plugin) bool { return string(p.Config) == `{"a":[1e21,12345678901234567890],"b":1}` && p.Namespace == "ns" && !p.Cluster }, false},
+			func(p *Plugin) bool {
+				return string(p.Config) == `{"a":[1e21,12345678901234567890],"b":1}` && p.Namespace == "ns" && !p.Cluster
+			}, false},
 		{"cluster global with secret namespace", `{"kind":"KongClusterPlugin","metadata":{"name":"g","labels":{"global":"true"}},"plugin":"cors","configFrom":{"secretKeyRef":{"name":"s","namespace":"n","key":"k"}}}`,
 			func(p *Plugin) bool { return p.Cluster && p.Global && *p.ConfigFrom == SecretKeyRef{"n", "s", "k"} }, false},
 		{"KongPlugin ignores secret namespace", `{"kind":"KongPlugin","metadata":{"name":"a","namespace":"ns"},"plugin":"cors","configFrom":{"secretKeyRef":{"name":"s","namespace":"other","key":"k"}}}`,
