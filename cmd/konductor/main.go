@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -81,6 +82,10 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("building the Kubernetes client: %w", err)
 	}
+	dynamicClient, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return fmt.Errorf("building the Kubernetes client: %w", err)
+	}
 	namespace, _, _ := kubeconfig.Namespace()
 
 	kong, err := kongclient.NewHTTPClient(kongclient.ClientOptions{
@@ -102,6 +107,7 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 	m, err := manager.New(manager.Config{
 		Options:           o,
 		Client:            client,
+		Dynamic:           dynamicClient,
 		ElectionClient:    electionClient,
 		HTTPClient:        kong,
 		PodName:           os.Getenv("POD_NAME"),

@@ -366,6 +366,8 @@ func TestTrimKeepsTranslation(t *testing.T) {
 					trimmed.EndpointSlices = append(trimmed.EndpointSlices, &o.EndpointSlice)
 				case *corev1.Secret:
 					trimmed.Secrets = append(trimmed.Secrets, o)
+				case *cachedPlugin:
+					trimmed.Plugins = append(trimmed.Plugins, &o.Plugin)
 				default:
 					t.Fatalf("trim made a %T of %s", out, dump(obj))
 				}
@@ -407,6 +409,9 @@ func objectsOf(s translate.Objects) []runtime.Object {
 		out = append(out, o)
 	}
 	for _, o := range s.Secrets {
+		out = append(out, o)
+	}
+	for _, o := range s.Plugins {
 		out = append(out, o)
 	}
 	return out

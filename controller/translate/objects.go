@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -127,7 +128,7 @@ type Objects struct {
 	Services       []*corev1.Service
 	EndpointSlices []*discoveryv1.EndpointSlice
 	Secrets        []*corev1.Secret
-	Plugins        []*Plugin // already in translation's form
+	Plugins        []*unstructured.Unstructured // KongPlugins and KongClusterPlugins
 }
 
 // Snapshot converts the objects for Translate. Ingresses and Secrets are
@@ -138,8 +139,20 @@ func (o Objects) Snapshot() Snapshot {
 		Services:       ServicesOf(o.Services...),
 		EndpointSlices: EndpointSlicesOf(o.EndpointSlices...),
 		Secrets:        o.Secrets,
-		Plugins:        o.Plugins,
+		Plugins:        pluginsOf(o.Plugins),
 	}
+}
+
+// pluginsOf converts plugin objects, leaving out any that is not one
+// (DecodeYAML has already refused those).
+func pluginsOf(objs []*unstructured.Unstructured) []*Plugin {
+	var out []*Plugin
+	for _, u := range objs {
+		if p, err := PluginOf(u); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // ServicesOf converts API Services for a Snapshot.

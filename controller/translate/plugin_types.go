@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -21,6 +22,13 @@ const (
 	// AnnotationPlugins on an Ingress or a Service lists the KongPlugins
 	// (or KongClusterPlugins) attached to its routes or services.
 	AnnotationPlugins = AnnotationPrefix + "plugins"
+
+	// LabelSecret: "true" marks a Secret that holds a plugin's configFrom.
+	// konductor caches only Secrets it has reason to read: TLS Secrets,
+	// and Secrets labelled so (or with LabelCredential).
+	LabelSecret = "konghq.com/secret"
+	// LabelCredential names the kind of a KongConsumer credential Secret.
+	LabelCredential = "konghq.com/credential"
 )
 
 // Plugin is what translation reads of a KongPlugin or a KongClusterPlugin.
@@ -89,6 +97,16 @@ type pluginDoc struct {
 	Disabled      bool              `json:"disabled"`
 	Protocols     []string          `json:"protocols"`
 	Ordering      json.RawMessage   `json:"ordering"`
+}
+
+// PluginOf reads a KongPlugin or KongClusterPlugin served as an
+// unstructured object.
+func PluginOf(u *unstructured.Unstructured) (*Plugin, error) {
+	raw, err := u.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return PluginFromJSON(raw)
 }
 
 // PluginFromJSON reads a KongPlugin or KongClusterPlugin from its JSON

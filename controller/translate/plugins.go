@@ -164,8 +164,8 @@ func (t *translator) configFromSecret(p *Plugin, ref ObjectRef) ([]byte, bool) {
 		return nil, false
 	}
 	sec := t.secrets[nsName{ns, r.Name}]
-	if sec == nil {
-		t.report(ref, field+".name", ReasonSecretNotFound, "Secret %s/%s not found", ns, r.Name)
+	if sec == nil || sec.Labels[LabelSecret] != "true" {
+		t.report(ref, field+".name", ReasonSecretNotFound, "Secret %s/%s labelled %s: \"true\" not found", ns, r.Name, LabelSecret)
 		return nil, false
 	}
 	v, ok := sec.Data[r.Key]

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
@@ -49,12 +50,11 @@ func DecodeYAML(raw []byte) (Objects, error) {
 			obj := &corev1.Secret{}
 			snap.Secrets, into = append(snap.Secrets, obj), obj
 		case KindKongPlugin, KindKongClusterPlugin:
-			p, err := PluginFromJSON(js)
-			if err != nil {
+			if _, err := PluginFromJSON(js); err != nil {
 				return Objects{}, fmt.Errorf("document %d (%s): %w", i, meta.Kind, err)
 			}
-			snap.Plugins = append(snap.Plugins, p)
-			continue
+			obj := &unstructured.Unstructured{}
+			snap.Plugins, into = append(snap.Plugins, obj), obj
 		default:
 			return Objects{}, fmt.Errorf("document %d: kind %q is not an Ingress, Service, EndpointSlice, Secret, %s or %s",
 				i, meta.Kind, KindKongPlugin, KindKongClusterPlugin)
