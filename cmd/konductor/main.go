@@ -1,4 +1,6 @@
-// Command konductor is the Kong ingress controller. It parses flags, builds
+// Command konductor is the Kong ingress controller. "konductor translate
+// -f <manifests.yaml>" prints the Kong configuration of a bundle of
+// manifests without a cluster. Otherwise it parses flags, builds
 // the Kubernetes and Kong Admin API clients, serves metrics and health
 // probes, and runs the manager until SIGTERM or SIGINT, on which it steps
 // down (releasing the leader lock) and exits 0.
@@ -37,6 +39,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "translate" {
+		os.Exit(runTranslate(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
