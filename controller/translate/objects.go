@@ -129,6 +129,7 @@ type Objects struct {
 	EndpointSlices []*discoveryv1.EndpointSlice
 	Secrets        []*corev1.Secret
 	Plugins        []*unstructured.Unstructured // KongPlugins and KongClusterPlugins
+	Consumers      []*unstructured.Unstructured // KongConsumers
 }
 
 // Snapshot converts the objects for Translate. Ingresses and Secrets are
@@ -140,7 +141,20 @@ func (o Objects) Snapshot() Snapshot {
 		EndpointSlices: EndpointSlicesOf(o.EndpointSlices...),
 		Secrets:        o.Secrets,
 		Plugins:        pluginsOf(o.Plugins),
+		Consumers:      consumersOf(o.Consumers),
 	}
+}
+
+// consumersOf converts KongConsumer objects, leaving out any that is not
+// one (DecodeYAML has already refused those).
+func consumersOf(objs []*unstructured.Unstructured) []*Consumer {
+	var out []*Consumer
+	for _, u := range objs {
+		if c, err := ConsumerOf(u); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // pluginsOf converts plugin objects, leaving out any that is not one

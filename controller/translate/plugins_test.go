@@ -5,20 +5,30 @@ import (
 	"testing"
 )
 
-// TestPluginMessagesNeverQuoteSecrets: a Secret's value must not reach an
-// error (and so an Event or a log line), even when it fails to parse.
-func TestPluginMessagesNeverQuoteSecrets(t *testing.T) {
-	snap := loadSnapshot(t, "testdata/plugins.yaml")
-	res := Translate(snap, Options{})
-	reported := false
-	for _, e := range res.Errors {
-		if strings.Contains(e.Error(), "s3cr3t") || strings.Contains(e.Error(), "unclosed") {
-			t.Errorf("error quotes the Secret's value: %v", e)
+// TestMessagesNeverQuoteSecrets: a Secret's value must not reach an error
+// (and so an Event or a log line), even when it fails to parse or clashes
+// with another consumer's. The bundles' Secret values all contain s3cr3t.
+func TestMessagesNeverQuoteSecrets(t *testing.T) {
+	for file, brokenBySecrets := range map[string][]string{
+		"testdata/plugins.yaml":   {"from-bad-secret"},
+		"testdata/consumers.yaml": {"bob", "alice"},
+	} {
+		res := Translate(loadSnapshot(t, file), Options{})
+		reported := map[string]bool{}
+		for _, e := range res.Errors {
+			if strings.Contains(e.Error(), "s3cr3t") || strings.Contains(e.Error(), "unclosed") {
+				t.Errorf("%s: error quotes a Secret's value: %v", file, e)
+			}
+			reported[e.Object.Name] = true
 		}
-		reported = reported || e.Object.Name == "from-bad-secret"
-	}
-	if !reported {
-		t.Fatal("the plugin with an unparsable Secret config was not reported")
+		for _, name := range brokenBySecrets {
+			if !reported[name] {
+				t.Errorf("%s: %s was not reported", file, name)
+			}
+		}
+		if !strings.Contains(string(res.Body), "s3cr3t") {
+			t.Errorf("%s: no credential or Secret config reached the document", file)
+		}
 	}
 }
 

@@ -27,6 +27,7 @@ func translate(s Snapshot, o Options, parallel func(routes, backends int) bool) 
 	for i, ing := range t.ingresses {
 		t.translateIngress(int32(i), ing)
 	}
+	t.translateConsumers(s.Consumers)
 	t.globalPlugins()
 	t.parallel = parallel(len(t.routes), len(t.backends))
 	return t.result()
@@ -97,6 +98,11 @@ type translator struct {
 	routed    []ObjectRef             // Ingresses with at least one route, oldest first
 	plugins   map[nsName]*pluginEntry // namespace "" for KongClusterPlugins
 	globals   []*pluginEntry          // global KongClusterPlugins applied
+
+	consumers        []*declarative.Consumer // oldest first
+	consumerPlugins  []consumerPlugin
+	consumerBlocks   slab[consumerBlock]
+	credentialBlocks slab[credentialBlock]
 
 	hosts    slab[string]        // the hosts of each rule
 	settings slab[routeSettings] // the route settings of each Ingress
@@ -485,6 +491,10 @@ func (t *translator) result() Result {
 	for _, e := range t.globals {
 		t.builder.attachPlugin(e, "", "", "")
 	}
+	for _, cp := range t.consumerPlugins {
+		t.builder.attachPlugin(cp.e, "consumer", cp.name, cp.id)
+	}
+	cfg.Consumers = t.consumers
 	cfg.Plugins = sortedPlugins(t.builder.plugins)
 
 	body, err := cfg.Marshal()

@@ -16,8 +16,8 @@ import (
 var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
 
 // DecodeYAML reads the objects of a snapshot from a multi-document YAML bundle of
-// Ingresses, Services, EndpointSlices, Secrets, KongPlugins and
-// KongClusterPlugins, as kubectl would apply
+// Ingresses, Services, EndpointSlices, Secrets, KongPlugins,
+// KongClusterPlugins and KongConsumers, as kubectl would apply
 // it, so a bundle can be translated without a cluster (the golden tests'
 // inputs are such bundles). Secret stringData is folded into data, as the
 // API server does. Other kinds are an error naming the document.
@@ -55,9 +55,15 @@ func DecodeYAML(raw []byte) (Objects, error) {
 			}
 			obj := &unstructured.Unstructured{}
 			snap.Plugins, into = append(snap.Plugins, obj), obj
+		case KindKongConsumer:
+			if _, err := ConsumerFromJSON(js); err != nil {
+				return Objects{}, fmt.Errorf("document %d (%s): %w", i, meta.Kind, err)
+			}
+			obj := &unstructured.Unstructured{}
+			snap.Consumers, into = append(snap.Consumers, obj), obj
 		default:
-			return Objects{}, fmt.Errorf("document %d: kind %q is not an Ingress, Service, EndpointSlice, Secret, %s or %s",
-				i, meta.Kind, KindKongPlugin, KindKongClusterPlugin)
+			return Objects{}, fmt.Errorf("document %d: kind %q is not an Ingress, Service, EndpointSlice, Secret, %s, %s or %s",
+				i, meta.Kind, KindKongPlugin, KindKongClusterPlugin, KindKongConsumer)
 		}
 		if err := json.Unmarshal(js, into); err != nil {
 			return Objects{}, fmt.Errorf("document %d (%s): %w", i, meta.Kind, err)

@@ -24,6 +24,36 @@ type Config struct {
 	Upstreams     []*Upstream    `json:"upstreams,omitempty"`
 	Certificates  []*Certificate `json:"certificates,omitempty"`
 	Plugins       []*Plugin      `json:"plugins,omitempty"`
+	Consumers     []*Consumer    `json:"consumers,omitempty"`
+}
+
+// Consumer is a Kong consumer with its credentials nested.
+type Consumer struct {
+	ID                   *string       `json:"id,omitempty"`
+	Username             *string       `json:"username,omitempty"`
+	CustomID             *string       `json:"custom_id,omitempty"`
+	Tags                 []*string     `json:"tags,omitempty"`
+	KeyAuthCredentials   []*Credential `json:"keyauth_credentials,omitempty"`
+	BasicAuthCredentials []*Credential `json:"basicauth_credentials,omitempty"`
+	JWTSecrets           []*Credential `json:"jwt_secrets,omitempty"`
+	ACLs                 []*Credential `json:"acls,omitempty"`
+	HMACAuthCredentials  []*Credential `json:"hmacauth_credentials,omitempty"`
+}
+
+// Credential is one credential of a consumer. The kinds share one type;
+// each sets only its own fields (key-auth: key; basic-auth: username,
+// password; jwt: key, algorithm, secret, rsa_public_key; acl: group;
+// hmac-auth: username, secret).
+type Credential struct {
+	ID           *string   `json:"id,omitempty"`
+	Key          *string   `json:"key,omitempty"`
+	Username     *string   `json:"username,omitempty"`
+	Password     *string   `json:"password,omitempty"`
+	Secret       *string   `json:"secret,omitempty"`
+	Algorithm    *string   `json:"algorithm,omitempty"`
+	RSAPublicKey *string   `json:"rsa_public_key,omitempty"`
+	Group        *string   `json:"group,omitempty"`
+	Tags         []*string `json:"tags,omitempty"`
 }
 
 // Plugin is a Kong plugin at the top level of the document. Its parent is
@@ -104,5 +134,10 @@ func (c *Config) Counts() map[string]int {
 		n["snis"] += len(cert.SNIs)
 	}
 	n["plugins"] = len(c.Plugins)
+	n["consumers"] = len(c.Consumers)
+	for _, cs := range c.Consumers {
+		n["credentials"] += len(cs.KeyAuthCredentials) + len(cs.BasicAuthCredentials) + len(cs.JWTSecrets) +
+			len(cs.ACLs) + len(cs.HMACAuthCredentials)
+	}
 	return n
 }

@@ -90,6 +90,15 @@ func (c *Config) split(parallel bool) (split, headHint, tailHint int) {
 			total += len(p.Config.json)
 		}
 	}
+	for _, cs := range c.Consumers {
+		total += 300
+		work += consumerWork
+		if cs != nil {
+			n := len(cs.KeyAuthCredentials) + len(cs.BasicAuthCredentials) + len(cs.JWTSecrets) + len(cs.ACLs) + len(cs.HMACAuthCredentials)
+			total += 250 * n
+			work += credentialWork * n
+		}
+	}
 	split = len(c.Services)
 	if parallel && len(c.Services) >= parallelMinServices {
 		headHint, headWork := 64, 0
@@ -118,6 +127,8 @@ const (
 	certificateWork = 20
 	sniWork         = 3
 	pluginWork      = 8
+	consumerWork    = 4
+	credentialWork  = 4
 )
 
 func serviceCost(s *Service) int {
@@ -189,6 +200,9 @@ func (c *Config) appendTail(e *encoder, b []byte, split int) []byte {
 	}
 	if len(c.Plugins) > 0 {
 		b = arrayOf(append(b, `,"plugins":`...), c.Plugins, e.plugin)
+	}
+	if len(c.Consumers) > 0 {
+		b = arrayOf(append(b, `,"consumers":`...), c.Consumers, e.consumer)
 	}
 	return append(b, '}')
 }
@@ -409,6 +423,43 @@ func (e *encoder) plugin(b []byte, p *Plugin) []byte {
 	b = appendStr(b, `,"service":`, p.Service)
 	b = appendStr(b, `,"consumer":`, p.Consumer)
 	b = e.appendTags(b, p.Tags)
+	return closeObject(b, start)
+}
+
+func (e *encoder) consumer(b []byte, c *Consumer) []byte {
+	start := len(b)
+	b = appendStr(b, `,"id":`, c.ID)
+	b = appendStr(b, `,"username":`, c.Username)
+	b = appendStr(b, `,"custom_id":`, c.CustomID)
+	b = e.appendTags(b, c.Tags)
+	for _, list := range []struct {
+		key   string
+		creds []*Credential
+	}{
+		{`,"keyauth_credentials":`, c.KeyAuthCredentials},
+		{`,"basicauth_credentials":`, c.BasicAuthCredentials},
+		{`,"jwt_secrets":`, c.JWTSecrets},
+		{`,"acls":`, c.ACLs},
+		{`,"hmacauth_credentials":`, c.HMACAuthCredentials},
+	} {
+		if len(list.creds) > 0 {
+			b = arrayOf(append(b, list.key...), list.creds, e.credential)
+		}
+	}
+	return closeObject(b, start)
+}
+
+func (e *encoder) credential(b []byte, c *Credential) []byte {
+	start := len(b)
+	b = appendStr(b, `,"id":`, c.ID)
+	b = appendStr(b, `,"key":`, c.Key)
+	b = appendStr(b, `,"username":`, c.Username)
+	b = appendStr(b, `,"password":`, c.Password)
+	b = appendStr(b, `,"secret":`, c.Secret)
+	b = appendStr(b, `,"algorithm":`, c.Algorithm)
+	b = appendStr(b, `,"rsa_public_key":`, c.RSAPublicKey)
+	b = appendStr(b, `,"group":`, c.Group)
+	b = e.appendTags(b, c.Tags)
 	return closeObject(b, start)
 }
 
