@@ -22,6 +22,7 @@ import (
 var (
 	kongPluginsResource        = schema.GroupVersionResource{Group: translate.KongGroup, Version: translate.KongVersion, Resource: "kongplugins"}
 	kongClusterPluginsResource = schema.GroupVersionResource{Group: translate.KongGroup, Version: translate.KongVersion, Resource: "kongclusterplugins"}
+	kongConsumersResource      = schema.GroupVersionResource{Group: translate.KongGroup, Version: translate.KongVersion, Resource: "kongconsumers"}
 )
 
 // Secret labels that admit a Secret that is not of type kubernetes.io/tls
@@ -56,7 +57,33 @@ func (c *cachedPlugin) SetName(name string)    { c.Name = name }
 func (c *cachedPlugin) GetUID() types.UID      { return c.UID }
 func (c *cachedPlugin) SetUID(uid types.UID)   { c.UID = uid }
 
-var _ metav1.Object = (*cachedPlugin)(nil)
+// cachedConsumer is a KongConsumer as the cache keeps it.
+type cachedConsumer struct {
+	translate.Consumer
+	trimmedMeta
+}
+
+func (c *cachedConsumer) GetNamespace() string   { return c.Namespace }
+func (c *cachedConsumer) SetNamespace(ns string) { c.Namespace = ns }
+func (c *cachedConsumer) GetName() string        { return c.Name }
+func (c *cachedConsumer) SetName(name string)    { c.Name = name }
+func (c *cachedConsumer) GetUID() types.UID      { return c.UID }
+func (c *cachedConsumer) SetUID(uid types.UID)   { c.UID = uid }
+
+var (
+	_ metav1.Object = (*cachedPlugin)(nil)
+	_ metav1.Object = (*cachedConsumer)(nil)
+)
+
+// consumerOfClass tells whether a KongConsumer is ours: its
+// kubernetes.io/ingress.class annotation names our class, or it has none
+// and our class is the cluster default (as for Ingresses without a class).
+func consumerOfClass(c *translate.Consumer, class string, ourClassIsDefault bool) bool {
+	if c.Class == "" {
+		return ourClassIsDefault
+	}
+	return c.Class == class
+}
 
 // compactKongObject converts a Kong custom resource for the cache; other
 // unstructured objects are returned as they are.
@@ -69,6 +96,13 @@ func compactKongObject(u *unstructured.Unstructured) (any, error) {
 		}
 		p.Namespace = namespaces.intern(p.Namespace)
 		return &cachedPlugin{Plugin: *p, trimmedMeta: trimmedMeta{resourceVersion: u.GetResourceVersion()}}, nil
+	case translate.KindKongConsumer:
+		c, err := translate.ConsumerOf(u)
+		if err != nil {
+			return nil, err
+		}
+		c.Namespace = namespaces.intern(c.Namespace)
+		return &cachedConsumer{Consumer: *c, trimmedMeta: trimmedMeta{resourceVersion: u.GetResourceVersion()}}, nil
 	}
 	u.SetManagedFields(nil)
 	return u, nil

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 
@@ -32,10 +33,16 @@ func kongObject(kind, ns, name string, fields map[string]any) *unstructured.Unst
 	return u
 }
 
+func withClass(u *unstructured.Unstructured, class string) *unstructured.Unstructured {
+	u.SetAnnotations(map[string]string{"kubernetes.io/ingress.class": class})
+	return u
+}
+
 func dynamicClient(objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
 	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
 		kongPluginsResource:        "KongPluginList",
 		kongClusterPluginsResource: "KongClusterPluginList",
+		kongConsumersResource:      "KongConsumerList",
 	}, objs...)
 }
 
@@ -47,6 +54,7 @@ func serveKongCRDs(c *fake.Clientset) {
 		APIResources: []metav1.APIResource{
 			{Name: "kongplugins", Namespaced: true, Kind: translate.KindKongPlugin},
 			{Name: "kongclusterplugins", Kind: translate.KindKongClusterPlugin},
+			{Name: "kongconsumers", Namespaced: true, Kind: translate.KindKongConsumer},
 		},
 	}}
 }
@@ -57,6 +65,9 @@ func TestSnapshotReadsKongPluginsWhenServed(t *testing.T) {
 			"plugin": "key-auth", "config": map[string]any{"key_names": []any{"apikey"}},
 		}),
 		kongObject(translate.KindKongClusterPlugin, "", "metrics", map[string]any{"plugin": "prometheus"}),
+		withClass(kongObject(translate.KindKongConsumer, "a", "ours", map[string]any{"username": "ours", "credentials": []any{"key"}}), "kong"),
+		withClass(kongObject(translate.KindKongConsumer, "a", "theirs", map[string]any{"username": "theirs"}), "nginx"),
+		kongObject(translate.KindKongConsumer, "a", "classless", map[string]any{"username": "classless"}),
 	}
 	labelled := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "conf",
 		Labels: map[string]string{translate.LabelSecret: "true", "team": "x"}}, Data: map[string][]byte{"config": []byte("{}")}}
@@ -82,6 +93,17 @@ func TestSnapshotReadsKongPluginsWhenServed(t *testing.T) {
 				}
 				if !slices.Equal(got, want) {
 					t.Errorf("plugins %q, want %q", got, want)
+				}
+				got = nil
+				for _, kc := range s.Consumers {
+					got = append(got, kc.Ref().String()+" "+kc.Username+" "+strings.Join(kc.Credentials, ","))
+				}
+				want = nil
+				if served {
+					want = []string{"KongConsumer a/ours ours key"}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("consumers %q, want %q (ours by class annotation; ours is not the default class)", got, want)
 				}
 				if got := names(s.Secrets); !slices.Equal(got, []string{"a/cert", "a/conf", "a/key"}) {
 					t.Errorf("secrets %v (want TLS and labelled ones, each once)", got)

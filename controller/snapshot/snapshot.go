@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
@@ -55,8 +56,8 @@ type Config struct {
 	// may alter the translation. It must not block.
 	OnChange func()
 	// Dynamic, when set, reads the Kong custom resources (KongPlugin,
-	// KongClusterPlugin) that the API server serves; resources whose CRDs
-	// are not installed are not watched.
+	// KongClusterPlugin, KongConsumer) that the API server serves;
+	// resources whose CRDs are not installed are not watched.
 	Dynamic dynamic.Interface
 }
 
@@ -67,6 +68,7 @@ type scope struct {
 	secrets        listerscorev1.SecretLister
 	labelled       []listerscorev1.SecretLister // by labelledSecretSelectors
 	plugins        cache.Store                  // of *cachedPlugin; nil when not served
+	consumers      cache.Store                  // of *cachedConsumer; nil when not served
 }
 
 // Cache holds the informers. Create with New, then Start.
@@ -141,11 +143,16 @@ func New(cfg Config) (*Cache, error) {
 				return nil, err
 			}
 		}
-		if served[kongPluginsResource.Resource] {
-			inf := kongInformer(cfg.Dynamic, kongPluginsResource, ns)
-			c.scopes[ns].plugins = inf.GetStore()
-			if err := c.watch(inf, resourceVersionChanged); err != nil {
-				return nil, err
+		for _, k := range []struct {
+			gvr   schema.GroupVersionResource
+			store *cache.Store
+		}{{kongPluginsResource, &c.scopes[ns].plugins}, {kongConsumersResource, &c.scopes[ns].consumers}} {
+			if served[k.gvr.Resource] {
+				inf := kongInformer(cfg.Dynamic, k.gvr, ns)
+				*k.store = inf.GetStore()
+				if err := c.watch(inf, resourceVersionChanged); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -259,6 +266,13 @@ func (c *Cache) Snapshot() translate.Snapshot {
 			}
 		}
 		s.Plugins = appendPlugins(s.Plugins, sc.plugins, false)
+		if sc.consumers != nil {
+			for _, obj := range sc.consumers.List() {
+				if kc, ok := obj.(*cachedConsumer); ok && consumerOfClass(&kc.Consumer, c.cfg.IngressClass, isDefault) {
+					s.Consumers = append(s.Consumers, &kc.Consumer)
+				}
+			}
+		}
 	}
 	s.Plugins = appendPlugins(s.Plugins, c.clusterPlugins, true)
 	return s

@@ -368,6 +368,8 @@ func TestTrimKeepsTranslation(t *testing.T) {
 					trimmed.Secrets = append(trimmed.Secrets, o)
 				case *cachedPlugin:
 					trimmed.Plugins = append(trimmed.Plugins, &o.Plugin)
+				case *cachedConsumer:
+					trimmed.Consumers = append(trimmed.Consumers, &o.Consumer)
 				default:
 					t.Fatalf("trim made a %T of %s", out, dump(obj))
 				}
@@ -412,6 +414,9 @@ func objectsOf(s translate.Objects) []runtime.Object {
 		out = append(out, o)
 	}
 	for _, o := range s.Plugins {
+		out = append(out, o)
+	}
+	for _, o := range s.Consumers {
 		out = append(out, o)
 	}
 	return out

@@ -40,6 +40,9 @@ type Consumer struct {
 	// ConsumerGroups is set when the object names consumer groups, which
 	// only Kong Enterprise has.
 	ConsumerGroups bool
+	// Class is the kubernetes.io/ingress.class annotation, by which the
+	// cache selects the consumers of our class; translation ignores it.
+	Class string
 }
 
 // Ref names the object.
@@ -77,6 +80,7 @@ func ConsumerFromJSON(raw []byte) (*Consumer, error) {
 		Username: d.Username, CustomID: d.CustomID, Credentials: d.Credentials,
 		Annotations:    kongAnnotations(d.Metadata.Annotations),
 		ConsumerGroups: len(d.ConsumerGroups) > 0,
+		Class:          d.Metadata.Annotations["kubernetes.io/ingress.class"],
 	}, nil
 }
 

@@ -451,6 +451,7 @@ var clusterNeeds = []need{
 	{"", "events", []string{"create", "patch"}},
 	{"configuration.konghq.com", "kongplugins", []string{"get", "list", "watch"}},
 	{"configuration.konghq.com", "kongclusterplugins", []string{"get", "list", "watch"}},
+	{"configuration.konghq.com", "kongconsumers", []string{"get", "list", "watch"}},
 }
 
 func checkClusterRBAC(objs []runtime.Object, where string, subject rbacv1.Subject) []error {
