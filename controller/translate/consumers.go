@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -114,11 +114,15 @@ func (t *translator) translateConsumers(in []*Consumer) {
 		if c := a.Created.Compare(b.Created.Time); c != 0 {
 			return c
 		}
-		return compareRefs(a.Ref(), b.Ref())
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
 	})
-	owners := make(map[consumerClaim]ObjectRef, 2*len(consumers))
+	// owners maps each claimed value to its consumer, an index in consumers.
+	owners := make(map[consumerClaim]int32, 2*len(consumers))
 	bd := &t.builder
-	for _, c := range consumers {
+	for idx, c := range consumers {
 		ref := c.Ref()
 		if c.Username == "" && c.CustomID == "" {
 			t.report(ref, "username", ReasonInvalidConsumer, "a username or a custom_id is required; consumer skipped")
@@ -133,7 +137,8 @@ func (t *translator) translateConsumers(in []*Consumer) {
 				continue
 			}
 			if owner, ok := owners[cl]; ok {
-				t.report(ref, cl.kind, ReasonConflictingConsumer, "%s %q is already used by %s, which is older; consumer skipped", cl.kind, cl.value, owner)
+				t.report(ref, cl.kind, ReasonConflictingConsumer, "%s %q is already used by %s, which is older; consumer skipped",
+					cl.kind, cl.value, consumers[owner].Ref())
 				taken = true
 			}
 		}
@@ -142,7 +147,7 @@ func (t *translator) translateConsumers(in []*Consumer) {
 		}
 		for _, cl := range []consumerClaim{{"username", c.Username}, {"custom_id", c.CustomID}} {
 			if cl.value != "" {
-				owners[cl] = ref
+				owners[cl] = int32(idx)
 			}
 		}
 
@@ -162,7 +167,7 @@ func (t *translator) translateConsumers(in []*Consumer) {
 			kc.CustomID = &block.customID
 		}
 		for i, name := range c.Credentials {
-			t.credential(ref, fmt.Sprintf("credentials[%d]", i), c.Namespace, name, kc, owners)
+			t.credential(consumers, int32(idx), i, name, kc, owners)
 		}
 		t.consumers = append(t.consumers, kc)
 		for _, e := range t.pluginsOf(ref, c.Annotations) {
@@ -190,25 +195,31 @@ type credentialBlock struct {
 	values [4]string
 }
 
-// credential adds the credential Secret namespace/name to kc, or reports
-// why it cannot (on the consumer, naming the Secret and the field, never
-// the value).
-func (t *translator) credential(ref ObjectRef, field, namespace, name string, kc *declarative.Consumer, owners map[consumerClaim]ObjectRef) {
+// credential adds the credential Secret name (credentials[i] of
+// consumers[idx]) to kc, or reports why it cannot, on the consumer, naming
+// the Secret and the field, never the value. The credential carries the
+// consumer's tags: Kong's complaints about it belong to the object that
+// asked for it.
+func (t *translator) credential(consumers []*Consumer, idx int32, i int, name string, kc *declarative.Consumer, owners map[consumerClaim]int32) {
+	consumer := consumers[idx]
+	namespace := consumer.Namespace
 	sec := t.secrets[nsName{namespace, name}]
+	ref := consumer.Ref()
+	field := func() string { return "credentials[" + strconv.Itoa(i) + "]" } // made only for a report
 	if sec == nil || sec.Labels[LabelCredential] == "" {
-		t.report(ref, field, ReasonSecretNotFound, "Secret %s/%s labelled %s not found; credential skipped", namespace, name, LabelCredential)
+		t.report(ref, field(), ReasonSecretNotFound, "Secret %s/%s labelled %s not found; credential skipped", namespace, name, LabelCredential)
 		return
 	}
 	kindName := sec.Labels[LabelCredential]
 	kind, ok := credentialKinds[kindName]
 	if !ok {
-		t.report(ref, field, ReasonInvalidCredential, "Secret %s/%s: %s %q is not one of %s; credential skipped",
+		t.report(ref, field(), ReasonInvalidCredential, "Secret %s/%s: %s %q is not one of %s; credential skipped",
 			namespace, name, LabelCredential, kindName, credentialKindNames())
 		return
 	}
 	for _, k := range kind.required {
 		if len(sec.Data[k]) == 0 {
-			t.report(ref, field, ReasonInvalidCredential, "Secret %s/%s: a %s credential needs the key %q; credential skipped", namespace, name, kindName, k)
+			t.report(ref, field(), ReasonInvalidCredential, "Secret %s/%s: a %s credential needs the key %q; credential skipped", namespace, name, kindName, k)
 			return
 		}
 	}
@@ -223,26 +234,43 @@ func (t *translator) credential(ref ObjectRef, field, namespace, name string, kc
 		if kind.unique == "" {
 			what = "its " + kind.required[0]
 		}
-		t.report(ref, field, ReasonConflictingConsumer, "Secret %s/%s: %s is already used by %s; credential skipped",
-			namespace, name, what, owner)
+		t.report(ref, field(), ReasonConflictingConsumer, "Secret %s/%s: %s is already used by %s; credential skipped",
+			namespace, name, what, consumers[owner].Ref())
 		return
 	}
-	owners[cl] = ref
+	owners[cl] = idx
 
+	// The id and the values are cut from one string.
 	b := t.credentialBlocks.one()
 	bd := &t.builder
 	bd.ids.begin("credentials")
 	bd.ids.buf = append(append(append(append(append(bd.ids.buf, kindName...), ':'), namespace...), '/'), name...)
-	var idText [idLen]byte
-	b.id = string(bd.ids.append(idText[:0]))
-	c := &b.cred
-	c.ID, c.Tags = &b.id, t.tagsFor(secretRef(sec))
+	tb := &bd.text
+	tb.reset()
+	tb.buf = bd.ids.append(tb.buf)
+	tb.end()
+	var keys [4]string
 	n := 0
+	for _, k := range [...][]string{kind.required, kind.optional} {
+		for _, key := range k {
+			if v := sec.Data[key]; len(v) > 0 {
+				tb.buf = append(tb.buf, v...)
+				tb.end()
+				keys[n] = key
+				n++
+			}
+		}
+	}
+	text := tb.cut()
+	b.id = text.at(0)
+	for i := range n {
+		b.values[i] = text.at(i + 1)
+	}
+	c := &b.cred
+	c.ID, c.Tags = &b.id, kc.Tags
 	set := func(into **string, key string) {
-		if v, ok := sec.Data[key]; ok && len(v) > 0 {
-			b.values[n] = string(v)
-			*into = &b.values[n]
-			n++
+		if i := slices.Index(keys[:n], key); i >= 0 {
+			*into = &b.values[i]
 		}
 	}
 	switch kindName {
@@ -267,10 +295,6 @@ func (t *translator) credential(ref ObjectRef, field, namespace, name string, kc
 		set(&c.Secret, "secret")
 		kc.HMACAuthCredentials = append(kc.HMACAuthCredentials, c)
 	}
-}
-
-func secretRef(s *corev1.Secret) ObjectRef {
-	return ObjectRef{Kind: "Secret", Namespace: s.Namespace, Name: s.Name, UID: s.UID}
 }
 
 // credentialKindNames lists the konghq.com/credential values understood.

@@ -49,7 +49,8 @@ type pluginEntry struct {
 	p         *Plugin
 	checked   bool
 	ok        bool
-	config    *declarative.RawObject
+	config    *declarative.RawObject // nil, or raw
+	raw       declarative.RawObject
 	enabled   bool
 	protocols []string
 	tags      []*string
@@ -66,8 +67,10 @@ func (t *translator) pluginsOf(owner ObjectRef, annotations map[string]string) [
 		return nil
 	}
 	a := &annotationErrors{ref: owner}
-	var out []*pluginEntry
-	for _, name := range strings.Split(v, ",") {
+	out := t.pluginLists.take(strings.Count(v, ",") + 1)[:0]
+	for rest := v; rest != ""; {
+		var name string
+		name, rest, _ = strings.Cut(rest, ",")
 		if name = strings.TrimSpace(name); name == "" {
 			continue
 		}
@@ -93,6 +96,9 @@ func (t *translator) pluginsOf(owner ObjectRef, annotations map[string]string) [
 		out = append(out, e)
 	}
 	t.errs = append(t.errs, a.errs...)
+	if len(out) == 0 {
+		return nil
+	}
 	return out
 }
 
@@ -138,7 +144,8 @@ func (t *translator) checkPlugin(e *pluginEntry) bool {
 		t.report(ref, "configPatches", ReasonUnsupportedFeature, "configPatches are not supported; ignored")
 	}
 	if config != nil {
-		e.config = declarative.NewRawObject(config)
+		e.raw.Set(config)
+		e.config = &e.raw
 	}
 	if len(p.Protocols) > 0 {
 		e.protocols = slices.Sorted(slices.Values(p.Protocols))

@@ -61,6 +61,12 @@ func kindTag(kind string) string {
 		return tagKind + "Ingress"
 	case "Service":
 		return tagKind + "Service"
+	case KindKongPlugin:
+		return tagKind + KindKongPlugin
+	case KindKongClusterPlugin:
+		return tagKind + KindKongClusterPlugin
+	case KindKongConsumer:
+		return tagKind + KindKongConsumer
 	}
 	return tagKind + kind
 }

@@ -102,6 +102,7 @@ type translator struct {
 	consumers        []*declarative.Consumer // oldest first
 	consumerPlugins  []consumerPlugin
 	consumerBlocks   slab[consumerBlock]
+	pluginLists      slab[*pluginEntry]
 	credentialBlocks slab[credentialBlock]
 
 	hosts    slab[string]        // the hosts of each rule

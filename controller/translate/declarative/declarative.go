@@ -81,6 +81,9 @@ type RawObject struct{ json []byte }
 // NewRawObject wraps compact JSON.
 func NewRawObject(compact []byte) *RawObject { return &RawObject{compact} }
 
+// Set makes r render compact.
+func (r *RawObject) Set(compact []byte) { r.json = compact }
+
 // Bytes returns the JSON; the caller must not modify it.
 func (r *RawObject) Bytes() []byte { return r.json }
 
