@@ -159,7 +159,7 @@ func (bd *builder) buildBackend(b *backend) {
 	b.service = bd.service(e.tags, text.at(1), text.at(0), upstream, int(port), &e.settings)
 	// The plugins are made last: they reuse the text batch text reads from.
 	defer bd.attachServicePlugins(b)
-	b.upstream = bd.upstream(e.tags, text.at(3), upstream)
+	b.upstream = bd.upstream(e.tags, text.at(3), upstream, e.settings.hostHeader)
 	if len(addrs) == 0 {
 		b.upstream.Targets = []*kong.Target{}
 		return

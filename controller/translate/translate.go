@@ -213,8 +213,8 @@ var defaultBackendPaths = kongPathsEntry{paths: []string{"/"}, key: "/"}
 
 func (t *translator) translateIngress(idx int32, ing *networkingv1.Ingress) {
 	ref := ingressRef(ing)
-	tags := t.tagsFor(ref)
 	rs, errs := parseRouteSettings(ref, ing.Annotations)
+	tags := t.tagsFor(ref, rs.tags...)
 	t.errs = append(t.errs, errs...)
 	rs.plugins = t.pluginsOf(ref, ing.Annotations)
 	settings := t.settings.one()
@@ -464,7 +464,7 @@ func (t *translator) parseService(e *serviceEntry) {
 	ref := serviceRef(e.svc)
 	ss, errs := parseServiceSettings(ref, e.svc.Annotations)
 	t.errs = append(t.errs, errs...)
-	e.settings, e.tags, e.parsed = ss, t.tagsFor(ref), true
+	e.settings, e.tags, e.parsed = ss, t.tagsFor(ref, ss.tags...), true
 	e.plugins = t.pluginsOf(ref, e.svc.Annotations)
 }
 
