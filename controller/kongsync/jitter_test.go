@@ -70,12 +70,14 @@ func TestSeededRandReplays(t *testing.T) {
 }
 
 // The check schedule follows Options.Rand, one stream per target: with the
-// lowest draw every hash check comes at 90% of DriftInterval.
+// lowest draw every hash check comes at 90% of DriftInterval (the liveness
+// poll, which draws from the same stream, is off here).
 func TestWorkersDrawFromTheirOwnStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		asked := map[string]int{}
 		r := newRig(t, three, func(o *Options) {
+			o.LivenessInterval = -1
 			o.Rand = func(target string) Rand {
 				mu.Lock()
 				defer mu.Unlock()
