@@ -18,11 +18,18 @@
 // empty cache translates to an empty configuration that would wipe Kong.
 // A new configuration (a new hash) gets the next Version.
 //
+// With gateway discovery, a Kong endpoint that flips between ready and not
+// ready at the same address (a container restarted in place) makes the
+// pusher look at that replica at once (kongsync.Syncer.Suspect); the
+// pusher's own liveness poll (--kong-liveness-check-interval) covers
+// sidecars and static URLs.
+//
 // The manager starts no network listener; the program's main serves the
 // health handlers and metrics.
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -439,10 +446,13 @@ func (m *Manager) newPusher(dbMode bool, gate fence.WriteGate) (Pusher, error) {
 		Identity:      m.identity,
 		PushTimeout:   m.o.KongAdminTimeout,
 		DriftInterval: m.o.KongDriftCheckInterval,
-		Rand:          m.cfg.Rand,
-		Registerer:    m.cfg.Registerer,
-		Logger:        m.log.With("component", "kongsync"),
-		OnCompacted:   m.cfg.OnConfigCompacted,
+		// 0 (off) on the flag is a negative value here: kongsync's zero
+		// means its default.
+		LivenessInterval: cmp.Or(m.o.KongLivenessCheckInterval, -1),
+		Rand:             m.cfg.Rand,
+		Registerer:       m.cfg.Registerer,
+		Logger:           m.log.With("component", "kongsync"),
+		OnCompacted:      m.cfg.OnConfigCompacted,
 		OnApplied: func(kongsync.Target, kongsync.Desired) {
 			m.applied.Store(true)
 			kick(m.statusKick)
@@ -679,12 +689,16 @@ func (m *Manager) translate() {
 }
 
 // targetsLoop keeps the pusher's targets equal to the discovered Kong
-// replicas (gateway discovery only).
+// replicas (gateway discovery only). A replica whose endpoint flips
+// between ready and not ready while keeping its address is a Kong that
+// stopped or started in place: the pusher is told to look at it at once
+// (kongsync.Syncer.Suspect) rather than at its next poll.
 func (m *Manager) targetsLoop(ctx context.Context) {
 	if m.adminSlices == nil {
 		return
 	}
 	var last []kongsync.Target
+	var lastReplicas []discovery.Replica
 	for {
 		select {
 		case <-ctx.Done():
@@ -700,18 +714,33 @@ func (m *Manager) targetsLoop(ctx context.Context) {
 				found = append(found, es)
 			}
 		}
-		targets := m.discover(found)
+		replicas := m.discover(found)
+		targets := make([]kongsync.Target, len(replicas))
+		for i, r := range replicas {
+			targets[i] = r.Target
+		}
 		if !slices.Equal(targets, last) {
 			m.log.Info("Kong replicas discovered", "count", len(targets), "targets", describeTargets(targets))
 			m.pusher.SetTargets(targets)
 			last = targets
 		}
+		if s, ok := m.pusher.(suspecter); ok {
+			for _, name := range discovery.ReadinessFlips(lastReplicas, replicas) {
+				m.log.Debug("Kong replica readiness changed; checking it now", "target", name)
+				s.Suspect(name)
+			}
+		}
+		lastReplicas = replicas
 	}
 }
 
+// suspecter is a Pusher that can look at one replica at once
+// (kongsync.Syncer): DB mode has no per-replica configuration to lose.
+type suspecter interface{ Suspect(name string) }
+
 // discover uses the first of --kong-admin-svc-port-names that the slices
 // carry; a port name ending in "tls" means https.
-func (m *Manager) discover(eps []*discoveryv1.EndpointSlice) []kongsync.Target {
+func (m *Manager) discover(eps []*discoveryv1.EndpointSlice) []discovery.Replica {
 	_, svc, _ := options.SplitNamespacedName(m.o.KongAdminSvc)
 	own := eps[:0:0]
 	for _, es := range eps {
@@ -724,8 +753,8 @@ func (m *Manager) discover(eps []*discoveryv1.EndpointSlice) []kongsync.Target {
 		if strings.HasSuffix(name, "tls") {
 			scheme = "https"
 		}
-		if ts := discovery.Targets(own, name, scheme); len(ts) > 0 {
-			return ts
+		if rs := discovery.Replicas(own, name, scheme); len(rs) > 0 {
+			return rs
 		}
 	}
 	return nil
