@@ -408,12 +408,14 @@ func (w *worker) scheduleCheck(now time.Time) {
 
 // pollRetry is the delay before GET /status n (n >= 1) of a replica that
 // does not answer: the usual backoff, but never longer than the liveness
-// poll (or, without one, the drift check), so that a returning replica is
-// noticed within one poll period.
+// poll while this Syncer may write (else the drift check), so that a
+// returning replica is noticed within one poll period.
 func (w *worker) pollRetry(n int) time.Duration {
 	limit := w.s.o.DriftInterval
 	if iv := w.s.o.LivenessInterval; iv > 0 {
-		limit = min(limit, iv)
+		if _, permitted := w.s.o.Gate.Permit(); permitted {
+			limit = min(limit, iv)
+		}
 	}
 	return min(w.backoff(n), limit)
 }
