@@ -66,6 +66,7 @@ import (
 	"konductor.dev/controller/kongsync"
 	"konductor.dev/controller/metrics"
 	"konductor.dev/controller/options"
+	"konductor.dev/controller/retry"
 	"konductor.dev/controller/snapshot"
 	"konductor.dev/controller/status"
 	"konductor.dev/controller/translate"
@@ -123,7 +124,7 @@ type Config struct {
 	// Rand gives the Kong pushers their jitter streams (see
 	// kongsync.Options.Rand); nil, as in production, draws from the global
 	// source. The simulator seeds it so that a seed replays its timings.
-	Rand func(stream string) kongsync.Rand
+	Rand func(stream string) retry.Rand
 	// OnConfigCompacted is kongsync.Options.OnCompacted: it runs once an
 	// idle configuration was compressed and its raw bytes became garbage.
 	// cmd/konductor returns the memory to the operating system there; nil
