@@ -9,7 +9,8 @@
 // place keeps its pod and address, but its endpoint turns not ready when the
 // container stops and ready again once the new one serves a configuration.
 // ReadinessFlips names the replicas whose readiness changed between two
-// discoveries, for the syncer to look at them at once (kongsync.Suspect).
+// discoveries; Loop, which keeps a pusher's targets up to date, has the
+// syncer look at them at once (kongsync.Syncer.Suspect).
 package discovery
 
 import (

@@ -18,8 +18,9 @@
 // empty cache translates to an empty configuration that would wipe Kong.
 // A new configuration (a new hash) gets the next Version.
 //
-// With gateway discovery, a Kong endpoint that flips between ready and not
-// ready at the same address (a container restarted in place) makes the
+// With gateway discovery, discovery.Loop keeps the pusher's targets equal
+// to the admin Service's endpoints, and one that flips between ready and
+// not ready at the same address (a container restarted in place) makes the
 // pusher look at that replica at once (kongsync.Syncer.Suspect); the
 // pusher's own liveness poll (--kong-liveness-check-interval) covers
 // sidecars and static URLs.
@@ -425,7 +426,17 @@ func (m *Manager) Run(ctx context.Context) error {
 	} else {
 		close(electorDone)
 	}
-	wg.Go(func() { m.targetsLoop(runCtx) })
+	if m.adminSlices != nil {
+		_, svc, _ := options.SplitNamespacedName(m.o.KongAdminSvc)
+		found := &discovery.Loop{
+			Service:   svc,
+			PortNames: m.o.KongAdminSvcPortNames,
+			Slices:    m.listAdminSlices,
+			Pusher:    m.pusher,
+			Logger:    m.log,
+		}
+		wg.Go(func() { found.Run(runCtx, m.targetsKick, m.synced.Load) })
+	}
 	wg.Go(func() { m.loop(runCtx) })
 
 	<-runCtx.Done()
@@ -689,86 +700,6 @@ func (m *Manager) translate() {
 	kick(m.statusKick)
 }
 
-// targetsLoop keeps the pusher's targets equal to the discovered Kong
-// replicas (gateway discovery only). A replica whose endpoint flips
-// between ready and not ready while keeping its address is a Kong that
-// stopped or started in place: the pusher is told to look at it at once
-// (kongsync.Syncer.Suspect) rather than at its next poll.
-func (m *Manager) targetsLoop(ctx context.Context) {
-	if m.adminSlices == nil {
-		return
-	}
-	var last []kongsync.Target
-	var lastReplicas []discovery.Replica
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.targetsKick:
-		}
-		if !m.synced.Load() {
-			continue // the loop kicks again once caches synced
-		}
-		var found []*discoveryv1.EndpointSlice
-		for _, obj := range m.adminSlices.GetStore().List() {
-			if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
-				found = append(found, es)
-			}
-		}
-		replicas := m.discover(found)
-		targets := make([]kongsync.Target, len(replicas))
-		for i, r := range replicas {
-			targets[i] = r.Target
-		}
-		if !slices.Equal(targets, last) {
-			m.log.Info("Kong replicas discovered", "count", len(targets), "targets", describeTargets(targets))
-			m.pusher.SetTargets(targets)
-			last = targets
-		}
-		if s, ok := m.pusher.(suspecter); ok {
-			for _, name := range discovery.ReadinessFlips(lastReplicas, replicas) {
-				m.log.Debug("Kong replica readiness changed; checking it now", "target", name)
-				s.Suspect(name)
-			}
-		}
-		lastReplicas = replicas
-	}
-}
-
-// suspecter is a Pusher that can look at one replica at once
-// (kongsync.Syncer): DB mode has no per-replica configuration to lose.
-type suspecter interface{ Suspect(name string) }
-
-// discover uses the first of --kong-admin-svc-port-names that the slices
-// carry; a port name ending in "tls" means https.
-func (m *Manager) discover(eps []*discoveryv1.EndpointSlice) []discovery.Replica {
-	_, svc, _ := options.SplitNamespacedName(m.o.KongAdminSvc)
-	own := eps[:0:0]
-	for _, es := range eps {
-		if es.Labels[discoveryv1.LabelServiceName] == svc {
-			own = append(own, es)
-		}
-	}
-	for _, name := range m.o.KongAdminSvcPortNames {
-		scheme := "http"
-		if strings.HasSuffix(name, "tls") {
-			scheme = "https"
-		}
-		if rs := discovery.Replicas(own, name, scheme); len(rs) > 0 {
-			return rs
-		}
-	}
-	return nil
-}
-
-func describeTargets(ts []kongsync.Target) string {
-	parts := make([]string, len(ts))
-	for i, t := range ts {
-		parts[i] = t.Name + "=" + t.URL
-	}
-	return strings.Join(parts, ",")
-}
-
 // statusLoop writes Ingress status and re-reports problems after a new term.
 func (m *Manager) statusLoop(ctx context.Context) {
 	var retry *time.Timer
@@ -971,6 +902,18 @@ func (m *Manager) publishService() *corev1.Service {
 	}
 	svc, _ := obj.(*corev1.Service)
 	return svc
+}
+
+// listAdminSlices lists the admin Service's EndpointSlices the informer
+// holds (gateway discovery).
+func (m *Manager) listAdminSlices() []*discoveryv1.EndpointSlice {
+	var found []*discoveryv1.EndpointSlice
+	for _, obj := range m.adminSlices.GetStore().List() {
+		if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			found = append(found, es)
+		}
+	}
+	return found
 }
 
 // ReadyChecks are the readiness conditions main mounts on /readyz:
