@@ -287,3 +287,28 @@ func TestReadinessFlipConfiguresRestartedKongAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// A sidecar's Kong (a static --kong-admin-url, no EndpointSlice to watch)
+// that restarts empty is configured again by the liveness poll within a
+// second, not at the drift check 10s later.
+func TestRestartedSidecarKongIsConfiguredWithinASecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := syncedEchoWorld(t)
+		defer w.stop()
+		if n := w.kong.pushCount(); n != 1 {
+			t.Fatalf("%d pushes, want 1", n)
+		}
+		w.kong.mu.Lock()
+		w.kong.hash = zeroHash // restarted empty
+		w.kong.mu.Unlock()
+		restarted := time.Now()
+		settle(time.Second)
+		times := w.kong.pushTimes()
+		if len(times) != 2 {
+			t.Fatalf("%d pushes a second after the restart, want 2 (the drift check is 10s away)", len(times))
+		}
+		if took := times[1].Sub(restarted); took >= time.Second {
+			t.Fatalf("configured %v after the restart", took)
+		}
+	})
+}
