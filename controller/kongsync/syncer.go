@@ -18,9 +18,9 @@
 // gateway discovery when the replica's endpoint flips between ready and not
 // ready) makes the worker look at once. The cost is one small GET /status
 // per replica per LivenessInterval from the writer; standbys send none.
-// GET / is not polled: Kong's node_id is not a restart signal (Kong keeps
-// it in its prefix directory, which survives a container restart), and the
-// document is far larger.
+// GET / is not polled: Kong's node_id is no restart signal (Kong persists
+// it under its prefix directory, so a restart that keeps that directory,
+// e.g. on a pod volume, keeps the id), and the document is far larger.
 //
 // The drift check is the backstop: every DriftInterval (jittered) the
 // reported hash is compared with the one that replica reported right after
