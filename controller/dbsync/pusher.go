@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"konductor.dev/controller/kongsync"
+	"konductor.dev/controller/retry"
 	"konductor.dev/controller/translate/declarative"
 )
 
@@ -27,7 +28,7 @@ type BodyPusher struct {
 // kongsync.Desired that was applied or rejected.
 func NewBodyPusher(o kongsync.Options) *BodyPusher {
 	p := &BodyPusher{o: o, desired: map[uint64]kongsync.Desired{}}
-	var jitter kongsync.Rand
+	var jitter retry.Rand
 	if o.Rand != nil {
 		jitter = o.Rand("dbsync")
 	}

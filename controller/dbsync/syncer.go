@@ -16,6 +16,7 @@ import (
 
 	"konductor.dev/controller/fence"
 	"konductor.dev/controller/kongsync"
+	"konductor.dev/controller/retry"
 	"konductor.dev/controller/translate"
 	"konductor.dev/controller/translate/declarative"
 )
@@ -49,7 +50,7 @@ type Options struct {
 	DriftInterval time.Duration // between full list+diff checks; default 30s
 	// Rand draws the retry and check jitter; nil means the global source.
 	// The simulator passes a seeded stream so that a seed replays.
-	Rand kongsync.Rand
+	Rand retry.Rand
 
 	// Tag selects the entities konductor owns; default translate.ManagedByTag.
 	Tag string

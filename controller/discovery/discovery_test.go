@@ -131,3 +131,48 @@ func TestTargets(t *testing.T) {
 		})
 	}
 }
+
+func TestReplicasCarryReadiness(t *testing.T) {
+	es := []*discoveryv1.EndpointSlice{
+		slice(discoveryv1.AddressTypeIPv4, adminPorts,
+			ep{addr: "10.0.0.7", pod: "kong-0", ready: ptr(true)},
+			ep{addr: "10.0.0.8", pod: "kong-1", ready: ptr(false)},
+			ep{addr: "10.0.0.9", pod: "kong-2"}),
+		// kong-1 listed again, ready, in an overlapping slice.
+		slice(discoveryv1.AddressTypeIPv4, adminPorts, ep{addr: "10.0.0.8", pod: "kong-1", ready: ptr(true)}),
+	}
+	got := Replicas(es, "admin", "")
+	want := []Replica{
+		{Target: kongsync.Target{Name: "kong-0", URL: "https://10.0.0.7:8444"}, Ready: true},
+		{Target: kongsync.Target{Name: "kong-1", URL: "https://10.0.0.8:8444"}, Ready: true},
+		{Target: kongsync.Target{Name: "kong-2", URL: "https://10.0.0.9:8444"}, Ready: true},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Replicas = %+v\nwant %+v", got, want)
+	}
+}
+
+func TestReadinessFlips(t *testing.T) {
+	r := func(name, url string, ready bool) Replica {
+		return Replica{Target: kongsync.Target{Name: name, URL: url}, Ready: ready}
+	}
+	tests := []struct {
+		name       string
+		prev, next []Replica
+		want       []string
+	}{
+		{name: "nothing changed", prev: []Replica{r("a", "u1", true)}, next: []Replica{r("a", "u1", true)}},
+		{name: "ready to not ready (container stopped)", prev: []Replica{r("a", "u1", true), r("b", "u2", true)}, next: []Replica{r("a", "u1", false), r("b", "u2", true)}, want: []string{"a"}},
+		{name: "not ready to ready (new container serves)", prev: []Replica{r("a", "u1", false)}, next: []Replica{r("a", "u1", true)}, want: []string{"a"}},
+		{name: "new replica is no flip", prev: nil, next: []Replica{r("a", "u1", false)}},
+		{name: "new address is a new target, no flip", prev: []Replica{r("a", "u1", true)}, next: []Replica{r("a", "u9", false)}},
+		{name: "removed replica is no flip", prev: []Replica{r("a", "u1", true)}, next: nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ReadinessFlips(tc.prev, tc.next); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("ReadinessFlips = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

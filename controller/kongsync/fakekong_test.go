@@ -33,6 +33,12 @@ type fakeKong struct {
 	statusGets int
 	database   string // GET / configuration.database; "" means "off"
 	rootGets   int
+	requests   int // server.total_requests: every request since (re)start
+	// block, when set, holds every POST /config until it is closed (as a
+	// Kong stuck loading a configuration would); entered receives one
+	// value per held request.
+	block   chan struct{}
+	entered chan struct{}
 }
 
 type write struct {
@@ -50,15 +56,18 @@ func kongHash(b []byte) string {
 }
 
 func (k *fakeKong) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	k.mu.Lock()
+	k.requests++
+	k.mu.Unlock()
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == "/status":
 		k.mu.Lock()
 		k.statusGets++
-		hash := k.hash
+		hash, requests := k.hash, k.requests
 		k.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{
 			"configuration_hash": hash,
-			"server":             map[string]int{"total_requests": 1},
+			"server":             map[string]int{"total_requests": requests},
 		})
 	case r.Method == http.MethodGet && r.URL.Path == "/":
 		k.mu.Lock()
@@ -82,8 +91,12 @@ func (k *fakeKong) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (k *fakeKong) postConfig(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	k.mu.Lock()
-	stall := k.stall
+	stall, block, entered := k.stall, k.block, k.entered
 	k.mu.Unlock()
+	if block != nil {
+		entered <- struct{}{}
+		<-block
+	}
 	if stall {
 		<-r.Context().Done()
 		k.record(r, 0, body)
@@ -157,7 +170,15 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func (k *fakeKong) restart() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.hash, k.body = zeroHash, nil
+	k.hash, k.body, k.requests = zeroHash, nil, 0
+}
+
+// restartWith restarts the replica with a declarative file loaded at start:
+// not empty, but not ours either.
+func (k *fakeKong) restartWith(body string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.hash, k.body, k.requests = kongHash([]byte(body)), []byte(body), 0
 }
 
 // tamper loads another configuration behind the controller's back.

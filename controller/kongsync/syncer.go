@@ -3,13 +3,30 @@
 //
 // Each replica (Target) gets its own worker goroutine with its own backoff,
 // timeout and last-applied state, so a slow, failing or rejecting Kong never
-// delays the others. Workers are event driven: they wake when the desired
-// configuration changes, when Resync is called, or when a target is added.
-// Between changes, each worker reads the replica's reported configuration
-// hash every DriftInterval (jittered) and pushes again when it differs from
-// the hash that replica reported right after our last successful push. That
-// heals a Kong that restarted empty (all-zero hash) and one whose
-// configuration was replaced behind our back (any other hash).
+// delays the others: workers share no lock held across a request, and the
+// configuration bytes they push are shared read-only. Workers are event
+// driven: they wake when the desired configuration changes, when Resync or
+// Suspect is called, or when a target is added.
+//
+// A replica that restarts comes back empty (all-zero hash). It is
+// configured again as soon as it answers, on any of these signs: the
+// liveness poll (GET /status every LivenessInterval, 500ms by default, sent
+// only while this Syncer may write) finds the empty hash, a request counter
+// (server.total_requests) that went back, or an answer after a failed one;
+// a push that got no answer is followed by polls at that rate, which
+// release the push at once when the replica answers; and Suspect (called by
+// gateway discovery when the replica's endpoint flips between ready and not
+// ready) makes the worker look at once. The cost is one small GET /status
+// per replica per LivenessInterval from the writer; standbys send none.
+// GET / is not polled: Kong's node_id is no restart signal (Kong persists
+// it under its prefix directory, so a restart that keeps that directory,
+// e.g. on a pod volume, keeps the id), and the document is far larger.
+//
+// The drift check is the backstop: every DriftInterval (jittered) the
+// reported hash is compared with the one that replica reported right after
+// our last successful push, and any difference is repaired. That also heals
+// a configuration replaced behind our back, which the liveness poll leaves
+// to the drift check so that two writers never fight at its rate.
 //
 // Every push asks the WriteGate for a term first; without one (not the
 // leader) nothing is written. The term travels in the request context and
@@ -127,6 +144,12 @@ type Options struct {
 	BackoffMin    time.Duration // first retry delay; default 250ms
 	BackoffMax    time.Duration // retry delay cap; default 30s
 	DriftInterval time.Duration // between hash checks; default 10s
+	// LivenessInterval is the period of the liveness poll: one GET
+	// /status per replica, sent only while this Syncer may write, that
+	// notices a restarted replica within one period of its answering
+	// again. Default 500ms; negative turns the poll off (the drift check
+	// alone then notices restarts).
+	LivenessInterval time.Duration
 
 	// Rand returns the jitter stream of one worker, named by its target;
 	// each stream is used by one goroutine only. nil means the global
@@ -165,6 +188,9 @@ const (
 	DefaultBackoffMin    = 250 * time.Millisecond
 	DefaultBackoffMax    = 30 * time.Second
 	DefaultDriftInterval = 10 * time.Second
+	// DefaultLivenessInterval: two cheap GET /status a second per Kong
+	// from the writing controller only.
+	DefaultLivenessInterval = 500 * time.Millisecond
 )
 
 // Syncer fans a Desired configuration out to its targets.
@@ -202,6 +228,9 @@ func New(o Options) *Syncer {
 	}
 	if o.DriftInterval <= 0 {
 		o.DriftInterval = DefaultDriftInterval
+	}
+	if o.LivenessInterval == 0 {
+		o.LivenessInterval = DefaultLivenessInterval
 	}
 	if o.Gate == nil {
 		o.Gate = fence.Always{Identity: o.Identity}
@@ -284,6 +313,21 @@ func (s *Syncer) Resync() {
 	defer s.mu.Unlock()
 	for _, w := range s.workers {
 		w.poke(true)
+	}
+}
+
+// Suspect tells the worker of the named target that its replica may have
+// restarted (gateway discovery calls it when the replica's endpoint flips
+// between ready and not ready): the worker reads the replica's GET /status
+// at once, pushes at once if the replica does not hold our configuration,
+// and otherwise forgets any backoff left from errors. Unknown names are
+// ignored.
+func (s *Syncer) Suspect(name string) {
+	s.mu.Lock()
+	w := s.workers[name]
+	s.mu.Unlock()
+	if w != nil {
+		w.markSuspect()
 	}
 }
 

@@ -3,6 +3,7 @@ package kongsync
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -659,4 +660,78 @@ konductor_kong_config_applied_version{target="kong-c"} 1
 			})
 		})
 	}
+}
+
+// TestBlockedPushDelaysNoOtherReplica holds one replica's POST /config
+// inside Kong (as a Kong stuck loading would) and requires the others to
+// take two new configurations meanwhile. It runs on real goroutines and
+// the wall clock: inside a synctest bubble a worker waiting on a shared
+// mutex is not durably blocked, so serialised pushes would hang the test
+// instead of failing it. Here they fail it: the held push is released only
+// after the others were waited for.
+func TestBlockedPushDelaysNoOtherReplica(t *testing.T) {
+	const bound = 10 * time.Second
+	net := newMemNet()
+	kongs := map[string]*fakeKong{}
+	var targets []Target
+	for _, n := range three {
+		kongs[n] = newFakeKong()
+		net.add(n+":8001", kongs[n])
+		targets = append(targets, Target{Name: n, URL: "http://" + n + ":8001"})
+	}
+	applied := make(chan string, 64)
+	s := New(Options{
+		Client:      &http.Client{Transport: net},
+		Identity:    "test",
+		PushTimeout: time.Minute, // the held push is not ended by its timeout
+		OnApplied:   func(tg Target, d Desired) { applied <- fmt.Sprintf("%s@%d", tg.Name, d.Version) },
+	})
+	s.SetTargets(targets)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	block := make(chan struct{})
+	var released sync.Once
+	release := func() { released.Do(func() { close(block) }) }
+	defer func() { release(); cancel(); <-done }()
+
+	await := func(what string, want ...string) {
+		t.Helper()
+		missing := map[string]bool{}
+		for _, w := range want {
+			missing[w] = true
+		}
+		timeout := time.After(bound)
+		for len(missing) > 0 {
+			select {
+			case got := <-applied:
+				delete(missing, got)
+			case <-timeout:
+				t.Fatalf("%s: %v not applied within %v", what, slices.Sorted(maps.Keys(missing)), bound)
+			}
+		}
+	}
+	s.SetDesired(desired(1, ""))
+	await("first push", "kong-a@1", "kong-b@1", "kong-c@1")
+
+	entered := make(chan struct{}, 4)
+	kongs["kong-b"].set(func(k *fakeKong) { k.block, k.entered = block, entered })
+	s.SetDesired(desired(2, "-two"))
+	select {
+	case <-entered:
+	case <-time.After(bound):
+		t.Fatalf("kong-b's push never reached Kong within %v", bound)
+	}
+	// kong-b's push is held inside Kong from here on.
+	start := time.Now()
+	s.SetDesired(desired(3, "-three"))
+	await("while kong-b is held: the other replicas were kept waiting (pushes serialised?)", "kong-a@3", "kong-c@3")
+	delay := time.Since(start)
+	if st := s.Status(); st[1].Target.Name != "kong-b" || st[1].AppliedVersion != 1 {
+		t.Fatalf("kong-b applied %+v while held", st[1])
+	}
+	t.Logf("the other replicas took version 3 %v after it was set, kong-b held", delay)
+
+	release()
+	await("after release", "kong-b@3")
 }

@@ -30,9 +30,10 @@ type worker struct {
 	// the compactor waits for every worker to settle on a version.
 	settled atomic.Uint64
 
-	mu     sync.Mutex
-	force  bool
-	status TargetStatus
+	mu      sync.Mutex
+	force   bool
+	suspect bool // Suspect was called: the replica may have restarted
+	status  TargetStatus
 	// lastGood is the last configuration this replica accepted. Only the
 	// worker's goroutine writes it, under mu; it reads it without.
 	lastGood *retained
@@ -47,8 +48,13 @@ type worker struct {
 	rejectedHash string    // the Desired this replica last rejected
 	rejections   int       // consecutive rejections of rejectedHash
 	rejectUntil  time.Time // rejectedHash is not retried before this
-	checkAt      time.Time // next hash check; zero: none scheduled
+	checkAt      time.Time // next GET /status (liveness poll or drift check); zero: none
+	driftAt      time.Time // from then on, any hash mismatch counts as drift
 	checkErrors  int       // consecutive failed hash checks
+	lapsed       bool      // the last GET /status failed
+	suspected    bool      // Suspect arrived since the last answered GET /status
+	requests     int       // server.total_requests at the last answered GET /status
+	seenRequests bool      // requests holds a reading
 	probed       bool      // GET / showed a DB-less Kong (Options.ProbeTargets)
 	probeAt      time.Time // no probe before this
 	probeErrors  int       // consecutive failed probes
@@ -111,6 +117,23 @@ func (w *worker) takeForce() bool {
 	return f
 }
 
+// markSuspect records a sign that the replica may have restarted and wakes
+// the worker.
+func (w *worker) markSuspect() {
+	w.mu.Lock()
+	w.suspect = true
+	w.mu.Unlock()
+	w.poke(false)
+}
+
+func (w *worker) takeSuspect() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f := w.suspect
+	w.suspect = false
+	return f
+}
+
 func (w *worker) run(ctx context.Context) {
 	log := w.s.o.Logger.With("target", w.target.Name)
 	timer := time.NewTimer(time.Hour)
@@ -122,6 +145,15 @@ func (w *worker) run(ctx context.Context) {
 			w.retryAt, w.rejectUntil, w.probeAt = time.Time{}, time.Time{}, time.Time{}
 		}
 		now := time.Now()
+		if w.takeSuspect() {
+			// Look now rather than at the next poll or retry: a replica
+			// that restarted is configured as soon as it answers.
+			w.suspected = true
+			w.failures, w.retryAt, w.probeAt = 0, time.Time{}, time.Time{}
+			if w.lastGood != nil {
+				w.checkAt = now
+			}
+		}
 		var wakeAt time.Time
 		if cand, at, ok := w.nextPush(w.s.current()); ok {
 			if !now.Before(at) {
@@ -254,6 +286,11 @@ func (w *worker) push(ctx context.Context, r *retained, term fence.Term, log *sl
 		w.failures++
 		w.retryAt = now.Add(w.backoff(w.failures))
 		w.unreachable = !res.answered
+		if w.unreachable {
+			// Poll for the replica's return: the push goes again as soon
+			// as it answers, not when the backoff has grown long.
+			w.checkAt = earliest(w.checkAt, now.Add(w.pollRetry(1)))
+		}
 		var expired *fence.ErrTermExpired
 		w.setStatus(func(st *TargetStatus) {
 			// An ended term says nothing about the replica's health.
@@ -341,36 +378,82 @@ func (w *worker) applied(ctx context.Context, r *retained, body []byte, now time
 	}
 
 	w.expectHash = ""
-	hash, err := w.readHash(ctx)
+	st, err := w.readStatus(ctx)
 	if err != nil {
 		// Unknown expectation: the next check re-pushes (cheap with
 		// check_hash) and learns it again.
 		w.checkAt = time.Now().Add(w.s.o.BackoffMin)
+		w.driftAt = w.checkAt
 		return
 	}
-	w.expectHash = hash
-	w.checkErrors = 0
-	w.checkAt = time.Now().Add(w.rand.Jitter(w.s.o.DriftInterval))
+	w.expectHash = st.ConfigurationHash
+	w.requests, w.seenRequests = st.Server.TotalRequests, true
+	w.checkErrors, w.lapsed, w.suspected = 0, false, false
+	now = time.Now()
+	w.driftAt = now.Add(w.rand.Jitter(w.s.o.DriftInterval))
+	w.scheduleCheck(now)
 }
 
-// check compares the replica's reported hash with the one expected.
+// scheduleCheck sets the next GET /status after an answered one: the next
+// liveness poll while this replica may write, else the next drift check. A
+// standby (no term) sends nothing more often than the drift interval.
+func (w *worker) scheduleCheck(now time.Time) {
+	w.checkAt = w.driftAt
+	if iv := w.s.o.LivenessInterval; iv > 0 {
+		if _, permitted := w.s.o.Gate.Permit(); permitted {
+			w.checkAt = earliest(w.checkAt, now.Add(w.rand.Jitter(iv)))
+		}
+	}
+}
+
+// pollRetry is the delay before GET /status n (n >= 1) of a replica that
+// does not answer: the usual backoff, but never longer than the liveness
+// poll while this Syncer may write (else the drift check), so that a
+// returning replica is noticed within one poll period.
+func (w *worker) pollRetry(n int) time.Duration {
+	limit := w.s.o.DriftInterval
+	if iv := w.s.o.LivenessInterval; iv > 0 {
+		if _, permitted := w.s.o.Gate.Permit(); permitted {
+			limit = min(limit, iv)
+		}
+	}
+	return min(w.backoff(n), limit)
+}
+
+// check reads the replica's GET /status: the liveness poll and the drift
+// check are the same request. A reported hash other than the expected one
+// is acted on at once when something says the replica restarted: it
+// reports the empty configuration's hash, its request counter went back,
+// the previous GET /status failed, or Suspect was called. Any other
+// mismatch (a configuration replaced behind our back) is repaired once the
+// drift interval has passed, so that two writers never fight at the poll's
+// rate.
 func (w *worker) check(ctx context.Context, log *slog.Logger) {
-	hash, err := w.readHash(ctx)
+	st, err := w.readStatus(ctx)
 	now := time.Now()
 	if err != nil {
 		if ctx.Err() != nil {
 			return
 		}
 		w.checkErrors++
-		w.checkAt = now.Add(min(w.backoff(w.checkErrors), w.s.o.DriftInterval))
+		w.lapsed = true
+		w.checkAt = now.Add(w.pollRetry(w.checkErrors))
 		w.setStatus(func(st *TargetStatus) {
 			st.Healthy = false
 			st.LastError = err.Error()
 		})
 		return
 	}
-	w.checkErrors = 0
-	w.checkAt = now.Add(w.rand.Jitter(w.s.o.DriftInterval))
+	hash := st.ConfigurationHash
+	restarted := w.lapsed || w.suspected || hash == EmptyConfigHash ||
+		(w.seenRequests && st.Server.TotalRequests < w.requests)
+	w.requests, w.seenRequests = st.Server.TotalRequests, true
+	w.checkErrors, w.lapsed, w.suspected = 0, false, false
+	driftDue := !now.Before(w.driftAt)
+	if driftDue {
+		w.driftAt = now.Add(w.rand.Jitter(w.s.o.DriftInterval))
+	}
+	w.scheduleCheck(now)
 	if w.unreachable {
 		// The replica answers again: a push waiting out the backoff of a
 		// connection error may go now.
@@ -383,6 +466,9 @@ func (w *worker) check(ctx context.Context, log *slog.Logger) {
 	if w.lastGood == nil || hash == w.expectHash {
 		return
 	}
+	if !restarted && !driftDue {
+		return // the drift check decides
+	}
 	if w.expectHash == "" {
 		// We never learnt what this replica reports for our config:
 		// re-push (a 304 if it holds it) and learn it then.
@@ -390,7 +476,11 @@ func (w *worker) check(ctx context.Context, log *slog.Logger) {
 		return
 	}
 	if !w.driftPending {
-		log.Info("configuration drift detected", "reported", hash, "expected", w.expectHash)
+		log.Info("configuration drift detected", "reported", hash, "expected", w.expectHash, "restarted", restarted)
+		if restarted {
+			// Configure it now, not after an old push error's backoff.
+			w.failures, w.retryAt = 0, time.Time{}
+		}
 	}
 	w.pushNeeded = true
 	w.driftPending = true
@@ -400,15 +490,19 @@ func (w *worker) check(ctx context.Context, log *slog.Logger) {
 	w.setStatus(func(st *TargetStatus) { st.AppliedVersion = 0 })
 }
 
-func (w *worker) readHash(ctx context.Context) (string, error) {
+// EmptyConfigHash is the configuration hash a DB-less Kong reports while
+// it holds no configuration, e.g. right after it (re)started.
+const EmptyConfigHash = "00000000000000000000000000000000"
+
+func (w *worker) readStatus(ctx context.Context) (*kong.Status, error) {
 	cctx, cancel := context.WithTimeout(ctx, w.s.o.PushTimeout)
 	defer cancel()
 	st, err := w.kong.Status(cctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	w.setStatus(func(s *TargetStatus) { s.ReportedHash = st.ConfigurationHash })
-	return st.ConfigurationHash, nil
+	return st, nil
 }
 
 // backoff returns the delay before retry n with this syncer's bounds.

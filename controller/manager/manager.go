@@ -6,10 +6,9 @@
 // discovery (or when --leader-elect=true); a DB-less sidecar writes its own
 // Kong ungated. Ingress status and Events are written by the elected replica
 // only, in every mode, so the elector runs even when Kong writes are not
-// gated (unless --update-status=false and nothing else needs it). Status is
-// cleared from Ingresses that leave our class; at the start of each term the
-// leader also sweeps, once, every Ingress of another class that still holds
-// exactly our addresses (it cannot know which left before its term).
+// gated (unless --update-status=false and nothing else needs it). What
+// status is written, and cleared, is status.Loop's business; the manager
+// tells it of translations, terms and applied versions.
 //
 // The loop: informer events are debounced (--sync-debounce; a steady stream
 // of events still syncs at least every maxDebounceFactor debounce periods)
@@ -18,11 +17,19 @@
 // empty cache translates to an empty configuration that would wipe Kong.
 // A new configuration (a new hash) gets the next Version.
 //
+// With gateway discovery, discovery.Loop keeps the pusher's targets equal
+// to the admin Service's endpoints, and one that flips between ready and
+// not ready at the same address (a container restarted in place) makes the
+// pusher look at that replica at once (kongsync.Syncer.Suspect); the
+// pusher's own liveness poll (--kong-liveness-check-interval) covers
+// sidecars and static URLs.
+//
 // The manager starts no network listener; the program's main serves the
 // health handlers and metrics.
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +48,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -55,11 +61,11 @@ import (
 	"konductor.dev/controller/eventreport"
 	"konductor.dev/controller/fence"
 	"konductor.dev/controller/health"
-	"konductor.dev/controller/ingressclass"
 	"konductor.dev/controller/kongclient"
 	"konductor.dev/controller/kongsync"
 	"konductor.dev/controller/metrics"
 	"konductor.dev/controller/options"
+	"konductor.dev/controller/retry"
 	"konductor.dev/controller/snapshot"
 	"konductor.dev/controller/status"
 	"konductor.dev/controller/translate"
@@ -68,10 +74,6 @@ import (
 // maxDebounceFactor bounds the debounce: changes arriving without pause
 // still lead to a translation after this many debounce periods.
 const maxDebounceFactor = 10
-
-// maxHistory bounds the versions kept for status: when Kong falls this far
-// behind, the older versions' Ingresses wait for a newer one to apply.
-const maxHistory = 16
 
 // EventSource is the component name on the Events konductor emits.
 const EventSource = "konductor"
@@ -120,7 +122,7 @@ type Config struct {
 	// Rand gives the Kong pushers their jitter streams (see
 	// kongsync.Options.Rand); nil, as in production, draws from the global
 	// source. The simulator seeds it so that a seed replays its timings.
-	Rand func(stream string) kongsync.Rand
+	Rand func(stream string) retry.Rand
 	// OnConfigCompacted is kongsync.Options.OnCompacted: it runs once an
 	// idle configuration was compressed and its raw bytes became garbage.
 	// cmd/konductor returns the memory to the operating system there; nil
@@ -149,7 +151,7 @@ type Manager struct {
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
 	reporter    *eventreport.Reporter
-	statusW     *status.Writer
+	status      *status.Loop
 	metrics     *metrics.Translation
 
 	// Set by Run once it has probed Kong, before started is set.
@@ -159,35 +161,16 @@ type Manager struct {
 	started atomic.Bool
 
 	changes     chan struct{}
-	statusKick  chan struct{}
 	targetsKick chan struct{}
 
 	synced     atomic.Bool
 	translated atomic.Bool
 	applied    atomic.Bool
-	newTerm    atomic.Bool
 
 	mu         sync.Mutex
 	version    uint64
 	lastHash   string
 	lastErrors []translate.ObjectError
-	history    []applied // versions handed to the pusher, oldest first
-	// routed are the Ingresses some translation routed, by UID: the ones
-	// whose status we may have published and must clear should they leave
-	// our class. seen is the translation that last routed them.
-	routed       map[types.UID]routedIngress
-	translations uint64
-}
-
-type routedIngress struct {
-	ref  translate.ObjectRef
-	seen uint64
-}
-
-// applied is one version and the Ingresses its configuration routes.
-type applied struct {
-	version    uint64
-	translated []translate.ObjectRef
 }
 
 // New validates cfg and builds the informers; nothing runs until Run.
@@ -217,9 +200,7 @@ func New(cfg Config) (*Manager, error) {
 		log:         cfg.Logger,
 		identity:    cfg.Identity,
 		changes:     make(chan struct{}, 1),
-		statusKick:  make(chan struct{}, 1),
 		targetsKick: make(chan struct{}, 1),
-		routed:      map[types.UID]routedIngress{},
 	}
 	if m.identity == "" {
 		m.identity = election.DefaultIdentity(cfg.PodName)
@@ -231,6 +212,26 @@ func New(cfg Config) (*Manager, error) {
 	if m.ns == "" {
 		m.ns = metav1.NamespaceDefault
 	}
+	m.status = status.NewLoop(&status.Loop{
+		Writer:       &status.Writer{Client: cfg.Client, Logger: m.log},
+		IngressClass: o.IngressClass,
+		Update:       o.UpdateStatus,
+		Addresses: func() []networkingv1.IngressLoadBalancerIngress {
+			return status.Addresses(m.publishService(), o.PublishStatusAddress)
+		},
+		// The loop runs only once Run has set the pusher.
+		Applied: func(version uint64) bool { return m.pusher.AllApplied(version) },
+		Reports: m.reports,
+		OnNewTerm: func() {
+			// Report what is broken now; what this replica reported in an
+			// earlier term was forgotten when that term ended.
+			m.mu.Lock()
+			errs := m.lastErrors
+			m.mu.Unlock()
+			m.reporter.TranslationErrors(errs)
+		},
+		Logger: m.log,
+	})
 	var err error
 	if m.metrics, err = metrics.NewTranslation(cfg.Registerer); err != nil {
 		return nil, fmt.Errorf("manager: registering metrics: %w", err)
@@ -264,12 +265,12 @@ func New(cfg Config) (*Manager, error) {
 				lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 			}))
 		m.publishSvc = f.Core().V1().Services().Informer()
-		if err := m.onEvent(m.publishSvc, func() { kick(m.statusKick) }); err != nil {
+		if err := m.onEvent(m.publishSvc, m.status.Kick); err != nil {
 			return nil, err
 		}
 		m.extra = append(m.extra, f)
 	}
-	m.statusW = &status.Writer{Client: cfg.Client, Logger: m.log}
+	m.status.Cache = m.cache
 	return m, nil
 }
 
@@ -375,8 +376,7 @@ func (m *Manager) Run(ctx context.Context) error {
 				if m.gated && m.pusher != nil {
 					m.pusher.Resync()
 				}
-				m.newTerm.Store(true)
-				kick(m.statusKick)
+				m.status.NewTerm()
 			},
 			OnStoppedLeading: func() {
 				// The next leader reports on its own; if we lead again we
@@ -409,7 +409,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer close(statusDone)
-		m.statusLoop(writeCtx)
+		m.status.Run(writeCtx)
 	}()
 	electorDone := make(chan struct{})
 	if m.elector != nil {
@@ -422,7 +422,17 @@ func (m *Manager) Run(ctx context.Context) error {
 	} else {
 		close(electorDone)
 	}
-	wg.Go(func() { m.targetsLoop(runCtx) })
+	if m.adminSlices != nil {
+		_, svc, _ := options.SplitNamespacedName(m.o.KongAdminSvc)
+		found := &discovery.Loop{
+			Service:   svc,
+			PortNames: m.o.KongAdminSvcPortNames,
+			Slices:    m.listAdminSlices,
+			Pusher:    m.pusher,
+			Logger:    m.log,
+		}
+		wg.Go(func() { found.Run(runCtx, m.targetsKick, m.synced.Load) })
+	}
 	wg.Go(func() { m.loop(runCtx) })
 
 	<-runCtx.Done()
@@ -444,13 +454,16 @@ func (m *Manager) newPusher(dbMode bool, gate fence.WriteGate) (Pusher, error) {
 		Identity:      m.identity,
 		PushTimeout:   m.o.KongAdminTimeout,
 		DriftInterval: m.o.KongDriftCheckInterval,
-		Rand:          m.cfg.Rand,
-		Registerer:    m.cfg.Registerer,
-		Logger:        m.log.With("component", "kongsync"),
-		OnCompacted:   m.cfg.OnConfigCompacted,
+		// 0 (off) on the flag is a negative value here: kongsync's zero
+		// means its default.
+		LivenessInterval: cmp.Or(m.o.KongLivenessCheckInterval, -1),
+		Rand:             m.cfg.Rand,
+		Registerer:       m.cfg.Registerer,
+		Logger:           m.log.With("component", "kongsync"),
+		OnCompacted:      m.cfg.OnConfigCompacted,
 		OnApplied: func(kongsync.Target, kongsync.Desired) {
 			m.applied.Store(true)
-			kick(m.statusKick)
+			m.status.Kick()
 		},
 		OnRejected: func(_ kongsync.Target, d kongsync.Desired, rs []kongsync.Rejection) {
 			if m.reports() {
@@ -651,25 +664,10 @@ func (m *Manager) translate() {
 	if changed {
 		m.version++
 		m.lastHash = res.Hash
-		m.history = append(m.history, applied{version: m.version, translated: res.Translated})
-		if len(m.history) > maxHistory {
-			m.history = slices.Delete(m.history, 0, len(m.history)-maxHistory)
-		}
 	}
 	version := m.version
-	m.translations++
-	seen := m.translations
-	for _, ref := range res.Translated {
-		m.routed[ref.UID] = routedIngress{ref: ref, seen: seen}
-	}
-	var unrouted []routedIngress
-	for _, r := range m.routed {
-		if r.seen != seen {
-			unrouted = append(unrouted, r)
-		}
-	}
 	m.mu.Unlock()
-	m.forgetDeleted(unrouted)
+	m.status.Translated(version, changed, res.Translated)
 
 	if m.reports() {
 		m.reporter.TranslationErrors(res.Errors)
@@ -680,259 +678,7 @@ func (m *Manager) translate() {
 		m.pusher.SetDesired(kongsync.Desired{Body: res.Body, Hash: res.Hash, Version: version})
 	}
 	m.translated.Store(true)
-	kick(m.statusKick)
-}
-
-// targetsLoop keeps the pusher's targets equal to the discovered Kong
-// replicas (gateway discovery only).
-func (m *Manager) targetsLoop(ctx context.Context) {
-	if m.adminSlices == nil {
-		return
-	}
-	var last []kongsync.Target
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.targetsKick:
-		}
-		if !m.synced.Load() {
-			continue // the loop kicks again once caches synced
-		}
-		var found []*discoveryv1.EndpointSlice
-		for _, obj := range m.adminSlices.GetStore().List() {
-			if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
-				found = append(found, es)
-			}
-		}
-		targets := m.discover(found)
-		if !slices.Equal(targets, last) {
-			m.log.Info("Kong replicas discovered", "count", len(targets), "targets", describeTargets(targets))
-			m.pusher.SetTargets(targets)
-			last = targets
-		}
-	}
-}
-
-// discover uses the first of --kong-admin-svc-port-names that the slices
-// carry; a port name ending in "tls" means https.
-func (m *Manager) discover(eps []*discoveryv1.EndpointSlice) []kongsync.Target {
-	_, svc, _ := options.SplitNamespacedName(m.o.KongAdminSvc)
-	own := eps[:0:0]
-	for _, es := range eps {
-		if es.Labels[discoveryv1.LabelServiceName] == svc {
-			own = append(own, es)
-		}
-	}
-	for _, name := range m.o.KongAdminSvcPortNames {
-		scheme := "http"
-		if strings.HasSuffix(name, "tls") {
-			scheme = "https"
-		}
-		if ts := discovery.Targets(own, name, scheme); len(ts) > 0 {
-			return ts
-		}
-	}
-	return nil
-}
-
-func describeTargets(ts []kongsync.Target) string {
-	parts := make([]string, len(ts))
-	for i, t := range ts {
-		parts[i] = t.Name + "=" + t.URL
-	}
-	return strings.Join(parts, ",")
-}
-
-// statusLoop writes Ingress status and re-reports problems after a new term.
-func (m *Manager) statusLoop(ctx context.Context) {
-	var retry *time.Timer
-	// sweep is the current term's pending sweep of other classes' Ingresses
-	// (see sweepOthers), nil once done.
-	var sweep map[types.UID]bool
-	defer func() {
-		if retry != nil {
-			retry.Stop()
-		}
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.statusKick:
-		}
-		if !m.reports() || !m.translated.Load() {
-			continue
-		}
-		if m.newTerm.Swap(false) {
-			// Report what is broken now; what this replica reported in an
-			// earlier term was forgotten when that term ended.
-			m.mu.Lock()
-			errs := m.lastErrors
-			m.mu.Unlock()
-			m.reporter.TranslationErrors(errs)
-			sweep = map[types.UID]bool{}
-		}
-		if !m.o.UpdateStatus {
-			continue
-		}
-		err := m.writeStatus(ctx)
-		if sweep != nil {
-			done, sweepErr := m.sweepOthers(ctx, sweep)
-			if done {
-				sweep = nil
-			}
-			err = errors.Join(err, sweepErr)
-		}
-		if err != nil && ctx.Err() == nil {
-			m.log.Warn("writing Ingress status failed; retrying", "err", err)
-			if retry != nil {
-				retry.Stop()
-			}
-			retry = time.AfterFunc(time.Second, func() { kick(m.statusKick) })
-		}
-	}
-}
-
-// writeStatus publishes the addresses on every Ingress of the newest
-// configuration that all Kong targets have applied.
-func (m *Manager) writeStatus(ctx context.Context) error {
-	addrs := status.Addresses(m.publishService(), m.o.PublishStatusAddress)
-	if len(addrs) == 0 {
-		return nil
-	}
-	m.mu.Lock()
-	var refs []translate.ObjectRef
-	for i := len(m.history) - 1; i >= 0; i-- {
-		if m.pusher.AllApplied(m.history[i].version) {
-			refs = m.history[i].translated
-			m.history = m.history[i:] // older versions are superseded
-			break
-		}
-	}
-	m.mu.Unlock()
-	m.log.Debug("checking Ingress status", "ingresses", len(refs), "addresses", len(addrs))
-	isDefault := m.cache.OurClassIsDefault()
-	var errs []error
-	for _, ref := range refs {
-		if !m.reports() {
-			return nil
-		}
-		ing, ok := m.cache.Ingress(ref.Namespace, ref.Name)
-		if !ok || ing.UID != ref.UID {
-			continue
-		}
-		if !ingressclass.Matches(ing, m.o.IngressClass, isDefault) {
-			// Left our class since that version was translated: its
-			// status is clearDeparted's business, or its new owner's.
-			continue
-		}
-		if _, err := m.statusW.Update(ctx, ing, addrs); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	errs = append(errs, m.clearDeparted(ctx, addrs)...)
-	return errors.Join(errs...)
-}
-
-// clearDeparted removes the addresses we publish from Ingresses that a
-// translation routed but that no longer belong to our class: their
-// ingressClassName or class annotation changed, or our IngressClass is no
-// longer the default. Status.Writer.Clear leaves any other value alone, so
-// a status the new owner already wrote is never wiped. Each departure is
-// handled once: should another controller then publish our very addresses
-// (a shared proxy), we do not fight it.
-func (m *Manager) clearDeparted(ctx context.Context, addrs []networkingv1.IngressLoadBalancerIngress) []error {
-	isDefault := m.cache.OurClassIsDefault()
-	var candidates []routedIngress
-	m.mu.Lock()
-	for _, r := range m.routed {
-		// The latest translation routed it, so it was ours a moment ago;
-		// a departure triggers a translation, and that one is looked at.
-		if r.seen != m.translations {
-			candidates = append(candidates, r)
-		}
-	}
-	m.mu.Unlock()
-	// Map order is random; a fixed order keeps simulator runs replayable.
-	slices.SortFunc(candidates, func(a, b routedIngress) int {
-		return strings.Compare(a.ref.Namespace+"/"+a.ref.Name, b.ref.Namespace+"/"+b.ref.Name)
-	})
-	var errs []error
-	for _, c := range candidates {
-		ing, ok := m.cache.Ingress(c.ref.Namespace, c.ref.Name)
-		if ok && ing.UID != c.ref.UID {
-			ok = false // replaced: the new object is judged on its own
-		}
-		if ok && ingressclass.Matches(ing, m.o.IngressClass, isDefault) {
-			continue
-		}
-		if ok {
-			if !m.reports() {
-				return errs
-			}
-			if _, err := m.statusW.Clear(ctx, ing, addrs); err != nil {
-				errs = append(errs, err)
-				continue // retried on the next pass
-			}
-		}
-		m.forget(c)
-	}
-	return errs
-}
-
-// sweepOthers clears the addresses we publish from every Ingress outside
-// our class whose status holds exactly them, once per leadership term: a
-// new leader does not know which Ingresses left our class before its term
-// (clearDeparted only sees departures it translated), so their status
-// would stay forever. handled collects the Ingresses already dealt with
-// this term; a pass that failed on some is retried for those only. It
-// reports whether the sweep is over.
-//
-// Once per term, not on every pass: another controller behind the same
-// addresses (a shared proxy) may publish them on its own Ingresses; it
-// writes them back after the sweep, and we do not fight it.
-func (m *Manager) sweepOthers(ctx context.Context, handled map[types.UID]bool) (bool, error) {
-	addrs := status.Addresses(m.publishService(), m.o.PublishStatusAddress)
-	if len(addrs) == 0 {
-		return false, nil // swept once our addresses are known
-	}
-	isDefault := m.cache.OurClassIsDefault()
-	var errs []error
-	for _, ing := range m.cache.AllIngresses() {
-		if handled[ing.UID] || ingressclass.Matches(ing, m.o.IngressClass, isDefault) ||
-			!status.Equal(ing.Status.LoadBalancer.Ingress, addrs) {
-			continue
-		}
-		if !m.reports() {
-			return true, nil // the term ended; the next one sweeps again
-		}
-		if _, err := m.statusW.Clear(ctx, ing, addrs); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		handled[ing.UID] = true
-	}
-	return len(errs) == 0, errors.Join(errs...)
-}
-
-// forgetDeleted drops the routed Ingresses that no longer exist, so that a
-// replica that never writes status keeps no record of deleted objects.
-func (m *Manager) forgetDeleted(candidates []routedIngress) {
-	for _, c := range candidates {
-		if ing, ok := m.cache.Ingress(c.ref.Namespace, c.ref.Name); !ok || ing.UID != c.ref.UID {
-			m.forget(c)
-		}
-	}
-}
-
-// forget drops c unless a translation routed it again meanwhile.
-func (m *Manager) forget(c routedIngress) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if cur, ok := m.routed[c.ref.UID]; ok && cur.seen == c.seen {
-		delete(m.routed, c.ref.UID)
-	}
+	m.status.Kick()
 }
 
 func (m *Manager) publishService() *corev1.Service {
@@ -946,6 +692,18 @@ func (m *Manager) publishService() *corev1.Service {
 	}
 	svc, _ := obj.(*corev1.Service)
 	return svc
+}
+
+// listAdminSlices lists the admin Service's EndpointSlices the informer
+// holds (gateway discovery).
+func (m *Manager) listAdminSlices() []*discoveryv1.EndpointSlice {
+	var found []*discoveryv1.EndpointSlice
+	for _, obj := range m.adminSlices.GetStore().List() {
+		if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			found = append(found, es)
+		}
+	}
+	return found
 }
 
 // ReadyChecks are the readiness conditions main mounts on /readyz:

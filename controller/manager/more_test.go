@@ -240,3 +240,75 @@ func TestMetricsShareOneRegistry(t *testing.T) {
 		}
 	})
 }
+
+// A discovered Kong whose endpoint turns not ready (its container stopped
+// and came back empty at the same address) is configured at once, with the
+// liveness poll off: only the readiness flip can tell before the drift
+// check, 10s later.
+func TestReadinessFlipConfiguresRestartedKongAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kong0 := &fakeKong{}
+		h := hosts{"10.0.0.1:8444": kong0}
+		adminPort, portName := int32(8444), "admin-tls"
+		slice := func(ready bool) *discoveryv1.EndpointSlice {
+			return &discoveryv1.EndpointSlice{
+				ObjectMeta:  metav1.ObjectMeta{Namespace: "kong", Name: "kong-admin-x", Labels: map[string]string{discoveryv1.LabelServiceName: "kong-admin"}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &adminPort}},
+				Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+					TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "kong", Name: "kong-a"}}},
+			}
+		}
+		args := []string{"--kong-admin-svc=kong/kong-admin", "--election-namespace=kong", "--publish-status-address=203.0.113.7",
+			"--kong-liveness-check-interval=0"}
+		w := newWorldWith(t, args, h, service("echo"), endpointSlice("echo"), ingress("web", "echo"), slice(true))
+		w.manager.cfg.HTTPClient = &http.Client{Transport: memoryTransport{h}}
+		w.start()
+		defer w.stop()
+		settle(5 * time.Second)
+		if n := kong0.pushCount(); n != 1 {
+			t.Fatalf("%d pushes, want 1", n)
+		}
+
+		kong0.mu.Lock()
+		kong0.hash = zeroHash // restarted empty
+		kong0.mu.Unlock()
+		restarted := time.Now()
+		if _, err := w.client.DiscoveryV1().EndpointSlices("kong").Update(context.Background(), slice(false), metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		settle(time.Second)
+		times := kong0.pushTimes()
+		if len(times) != 2 {
+			t.Fatalf("%d pushes a second after the readiness flip, want 2 (the drift check is 10s away)", len(times))
+		}
+		if took := times[1].Sub(restarted); took >= time.Second {
+			t.Fatalf("configured %v after the flip", took)
+		}
+	})
+}
+
+// A sidecar's Kong (a static --kong-admin-url, no EndpointSlice to watch)
+// that restarts empty is configured again by the liveness poll within a
+// second, not at the drift check 10s later.
+func TestRestartedSidecarKongIsConfiguredWithinASecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := syncedEchoWorld(t)
+		defer w.stop()
+		if n := w.kong.pushCount(); n != 1 {
+			t.Fatalf("%d pushes, want 1", n)
+		}
+		w.kong.mu.Lock()
+		w.kong.hash = zeroHash // restarted empty
+		w.kong.mu.Unlock()
+		restarted := time.Now()
+		settle(time.Second)
+		times := w.kong.pushTimes()
+		if len(times) != 2 {
+			t.Fatalf("%d pushes a second after the restart, want 2 (the drift check is 10s away)", len(times))
+		}
+		if took := times[1].Sub(restarted); took >= time.Second {
+			t.Fatalf("configured %v after the restart", took)
+		}
+	})
+}

@@ -73,6 +73,9 @@ type Options struct {
 	SyncDebounce           time.Duration
 	ProxySyncSeconds       float64
 	KongDriftCheckInterval time.Duration
+	// KongLivenessCheckInterval is the period of the writer's GET /status
+	// poll of each Kong (kongsync.Options.LivenessInterval); 0 turns it off.
+	KongLivenessCheckInterval time.Duration
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
@@ -134,6 +137,7 @@ func (o *Options) FlagSet() *pflag.FlagSet {
 	fs.DurationVar(&o.SyncDebounce, "sync-debounce", 100*time.Millisecond, "Quiet time after a Kubernetes change before translating, so that a burst of changes becomes one push.")
 	fs.Float64Var(&o.ProxySyncSeconds, "proxy-sync-seconds", 0.3, "Minimum interval between two translations pushed to Kong, in seconds.")
 	fs.DurationVar(&o.KongDriftCheckInterval, "kong-drift-check-interval", 10*time.Second, "Interval at which each Kong's configuration hash is checked and a stale or emptied Kong is configured again.")
+	fs.DurationVar(&o.KongLivenessCheckInterval, "kong-liveness-check-interval", 500*time.Millisecond, "Interval of the writing replica's GET /status poll of each Kong, which configures a Kong restarted in place within one interval of its answering (one small request per Kong per interval; standbys send none); 0 turns it off and leaves restarts to the drift check.")
 
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":10255", "Address of the Prometheus /metrics listener; empty disables it.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":10254", "Address of the /healthz and /readyz listener; empty disables it.")
@@ -287,6 +291,9 @@ func (o *Options) Validate() error {
 	}
 	if o.KongDriftCheckInterval <= 0 {
 		bad("kong-drift-check-interval", "must be positive, got %s", o.KongDriftCheckInterval)
+	}
+	if o.KongLivenessCheckInterval < 0 {
+		bad("kong-liveness-check-interval", "must not be negative (0 turns the poll off), got %s", o.KongLivenessCheckInterval)
 	}
 	for _, l := range []struct{ flag, addr string }{{"metrics-bind-address", o.MetricsBindAddress}, {"health-probe-bind-address", o.HealthProbeBindAddress}} {
 		if l.addr == "" {

@@ -134,6 +134,7 @@ func TestValidationNamesTheFlag(t *testing.T) {
 		{[]string{"--metrics-bind-address=10255"}, nil, "--metrics-bind-address"},
 		{[]string{"--proxy-sync-seconds=-1"}, nil, "--proxy-sync-seconds"},
 		{[]string{"--kong-drift-check-interval=0s"}, nil, "--kong-drift-check-interval"},
+		{[]string{"--kong-liveness-check-interval=-1s"}, nil, "--kong-liveness-check-interval"},
 		{nil, map[string]string{"CONTROLLER_SYNC_DEBOUNCE": "soon"}, "--sync-debounce"},
 		{nil, map[string]string{"CONTROLLER_ELECTION_RENEW_DEADLINE": "1m"}, "--election-renew-deadline"},
 	}

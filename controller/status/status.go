@@ -3,7 +3,7 @@
 //
 // Only the elected replica calls the Writer, and only for Ingresses whose
 // configuration every Kong replica has applied, or (Clear) for Ingresses
-// that left our class; those decisions belong to the caller. The Writer
+// that left our class; those decisions are the Loop's (loop.go). The Writer
 // itself guarantees that an Ingress whose status already holds the wanted
 // addresses is never written (no update churn, no resource version bumps),
 // that Clear never wipes addresses other than exactly ours, and that

@@ -1,4 +1,9 @@
-package kongsync
+// Package retry is the timing that the Kong pushers (kongsync, dbsync)
+// share: exponential backoff with jitter between retries, and jittered
+// periods for recurring checks, drawn from a Rand that production leaves
+// nil (the global source) and the simulator seeds, so that one seed
+// replays the same virtual times.
+package retry
 
 import (
 	"math/rand/v2"
@@ -11,9 +16,9 @@ import (
 // same virtual times.
 type Rand func() float64
 
-// SeededRand returns a Rand that draws from a PCG stream of seed and
+// Seeded returns a Rand that draws from a PCG stream of seed and
 // stream. It is not safe for concurrent use: give each goroutine its own.
-func SeededRand(seed, stream uint64) Rand {
+func Seeded(seed, stream uint64) Rand {
 	return rand.New(rand.NewPCG(seed, stream)).Float64
 }
 
@@ -36,7 +41,7 @@ func (r Rand) upTo(d time.Duration) time.Duration {
 
 // Backoff returns the delay before retry n (n >= 1): lo doubled per retry,
 // capped at hi, plus up to 10% jitter so writers that failed together do
-// not retry in lockstep. The DB-mode syncer shares it.
+// not retry in lockstep.
 func (r Rand) Backoff(lo, hi time.Duration, n int) time.Duration {
 	d := lo
 	for i := 1; i < n && d < hi; i++ {

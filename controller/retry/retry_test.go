@@ -1,10 +1,8 @@
-package kongsync
+package retry
 
 import (
 	"math"
-	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
@@ -48,7 +46,7 @@ func TestGlobalSourceStaysWithinBounds(t *testing.T) {
 	}
 }
 
-func TestSeededRandReplays(t *testing.T) {
+func TestSeededReplays(t *testing.T) {
 	draws := func(r Rand) []time.Duration {
 		var out []time.Duration
 		for n := 1; n <= 20; n++ {
@@ -56,7 +54,7 @@ func TestSeededRandReplays(t *testing.T) {
 		}
 		return out
 	}
-	a, b, other := draws(SeededRand(7, 1)), draws(SeededRand(7, 1)), draws(SeededRand(7, 2))
+	a, b, other := draws(Seeded(7, 1)), draws(Seeded(7, 1)), draws(Seeded(7, 2))
 	same := true
 	for i := range a {
 		if a[i] != b[i] {
@@ -67,46 +65,4 @@ func TestSeededRandReplays(t *testing.T) {
 	if same {
 		t.Fatal("another stream of the same seed drew the same values")
 	}
-}
-
-// The check schedule follows Options.Rand, one stream per target: with the
-// lowest draw every hash check comes at 90% of DriftInterval.
-func TestWorkersDrawFromTheirOwnStream(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		asked := map[string]int{}
-		r := newRig(t, three, func(o *Options) {
-			o.Rand = func(target string) Rand {
-				mu.Lock()
-				defer mu.Unlock()
-				asked[target]++
-				return constRand(0)
-			}
-		})
-		defer r.shutdown()
-		r.s.SetDesired(desired(1, ""))
-		synctest.Wait()
-		gets := func(n string) int {
-			k := r.kongs[n]
-			k.mu.Lock()
-			defer k.mu.Unlock()
-			return k.statusGets
-		}
-		after := gets("kong-a") // the read right after the push
-		advance(DefaultDriftInterval*9/10 - time.Nanosecond)
-		if g := gets("kong-a"); g != after {
-			t.Fatalf("hash checked before 90%% of the drift interval (%d reads)", g-after)
-		}
-		advance(time.Nanosecond)
-		if g := gets("kong-a"); g != after+1 {
-			t.Fatalf("%d hash checks at 90%% of the drift interval, want 1", g-after)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, n := range three {
-			if asked[n] != 1 {
-				t.Fatalf("stream for %s requested %d times, want once", n, asked[n])
-			}
-		}
-	})
 }
