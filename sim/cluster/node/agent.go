@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -78,6 +79,8 @@ type Agent struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	logs *logStore
+
 	mu      sync.Mutex
 	pods    map[types.UID]*podRunner
 	wg      sync.WaitGroup
@@ -114,7 +117,8 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, nodes: map[string]bool{}, pods: map[types.UID]*podRunner{}, done: make(chan struct{}),
-		hostIP: cfg.Network.Gateway().String(), pending: make(chan struct{}, 1)}
+		hostIP: cfg.Network.Gateway().String(), pending: make(chan struct{}, 1),
+		logs: newLogStore(filepath.Join(cfg.PodDir, "logs"), time.Now)}
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, spec := range cfg.Nodes {
 		if err := a.register(ctx, spec); err != nil {
@@ -274,10 +278,12 @@ func (a *Agent) observe(pod *corev1.Pod) {
 		}
 		r = newPodRunner(a, pod)
 		a.pods[pod.UID] = r
+		a.logs.addPod(r.pod)
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
 			r.run()
+			a.logs.removePod(r.pod)
 			a.mu.Lock()
 			delete(a.pods, pod.UID)
 			a.mu.Unlock()
