@@ -9,7 +9,8 @@
 // Container output is logged as the kubelet logs it (CRI format, one file
 // per run, the previous run kept), and each node serves the kubelet API over
 // TLS, with the kubelet's authentication and authorization, so pods/log
-// (kubectl logs) works through the API server.
+// (kubectl logs) works through the API server, and /metrics/resource gives
+// metrics-server the containers' CPU and memory.
 //
 // Not provided: volumes other than the service-account token, resource
 // limits, image pulls, exec/attach/port-forward through the API, preStop
@@ -67,7 +68,8 @@ type Config struct {
 	// ServingCert, a certificate for the agent's host address signed by the
 	// cluster CA, makes every node serve the kubelet API (container logs,
 	// /healthz) on a port of its own, published in the Node's
-	// status.daemonEndpoints, so the API server can proxy pods/log to it.
+	// status.daemonEndpoints, so the API server can proxy pods/log to it and
+	// metrics-server can scrape /metrics/resource.
 	// Without it nodes serve nothing and logs are only files.
 	ServingCert *tls.Certificate
 	// Bind makes the agent bind unscheduled pods to its nodes, for clusters

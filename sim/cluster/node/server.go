@@ -20,7 +20,8 @@ import (
 )
 
 // kubeletServer is one node's kubelet API on its own port: what the API
-// server proxies pods/log to, and what metrics-server scrapes. Callers are
+// server proxies pods/log to (/containerLogs), and what metrics-server
+// scrapes (/metrics/resource). Callers are
 // authenticated and authorized as the kubelet does it: a client
 // certificate signed by the cluster CA or a bearer token checked by a
 // TokenReview, then a SubjectAccessReview on a subresource of the Node.
@@ -46,6 +47,12 @@ func (a *Agent) startKubeletServer(node string) (*kubeletServer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.containerLogs)
+	metrics, err := a.resourceMetricsHandler(node)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	mux.Handle("GET /metrics/resource", metrics)
 	s.srv = &http.Server{
 		Handler: s.authenticated(mux),
 		TLSConfig: &tls.Config{

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -24,6 +25,9 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -322,4 +326,94 @@ func TestKubeletAPIFollowEndsWithTheContainer(t *testing.T) {
 	// Deleting the pod stops the container: the stream ends.
 	w.markDeleted("ticker", 0)
 	w.g.Eventually(lines).WithTimeout(20 * time.Second).Should(BeClosed())
+}
+
+func TestKubeletAPIResourceMetrics(t *testing.T) {
+	ca := newTestCA(t, "cluster-ca")
+	var hostIP net.IP
+	w := newAgentWorld(t, func(c *Config) {
+		hostIP = c.Network.Gateway()
+		serving := ca.issue(t, "node-a", nil, []net.IP{hostIP})
+		c.ServingCert = &serving
+		c.CACert = ca.pem
+	})
+	auth := &fakeAuth{grants: map[string][]string{"metrics-server": {"metrics"}}}
+	auth.install(w)
+	node, err := w.client.CoreV1().Nodes().Get(context.Background(), "node-a", metav1.GetOptions{})
+	w.g.Expect(err).NotTo(HaveOccurred())
+	url := "https://" + net.JoinHostPort(hostIP.String(), strconv.Itoa(int(node.Status.DaemonEndpoints.KubeletEndpoint.Port))) + "/metrics/resource"
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+
+	// A bounded busy loop, then idle: the container has used CPU time.
+	w.create(&corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "busy"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "main", Image: "konductor.dev/echo",
+			Command: []string{"sh", "-c", `i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo done; exec sleep 600`},
+		}}},
+	})
+	w.g.Eventually(func() (string, error) {
+		path, _, err := w.agent.logs.find("node-a", "default", "busy", "main", false)
+		if err != nil {
+			return "", err
+		}
+		raw, err := os.ReadFile(path)
+		return string(raw), err
+	}).WithTimeout(60 * time.Second).Should(ContainSubstring(" stdout F done\n"))
+
+	scrape := func(token string) (int, map[string]*dto.MetricFamily) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := hc.Do(req)
+		w.g.Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return resp.StatusCode, nil
+		}
+		parser := expfmt.NewTextParser(model.LegacyValidation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		w.g.Expect(err).NotTo(HaveOccurred())
+		return resp.StatusCode, families
+	}
+	status, _ := scrape("token-nobody")
+	w.g.Expect(status).To(Equal(http.StatusForbidden))
+	w.g.Expect(auth.reviews()).To(ContainElement("nobody get nodes/metrics node-a"))
+
+	before := time.Now()
+	status, families := scrape("token-metrics-server")
+	w.g.Expect(status).To(Equal(http.StatusOK))
+	sample := func(name string, labels map[string]string) *dto.Metric {
+		f := families[name]
+		w.g.Expect(f).NotTo(BeNil(), "metric %s", name)
+		for _, m := range f.Metric {
+			got := map[string]string{}
+			for _, l := range m.Label {
+				got[l.GetName()] = l.GetValue()
+			}
+			if maps.Equal(got, labels) {
+				w.g.Expect(m.GetTimestampMs()).To(BeNumerically("~", before.UnixMilli(), 60_000), "%s carries the scrape time", name)
+				return m
+			}
+		}
+		t.Fatalf("no %s%v in %v", name, labels, f)
+		return nil
+	}
+	value := func(m *dto.Metric) float64 {
+		if m.Counter != nil {
+			return m.Counter.GetValue()
+		}
+		return m.Gauge.GetValue()
+	}
+	ctr := map[string]string{"container": "main", "pod": "busy", "namespace": "default"}
+	pod := map[string]string{"pod": "busy", "namespace": "default"}
+	cpu := value(sample("container_cpu_usage_seconds_total", ctr))
+	w.g.Expect(cpu).To(BeNumerically(">", 0), "the busy loop's CPU time")
+	w.g.Expect(value(sample("container_memory_working_set_bytes", ctr))).To(BeNumerically(">", 100*1024))
+	w.g.Expect(value(sample("container_start_time_seconds", ctr))).To(BeNumerically("~", float64(before.Unix()), 120))
+	w.g.Expect(value(sample("pod_cpu_usage_seconds_total", pod))).To(Equal(cpu))
+	w.g.Expect(value(sample("node_cpu_usage_seconds_total", map[string]string{}))).To(BeNumerically(">=", cpu))
+	w.g.Expect(value(sample("node_memory_working_set_bytes", map[string]string{}))).To(BeNumerically(">", 0))
+	w.g.Expect(value(sample("resource_scrape_error", map[string]string{}))).To(BeZero())
 }
