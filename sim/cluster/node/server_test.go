@@ -417,3 +417,76 @@ func TestKubeletAPIResourceMetrics(t *testing.T) {
 	w.g.Expect(value(sample("node_memory_working_set_bytes", map[string]string{}))).To(BeNumerically(">", 0))
 	w.g.Expect(value(sample("resource_scrape_error", map[string]string{}))).To(BeZero())
 }
+
+func TestParseLogQuery(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		query            string
+		want             logOptions
+		follow, previous bool
+		err              string
+	}{
+		{query: "", want: logOptions{TailLines: -1}},
+		{query: "follow=true&previous=1&timestamps=true", want: logOptions{TailLines: -1, Timestamps: true}, follow: true, previous: true},
+		{query: "tailLines=0&limitBytes=10", want: logOptions{TailLines: 0, LimitBytes: 10}},
+		{query: "sinceSeconds=90", want: logOptions{TailLines: -1, Since: now.Add(-90 * time.Second)}},
+		{query: "sinceTime=2026-03-01T11:00:00Z", want: logOptions{TailLines: -1, Since: now.Add(-time.Hour)}},
+		{query: "stream=Stderr", want: logOptions{TailLines: -1, Stream: streamStderr}},
+		{query: "stream=All&tailLines=3", want: logOptions{TailLines: 3}},
+		{query: "follow=yes", err: `query parameter follow: "yes" is not a boolean`},
+		{query: "tailLines=-1", err: "query parameter tailLines: must be at least 0"},
+		{query: "limitBytes=0", err: "query parameter limitBytes: must be at least 1"},
+		{query: "sinceSeconds=x", err: `query parameter sinceSeconds: "x" is not an integer`},
+		{query: "sinceSeconds=5&sinceTime=2026-03-01T11:00:00Z", err: "at most one of sinceTime or sinceSeconds may be specified"},
+		{query: "sinceTime=yesterday", err: `query parameter sinceTime: "yesterday" is not an RFC 3339 time`},
+		{query: "stream=Both", err: `query parameter stream: "Both" is not one of All, Stdout, Stderr`},
+		{query: "stream=Stdout&tailLines=1", err: "tailLines may not be combined with a single stream"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			q, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts, follow, previous, err := parseLogQuery(q, now)
+			if tt.err != "" {
+				if err == nil || err.Error() != tt.err {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !opts.Since.Equal(tt.want.Since) {
+				t.Errorf("since %v, want %v", opts.Since, tt.want.Since)
+			}
+			opts.Since, tt.want.Since = time.Time{}, time.Time{}
+			if opts != tt.want || follow != tt.follow || previous != tt.previous {
+				t.Errorf("got %+v follow=%v previous=%v, want %+v follow=%v previous=%v", opts, follow, previous, tt.want, tt.follow, tt.previous)
+			}
+		})
+	}
+}
+
+func TestRequestSubresources(t *testing.T) {
+	for path, want := range map[string][]string{
+		"/containerLogs/ns/pod/c": {"proxy"},
+		"/metrics/resource":       {"metrics"},
+		"/metrics":                {"metrics"},
+		"/metricsfoo":             {"proxy"},
+		"/stats/summary":          {"stats"},
+		"/logs/syslog":            {"log"},
+		"/spec/":                  {"spec"},
+		"/checkpoint/ns/pod/c":    {"checkpoint"},
+		"/healthz":                {"healthz", "proxy"},
+		"/pods":                   {"pods", "proxy"},
+		"/runningpods/":           {"pods", "proxy"},
+		"/configz":                {"configz", "proxy"},
+		"/exec/ns/pod/c":          {"proxy"},
+	} {
+		if got := requestSubresources(path); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", path, got, want)
+		}
+	}
+}
