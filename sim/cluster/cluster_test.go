@@ -50,13 +50,15 @@ var netIndex int
 var _ = Describe("the local process cluster", Ordered, func() {
 	var (
 		name, dir string
+		binDir    string
 		c         *cluster.Cluster
 		client    kubernetes.Interface
 		ctx       = context.Background()
 	)
 
 	BeforeAll(func() {
-		binDir, err := cluster.Binaries(ctx, GinkgoWriter)
+		var err error
+		binDir, err = cluster.Binaries(ctx, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		bin := GinkgoT().TempDir()
 		echo, kongsim := filepath.Join(bin, "echoserver"), filepath.Join(bin, "kongsim")
@@ -258,6 +260,18 @@ var _ = Describe("the local process cluster", Ordered, func() {
 			HaveField("RestartCount", BeNumerically(">=", 2)),
 			HaveField("LastTerminationState.Terminated.ExitCode", BeEquivalentTo(3)),
 		))
+	})
+
+	It("serves container logs through the API server: tail, since, timestamps, limit, follow, previous", func() {
+		checkLogs(ctx, client)
+	})
+
+	It("serves the kubelet API with the kubelet's authentication and authorization", func() {
+		checkKubeletAPI(ctx, c, client)
+	})
+
+	It("answers kubectl logs", func() {
+		checkKubectlLogs(ctx, client, binDir, c.Kubeconfig)
 	})
 
 	It("kills a container that ignores SIGTERM once the grace period ends", func() {
