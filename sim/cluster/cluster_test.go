@@ -281,7 +281,7 @@ var _ = Describe("the local process cluster", Ordered, func() {
 				TerminationGracePeriodSeconds: ptr.To[int64](1),
 				Containers: []corev1.Container{{
 					Name: "main", Image: echoImage,
-					Command: []string{"sh", "-c", `trap "" TERM; while :; do sleep 0.1; done`},
+					Command: []string{"sh", "-c", `trap "" TERM; echo trapped; while :; do sleep 0.1; done`},
 				}},
 			},
 		}
@@ -295,6 +295,10 @@ var _ = Describe("the local process cluster", Ordered, func() {
 			}
 			return running.Status.Phase, nil
 		}).WithTimeout(30 * time.Second).Should(Equal(corev1.PodRunning))
+		// Running is not yet trapping: a SIGTERM before the trap would end
+		// the shell at once.
+		Eventually(podLogs).WithArguments(ctx, client, "stubborn", corev1.PodLogOptions{}).
+			WithTimeout(30 * time.Second).Should(Equal("trapped\n"))
 
 		began := time.Now()
 		Expect(client.CoreV1().Pods(ns).Delete(ctx, "stubborn", metav1.DeleteOptions{})).To(Succeed())
