@@ -124,10 +124,19 @@ echo "run $n bye"; exit 1`)
 // API server's nodes/proxy; identities are checked by the real TokenReview
 // and SubjectAccessReview.
 func checkKubeletAPI(ctx context.Context, c *cluster.Cluster, client kubernetes.Interface) {
-	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	// A running pod, so its node has a container to report.
+	gatedPod(ctx, client, "metered", corev1.RestartPolicyNever, `echo up; exec sleep 600`)
+	var pod *corev1.Pod
+	Eventually(func() (corev1.PodPhase, error) {
+		var err error
+		pod, err = client.CoreV1().Pods(ns).Get(ctx, "metered", metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		return pod.Status.Phase, nil
+	}).WithTimeout(60 * time.Second).Should(Equal(corev1.PodRunning))
+	node, err := client.CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(nodes.Items).NotTo(BeEmpty())
-	node := nodes.Items[0]
 	var addr string
 	for _, a := range node.Status.Addresses {
 		if a.Type == corev1.NodeInternalIP {
@@ -169,6 +178,13 @@ func checkKubeletAPI(ctx context.Context, c *cluster.Cluster, client kubernetes.
 	raw, err := client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node.Name, "proxy", "healthz").DoRaw(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(string(raw)).To(Equal("ok"))
+
+	// What metrics-server will scrape, through the API server's proxy.
+	raw, err = client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node.Name, "proxy", "metrics", "resource").DoRaw(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(string(raw)).To(ContainSubstring("\nnode_cpu_usage_seconds_total "))
+	Expect(string(raw)).To(ContainSubstring("\nnode_memory_working_set_bytes "))
+	Expect(string(raw)).To(MatchRegexp(`\ncontainer_cpu_usage_seconds_total\{container="main",namespace="default",pod="metered"\} \S+ \d+\n`))
 }
 
 // checkKubectlLogs runs the real kubectl against the cluster.
