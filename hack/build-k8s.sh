@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries of the local process cluster (etcd,
-# kube-apiserver, kube-controller-manager, kube-scheduler) and kubectl from the Go modules
-# pinned in hack/k8s/go.mod, into a cache outside the repository keyed by the
-# Kubernetes version. The first build takes ~10-15 minutes on 2 cores; later
-# runs find the binaries, check that they answer --version, and do nothing.
+# kube-apiserver, kube-controller-manager, kube-scheduler) and kubectl from
+# the Go modules pinned in hack/k8s/go.mod, into a cache outside the
+# repository keyed by the Kubernetes version. The first build takes ~10-15
+# minutes on 2 cores (kubectl adds about 2); later runs find the binaries,
+# check that they report the pinned version, and do nothing.
 #
 # Usage: hack/build-k8s.sh [--check-replace] [--sync-replace]
 #   (no flag)        build if needed; print the bin directory on stdout
