@@ -215,9 +215,11 @@ func (e *Elector) followHolderPod(ctx context.Context, target *HolderProcess) (d
 		if verdict := e.judge(target, pod, false); verdict != podWatching {
 			return true
 		}
+		// Without a resourceVersion the watch starts with the Pod's current
+		// state: an object's own resourceVersion may already be compacted
+		// away (410 Gone) when the Pod has not changed for a while.
 		w, err := pods.Watch(ctx, metav1.ListOptions{
-			FieldSelector:   fields.OneTermEqualSelector("metadata.name", target.Pod).String(),
-			ResourceVersion: pod.ResourceVersion,
+			FieldSelector: fields.OneTermEqualSelector("metadata.name", target.Pod).String(),
 		})
 		if apierrors.IsForbidden(err) {
 			e.fallback(target.HolderIdentity, fmt.Sprintf("watching its pod %s/%s is forbidden (grant get and watch on pods in this namespace, or turn off --election-pod-evidence): %v", target.Namespace, target.Pod, err))
