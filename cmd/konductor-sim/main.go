@@ -31,7 +31,8 @@ import (
 var (
 	scenario = flag.String("scenario", "", "run this named scenario (see -list); empty: nemesis seeds")
 	seed     = flag.Uint64("seed", 0, "run only this seed (replay)")
-	seeds    = flag.Int("seeds", 100, "number of nemesis seeds to run, from 1")
+	seeds    = flag.Int("seeds", 100, "number of nemesis seeds to run, from 1 (with -scenario: run the scenario with seeds 1..N)")
+	seedsSet bool
 	list     = flag.Bool("list", false, "list the named scenarios")
 	evidence = flag.Bool("pod-evidence", true, "the controllers' --election-pod-evidence: standbys take over when the kubelet reports the leader's container terminated")
 )
@@ -39,6 +40,7 @@ var (
 func main() {
 	testing.Init()
 	flag.Parse()
+	flag.Visit(func(f *flag.Flag) { seedsSet = seedsSet || f.Name == "seeds" })
 	// client-go's reflectors log every dropped watch the simulator
 	// injects; the report says what happened.
 	klog.SetLogger(logr.Discard())
@@ -63,8 +65,14 @@ func simulate(t *testing.T) {
 		if !ok {
 			t.Fatalf("-scenario %q: no such scenario (see -list)", *scenario)
 		}
-		s := max(*seed, 1)
-		cfgs = append(cfgs, sc.Config(s))
+		// One seed, or with an explicit -seeds N the seeds 1..N.
+		first, n := max(*seed, 1), 1
+		if *seed == 0 && seedsSet {
+			n = *seeds
+		}
+		for s := first; s < first+uint64(n); s++ {
+			cfgs = append(cfgs, sc.Config(s))
+		}
 		replay = func(n uint64) string {
 			return fmt.Sprintf("go run ./cmd/konductor-sim -scenario %s -seed %d", sc.Name, n)
 		}
