@@ -132,8 +132,9 @@
 //     format. The leader finds its container in its own Pod's status
 //     (Config.Self, from $POD_NAMESPACE, $POD_NAME, $CONTAINER_NAME): by
 //     an exact match where it can (process://<pid> runtimes, a container
-//     ID in its cgroup path), else the running instance that started no
-//     earlier than a second before this process. A status that lags a
+//     ID in its cgroup path, which also rules out every other ID), else
+//     the running instance that started no earlier than a second before
+//     this process. A status that lags a
 //     restart still shows the previous instance running; that instance
 //     started before the previous process died, so before ours, and is
 //     refused (unless it lived for under a second: the one residual case,

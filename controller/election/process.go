@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -230,17 +231,17 @@ func identifySelf(pod *corev1.Pod, s Self) (*HolderProcess, error) {
 
 // matchesProcess compares a container ID with what the process knows of
 // itself: exact when the ID is process://<our PID> or among our cgroup
-// IDs, mismatch when it is process://<another PID>.
+// IDs; mismatch when it is process://<another PID>, or a 64-digit ID while
+// our cgroup path names other such IDs (the runtimes name a container's
+// cgroup after its ID: cri-containerd-<id>.scope, crio-<id>.scope, ...).
 func matchesProcess(containerID string, s Self) (exact, mismatch bool) {
 	scheme, id, _ := strings.Cut(containerID, "://")
 	if scheme == "process" && s.PID != 0 {
 		pid, err := strconv.Atoi(id)
 		return err == nil && pid == s.PID, err != nil || pid != s.PID
 	}
-	for _, c := range s.CgroupIDs {
-		if c == id {
-			return true, false
-		}
+	if slices.Contains(s.CgroupIDs, id) {
+		return true, false
 	}
-	return false, false
+	return false, len(s.CgroupIDs) > 0 && hexID.MatchString(id) && len(id) == 64
 }
