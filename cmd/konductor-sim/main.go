@@ -23,6 +23,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
 
+	"konductor.dev/controller/options"
 	"konductor.dev/sim/scenarios"
 	"konductor.dev/sim/world"
 )
@@ -30,13 +31,16 @@ import (
 var (
 	scenario = flag.String("scenario", "", "run this named scenario (see -list); empty: nemesis seeds")
 	seed     = flag.Uint64("seed", 0, "run only this seed (replay)")
-	seeds    = flag.Int("seeds", 100, "number of nemesis seeds to run, from 1")
+	seeds    = flag.Int("seeds", 100, "number of nemesis seeds to run, from 1 (with -scenario: run the scenario with seeds 1..N)")
+	seedsSet bool
 	list     = flag.Bool("list", false, "list the named scenarios")
+	evidence = flag.Bool("pod-evidence", true, "the controllers' --election-pod-evidence: standbys take over when the kubelet reports the leader's container terminated")
 )
 
 func main() {
 	testing.Init()
 	flag.Parse()
+	flag.Visit(func(f *flag.Flag) { seedsSet = seedsSet || f.Name == "seeds" })
 	// client-go's reflectors log every dropped watch the simulator
 	// injects; the report says what happened.
 	klog.SetLogger(logr.Discard())
@@ -61,8 +65,14 @@ func simulate(t *testing.T) {
 		if !ok {
 			t.Fatalf("-scenario %q: no such scenario (see -list)", *scenario)
 		}
-		s := max(*seed, 1)
-		cfgs = append(cfgs, sc.Config(s))
+		// One seed, or with an explicit -seeds N the seeds 1..N.
+		first, n := max(*seed, 1), 1
+		if *seed == 0 && seedsSet {
+			n = *seeds
+		}
+		for s := first; s < first+uint64(n); s++ {
+			cfgs = append(cfgs, sc.Config(s))
+		}
 		replay = func(n uint64) string {
 			return fmt.Sprintf("go run ./cmd/konductor-sim -scenario %s -seed %d", sc.Name, n)
 		}
@@ -76,8 +86,12 @@ func simulate(t *testing.T) {
 		}
 		replay = func(n uint64) string { return fmt.Sprintf("go run ./cmd/konductor-sim -seed %d", n) }
 	}
+	for i := range cfgs {
+		cfgs[i].Options = withPodEvidence(cfgs[i].Options, *evidence)
+	}
 	start := time.Now()
-	var failovers, recoveries []time.Duration
+	var failovers, recoveries, applied []time.Duration
+	byKind := map[string][]time.Duration{}
 	fired := map[string]int{}
 	var failed []*world.Result
 	var virtual time.Duration
@@ -91,6 +105,10 @@ func simulate(t *testing.T) {
 		})
 		failovers = append(failovers, res.Failovers...)
 		recoveries = append(recoveries, res.Recoveries...)
+		applied = append(applied, res.ChangesApplied...)
+		for k, v := range res.FailoversByKind {
+			byKind[k] = append(byKind[k], v...)
+		}
 		virtual += res.Virtual
 		for k, v := range res.Fired {
 			fired[k] += v
@@ -106,6 +124,15 @@ func simulate(t *testing.T) {
 	fmt.Printf("\nkonductor-sim: %d runs, %v simulated in %v wall\n", len(cfgs), virtual.Round(time.Second), wall.Round(time.Millisecond))
 	fmt.Printf("invariants checked: %s\n", strings.Join(world.Oracles, ", "))
 	fmt.Printf("failover (leader lost → new holder): %s\n", stats(failovers))
+	kinds := make([]string, 0, len(byKind))
+	for k := range byKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Printf("  after %-18s %s\n", k+":", stats(byKind[k]))
+	}
+	fmt.Printf("change made at a leader kill → applied on every Kong: %s\n", stats(applied))
 	fmt.Printf("Kong recovery (started empty → configured): %s\n", stats(recoveries))
 	if len(failovers) > 0 {
 		fmt.Printf("simulated failovers per wall minute: %.0f\n", float64(len(failovers))/wall.Minutes())
@@ -146,4 +173,15 @@ func stats(ds []time.Duration) string {
 	q := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
 	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	return fmt.Sprintf("n=%d min %v p50 %v p99 %v max %v", len(s), r(s[0]), r(q(0.5)), r(q(0.99)), r(s[len(s)-1]))
+}
+
+// withPodEvidence sets --election-pod-evidence after the scenario's own
+// option tweaks.
+func withPodEvidence(tweak func(*options.Options), on bool) func(*options.Options) {
+	return func(o *options.Options) {
+		if tweak != nil {
+			tweak(o)
+		}
+		o.ElectionPodEvidence = on
+	}
 }

@@ -31,6 +31,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"konductor.dev/controller/dbsync"
+	"konductor.dev/controller/election"
 	"konductor.dev/controller/health"
 	"konductor.dev/controller/kongclient"
 	"konductor.dev/controller/kongsync"
@@ -116,6 +117,7 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 		ElectionClient:    electionClient,
 		HTTPClient:        kong,
 		PodName:           os.Getenv("POD_NAME"),
+		Self:              thisProcess(),
 		ElectionNamespace: namespace,
 		Registerer:        reg,
 		Logger:            log,
@@ -204,4 +206,12 @@ func newLogger(o *options.Options, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, ho))
 	}
 	return slog.New(slog.NewJSONHandler(w, ho))
+}
+
+// thisProcess names this process's Pod and container from the environment
+// the manifests set ($POD_NAMESPACE and $POD_NAME from the downward API,
+// $CONTAINER_NAME literally: the downward API does not expose it).
+func thisProcess() *election.Self {
+	s := election.ThisProcess(os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME"), os.Getenv("CONTAINER_NAME"))
+	return &s
 }

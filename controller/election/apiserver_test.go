@@ -39,6 +39,9 @@ type apiServer struct {
 	stalls   map[string]chan struct{} // closed when a stalled client heals
 	// watchForbidden refuses every watch, as RBAC without "watch" would.
 	watchForbidden bool
+	// podsForbidden refuses every request for pods, as RBAC without a
+	// pods rule would.
+	podsForbidden bool
 	// latency, if set, returns the round-trip time of one request; half of
 	// it passes before the server acts, half after (virtual time). The
 	// reply is lost if the request's context ends meanwhile.
@@ -308,6 +311,9 @@ func (s *apiServer) act(id string, a k8stesting.Action) (runtime.Object, error) 
 	res := a.GetResource()
 	gr := res.GroupResource()
 	ns := a.GetNamespace()
+	if s.podsForbidden && res.Resource == "pods" {
+		return nil, apierrors.NewForbidden(gr, "", errors.New("RBAC: pods not granted"))
+	}
 	switch a.GetVerb() {
 	case "get":
 		act := a.(k8stesting.GetAction)
@@ -377,7 +383,7 @@ func (s *apiServer) watch(id string, a k8stesting.Action) (watch.Interface, erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	res := a.GetResource()
-	if s.watchForbidden {
+	if s.watchForbidden || (s.podsForbidden && res.Resource == "pods") {
 		return nil, apierrors.NewForbidden(res.GroupResource(), "", errors.New("RBAC: watch not granted"))
 	}
 	wa, ok := a.(k8stesting.WatchActionImpl)

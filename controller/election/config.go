@@ -54,6 +54,15 @@ type Config struct {
 	// the lock by candidates.
 	RetryPeriod time.Duration
 
+	// PodEvidence lets a candidate take the lock before the lease runs
+	// out when the kubelet reports the holder's own container terminated
+	// (see the package documentation); it needs get and watch on pods in
+	// Namespace. As leader, the elector publishes Self beside the record.
+	PodEvidence bool
+	// Self is this process in its Pod (see ThisProcess); nil publishes
+	// nothing, so standbys wait for the lease when this replica dies.
+	Self *Self
+
 	// Registerer receives the metrics; nil means no metrics.
 	Registerer prometheus.Registerer
 	// Logger receives the election's log lines; nil discards them.

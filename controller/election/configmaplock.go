@@ -26,7 +26,8 @@ type ConfigMapLock struct {
 	Client        corev1client.ConfigMapsGetter
 	LockConfig    rl.ResourceLockConfig
 
-	cm *corev1.ConfigMap
+	cm      *corev1.ConfigMap
+	process processAnnotation
 }
 
 var _ rl.Interface = (*ConfigMapLock)(nil)
@@ -54,6 +55,7 @@ func (l *ConfigMapLock) Create(ctx context.Context, ler rl.LeaderElectionRecord)
 		Labels:      l.ConfigMapMeta.Labels,
 		Annotations: map[string]string{rl.LeaderElectionRecordAnnotationKey: string(raw)},
 	}}
+	cm.Annotations = l.process.apply(cm.Annotations)
 	created, err := l.Client.ConfigMaps(l.ConfigMapMeta.Namespace).Create(ctx, cm, metav1.CreateOptions{})
 	if err != nil {
 		return err
@@ -78,6 +80,7 @@ func (l *ConfigMapLock) Update(ctx context.Context, ler rl.LeaderElectionRecord)
 		cm.Annotations = map[string]string{}
 	}
 	cm.Annotations[rl.LeaderElectionRecordAnnotationKey] = string(raw)
+	cm.Annotations = l.process.apply(cm.Annotations)
 	updated, err := l.Client.ConfigMaps(l.ConfigMapMeta.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
 	if err != nil {
 		return err
@@ -100,6 +103,15 @@ func (l *ConfigMapLock) RecordEvent(s string) {
 // Describe names the lock as namespace/name.
 func (l *ConfigMapLock) Describe() string {
 	return l.ConfigMapMeta.Namespace + "/" + l.ConfigMapMeta.Name
+}
+
+// lastProcess is the process annotation of the ConfigMap last read or
+// written.
+func (l *ConfigMapLock) lastProcess() string {
+	if l.cm == nil {
+		return ""
+	}
+	return l.cm.Annotations[ProcessAnnotationKey]
 }
 
 // Identity returns this candidate's identity.

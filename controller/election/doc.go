@@ -35,6 +35,7 @@
 //
 //	configmaps (or leases): create                   (no resourceNames: a create cannot be narrowed by name)
 //	configmaps (or leases): get, update, watch       resourceNames: [<lock name>]
+//	pods: get, watch                                 (Config.PodEvidence; see "Takeover on evidence")
 //
 // The watch asks for the single object with the field selector
 // metadata.name=<lock name>, which the API server authorises as a request
@@ -96,7 +97,14 @@
 // is the writer's business: bound each request by Term.ValidUntil. With the
 // defaults 15 s / 10 s the margin is 5 s. Nothing here stops a write that was
 // already on the wire from landing late; Kong itself knows no epochs, which
-// is why kongsim records them for the test oracle.
+// is why kongsim records them for the test oracle. A takeover on pod
+// evidence (below) shortens the distance between the dead holder's last
+// write and the next term's first one from at least the margin to the
+// kubelet's reporting delay (about a second): a request the holder had
+// fully sent before it died, which Kong then takes longer than that to
+// process, can complete after the new leader's first write. That first
+// push is a complete configuration, and the drift check repairs what such
+// a late write changed.
 //
 // On graceful shutdown (Run's context cancelled) the leader stops granting at
 // once, calls BeforeRelease (bounded by RenewDeadline) and then releases the
@@ -104,7 +112,96 @@
 // write. If BeforeRelease overruns its bound, writes may still be in flight,
 // so the lock is not released and standbys wait for the lease to expire.
 // After a crash, a standby that watched the last renewal takes over
-// LeaseDuration after it, which is at most LeaseDuration after the crash.
+// LeaseDuration after it, which is at most LeaseDuration after the crash,
+// or as soon as the kubelet reports the crash (below).
+//
+// # Takeover on evidence of the holder's death
+//
+// A leader that crashes (SIGKILL, OOM kill, panic, eviction) cannot
+// release the lock, and waiting for its lease costs up to LeaseDuration.
+// But the kubelet usually knows within a second that the process is gone.
+// With Config.PodEvidence (flag --election-pod-evidence, on by default) a
+// candidate takes the lock as soon as the API server shows that the
+// holder's own process has ended, with a higher epoch as always:
+//
+//  1. The leader publishes its process beside the record: the annotation
+//     ProcessAnnotationKey on the lock object holds a HolderProcess (Pod
+//     namespace, name and UID, container name and container ID), written
+//     in the same request as the record it belongs to and naming that
+//     record's holder and epoch. The record itself stays client-go's
+//     format. The leader finds its container in its own Pod's status
+//     (Config.Self, from $POD_NAMESPACE, $POD_NAME, $CONTAINER_NAME): by
+//     an exact match where it can (process://<pid> runtimes, a container
+//     ID in its cgroup path, which also rules out every other ID), else
+//     the running instance that started no earlier than a second before
+//     this process. A status that lags a
+//     restart still shows the previous instance running; that instance
+//     started before the previous process died, so before ours, and is
+//     refused (unless it lived for under a second: the one residual case,
+//     which the exact matches close). Until the status shows this
+//     process, nothing is published.
+//  2. Candidates watch the Pod the published process names (field
+//     selector metadata.name, in the lock's namespace only) and accept one
+//     thing as evidence: the kubelet reporting that very container
+//     instance (same Pod UID, container name and container ID) terminated,
+//     as its state or as its last state before a restart. The evidence
+//     must match the record as freshly read (same holder, same epoch, same
+//     published process); the update is conditional as always.
+//
+// Why this is safe. A container ID names one instance: a runtime never
+// restarts it (a restart is a new ID), so "terminated" is final for it.
+// The kubelet reports a container terminated only after the runtime
+// reported it exited, which is after the container's init process, our
+// process, has exited and been reaped; a process that has exited sends no
+// further requests (the kernel may still flush bytes it had already
+// handed to a socket, see Limits). The identity in the record is unique
+// per process and the published container belongs to that identity's
+// term, so a report about an earlier instance of the same container (the
+// one a restart replaced) cannot be taken for the holder's: its container
+// ID differs. For the same reason a restartCount that rises after a
+// candidate looked is not evidence: that restart may be the very one that
+// started the current holder. The kubelet's synthetic terminated state
+// for a container the runtime no longer knows (reason
+// ContainerStatusUnknown) is refused too: it says the kubelet lost track,
+// not that the process ended.
+//
+// A partitioned-but-alive leader is never mistaken for a dead one: while
+// its node cannot reach the API server, its kubelet cannot report
+// anything either, and nothing else reports container states. The node
+// controller marks such Pods Ready=Unknown; a node that stopped
+// reporting, NotReady, Unknown, a terminal phase set by a controller, or
+// a network partition are all not evidence: those terms end by the lease,
+// exactly as without this feature, with the margin argument above. A
+// stale or lagging read can only show the report later, never earlier, so
+// it delays a takeover and never causes one.
+//
+// A deleted Pod is evidence only through its last state: a graceful
+// deletion completes (the kubelet deletes the object) only after the
+// kubelet reported the containers terminated, so the watch shows that
+// report, at the latest in the deleted object. A force delete (grace
+// period 0) removes the object at once while the process may run on, on a
+// node that may not even hear of it: a Pod that disappears, or is replaced
+// by a new Pod of the same name (a new UID), without that report is not
+// evidence. What a force delete costs: the takeover waits for the lease,
+// counted from the last renewal of the still running holder, i.e. until
+// the kubelet kills it plus up to LeaseDuration; the replacement Pod's
+// replica stays a standby meanwhile. The simulator's evidence-takeover
+// oracle checks that no takeover before the lease ever happens while the
+// holder's process runs (node partition, late kubelet, force delete).
+//
+// Anything that makes the evidence unavailable falls back to the lease
+// and is logged once per holder and reason: a holder that publishes no
+// process (another controller, client-go, an older konductor, a leader
+// that has not identified itself yet), an annotation for another term, a
+// Pod in another namespace than the lock's, a Pod that cannot be found,
+// or reading or watching pods being forbidden. Only pod status writers
+// are trusted: whoever may update pods/status can forge a termination.
+//
+// RBAC: get and watch on pods in the lock's namespace (the watch asks for
+// one Pod by name, so resourceNames can narrow it where Pod names are
+// known, e.g. a StatefulSet's). --election-pod-evidence=false (or
+// CONTROLLER_ELECTION_POD_EVIDENCE=false) turns the takeover and the
+// publishing off; the pods rule is then not needed.
 //
 // Deleting the lock object by hand ends the holder's term as soon as it
 // notices (at once through the watch, else at its next renewal). Candidates

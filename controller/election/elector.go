@@ -59,6 +59,9 @@ type Elector struct {
 	acquireTime metav1.Time
 	// writtenRaw is the record our term's ValidUntil was last based on.
 	writtenRaw []byte
+
+	// Pod evidence (Config.PodEvidence; see evidence.go).
+	evidence evidenceState
 }
 
 var _ fence.WriteGate = (*Elector)(nil)
@@ -75,6 +78,7 @@ func New(c Config) (*Elector, error) {
 		leaseSeconds: int(c.LeaseDuration / time.Second),
 		pokes:        make(chan struct{}, 1),
 	}
+	e.evidence.targetChanged = make(chan struct{}, 1)
 	m, err := newMetrics(c.Registerer, c.Namespace+"/"+c.Name, e.IsLeader)
 	if err != nil {
 		return nil, fmt.Errorf("election: registering metrics: %w", err)
@@ -128,6 +132,12 @@ func (e *Elector) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { e.watchLock(ctx) })
+	if e.cfg.PodEvidence {
+		wg.Go(func() { e.watchHolderPods(ctx) })
+		if e.cfg.Self != nil {
+			wg.Go(func() { e.resolveSelf(ctx) })
+		}
+	}
 	e.campaign(ctx)
 	err := e.shutdown(ctx)
 	wg.Wait()
@@ -209,24 +219,32 @@ func (e *Elector) freeLocked(now time.Time) (bool, time.Time) {
 		// Our own earlier term lapsed and nobody took over: the record is
 		// still ours, and our update is conditional on it being unchanged.
 		return true, time.Time{}
+	case e.holderEndedLocked():
+		// The kubelet reported the holder's own process terminated: it
+		// cannot write any more (see the package documentation).
+		return true, e.evidence.at
 	}
 	expiry := e.observedAt.Add(time.Duration(e.observed.LeaseDurationSeconds) * time.Second)
 	return !now.Before(expiry), expiry
 }
 
-// observe records what we read of the lock at time at.
-func (e *Elector) observe(rec *rl.LeaderElectionRecord, raw []byte, at time.Time) {
+// observe records what we read of the lock at time at, with the holder's
+// process annotation.
+func (e *Elector) observe(rec *rl.LeaderElectionRecord, raw []byte, process string, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.observeLocked(rec, raw, at)
+	e.noteProcessLocked(rec, process)
 }
 
-// observeWatched records what the watch delivered at time at.
-func (e *Elector) observeWatched(rec *rl.LeaderElectionRecord, raw []byte, at time.Time) {
+// observeWatched records what the watch delivered at time at, with the
+// holder's process annotation.
+func (e *Elector) observeWatched(rec *rl.LeaderElectionRecord, raw []byte, process string, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.watched++
 	e.observeLocked(rec, raw, at)
+	e.noteProcessLocked(rec, process)
 }
 
 func (e *Elector) observeLocked(rec *rl.LeaderElectionRecord, raw []byte, at time.Time) {
@@ -291,6 +309,7 @@ func (e *Elector) tryAcquire(ctx context.Context) time.Time {
 	if apierrors.IsNotFound(err) {
 		e.mu.Lock()
 		e.observeLocked(nil, nil, now)
+		e.noteProcessLocked(nil, "")
 		free, freeSince := e.freeLocked(now)
 		e.mu.Unlock()
 		if !free {
@@ -299,6 +318,7 @@ func (e *Elector) tryAcquire(ctx context.Context) time.Time {
 		// Epochs start at 1, so that epoch 0 stays "never elected", and go
 		// on from the highest we saw if the lock was deleted.
 		want := e.newRecord(now, e.highestEpoch()+1)
+		e.publish(want)
 		start := time.Now()
 		if err := e.lock.Create(ctx, want); err != nil {
 			e.logAttemptError("creating the lock failed", err)
@@ -315,7 +335,10 @@ func (e *Elector) tryAcquire(ctx context.Context) time.Time {
 
 	e.mu.Lock()
 	e.observeLocked(rec, raw, now)
+	e.noteProcessLocked(rec, e.lock.lastProcess())
 	free, freeSince := e.freeLocked(now)
+	byEvidence := free && e.holderEndedLocked()
+	why := e.evidence.why
 	e.mu.Unlock()
 	if !free {
 		// freeSince is the expiry we computed; wake up then at the latest.
@@ -325,10 +348,15 @@ func (e *Elector) tryAcquire(ctx context.Context) time.Time {
 	// A new term even when the record names us (our lapsed term): every term
 	// gets a fresh epoch, so epochs strictly increase across terms.
 	want := e.newRecord(now, rec.LeaderTransitions+1)
+	e.publish(want)
 	start := time.Now()
 	if err := e.lock.Update(ctx, want); err != nil {
 		e.logAttemptError("taking the lock failed", err, "holder", rec.HolderIdentity)
 		return e.afterFailure(err, now)
+	}
+	if byEvidence {
+		e.metrics.tookOverEarly()
+		e.log.Info("took the lock before its lease ran out: the holder's process ended", "holder", rec.HolderIdentity, "epoch", rec.LeaderTransitions, "evidence", why)
 	}
 	e.startTerm(want, start, freeSince)
 	return start.Add(e.cfg.RetryPeriod)
@@ -372,6 +400,7 @@ func (e *Elector) startTerm(rec rl.LeaderElectionRecord, start, freeSince time.T
 	}
 	e.mu.Lock()
 	e.observeLocked(&rec, raw, time.Now())
+	e.noteProcessLocked(&rec, "")
 	e.leading, e.term, e.acquireTime, e.writtenRaw = true, term, rec.AcquireTime, raw
 	e.mu.Unlock()
 
@@ -400,6 +429,7 @@ func (e *Elector) renew(ctx context.Context) time.Time {
 
 	want := e.newRecord(time.Now(), int(term.Epoch))
 	want.AcquireTime = acquired
+	e.publish(want)
 	// Fast path: update from the object cached by our last write.
 	start := time.Now()
 	err := e.lock.Update(ctx, want)
@@ -408,7 +438,7 @@ func (e *Elector) renew(ctx context.Context) time.Time {
 		rec, raw, getErr := e.lock.Get(ctx)
 		if apierrors.IsNotFound(getErr) {
 			// Someone deleted the lock: a candidate may create it at once.
-			e.observe(nil, nil, time.Now())
+			e.observe(nil, nil, "", time.Now())
 			e.endTerm(eventLost, "lock deleted")
 			return time.Now()
 		}
@@ -416,7 +446,7 @@ func (e *Elector) renew(ctx context.Context) time.Time {
 			e.log.Warn("renewing failed", "epoch", term.Epoch, "err", err, "readErr", getErr)
 			return e.retryRenewal(term)
 		}
-		e.observe(rec, raw, time.Now())
+		e.observe(rec, raw, e.lock.lastProcess(), time.Now())
 		if rec.HolderIdentity != e.cfg.Identity || int64(rec.LeaderTransitions) != term.Epoch {
 			e.endTerm(eventLost, fmt.Sprintf("lock taken by %q in epoch %d", rec.HolderIdentity, rec.LeaderTransitions))
 			return time.Now()
@@ -523,6 +553,10 @@ func (e *Elector) release(ctx context.Context, term fence.Term) error {
 		RenewTime:            now,
 		LeaderTransitions:    int(term.Epoch),
 	}
+	// The released record names no holder, so no process either.
+	if e.cfg.PodEvidence {
+		e.lock.setProcess("")
+	}
 	// Fast path from the object cached by our last write; on any failure,
 	// read, check the term is still ours, and retry while ctx allows.
 	err := e.lock.Update(ctx, want)
@@ -537,7 +571,7 @@ func (e *Elector) release(ctx context.Context, term fence.Term) error {
 		if getErr != nil {
 			return getErr
 		}
-		e.observe(rec, raw, time.Now())
+		e.observe(rec, raw, e.lock.lastProcess(), time.Now())
 		if rec.HolderIdentity != e.cfg.Identity || int64(rec.LeaderTransitions) != term.Epoch {
 			return nil // not ours any more: nothing to release
 		}
@@ -547,7 +581,7 @@ func (e *Elector) release(ctx context.Context, term fence.Term) error {
 		}
 	}
 	raw, _ := json.Marshal(want)
-	e.observe(&want, raw, time.Now())
+	e.observe(&want, raw, "", time.Now())
 	return nil
 }
 

@@ -2,7 +2,6 @@ package election
 
 import (
 	"context"
-	"encoding/json"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,11 +14,25 @@ import (
 
 // lockObject is what the elector needs beyond resourcelock.Interface: a way
 // to watch the one lock object and to read the record from a watch event in
-// exactly the bytes Get would return, so that change detection agrees.
+// exactly the bytes Get would return, so that change detection agrees; and
+// the holder's process annotation beside the record.
 type lockObject struct {
 	rl.Interface
 	watch  func(ctx context.Context) (watch.Interface, error)
-	decode func(obj runtime.Object) (rec *rl.LeaderElectionRecord, raw []byte, name string, ok bool)
+	decode func(obj runtime.Object) (lockState, bool)
+	// setProcess sets the process annotation the next Create or Update
+	// writes ("" removes it); lastProcess returns the one last read or
+	// written.
+	setProcess  func(value string)
+	lastProcess func() string
+}
+
+// lockState is the lock object as a watch event shows it.
+type lockState struct {
+	rec     *rl.LeaderElectionRecord
+	raw     []byte
+	name    string
+	process string
 }
 
 // nameSelector asks for the one object by name. With it the API server
@@ -33,42 +46,46 @@ func newLockObject(c *Config) lockObject {
 	meta := metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name}
 	if c.LockType == LockTypeLeases {
 		leases := c.Client.CoordinationV1().Leases(c.Namespace)
+		l := &leaseLock{meta: meta, client: c.Client.CoordinationV1(), config: rlc}
 		return lockObject{
-			Interface: &rl.LeaseLock{LeaseMeta: meta, Client: c.Client.CoordinationV1(), LockConfig: rlc},
+			Interface: l,
 			watch: func(ctx context.Context) (watch.Interface, error) {
 				return leases.Watch(ctx, nameSelector(c.Name))
 			},
-			decode: func(obj runtime.Object) (*rl.LeaderElectionRecord, []byte, string, bool) {
+			decode: func(obj runtime.Object) (lockState, bool) {
 				lease, ok := obj.(*coordinationv1.Lease)
 				if !ok {
-					return nil, nil, "", false
+					return lockState{}, false
 				}
-				// Same conversion and encoding as LeaseLock.Get.
-				rec := rl.LeaseSpecToLeaderElectionRecord(&lease.Spec)
-				raw, err := json.Marshal(*rec)
+				rec, raw, err := recordFromLease(lease)
 				if err != nil {
-					return nil, nil, "", false
+					return lockState{}, false
 				}
-				return rec, raw, lease.Name, true
+				return lockState{rec, raw, lease.Name, lease.Annotations[ProcessAnnotationKey]}, true
 			},
+			setProcess:  l.process.set,
+			lastProcess: l.lastProcess,
 		}
 	}
 	configMaps := c.Client.CoreV1().ConfigMaps(c.Namespace)
+	l := &ConfigMapLock{ConfigMapMeta: meta, Client: c.Client.CoreV1(), LockConfig: rlc}
 	return lockObject{
-		Interface: &ConfigMapLock{ConfigMapMeta: meta, Client: c.Client.CoreV1(), LockConfig: rlc},
+		Interface: l,
 		watch: func(ctx context.Context) (watch.Interface, error) {
 			return configMaps.Watch(ctx, nameSelector(c.Name))
 		},
-		decode: func(obj runtime.Object) (*rl.LeaderElectionRecord, []byte, string, bool) {
+		decode: func(obj runtime.Object) (lockState, bool) {
 			cm, ok := obj.(*corev1.ConfigMap)
 			if !ok {
-				return nil, nil, "", false
+				return lockState{}, false
 			}
 			rec, raw, err := RecordFromConfigMap(cm)
 			if err != nil {
-				return nil, nil, "", false
+				return lockState{}, false
 			}
-			return rec, raw, cm.Name, true
+			return lockState{rec, raw, cm.Name, cm.Annotations[ProcessAnnotationKey]}, true
 		},
+		setProcess:  l.process.set,
+		lastProcess: l.lastProcess,
 	}
 }

@@ -13,6 +13,7 @@ type metrics struct {
 	epoch       prometheus.Gauge
 	transitions *prometheus.CounterVec
 	takeover    prometheus.Histogram
+	early       prometheus.Counter
 }
 
 // Values of the "event" label of konductor_election_transitions_total.
@@ -57,7 +58,12 @@ func newMetrics(reg prometheus.Registerer, lock string, isLeader func() bool) (*
 			Buckets:     []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.isLeader, m.epoch, m.transitions, m.takeover} {
+	m.early = prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        "konductor_election_early_takeovers_total",
+		Help:        "Terms this replica took before the previous holder's lease ran out, because the kubelet reported the holder's process terminated.",
+		ConstLabels: labels,
+	})
+	for _, c := range []prometheus.Collector{m.isLeader, m.epoch, m.transitions, m.takeover, m.early} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -83,5 +89,11 @@ func (m *metrics) transition(event string) {
 func (m *metrics) observeTakeover(d time.Duration) {
 	if m != nil {
 		m.takeover.Observe(d.Seconds())
+	}
+}
+
+func (m *metrics) tookOverEarly() {
+	if m != nil {
+		m.early.Inc()
 	}
 }

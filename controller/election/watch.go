@@ -60,16 +60,16 @@ func (e *Elector) follow(ctx context.Context, w watch.Interface) (delivered bool
 			}
 			switch ev.Type {
 			case watch.Added, watch.Modified:
-				rec, raw, name, ok := e.lock.decode(ev.Object)
-				if !ok || name != e.cfg.Name {
+				st, ok := e.lock.decode(ev.Object)
+				if !ok || st.name != e.cfg.Name {
 					continue
 				}
-				e.observeWatched(rec, raw, time.Now())
+				e.observeWatched(st.rec, st.raw, st.process, time.Now())
 			case watch.Deleted:
-				if _, _, name, ok := e.lock.decode(ev.Object); !ok || name != e.cfg.Name {
+				if st, ok := e.lock.decode(ev.Object); !ok || st.name != e.cfg.Name {
 					continue
 				}
-				e.observeWatched(nil, nil, time.Now())
+				e.observeWatched(nil, nil, "", time.Now())
 			case watch.Error:
 				return delivered
 			default: // bookmarks carry no record

@@ -111,8 +111,12 @@ type Config struct {
 	// ElectionNamespace overrides Options.ElectionNamespace when that is
 	// empty (main resolves the kubeconfig's namespace); "default" at last.
 	ElectionNamespace string
-	Registerer        prometheus.Registerer
-	Logger            *slog.Logger
+	// Self is this process in its Pod (election.ThisProcess), published
+	// beside the lock while leading so that standbys can take over as soon
+	// as the kubelet reports it terminated; nil publishes nothing.
+	Self       *election.Self
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 	// NewDBPusher builds the pusher for Kong with a database. nil: DB mode
 	// is refused with ErrDBModeUnsupported.
 	NewDBPusher func(kongsync.Options) (Pusher, error)
@@ -370,6 +374,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			LeaseDuration: m.o.ElectionLeaseDuration,
 			RenewDeadline: m.o.ElectionRenewDeadline,
 			RetryPeriod:   m.o.ElectionRetryPeriod,
+			PodEvidence:   m.o.ElectionPodEvidence,
+			Self:          m.cfg.Self,
 			Registerer:    m.cfg.Registerer,
 			Logger:        m.log.With("component", "election"),
 			OnNewTerm: func(t fence.Term) {

@@ -68,6 +68,7 @@ type Options struct {
 	ElectionLeaseDuration time.Duration
 	ElectionRenewDeadline time.Duration
 	ElectionRetryPeriod   time.Duration
+	ElectionPodEvidence   bool
 	LeaderElect           string
 
 	SyncDebounce           time.Duration
@@ -132,6 +133,7 @@ func (o *Options) FlagSet() *pflag.FlagSet {
 	fs.DurationVar(&o.ElectionLeaseDuration, "election-lease-duration", 15*time.Second, "How long a lease is valid without renewal; standbys wait this long for a leader that vanished without releasing.")
 	fs.DurationVar(&o.ElectionRenewDeadline, "election-renew-deadline", 10*time.Second, "The leader stops writing when it has not renewed for this long; must be below --election-lease-duration.")
 	fs.DurationVar(&o.ElectionRetryPeriod, "election-retry-period", 2*time.Second, "Interval between lock acquire/renew attempts; must be below --election-renew-deadline.")
+	fs.BoolVar(&o.ElectionPodEvidence, "election-pod-evidence", true, "Take the lock before the lease runs out when the kubelet reports the holder's own container terminated (a crashed, OOM-killed or evicted leader); a leader that is only unreachable still waits for the lease. Needs get and watch on pods in the election namespace; the leader publishes its container (from $POD_NAME, $POD_NAMESPACE, $CONTAINER_NAME) beside the lock.")
 	fs.StringVar(&o.LeaderElect, "leader-elect", LeaderElectAuto, "Gate Kong writes by leader election: auto (on in DB mode and with --kong-admin-svc, off for DB-less sidecars), true or false. Ingress status is always written by the elected replica only.")
 
 	fs.DurationVar(&o.SyncDebounce, "sync-debounce", 100*time.Millisecond, "Quiet time after a Kubernetes change before translating, so that a burst of changes becomes one push.")

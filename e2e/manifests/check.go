@@ -418,6 +418,7 @@ func checkController(objs []runtime.Object) []error {
 			subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: w.NS}
 			errs = append(errs, checkClusterRBAC(objs, where, subject)...)
 			errs = append(errs, checkElectionRBAC(objs, where, subject, o)...)
+			errs = append(errs, checkPodEvidenceEnv(where, w.Template, w.NS, c, o)...)
 		}
 	}
 	if !found {
@@ -504,6 +505,53 @@ func checkElectionRBAC(objs []runtime.Object, where string, subject rbacv1.Subje
 		if allows(rules, group, resource, lock+"-someone-else", v) {
 			errs = append(errs, fmt.Errorf("%s: the election Role lets ServiceAccount %s %s any %s; narrow it with resourceNames [%q]", where, subject.Name, v, qualified(group, resource), lock))
 		}
+	}
+	if o.ElectionPodEvidence {
+		// The leader reads its own Pod, standbys get and watch the
+		// leader's, by name; Deployment Pods have generated names.
+		for _, v := range []string{"get", "watch"} {
+			if !allows(rules, "", "pods", "konductor-7d9f8-x2x4q", v) {
+				errs = append(errs, fmt.Errorf("%s: no Role in namespace %q lets ServiceAccount %s %s pods (--election-pod-evidence is on: standbys watch the leader's Pod); grant it or set --election-pod-evidence=false", where, ns, subject.Name, v))
+			}
+		}
+	}
+	return errs
+}
+
+// checkPodEvidenceEnv: with --election-pod-evidence the controller names
+// its own Pod and container from $POD_NAME, $POD_NAMESPACE (downward API)
+// and $CONTAINER_NAME (this container's name; required when the Pod has
+// several containers), and the lock must be in the Pod's namespace, where
+// standbys look for the leader's Pod.
+func checkPodEvidenceEnv(where string, pod corev1.PodTemplateSpec, namespace string, c corev1.Container, o *options.Options) []error {
+	if !o.ElectionPodEvidence {
+		return nil
+	}
+	var errs []error
+	fieldRefs := map[string]string{"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+	containerName := ""
+	for _, e := range c.Env {
+		if path, ok := fieldRefs[e.Name]; ok {
+			if e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != path {
+				errs = append(errs, fmt.Errorf("%s: env %s must come from the downward API field %s", where, e.Name, path))
+			}
+			delete(fieldRefs, e.Name)
+		}
+		if e.Name == "CONTAINER_NAME" {
+			containerName = e.Value
+			if e.Value != c.Name {
+				errs = append(errs, fmt.Errorf("%s: env CONTAINER_NAME is %q, not this container's name %q", where, e.Value, c.Name))
+			}
+		}
+	}
+	for name, path := range fieldRefs {
+		errs = append(errs, fmt.Errorf("%s: env %s (downward API %s) is missing; the leader cannot publish its container for --election-pod-evidence", where, name, path))
+	}
+	if containerName == "" && len(pod.Spec.Containers) > 1 {
+		errs = append(errs, fmt.Errorf("%s: env CONTAINER_NAME is missing and the Pod has %d containers; set it to %q for --election-pod-evidence", where, len(pod.Spec.Containers), c.Name))
+	}
+	if o.ElectionNamespace != namespace {
+		errs = append(errs, fmt.Errorf("%s: --election-namespace %q is not the Pod's namespace %q; standbys only watch Pods in the lock's namespace, so set --election-pod-evidence=false or move the lock", where, o.ElectionNamespace, namespace))
 	}
 	return errs
 }

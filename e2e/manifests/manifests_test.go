@@ -261,6 +261,34 @@ func TestCheckFindsBreakage(t *testing.T) {
 			want: "watch configmaps",
 		},
 		{
+			name: "no pods rule for the pod-evidence takeover", overlay: "dbless-gateway-discovery",
+			breakIt: func(objs []runtime.Object) {
+				r := Find[*rbacv1.Role](objs, "kong", "konductor-leader-election")
+				r.Rules = slices.DeleteFunc(r.Rules, func(p rbacv1.PolicyRule) bool { return slices.Contains(p.Resources, "pods") })
+			},
+			want: "watch pods (--election-pod-evidence is on",
+		},
+		{
+			name: "container name not given in a two-container pod", overlay: "dbless-sidecar",
+			breakIt: func(objs []runtime.Object) {
+				c := &Find[*appsv1.Deployment](objs, "kong", "kong").Spec.Template.Spec.Containers[1]
+				c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "CONTAINER_NAME" })
+			},
+			want: "env CONTAINER_NAME is missing and the Pod has 2 containers",
+		},
+		{
+			name: "container name wrong", overlay: "postgres",
+			breakIt: func(objs []runtime.Object) {
+				c := &Find[*appsv1.Deployment](objs, "kong", "konductor").Spec.Template.Spec.Containers[0]
+				for i := range c.Env {
+					if c.Env[i].Name == "CONTAINER_NAME" {
+						c.Env[i].Value = "konductor"
+					}
+				}
+			},
+			want: `env CONTAINER_NAME is "konductor"`,
+		},
+		{
 			name: "missing status permission", overlay: "postgres",
 			breakIt: func(objs []runtime.Object) {
 				r := Find[*rbacv1.ClusterRole](objs, "", "konductor")

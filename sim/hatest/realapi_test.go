@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"konductor.dev/controller/election"
 	"konductor.dev/controller/ingressclass"
 	"konductor.dev/controller/manager"
 	"konductor.dev/controller/options"
@@ -132,6 +133,10 @@ type realCluster struct {
 	kong     []*kongsim.Node
 	urls     []string
 	replicas []*realReplica
+	// self, if set, names replica i's process in its Pod (pod evidence).
+	self func(i int) *election.Self
+	// started counts the incarnations of each replica index.
+	started map[int]int
 }
 
 // realReplica is one in-process controller replica; its API server and
@@ -242,7 +247,15 @@ func (rc *realCluster) startAll() {
 // start runs replica i with its own clientset, whose requests fail once
 // its apiCut is set, and its own Kong client, dropped once kongCut is set.
 func (rc *realCluster) start(i int) {
+	if rc.started == nil {
+		rc.started = map[int]int{}
+	}
 	r := &realReplica{index: i, identity: fmt.Sprintf("konductor-real-%d", i)}
+	if n := rc.started[i]; n > 0 {
+		// Identities are unique per process.
+		r.identity += "-" + strconv.Itoa(n)
+	}
+	rc.started[i]++
 	cfg := rest.CopyConfig(rc.restCfg)
 	cfg.UserAgent = r.identity
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
@@ -276,10 +289,14 @@ func (rc *realCluster) start(i int) {
 		}
 		return nil, fmt.Errorf("dial tcp: lookup %s: no such host", req.URL.Host)
 	})}
+	var self *election.Self
+	if rc.self != nil {
+		self = rc.self(i)
+	}
 	m, err := manager.New(manager.Config{
 		Options: o, Client: client, HTTPClient: kongClient,
 		Identity: r.identity, PodName: fmt.Sprintf("konductor-%d", i), ElectionNamespace: electionNamespace,
-		Logger: testLogger(r.identity),
+		Logger: testLogger(r.identity), Self: self,
 	})
 	if err != nil {
 		rc.t.Fatalf("replica %d: %v", i, err)

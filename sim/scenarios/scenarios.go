@@ -88,6 +88,16 @@ func FailoverStorm(seed uint64) world.Config {
 func init() {
 	Named = append(Named,
 		Scenario{"failover-storm", "the leader is lost 20 times, crashed and stopped in turn, 25s apart", FailoverStorm},
+		Scenario{"leader-sigkill", "the leader's process is killed 10 times with a change made at each kill; the kubelet reports it and a standby takes over early", LeaderKills},
+		Scenario{"no-early-takeover", "the leader is cut off with its node (Pod Unknown), its kubelet reports late, its Pod is force-deleted while it runs: only the lease may end those terms", func(seed uint64) world.Config {
+			return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Steps: []world.Step{
+				{At: 20 * s, Kind: world.FaultNodePartition, Replica: world.LeaderReplica, For: 30 * s},
+				{At: 80 * s, Kind: world.FaultKubeletLate, Replica: world.LeaderReplica, For: 25 * s},
+				{At: 140 * s, Kind: world.FaultKubeletLate, Replica: world.LeaderReplica, For: 3 * s},
+				{At: 180 * s, Kind: world.FaultForceDelete, Replica: world.LeaderReplica, For: 10 * s},
+				{At: 181 * s, Kind: world.InputAddApp},
+			}}
+		}},
 		Scenario{"database-mode", "Kong with a shared database, configured through one Admin API by the leader: leader crash, Kong restart, new app", func(seed uint64) world.Config {
 			return world.Config{Seed: seed, Controllers: 2, Kongs: 2, Database: true, Steps: []world.Step{
 				{At: 20 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
@@ -97,6 +107,21 @@ func init() {
 			}}
 		}},
 	)
+}
+
+// LeaderKills kills the leader's process 10 times, 25s apart, each time
+// with an input change at the same instant: the kubelet stays alive and
+// reports the container terminated, so a standby takes over without
+// waiting for the lease, and the change reaches every Kong.
+func LeaderKills(seed uint64) world.Config {
+	var steps []world.Step
+	for i := range 10 {
+		at := time.Duration(20+25*i) * s
+		steps = append(steps,
+			world.Step{At: at, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
+			world.Step{At: at, Kind: world.InputAddApp})
+	}
+	return world.Config{Seed: seed, Controllers: 3, Kongs: 3, Steps: steps}
 }
 
 // Nemesis is the random scenario of one seed.

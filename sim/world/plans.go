@@ -19,7 +19,7 @@ func Random(seed uint64, controllers, kongs int) []Step {
 		at += time.Duration(r.Int64N(int64(10 * time.Second)))
 		s := Step{At: at.Truncate(time.Millisecond)}
 		dur := (5*time.Second + time.Duration(r.Int64N(int64(25*time.Second)))).Truncate(time.Millisecond)
-		switch r.IntN(11) {
+		switch r.IntN(14) {
 		case 0:
 			s.Kind, s.Replica = FaultCrash, LeaderReplica
 		case 1:
@@ -51,6 +51,18 @@ func Random(seed uint64, controllers, kongs int) []Step {
 			steps = append(steps, Step{At: s.At + time.Second, Kind: FaultCrash, Replica: s.Replica, For: 2 * time.Second})
 		case 10:
 			s.Kind = FaultDropWatches
+		case 11:
+			// Alive but cut off with its node: only the lease may end
+			// its term.
+			s.Kind, s.Replica, s.For = FaultNodePartition, LeaderReplica, dur
+		case 12:
+			// Killed while its kubelet reports late: the evidence comes
+			// late, after the lease, or together with the restart.
+			s.Kind, s.Replica, s.For = FaultKubeletLate, LeaderReplica, (100*time.Millisecond + time.Duration(r.Int64N(int64(30*time.Second)))).Truncate(time.Millisecond)
+		case 13:
+			// Pod force-deleted while the process runs on for a while.
+			s.Kind, s.Replica, s.For = FaultForceDelete, LeaderReplica, dur/2
+			steps = append(steps, Step{At: s.At + time.Second, Kind: InputAddApp})
 		}
 		steps = append(steps, s)
 		// The next fault starts after this one healed and the world had

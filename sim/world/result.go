@@ -36,7 +36,12 @@ type Result struct {
 	// replica holding the lock. Recoveries: from a Kong starting empty to
 	// it serving the final configuration.
 	Failovers, Recoveries []time.Duration
-	Traffic               TrafficStats
+	// FailoversByKind splits Failovers by the fault that lost the leader.
+	FailoversByKind map[string][]time.Duration
+	// ChangesApplied: from an input change made at the instant the leader
+	// was killed to every Kong serving it.
+	ChangesApplied []time.Duration
+	Traffic        TrafficStats
 	// Writes counts controller writes (Kong writes and API writes other
 	// than Events): the crash-after-write plans number them.
 	Writes int
@@ -51,7 +56,7 @@ type Result struct {
 // Oracles checked by every run.
 var Oracles = []string{
 	"single-writer", "eventually-stable", "stays-stable", "stateless-recovery",
-	"nothing-lost", "traffic", "differential", "faults-fired",
+	"nothing-lost", "traffic", "differential", "faults-fired", "evidence-takeover",
 }
 
 // Failed reports whether an invariant was broken.
@@ -60,6 +65,7 @@ func (r *Result) Failed() bool { return len(r.Violations) > 0 }
 func (w *World) result() *Result {
 	audits := w.allAudits()
 	w.checkSingleWriter(audits)
+	w.checkEvidenceTakeovers()
 	w.checkNothingLost()
 	final := w.finalHash()
 	w.checkRecovery(final)
@@ -78,7 +84,8 @@ func (w *World) result() *Result {
 	for k, v := range w.api.Fired("*") {
 		res.Fired["api/"+k] += v
 	}
-	res.Failovers = w.failoverTimes()
+	res.Failovers, res.FailoversByKind = w.failoverTimes()
+	res.ChangesApplied = w.changesAppliedLocked()
 	res.Trace = append(res.Trace, w.trace...)
 	// Derived history: per Kong slot, its writes at their virtual times.
 	for _, a := range audits {
@@ -121,10 +128,12 @@ func (w *World) holders() []string {
 	return out
 }
 
-// failoverTimes measures each leader loss to the next other holder; w.mu held.
-func (w *World) failoverTimes() []time.Duration {
+// failoverTimes measures each leader loss to the next other holder, also
+// by the kind of fault; w.mu held.
+func (w *World) failoverTimes() ([]time.Duration, map[string][]time.Duration) {
 	changes := w.api.Changes()
 	var out []time.Duration
+	byKind := map[string][]time.Duration{}
 	for _, f := range w.failovers {
 		for _, c := range changes {
 			if c.Resource != configMaps || c.Name != lockName() || c.Time.Before(f.at) {
@@ -138,11 +147,12 @@ func (w *World) failoverTimes() []time.Duration {
 			// no failover happened.
 			if rec.HolderIdentity != f.identity {
 				out = append(out, c.Time.Sub(f.at))
+				byKind[f.kind] = append(byKind[f.kind], c.Time.Sub(f.at))
 			}
 			break
 		}
 	}
-	return out
+	return out, byKind
 }
 
 // checkSingleWriter: one writer per epoch, no epoch 0 (ungated) write, and
@@ -276,6 +286,8 @@ func (w *World) checkFired() {
 			ok = api[apiserver.FiredStaleRead] > 0
 		case FaultDropWatches:
 			ok = api[apiserver.FiredDroppedWatch] > 0
+		case FaultNodePartition:
+			ok = fired[s.Kind] > 0 && api[apiserver.FiredPartition] > 0
 		case InputAddApp:
 		default:
 			ok = fired[s.Kind] > 0

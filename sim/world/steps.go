@@ -25,6 +25,9 @@ const (
 	FaultStaleReads      = "stale-reads"       // one replica reads from a lagging cache for For
 	FaultAPIPartition    = "api-partition"     // one replica cannot reach the API server for For
 	FaultDropWatches     = "drop-watches"      // every watch ends with 410 Gone: informers relist
+	FaultNodePartition   = "node-partition"    // replica's node cut off from the API server for For: no kubelet reports, Pod goes Unknown
+	FaultKubeletLate     = "kubelet-late"      // replica's kubelet reports For late; the replica is killed and restarts 1s later
+	FaultForceDelete     = "force-delete"      // replica's Pod deleted with grace 0 while it runs; its process is killed after For
 	InputAddApp          = "add-app"           // a new Service + Ingress appears (not a fault)
 )
 
@@ -44,7 +47,7 @@ type Step struct {
 func (s Step) String() string {
 	out := fmt.Sprintf("%v %s", s.At, s.Kind)
 	switch s.Kind {
-	case FaultCrash, FaultStop, FaultPause, FaultStaleReads, FaultAPIPartition:
+	case FaultCrash, FaultStop, FaultPause, FaultStaleReads, FaultAPIPartition, FaultNodePartition, FaultKubeletLate, FaultForceDelete:
 		if s.Replica == LeaderReplica {
 			out += " leader"
 		} else {
@@ -69,7 +72,7 @@ func (s Step) validate(c Config) error {
 		replicas = c.Controllers
 	}
 	switch s.Kind {
-	case FaultCrash, FaultStop, FaultPause, FaultStaleReads, FaultAPIPartition, FaultKongPartition:
+	case FaultCrash, FaultStop, FaultPause, FaultStaleReads, FaultAPIPartition, FaultKongPartition, FaultNodePartition, FaultKubeletLate, FaultForceDelete:
 		if s.Replica != LeaderReplica && (s.Replica < 0 || s.Replica >= replicas) {
 			return fmt.Errorf("field Replica: %d is not a replica (0..%d) or LeaderReplica", s.Replica, replicas-1)
 		}
@@ -183,7 +186,7 @@ func (w *World) inject(s *Step) (heal func()) {
 		w.mu.Unlock()
 		w.stopReplica(i, graceful)
 		if i == wasLeader {
-			w.markFailover(id)
+			w.markFailover(id, s.Kind)
 		}
 		restart := s.For
 		if restart <= 0 {
@@ -208,7 +211,7 @@ func (w *World) inject(s *Step) (heal func()) {
 		w.fired(s.Kind)
 		w.mu.Unlock()
 		if i == wasLeader {
-			w.markFailover(id)
+			w.markFailover(id, s.Kind)
 		}
 		w.api.SetFaults(id, apiserver.Faults{Partitioned: true})
 		return func() {
@@ -321,6 +324,8 @@ func (w *World) inject(s *Step) (heal func()) {
 	case FaultDropWatches:
 		w.api.DropWatches("*")
 		return nil
+	case FaultNodePartition, FaultKubeletLate, FaultForceDelete:
+		return w.injectPodFault(s)
 	case InputAddApp:
 		w.mu.Lock()
 		i := w.apps
@@ -342,7 +347,7 @@ func (w *World) resetAPIFaults() {
 	clear(w.replicaFaults)
 	var dead []string
 	for _, r := range w.replicas {
-		if r.dead || r.paused != nil {
+		if r.dead || r.paused != nil || r.nodeLost {
 			dead = append(dead, r.identity)
 		}
 	}

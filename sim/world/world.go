@@ -66,6 +66,8 @@ type ReplicaEnv struct {
 	// Rand gives the replica's Kong pushers their jitter streams, derived
 	// from the world's seed and this incarnation (manager.Config.Rand).
 	Rand func(stream string) kongsync.Rand
+	// Self is the replica's process in its Pod (manager.Config.Self).
+	Self *election.Self
 }
 
 // Config describes one run.
@@ -133,7 +135,7 @@ func (c *Config) defaults(o *options.Options) {
 func Manager(env ReplicaEnv) (Runner, error) {
 	return manager.New(manager.Config{
 		Options: env.Options, Client: env.Client, HTTPClient: env.HTTP,
-		Identity: env.Identity, PodName: env.Identity, ElectionNamespace: kongNamespace,
+		Identity: env.Identity, PodName: env.Identity, ElectionNamespace: kongNamespace, Self: env.Self,
 		Logger: slog.New(slog.DiscardHandler), Rand: env.Rand,
 		NewDBPusher: func(o kongsync.Options) (manager.Pusher, error) {
 			return dbsync.NewBodyPusher(o), nil
@@ -164,6 +166,7 @@ type replica struct {
 	dead     bool          // crashed: nothing it sends arrives anywhere
 	paused   chan struct{} // non-nil while paused
 	stopped  bool
+	nodeLost bool // its node is cut off from the API server
 }
 
 // World is one simulation run.
@@ -200,11 +203,17 @@ type World struct {
 	nodeStops     []context.CancelFunc
 	endAt         time.Time
 	stuck         int // replicas that never stopped
+	// The controller Pods and their kubelets (pods.go).
+	pods      []*podState
+	deaths    deathLog
+	podWrites sync.Mutex
+	podCtx    context.Context
 }
 
 type failover struct {
 	at       time.Time
 	identity string
+	kind     string // the fault that lost the leader
 }
 
 type kongRestart struct {
@@ -279,6 +288,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := w.api.Seed(baseObjects(cfg.Apps)...); err != nil {
 		return nil, err
 	}
+	podCtx, stopPods := context.WithCancel(ctx)
+	defer stopPods()
+	w.podCtx = podCtx
+	if err := w.startPods(podCtx); err != nil {
+		return nil, err
+	}
 	for j := range cfg.Kongs {
 		if err := w.addSlot(j); err != nil {
 			return nil, err
@@ -334,6 +349,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	stuck := w.stuck
 	w.mu.Unlock()
+	stopPods()
 	if stuck == 0 {
 		w.wg.Wait()
 	}
@@ -403,7 +419,9 @@ func (w *World) startReplica(i int) error {
 		w.api.SetFaults(r.identity, f)
 	}
 	o := *w.opts
+	started := time.Now()
 	env := ReplicaEnv{
+		Self:     w.self(i, started),
 		Identity: r.identity,
 		Client:   w.api.Client(r.identity),
 		HTTP:     &http.Client{Transport: kongTransport{w: w, replica: r}},
@@ -419,6 +437,7 @@ func (w *World) startReplica(i int) error {
 	r.cancel = cancel
 	done := r.done
 	w.event("replica-start", r.identity)
+	w.containerStarted(i, r.identity, started)
 	w.wg.Go(func() {
 		defer close(done)
 		if err := run.Run(ctx); err != nil && ctx.Err() == nil {
@@ -475,6 +494,7 @@ func (w *World) stopReplica(i int, graceful bool) {
 		w.stuck++
 		w.mu.Unlock()
 	}
+	w.containerEnded(i, id, graceful)
 }
 
 // stopBound bounds a replica's shutdown: BeforeRelease is bounded by the
@@ -552,7 +572,7 @@ func (w *World) controllerWrote(r *replica, what string) {
 		// End the process and restart it later, off the writer's goroutine.
 		go func() {
 			w.stopReplica(r.index, false)
-			w.markFailover(id)
+			w.markFailover(id, FaultCrashAfterWrite)
 			time.Sleep(5 * time.Second)
 			if w.ctx.Err() == nil {
 				_ = w.startReplica(r.index)
@@ -561,10 +581,10 @@ func (w *World) controllerWrote(r *replica, what string) {
 	}
 }
 
-func (w *World) markFailover(identity string) {
+func (w *World) markFailover(identity, kind string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.failovers = append(w.failovers, failover{at: time.Now(), identity: identity})
+	w.failovers = append(w.failovers, failover{at: time.Now(), identity: identity, kind: kind})
 }
 
 // probeLoop sends traffic through every ready Kong every 500ms: each app
