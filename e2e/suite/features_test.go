@@ -92,7 +92,6 @@ func TestBasic(t *testing.T) {
 			}
 			return ctx
 		}).
-		Teardown(tearDown).
 		Feature()
 	testenv.Test(t, f)
 }
@@ -188,7 +187,6 @@ func TestFailover(t *testing.T) {
 			}
 			return ctx
 		}).
-		Teardown(tearDown).
 		Feature()
 	testenv.Test(t, f)
 }
@@ -279,7 +277,6 @@ func TestKongRestart(t *testing.T) {
 			}
 			return ctx
 		}).
-		Teardown(tearDown).
 		Feature()
 	testenv.Test(t, f)
 }

@@ -74,6 +74,9 @@ type Agent struct {
 	cfg    Config
 	nodes  map[string]bool
 	hostIP string
+	// allocatable is what every node reports, and what resourceFieldRef
+	// shows for limits a container leaves unset.
+	allocatable corev1.ResourceList
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -114,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, nodes: map[string]bool{}, pods: map[types.UID]*podRunner{}, done: make(chan struct{}),
-		hostIP: cfg.Network.Gateway().String(), pending: make(chan struct{}, 1)}
+		hostIP: cfg.Network.Gateway().String(), pending: make(chan struct{}, 1), allocatable: nodeCapacity()}
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, spec := range cfg.Nodes {
 		if err := a.register(ctx, spec); err != nil {
@@ -186,11 +189,7 @@ func (a *Agent) register(ctx context.Context, spec Spec) error {
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse("16"),
-		corev1.ResourceMemory: resource.MustParse("64Gi"),
-		corev1.ResourcePods:   resource.MustParse("110"),
-	}
+	capacity := a.allocatable
 	now := metav1.Now()
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Labels: labels},
@@ -241,6 +240,17 @@ func (a *Agent) register(ctx context.Context, spec Spec) error {
 		}
 	}
 	return nil
+}
+
+// nodeCapacity is each node's capacity and allocatable: room for every
+// pod the tests run (processes share the host; nothing is enforced).
+func nodeCapacity() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("16"),
+		corev1.ResourceMemory:           resource.MustParse("64Gi"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+	}
 }
 
 // observe starts a runner for a new pod on one of our nodes and passes

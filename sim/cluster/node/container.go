@@ -189,7 +189,7 @@ func (c *containerRun) commandLine() ([]string, []string, error) {
 	if sb := c.r.sandboxOrNil(); sb != nil {
 		podIP = sb.IP.String()
 	}
-	vars, order, err := containerEnv(c.r.ctx, c.r.a.cfg.Client, c.r.pod, c.spec, c.r.podEnv(), podIP, c.r.a.hostIP)
+	vars, order, err := containerEnv(c.r.ctx, c.r.a.cfg.Client, c.r.pod, c.spec, c.r.podEnv(), podIP, c.r.a.hostIP, c.r.a.allocatable)
 	if err != nil {
 		return nil, nil, err
 	}
