@@ -77,9 +77,9 @@ type Agent struct {
 	// allocatable is what every node reports, and what resourceFieldRef
 	// shows for limits a container leaves unset.
 	allocatable corev1.ResourceList
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	ctx         context.Context
+	cancel      context.CancelFunc
+	done        chan struct{}
 
 	mu      sync.Mutex
 	pods    map[types.UID]*podRunner
