@@ -1,14 +1,22 @@
 // Package node is the "process kubelet" of the local process cluster. It
 // registers Nodes with the API server, takes the pods the scheduler binds to
 // them and runs every container as a local process: the image names a local
-// binary (ImageMap), the pod gets its own network namespace (podnet), the
-// process sees its pod's service-account token at the usual path, probes
-// drive the pod's conditions, containers restart by policy with back-off, and
-// deletion is graceful (SIGTERM, grace period, SIGKILL). The agent reports
-// pod status so the real EndpointSlice controller publishes endpoints.
+// binary (ImageMap), the pod gets its own network namespace (podnet), each
+// container a private mount namespace with its volumes at their mountPaths
+// (volumes.go: emptyDir, configMap, secret, downwardAPI, projected,
+// persistentVolumeClaim, hostPath) and runs as its securityContext's user,
+// groups and capabilities (security.go); probes drive the pod's conditions,
+// lifecycle hooks run, containers restart by policy with back-off, and
+// deletion is graceful (preStop hook, SIGTERM, SIGKILL at the end of the
+// grace period). The agent reports pod status so the real EndpointSlice
+// controller publishes endpoints. Environment variables follow the
+// kubelet's rules, downward API included (env.go, resources.go).
 //
-// Not provided: volumes other than the service-account token, resource
-// limits, image pulls, exec/attach/logs through the API, preStop hooks.
+// Not provided: resource limits (nothing is enforced; resourceFieldRef
+// reports the declared values), image pulls, exec/attach through the API,
+// gRPC probes, volume types other than those above (refused with an error
+// naming them). Without root there are no mount namespaces: containers
+// needing volumes or another user are refused.
 package node
 
 import (
