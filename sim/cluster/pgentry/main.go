@@ -17,9 +17,10 @@
 //     POSTGRES_HOST_AUTH_METHOD (default scram-sha-256) from any address,
 //     and creates POSTGRES_DB (default POSTGRES_USER) on a server reachable
 //     only through its socket; POSTGRES_INITDB_ARGS are passed to initdb;
-//   - then it execs postgres listening on every address of the pod, port
+//   - then it runs postgres listening on every address of the pod, port
 //     5432 unless the arguments say otherwise, with its socket in PGDATA
-//     (the host's /var/run/postgresql is shared by every pod).
+//     (the host's /var/run/postgresql is shared by every pod), and stops it
+//     with SIGINT on SIGTERM, as the image's STOPSIGNAL does.
 //
 // Invoked as pg_isready or psql (the image directory links them here), it
 // points PGHOST at that socket unless set, then runs the real client, so
@@ -34,6 +35,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -138,8 +140,38 @@ func entrypoint(args []string) error {
 		fmt.Println("pgentry: PostgreSQL database directory appears to contain a database; skipping initialization")
 	}
 	postgres := filepath.Join(bin, "postgres")
-	argv := append([]string{postgres, "-D", data, "-c", "listen_addresses=*", "-c", "unix_socket_directories=" + data}, args[1:]...)
-	return syscall.Exec(postgres, argv, os.Environ())
+	argv := append([]string{"-D", data, "-c", "listen_addresses=*", "-c", "unix_socket_directories=" + data}, args[1:]...)
+	return supervise(exec.Command(postgres, argv...))
+}
+
+// supervise runs the server and passes signals on, turning SIGTERM into
+// SIGINT: the image's STOPSIGNAL is SIGINT, PostgreSQL's fast shutdown,
+// where SIGTERM would wait for every client to disconnect. It exits with
+// the server's status.
+func supervise(cmd *exec.Cmd) error {
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGTERM {
+				sig = syscall.SIGINT
+			}
+			_ = cmd.Process.Signal(sig)
+		case err := <-done:
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				os.Exit(exit.ExitCode())
+			}
+			return err
+		}
+	}
 }
 
 // becomePostgres hands PGDATA (and its parent if we made it) to the host's
