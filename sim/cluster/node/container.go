@@ -176,6 +176,9 @@ func (c *containerRun) start() (*proc.Process, error) {
 		return nil, err
 	}
 	logPath := filepath.Join(logDir, c.r.pod.Namespace+"_"+c.r.pod.Name+"_"+c.spec.Name+".log")
+	if err := ownLog(logPath, c.r.pod, c.spec); err != nil {
+		return nil, err
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -244,6 +247,28 @@ while [ "$1" != "--" ]; do
 done
 shift
 exec "$@"`
+
+// ownLog gives the container's log file to the container's user: a
+// process that reopens /dev/stdout (a logging setting such as
+// KONG_PROXY_ACCESS_LOG=/dev/stdout) opens the file itself, where a
+// runtime's pipe would let any user write.
+func ownLog(path string, pod *corev1.Pod, c *corev1.Container) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	id, err := containerIdentity(pod, c)
+	if err != nil {
+		return nil // wrap reports it
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Chown(path, int(id.uid), int(id.gid))
+}
 
 // configError is a problem with a container's configuration (security
 // context, volumes): the kubelet's CreateContainerConfigError.
