@@ -205,9 +205,13 @@ func TestAgentRefusesRootUnderRunAsNonRoot(t *testing.T) {
 		Reason:  "CreateContainerConfigError",
 		Message: `container has runAsNonRoot and image will run as root (pod: "nr_default(uid-nr)", container: main)`,
 	}))
-	events, err := w.client.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
-	w.g.Expect(err).NotTo(HaveOccurred())
-	w.g.Expect(events.Items).To(ContainElement(And(HaveField("Reason", "Failed"), HaveField("Type", corev1.EventTypeWarning))))
+	w.g.Eventually(func() ([]corev1.Event, error) {
+		events, err := w.client.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return events.Items, nil
+	}).WithTimeout(10 * time.Second).Should(ContainElement(And(HaveField("Reason", "Failed"), HaveField("Type", corev1.EventTypeWarning))))
 }
 
 // TestAgentPreStopHooks: on deletion the preStop hook runs before SIGTERM,
