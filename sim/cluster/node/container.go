@@ -228,24 +228,38 @@ func (c *containerRun) commandLine() ([]string, []string, map[string]string, err
 	return argv, env, vars, nil
 }
 
-// mountScript runs in the container's fresh mount namespace: it performs
-// the operations given as arguments up to "--", then executes the rest.
+// mountScript (bash) runs in the container's fresh mount namespace: it
+// performs the operations given as arguments up to "--", then executes the
+// rest.
 //
 //	dir SRC DST    bind-mount directory SRC at DST (created if missing)
 //	file SRC DST   bind-mount file SRC at DST (created if missing)
 //	ro DST         make the mount at DST read-only
 //	host NAME      set the hostname (the UTS namespace is private too)
+//
+// Every source is opened before the first mount and mounted through its
+// descriptor: a volume mounted at /tmp (or any directory above the
+// cluster's state) would otherwise hide the sources of the mounts after it.
 const mountScript = `set -e
+ops=() fds=()
 while [ "$1" != "--" ]; do
 	case "$1" in
-	dir) [ -d "$3" ] || mkdir -p "$3"; mount --bind "$2" "$3"; shift 3 ;;
-	file) [ -e "$3" ] || { mkdir -p "$(dirname "$3")"; : >"$3"; }; mount --bind "$2" "$3"; shift 3 ;;
-	ro) mount -o remount,bind,ro "$2"; shift 2 ;;
+	dir | file) exec {fd}<"$2"; fds+=("$fd"); ops+=("$1" "/proc/self/fd/$fd" "$3"); shift 3 ;;
+	ro) ops+=(ro "$2" -); shift 2 ;;
 	host) hostname "$2"; shift 2 ;;
 	*) echo "mount script: unknown operation $1" >&2; exit 127 ;;
 	esac
 done
 shift
+for ((i = 0; i < ${#ops[@]}; i += 3)); do
+	src=${ops[i+1]} dst=${ops[i+2]}
+	case "${ops[i]}" in
+	dir) [ -d "$dst" ] || mkdir -p "$dst"; mount --no-canonicalize --bind "$src" "$dst" ;;
+	file) [ -e "$dst" ] || { mkdir -p "$(dirname "$dst")"; : >"$dst"; }; mount --no-canonicalize --bind "$src" "$dst" ;;
+	ro) mount -o remount,bind,ro "$src" ;;
+	esac
+done
+for fd in "${fds[@]}"; do exec {fd}<&-; done
 exec "$@"`
 
 // ownLog gives the container's log file to the container's user: a
@@ -317,7 +331,7 @@ func (c *containerRun) wrap(argv []string, vars map[string]string) (*exec.Cmd, e
 		}
 		ops = append(ops, "host", r.pod.Name, "--")
 		full = append([]string{"unshare", "--mount", "--uts", "--propagation", "private", "--",
-			"/bin/sh", "-c", mountScript, "mount-script"}, append(ops, id.setprivArgs(argv)...)...)
+			"/bin/bash", "-c", mountScript, "mount-script"}, append(ops, id.setprivArgs(argv)...)...)
 	} else {
 		for _, m := range mounts {
 			if m.target != ServiceAccountDir {

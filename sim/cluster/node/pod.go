@@ -373,12 +373,15 @@ func (r *podRunner) writeStatus() {
 // podEnv is the environment every container of the pod starts with.
 func (r *podRunner) podEnv() map[string]string {
 	return map[string]string{
-		"KUBERNETES_SERVICE_HOST":       r.a.cfg.APIServerHost,
-		"KUBERNETES_SERVICE_PORT":       strconv.Itoa(r.a.cfg.APIServerPort),
-		"KUBERNETES_PORT":               "tcp://" + r.a.cfg.APIServerHost + ":" + strconv.Itoa(r.a.cfg.APIServerPort),
-		"HOSTNAME":                      r.pod.Name,
-		"PATH":                          os.Getenv("PATH"),
-		"HOME":                          r.dir,
+		"KUBERNETES_SERVICE_HOST": r.a.cfg.APIServerHost,
+		"KUBERNETES_SERVICE_PORT": strconv.Itoa(r.a.cfg.APIServerPort),
+		"KUBERNETES_PORT":         "tcp://" + r.a.cfg.APIServerHost + ":" + strconv.Itoa(r.a.cfg.APIServerPort),
+		"HOSTNAME":                r.pod.Name,
+		"PATH":                    os.Getenv("PATH"),
+		// As a runtime sets it when the image has no passwd entry for the
+		// user: never the agent's directories, which the container's user
+		// may not enter, nor the host's home directories.
+		"HOME":                          "/",
 		"KUBERNETES_SERVICE_PORT_HTTPS": strconv.Itoa(r.a.cfg.APIServerPort),
 	}
 }
