@@ -262,26 +262,33 @@ var _ = Describe("the local process cluster", Ordered, func() {
 	})
 
 	It("kills a container that ignores SIGTERM once the grace period ends", func() {
+		// Ready means the trap is set: a SIGTERM that came while the
+		// container was still starting would end it at once.
+		trapped := filepath.Join(GinkgoT().TempDir(), "trapped")
 		stubborn := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "stubborn", Namespace: ns},
 			Spec: corev1.PodSpec{
 				TerminationGracePeriodSeconds: ptr.To[int64](1),
 				Containers: []corev1.Container{{
 					Name: "main", Image: echoImage,
-					Command: []string{"sh", "-c", `trap "" TERM; while :; do sleep 0.1; done`},
+					Command: []string{"sh", "-c", `trap "" TERM; touch ` + trapped + `; while :; do sleep 0.1; done`},
+					ReadinessProbe: &corev1.Probe{
+						ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-e", trapped}}},
+						PeriodSeconds: 1,
+					},
 				}},
 			},
 		}
 		_, err := client.CoreV1().Pods(ns).Create(ctx, stubborn, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		var running *corev1.Pod
-		Eventually(func() (corev1.PodPhase, error) {
+		Eventually(func() (bool, error) {
 			running, err = client.CoreV1().Pods(ns).Get(ctx, "stubborn", metav1.GetOptions{})
 			if err != nil {
-				return "", err
+				return false, err
 			}
-			return running.Status.Phase, nil
-		}).WithTimeout(30 * time.Second).Should(Equal(corev1.PodRunning))
+			return isReady(*running), nil
+		}).WithTimeout(30 * time.Second).Should(BeTrue())
 
 		began := time.Now()
 		Expect(client.CoreV1().Pods(ns).Delete(ctx, "stubborn", metav1.DeleteOptions{})).To(Succeed())
