@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	. "github.com/onsi/gomega"
@@ -221,6 +225,16 @@ func TestAgentPreStopHooks(t *testing.T) {
 	trace := filepath.Join(dir, "trace")
 	// The main process records SIGTERM after whatever the hook wrote.
 	mainCmd := []string{"sh", "-c", `trap 'echo term >>` + trace + `; exit 0' TERM; while :; do sleep 0.05; done`}
+	// An httpGet hook's target, on the host (the hook names its host).
+	hookServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.OpenFile(trace, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, _ = f.WriteString("prestop " + r.URL.Path + "\n")
+			_ = f.Close()
+		}
+	}))
+	defer hookServer.Close()
+	hookPort, _ := strconv.Atoi(hookServer.URL[strings.LastIndexByte(hookServer.URL, ':')+1:])
 	for _, tc := range []struct {
 		name    string
 		hook    corev1.LifecycleHandler
@@ -231,6 +245,8 @@ func TestAgentPreStopHooks(t *testing.T) {
 	}{
 		{name: "exec runs first", grace: 10, want: "prestop\nterm\n", atMost: 8 * time.Second,
 			hook: corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo prestop >>" + trace}}}},
+		{name: "httpGet runs first", grace: 10, want: "prestop /drain\nterm\n", atMost: 8 * time.Second,
+			hook: corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Host: "127.0.0.1", Port: intstr.FromInt(hookPort), Path: "/drain"}}},
 		{name: "sleep delays SIGTERM", grace: 10, want: "term\n", atLeast: 2 * time.Second, atMost: 8 * time.Second,
 			hook: corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 2}}},
 		{name: "a hook longer than the grace period is cut", grace: 1, want: "term\n", atLeast: time.Second, atMost: 8 * time.Second,
