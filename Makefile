@@ -18,7 +18,7 @@ help: ## list the targets
 build: ## build every module and the binaries into ./bin
 	$(GO) build $(PKGS)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/... ./sim/cluster/echoserver
+	$(GO) build -o $(BIN)/ ./cmd/... ./sim/cluster/echoserver ./sim/cluster/pgentry
 
 test: ## run every module's tests (PostgreSQL is installed and started on demand)
 	$(GO) test $(TEST_FLAGS) $(PKGS)
@@ -51,6 +51,7 @@ e2e: ## e2e suite on kind (needs Docker; without it: SKIPPED, not passed)
 	fi
 
 e2e-local: build k8s-binaries ## e2e suite on the local process cluster (no Docker; needs root)
+	hack/postgres.sh install
 	KONDUCTOR_E2E_PROVIDER=local KONDUCTOR_E2E_BIN=$(abspath $(BIN)) KONDUCTOR_K8S_BIN="$$(hack/build-k8s.sh)" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/suite/
 
 images: ## container images konductor:dev, kongsim:dev, konductor.dev/echo:dev
