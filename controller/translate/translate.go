@@ -99,7 +99,9 @@ type translator struct {
 	plugins   map[nsName]*pluginEntry // namespace "" for KongClusterPlugins
 	globals   []*pluginEntry          // global KongClusterPlugins applied
 
-	consumers        []*declarative.Consumer // oldest first
+	consumers        []*declarative.Consumer // oldest first; made by buildConsumers
+	consumerJobs     []consumerJob           // decided, oldest first
+	credentialJobs   slab[credentialJob]
 	consumerPlugins  []consumerPlugin
 	consumerBlocks   slab[consumerBlock]
 	pluginLists      slab[*pluginEntry]
@@ -481,7 +483,8 @@ func (t *translator) parseService(e *serviceEntry) {
 
 func (t *translator) result() Result {
 	var translated []ObjectRef // nil when empty, as documented in the golden files
-	t.build(func() {
+	t.build(func(bd *builder) {
+		t.buildConsumers(bd)
 		if len(t.routed) > 0 {
 			translated = t.routed
 			slices.SortFunc(translated, compareRefs)
