@@ -1,10 +1,13 @@
 package dbsynctest
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,9 +15,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	. "github.com/onsi/gomega"
+
 	"konductor.dev/controller/dbsync"
+	"konductor.dev/controller/fence"
+	"konductor.dev/controller/kongsync"
 	"konductor.dev/controller/translate"
+	"konductor.dev/sim/internal/pgtest"
 	kongsim "konductor.dev/sim/kong"
+	"konductor.dev/sim/kong/pgstore"
 )
 
 // The credential values of the test consumer; none may ever be logged.
@@ -209,4 +218,57 @@ func proxiedWith(n *kongsim.Node, host, path string, header http.Header) (int, s
 	rec := httptest.NewRecorder()
 	n.Proxy().ServeHTTP(rec, req)
 	return rec.Code, rec.Body.String()
+}
+
+// TestPluginsOnPostgreSQL syncs plugins, a consumer and its credentials
+// through node A of two kongsim nodes on one PostgreSQL database: node B
+// enforces key-auth with the consumer's key, and syncing the same
+// configuration again writes nothing.
+func TestPluginsOnPostgreSQL(t *testing.T) {
+	g := NewWithT(t)
+	db := pgtest.NewProxy(t, pgtest.DSN(t))
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	nodes := map[string]*kongsim.Node{}
+	for _, name := range []string{"a", "b"} {
+		st, err := pgstore.New(ctx, db.DSN())
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Cleanup(func() { st.Close() })
+		g.Expect(st.Bootstrap(ctx)).To(Succeed())
+		n, err := kongsim.NewNode(kongsim.Options{
+			Database: kongsim.DatabasePostgres, Backend: st, UpdateFrequency: 100 * time.Millisecond,
+			Hostname: name, ProxyTransport: echoUpstream{}, Logger: slog.New(slog.DiscardHandler),
+		})
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Cleanup(n.Close)
+		nodes[name] = n
+		wg.Go(func() { _ = n.Run(ctx) })
+	}
+	s := dbsync.New(dbsync.Options{
+		Client: &http.Client{Transport: kongsim.NewInMemoryTransport(nodes["a"].Admin())},
+		Gate:   fence.Always{Identity: identity}, Identity: identity,
+		Timeout: 5 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second,
+	})
+	s.SetTargets([]kongsync.Target{{Name: "a", URL: "http://kong-a:8001"}})
+	wg.Go(func() { _ = s.Run(ctx) })
+
+	d1 := withAuth(t, apps(2), true, 1)
+	s.SetDesired(d1)
+	g.Eventually(func() bool { return s.AllApplied(1) }).WithTimeout(30*time.Second).Should(BeTrue(), "status %+v", s.Status())
+	g.Expect(nodes["a"].Audit()).To(HaveLen(total(d1)), "one write per entity")
+	host := "app-0.example.com"
+	g.Eventually(func() int { c, _ := proxiedWith(nodes["b"], host, "/api", nil); return c }).
+		WithTimeout(10 * time.Second).Should(Equal(http.StatusUnauthorized))
+	g.Eventually(func() int { c, _ := proxiedWith(nodes["b"], host, "/api", http.Header{"Apikey": {aliceKey}}); return c }).
+		WithTimeout(10 * time.Second).Should(Equal(http.StatusOK))
+
+	written := len(nodes["a"].Audit())
+	s.SetDesired(withAuth(t, apps(2), true, 2))
+	s.Resync()
+	g.Eventually(func() bool { return s.AllApplied(2) }).WithTimeout(30*time.Second).Should(BeTrue(), "status %+v", s.Status())
+	g.Expect(nodes["a"].Audit()).To(HaveLen(written), "the second sync writes nothing")
 }
