@@ -229,7 +229,6 @@ func TestPluginsThroughFailover(t *testing.T) {
 			}
 			return ctx
 		}).
-		Teardown(tearDown).
 		Feature()
 	testenv.Test(t, f)
 }
