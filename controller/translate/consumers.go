@@ -122,6 +122,7 @@ func (t *translator) translateConsumers(in []*Consumer) {
 	})
 	// owners maps each claimed value to its consumer, an index in consumers.
 	owners := make(map[consumerClaim]int32, 2*len(consumers))
+	t.consumerJobs = make([]consumerJob, 0, len(consumers))
 	for idx, c := range consumers {
 		ref := c.Ref()
 		if c.Username == "" && c.CustomID == "" {
@@ -178,7 +179,6 @@ type consumerJob struct {
 type credentialJob struct {
 	name     string
 	kindName string
-	kind     credentialKind
 	sec      *corev1.Secret
 }
 
@@ -275,13 +275,14 @@ func (t *translator) credential(consumers []*Consumer, idx int32, i int, name st
 		return credentialJob{}, false
 	}
 	owners[cl] = idx
-	return credentialJob{name: name, kindName: kindName, kind: kind, sec: sec}, true
+	return credentialJob{name: name, kindName: kindName, sec: sec}, true
 }
 
 // buildCredential makes the credential cj of a consumer in namespace and
 // adds it to kc.
 func (t *translator) buildCredential(bd *builder, namespace string, cj credentialJob, kc *declarative.Consumer) {
-	name, kindName, kind, sec := cj.name, cj.kindName, cj.kind, cj.sec
+	name, kindName, sec := cj.name, cj.kindName, cj.sec
+	kind := credentialKinds[kindName]
 	// The id and the values are cut from one string.
 	b := t.credentialBlocks.one()
 	bd.ids.begin("credentials")
