@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/kong/go-kong/kong"
 
 	"konductor.dev/controller/fence"
 	"konductor.dev/controller/kongsync"
@@ -184,7 +187,7 @@ func (a *applier) run(ctx context.Context, ops []Op) {
 			a.fail(ctx.Err())
 		}
 		a.mu.Lock()
-		stop, skip := a.err != nil, op.Action != Delete && a.failed[op.Entity.Parent]
+		stop, skip := a.err != nil, op.Action != Delete && a.anyFailed(op.Entity.Parents())
 		a.mu.Unlock()
 		if stop {
 			break
@@ -250,16 +253,64 @@ func (a *applier) one(ctx context.Context, op Op, term fence.Term) {
 	if apiErr, ok := rejected(err); ok {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		if op.Action != Delete && !e.Kind.child() {
+		if op.Action != Delete && e.Kind.depth() < maxDepth {
 			a.failed[e.ID] = true
 		}
 		a.rejections = append(a.rejections, kongsync.Rejection{
 			EntityType: e.Kind.String(), EntityName: e.Name(), EntityID: e.ID, Tags: e.Tags(),
-			Message: fmt.Sprintf("%s: %s", op.Action, apiErr.Error()),
+			Message: redact(fmt.Sprintf("%s: %s", op.Action, apiErr.Error()), e),
 		})
 		return
 	}
+	if secrets(e) != nil {
+		// The error may quote the request; keep the kind (for retry
+		// decisions) but not the text.
+		err = errors.New(redact(err.Error(), e))
+	}
 	a.fail(fmt.Errorf("%s %s %s (%s): %w", op.Action, e.Kind, e.Name(), e.ID, err))
+}
+
+// secrets returns the values of a credential that must never appear in a
+// log line or an error, Kong's stored form of a password included.
+func secrets(e Entity) []string {
+	var out []string
+	add := func(p *string) {
+		if p != nil && *p != "" {
+			out = append(out, *p)
+		}
+	}
+	switch o := e.Obj.(type) {
+	case *kong.KeyAuth:
+		add(o.Key)
+	case *kong.BasicAuth:
+		add(o.Password)
+		if o.Password != nil {
+			out = append(out, storedForm(*o.Password, consumerID(o.Consumer)))
+		}
+	case *kong.JWTAuth:
+		add(o.Secret)
+	case *kong.HMACAuth:
+		add(o.Secret)
+	}
+	return out
+}
+
+// redact replaces every secret of e in msg.
+func redact(msg string, e Entity) string {
+	for _, s := range secrets(e) {
+		msg = strings.ReplaceAll(msg, s, "[redacted]")
+	}
+	return msg
+}
+
+// anyFailed reports whether Kong refused any of ids; the caller holds a.mu.
+func (a *applier) anyFailed(ids []string) bool {
+	for _, id := range ids {
+		if a.failed[id] {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *applier) fail(err error) {

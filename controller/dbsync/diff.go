@@ -2,6 +2,8 @@ package dbsync
 
 import (
 	"cmp"
+	"crypto/sha1"
+	"encoding/hex"
 	"reflect"
 	"slices"
 	"sync"
@@ -39,19 +41,16 @@ type Op struct {
 }
 
 // Phase orders writes so that Kong's foreign keys always hold: parents are
-// written before their children, and children deleted before their parents.
-// Writes of one phase are independent of each other.
+// written before their children (consumers before their credentials;
+// routes, services and consumers before their plugins), and children
+// deleted before their parents. Writes of one phase are independent of each
+// other.
 func (o Op) Phase() int {
-	switch {
-	case o.Action != Delete && !o.Entity.Kind.child():
-		return 0
-	case o.Action != Delete:
-		return 1
-	case o.Entity.Kind.child():
-		return 2
-	default:
-		return 3
+	d := o.Entity.Kind.depth()
+	if o.Action != Delete {
+		return d
 	}
+	return 2*maxDepth + 1 - d
 }
 
 // Plan is the difference between desired and existing entities, ordered by
@@ -61,7 +60,7 @@ type Plan struct {
 }
 
 // numPhases is the number of distinct Op.Phase values.
-const numPhases = 4
+const numPhases = 2 * (maxDepth + 1)
 
 // Phases groups the ops by phase, in execution order; phases without ops
 // are left out.
@@ -136,6 +135,7 @@ var defaults = map[Kind]map[string]any{
 		"HashOnCookiePath": kong.String("/"), "Slots": kong.Int(10000), "UseSrvName": kong.Bool(false),
 	},
 	KindTarget: {"Weight": kong.Int(100)},
+	KindPlugin: {"Enabled": kong.Bool(true), "Protocols": kong.StringSlice("grpc", "grpcs", "http", "https")},
 }
 
 // nullable lists fields without a default that change what Kong does when
@@ -146,6 +146,9 @@ var nullable = map[Kind][]string{
 	KindRoute:       {"Hosts", "Paths", "Methods", "Headers", "SNIs", "Sources", "Destinations", "Expression"},
 	KindUpstream:    {"HostHeader", "ClientCertificate", "HashOnHeader", "HashFallbackHeader", "HashOnCookie", "HashOnQueryArg", "HashFallbackQueryArg", "HashOnURICapture", "HashFallbackURICapture"},
 	KindCertificate: {"CertAlt", "KeyAlt"},
+	KindConsumer:    {"Username", "CustomID"},
+	KindPlugin:      {"Route", "Service", "Consumer", "ConsumerGroup", "InstanceName"},
+	KindJWT:         {"RSAPublicKey"},
 }
 
 // serverFields are set by Kong, never by us.
@@ -164,6 +167,9 @@ func Equal(kind Kind, want, have any) bool {
 	}
 	if w.IsNil() || h.IsNil() {
 		return w.IsNil() == h.IsNil()
+	}
+	if kind == KindBasicAuth {
+		h = reflect.ValueOf(storedPassword(want.(*kong.BasicAuth), have.(*kong.BasicAuth)))
 	}
 	w, h = w.Elem(), h.Elem()
 	for _, f := range comparison(kind, w.Type()) {
@@ -189,6 +195,28 @@ func Equal(kind Kind, want, have any) bool {
 		}
 	}
 	return true
+}
+
+// storedPassword returns have with its password replaced by want's when
+// Kong holds want's password in its stored form: Kong keeps a basic-auth
+// password as the hex sha1 of the password followed by the consumer's id,
+// and serves that, never the password.
+func storedPassword(want, have *kong.BasicAuth) *kong.BasicAuth {
+	if want.Password == nil || have.Password == nil || *want.Password == *have.Password {
+		return have
+	}
+	if *have.Password != storedForm(*want.Password, consumerID(have.Consumer)) {
+		return have
+	}
+	c := *have
+	c.Password = want.Password
+	return &c
+}
+
+// storedForm is how Kong stores a basic-auth password of a consumer.
+func storedForm(password, consumerID string) string {
+	sum := sha1.Sum([]byte(password + consumerID))
+	return hex.EncodeToString(sum[:])
 }
 
 // fieldRule is how Equal treats one field of a go-kong type.
@@ -270,6 +298,9 @@ func covers(want, have reflect.Value) bool {
 		if want.IsNil() {
 			return true
 		}
+		if want.Type() == configurationType {
+			return coversJSON(map[string]any(want.Interface().(kong.Configuration)), map[string]any(have.Interface().(kong.Configuration)))
+		}
 		if want.Len() == 0 && have.Len() == 0 {
 			return true
 		}
@@ -279,7 +310,49 @@ func covers(want, have reflect.Value) bool {
 	}
 }
 
-var stringPtr = reflect.TypeFor[*string]()
+var (
+	stringPtr         = reflect.TypeFor[*string]()
+	configurationType = reflect.TypeFor[kong.Configuration]()
+)
+
+// coversJSON compares a plugin's decoded config: every key want sets has
+// the same value in have, recursively through objects, while Kong fills
+// the keys we leave out with the plugin schema's defaults. Arrays match
+// element by element; a null in want matches a missing or null value.
+func coversJSON(want, have any) bool {
+	switch w := want.(type) {
+	case nil:
+		return have == nil
+	case map[string]any:
+		h, ok := have.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, wv := range w {
+			hv, present := h[k]
+			if !present && wv != nil {
+				return false
+			}
+			if !coversJSON(wv, hv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		h, ok := have.([]any)
+		if !ok || len(h) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !coversJSON(w[i], h[i]) {
+				return false
+			}
+		}
+		return true
+	default:
+		return reflect.DeepEqual(want, have)
+	}
+}
 
 func sameStringSet(a, b []*string) bool {
 	x, y := derefAll(a), derefAll(b)

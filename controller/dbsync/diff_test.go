@@ -93,8 +93,8 @@ func opsString(p Plan) string {
 func TestDiff(t *testing.T) {
 	const allCreates = "0:create:certificates:c1 0:create:upstreams:u1 0:create:services:s1 " +
 		"1:create:snis:n1 1:create:targets:t1 1:create:targets:t2 1:create:routes:r1 1:create:routes:r2"
-	const allDeletes = "2:delete:snis:n1 2:delete:targets:t1 2:delete:targets:t2 2:delete:routes:r1 2:delete:routes:r2 " +
-		"3:delete:certificates:c1 3:delete:upstreams:u1 3:delete:services:s1"
+	const allDeletes = "4:delete:snis:n1 4:delete:targets:t1 4:delete:targets:t2 4:delete:routes:r1 4:delete:routes:r2 " +
+		"5:delete:certificates:c1 5:delete:upstreams:u1 5:delete:services:s1"
 	route := func(s *Set, id string) *kong.Route { return s[KindRoute][id].Obj.(*kong.Route) }
 	tests := []struct {
 		name string
@@ -135,7 +135,7 @@ func TestDiff(t *testing.T) {
 			edit: func(s *Set) {
 				delete(s[KindTarget], "t2")
 				s.Add(Entity{Kind: KindRoute, ID: "r9", Parent: "s1", Obj: &kong.Route{ID: kong.String("r9")}})
-			}, want: "1:create:targets:t2 2:delete:routes:r9"},
+			}, want: "1:create:targets:t2 4:delete:routes:r9"},
 		{name: "desired weight change is an update of that target only",
 			desired: func(c *declarative.Config) { c.Upstreams[0].Targets[1].Weight = kong.Int(0) },
 			want:    "1:update:targets:t2"},
@@ -176,7 +176,7 @@ func TestPlanPhases(t *testing.T) {
 	for _, ph := range phases {
 		got = append(got, opsString(Plan{Ops: ph}))
 	}
-	want := []string{"0:create:services:s1", "1:create:routes:r1", "3:delete:upstreams:u9"}
+	want := []string{"0:create:services:s1", "1:create:routes:r1", "5:delete:upstreams:u9"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("phases:\n got %q\nwant %q", got, want)
 	}
@@ -189,6 +189,10 @@ func TestDefaultsMatchGoKong(t *testing.T) {
 		KindService: reflect.TypeFor[kong.Service](), KindRoute: reflect.TypeFor[kong.Route](),
 		KindUpstream: reflect.TypeFor[kong.Upstream](), KindTarget: reflect.TypeFor[kong.Target](),
 		KindCertificate: reflect.TypeFor[kong.Certificate](), KindSNI: reflect.TypeFor[kong.SNI](),
+		KindConsumer: reflect.TypeFor[kong.Consumer](), KindPlugin: reflect.TypeFor[kong.Plugin](),
+		KindKeyAuth: reflect.TypeFor[kong.KeyAuth](), KindBasicAuth: reflect.TypeFor[kong.BasicAuth](),
+		KindJWT: reflect.TypeFor[kong.JWTAuth](), KindACL: reflect.TypeFor[kong.ACLGroup](),
+		KindHMACAuth: reflect.TypeFor[kong.HMACAuth](),
 	}
 	for kind, defs := range defaults {
 		for name, def := range defs {

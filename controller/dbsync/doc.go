@@ -8,13 +8,21 @@
 // when it stops answering.
 //
 // A sync lists every entity carrying translate.ManagedByTag (services,
-// routes, upstreams, targets, certificates, SNIs), compares them with the
-// desired ones field by field, normalised against Kong's defaults so an
-// unchanged entity is never rewritten, and applies the difference with
-// bounded concurrency in dependency order: parents are written before
-// children (certificates → SNIs, upstreams → targets, services → routes)
-// and children are deleted before parents. Entities without the tag are
-// never read, written or deleted.
+// routes, upstreams, targets, certificates, SNIs, consumers, their key-auth,
+// basic-auth, jwt, acl and hmac-auth credentials, plugins), compares them
+// with the desired ones field by field, normalised against Kong's defaults
+// so an unchanged entity is never rewritten, and applies the difference
+// with bounded concurrency in dependency order: parents are written before
+// children (certificates → SNIs, upstreams → targets, services → routes,
+// consumers → credentials; routes, services and consumers → plugins) and
+// children are deleted before parents. Entities without the tag are never
+// read, written or deleted.
+//
+// A plugin's config is compared key by key against what Kong holds, since
+// Kong fills in the plugin schema's defaults; a basic-auth password is
+// compared with the hashed form Kong serves. A credential's key, password
+// or secret never appears in a log line, an error or a rejection report:
+// credentials are named by id.
 //
 // Guarantees, and their limits:
 //   - Deletes are computed only from a complete, successful listing of every

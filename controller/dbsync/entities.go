@@ -1,6 +1,7 @@
 package dbsync
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/kong/go-kong/kong"
@@ -16,14 +17,25 @@ const (
 	KindCertificate Kind = iota
 	KindUpstream
 	KindService
+	KindConsumer
 	KindSNI
 	KindTarget
 	KindRoute
+	KindKeyAuth
+	KindBasicAuth
+	KindJWT
+	KindACL
+	KindHMACAuth
+	KindPlugin
 	numKinds
 )
 
 // Kinds lists every managed kind, parents first.
-var Kinds = []Kind{KindCertificate, KindUpstream, KindService, KindSNI, KindTarget, KindRoute}
+var Kinds = []Kind{KindCertificate, KindUpstream, KindService, KindConsumer, KindSNI, KindTarget, KindRoute,
+	KindKeyAuth, KindBasicAuth, KindJWT, KindACL, KindHMACAuth, KindPlugin}
+
+// credentialKinds are the consumer credentials konductor manages.
+var credentialKinds = []Kind{KindKeyAuth, KindBasicAuth, KindJWT, KindACL, KindHMACAuth}
 
 // String returns the Admin API collection name ("routes").
 func (k Kind) String() string {
@@ -40,23 +52,81 @@ func (k Kind) String() string {
 		return "targets"
 	case KindRoute:
 		return "routes"
+	case KindConsumer:
+		return "consumers"
+	case KindKeyAuth:
+		return "key-auths"
+	case KindBasicAuth:
+		return "basic-auths"
+	case KindJWT:
+		return "jwts"
+	case KindACL:
+		return "acls"
+	case KindHMACAuth:
+		return "hmac-auths"
+	case KindPlugin:
+		return "plugins"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
 
-// child reports whether entities of k belong to a parent entity.
-func (k Kind) child() bool { return k == KindSNI || k == KindTarget || k == KindRoute }
+// maxDepth is the deepest depth of any kind.
+const maxDepth = 2
+
+// depth is how many foreign keys lie between k and an entity without a
+// parent: 0 for certificates, upstreams, services and consumers; 1 for
+// SNIs, targets, routes and credentials; 2 for plugins, which may point at
+// a route, a service and a consumer.
+func (k Kind) depth() int {
+	switch k {
+	case KindCertificate, KindUpstream, KindService, KindConsumer:
+		return 0
+	case KindPlugin:
+		return 2
+	}
+	return 1
+}
+
+// credential reports whether k is a consumer credential.
+func (k Kind) credential() bool { return k >= KindKeyAuth && k <= KindHMACAuth }
 
 // Entity is one Kong entity: a *kong.Certificate, *kong.SNI, *kong.Upstream,
-// *kong.Target, *kong.Service or *kong.Route whose ID is set, and whose
-// parent reference (SNI.Certificate, Target.Upstream, Route.Service) is set
-// to the parent's id.
+// *kong.Target, *kong.Service, *kong.Route, *kong.Consumer, a credential
+// (*kong.KeyAuth, *kong.BasicAuth, *kong.JWTAuth, *kong.ACLGroup,
+// *kong.HMACAuth) or *kong.Plugin whose ID is set, and whose parent
+// reference (SNI.Certificate, Target.Upstream, Route.Service, the
+// credential's Consumer, the plugin's Route, Service and Consumer) is set to
+// the parent's id.
 type Entity struct {
 	Kind Kind
 	ID   string
-	// Parent is the parent's id for SNIs, targets and routes.
+	// Parent is the parent's id for SNIs, targets, routes and credentials;
+	// for plugins, the first of route, service and consumer they name.
 	Parent string
 	Obj    any
+}
+
+// Parents lists every id e refers to: a plugin may name a route, a service
+// and a consumer at once.
+func (e Entity) Parents() []string {
+	p, ok := e.Obj.(*kong.Plugin)
+	if !ok {
+		if e.Parent == "" {
+			return nil
+		}
+		return []string{e.Parent}
+	}
+	var out []string
+	if p.Route != nil && p.Route.ID != nil {
+		out = append(out, *p.Route.ID)
+	}
+	if p.Service != nil && p.Service.ID != nil {
+		out = append(out, *p.Service.ID)
+	}
+	if p.Consumer != nil && p.Consumer.ID != nil {
+		out = append(out, *p.Consumer.ID)
+	}
+	return out
 }
 
 // Name returns the entity's name (target for targets), for messages.
@@ -75,6 +145,19 @@ func (e Entity) Name() string {
 		p = o.Name
 	case *kong.Route:
 		p = o.Name
+	case *kong.Consumer:
+		p = o.Username
+		if p == nil {
+			p = o.CustomID
+		}
+	case *kong.Plugin:
+		p = o.Name
+	case *kong.ACLGroup:
+		p = o.Group
+	default:
+		// Credentials are named by id only: their keys, usernames and
+		// secrets never appear in messages.
+		return e.ID
 	}
 	if p == nil {
 		return ""
@@ -97,6 +180,20 @@ func (e Entity) Tags() []string {
 	case *kong.Service:
 		tags = o.Tags
 	case *kong.Route:
+		tags = o.Tags
+	case *kong.Consumer:
+		tags = o.Tags
+	case *kong.KeyAuth:
+		tags = o.Tags
+	case *kong.BasicAuth:
+		tags = o.Tags
+	case *kong.JWTAuth:
+		tags = o.Tags
+	case *kong.ACLGroup:
+		tags = o.Tags
+	case *kong.HMACAuth:
+		tags = o.Tags
+	case *kong.Plugin:
 		tags = o.Tags
 	}
 	return derefAll(tags)
@@ -205,7 +302,105 @@ func DesiredSet(cfg *declarative.Config) (*Set, error) {
 			}
 		}
 	}
+	for i, c := range cfg.Consumers {
+		if c == nil {
+			return nil, fmt.Errorf("desired consumers[%d]: nil", i)
+		}
+		kc := &kong.Consumer{ID: c.ID, Username: c.Username, CustomID: c.CustomID, Tags: c.Tags}
+		name := deref(c.Username)
+		if name == "" {
+			name = deref(c.CustomID)
+		}
+		if err := add(KindConsumer, c.ID, name, "", kc); err != nil {
+			return nil, err
+		}
+		owner := &kong.Consumer{ID: c.ID}
+		for _, list := range []struct {
+			kind  Kind
+			creds []*declarative.Credential
+		}{
+			{KindKeyAuth, c.KeyAuthCredentials}, {KindBasicAuth, c.BasicAuthCredentials}, {KindJWT, c.JWTSecrets},
+			{KindACL, c.ACLs}, {KindHMACAuth, c.HMACAuthCredentials},
+		} {
+			for j, cr := range list.creds {
+				// Messages name a credential by its index, never by
+				// what it holds.
+				label := fmt.Sprintf("%s[%d] of consumer %q", list.kind, j, name)
+				if cr == nil {
+					return nil, fmt.Errorf("desired %s: nil", label)
+				}
+				if err := add(list.kind, cr.ID, label, *c.ID, credentialObject(list.kind, cr, owner)); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for i, p := range cfg.Plugins {
+		if p == nil {
+			return nil, fmt.Errorf("desired plugins[%d]: nil", i)
+		}
+		kp, err := pluginObject(p)
+		if err != nil {
+			return nil, fmt.Errorf("desired plugin %q (%s): field config: %w", deref(p.Name), deref(p.ID), err)
+		}
+		if err := add(KindPlugin, p.ID, deref(p.Name), pluginParent(kp), kp); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// credentialObject turns a declarative credential into go-kong's type for
+// kind, owned by consumer.
+func credentialObject(kind Kind, c *declarative.Credential, consumer *kong.Consumer) any {
+	switch kind {
+	case KindKeyAuth:
+		return &kong.KeyAuth{ID: c.ID, Key: c.Key, Consumer: consumer, Tags: c.Tags}
+	case KindBasicAuth:
+		return &kong.BasicAuth{ID: c.ID, Username: c.Username, Password: c.Password, Consumer: consumer, Tags: c.Tags}
+	case KindJWT:
+		return &kong.JWTAuth{ID: c.ID, Key: c.Key, Algorithm: c.Algorithm, Secret: c.Secret, RSAPublicKey: c.RSAPublicKey, Consumer: consumer, Tags: c.Tags}
+	case KindACL:
+		return &kong.ACLGroup{ID: c.ID, Group: c.Group, Consumer: consumer, Tags: c.Tags}
+	case KindHMACAuth:
+		return &kong.HMACAuth{ID: c.ID, Username: c.Username, Secret: c.Secret, Consumer: consumer, Tags: c.Tags}
+	}
+	return nil
+}
+
+// pluginObject turns a declarative plugin into go-kong's type. The config,
+// rendered once as JSON by the translator, is decoded into the map go-kong
+// sends; it is decoded per sync of a new configuration only.
+func pluginObject(p *declarative.Plugin) (*kong.Plugin, error) {
+	kp := &kong.Plugin{ID: p.ID, Name: p.Name, InstanceName: p.InstanceName, Enabled: p.Enabled, Protocols: p.Protocols, Tags: p.Tags}
+	if p.Config != nil && len(p.Config.Bytes()) > 0 {
+		if err := json.Unmarshal(p.Config.Bytes(), &kp.Config); err != nil {
+			return nil, err
+		}
+	}
+	if p.Route != nil {
+		kp.Route = &kong.Route{ID: p.Route}
+	}
+	if p.Service != nil {
+		kp.Service = &kong.Service{ID: p.Service}
+	}
+	if p.Consumer != nil {
+		kp.Consumer = &kong.Consumer{ID: p.Consumer}
+	}
+	return kp, nil
+}
+
+// pluginParent is the first entity a plugin names: route, service, consumer.
+func pluginParent(p *kong.Plugin) string {
+	switch {
+	case p.Route != nil && p.Route.ID != nil:
+		return *p.Route.ID
+	case p.Service != nil && p.Service.ID != nil:
+		return *p.Service.ID
+	case p.Consumer != nil && p.Consumer.ID != nil:
+		return *p.Consumer.ID
+	}
+	return ""
 }
 
 // existing wraps an entity read from Kong. It reports false when the entity
@@ -235,12 +430,33 @@ func existing(kind Kind, obj any) (Entity, bool) {
 		if o.Service != nil {
 			e.Parent = deref(o.Service.ID)
 		}
+	case *kong.Consumer:
+		id = o.ID
+	case *kong.KeyAuth:
+		id, e.Parent = o.ID, consumerID(o.Consumer)
+	case *kong.BasicAuth:
+		id, e.Parent = o.ID, consumerID(o.Consumer)
+	case *kong.JWTAuth:
+		id, e.Parent = o.ID, consumerID(o.Consumer)
+	case *kong.ACLGroup:
+		id, e.Parent = o.ID, consumerID(o.Consumer)
+	case *kong.HMACAuth:
+		id, e.Parent = o.ID, consumerID(o.Consumer)
+	case *kong.Plugin:
+		id, e.Parent = o.ID, pluginParent(o)
 	}
 	if id == nil || *id == "" {
 		return Entity{}, false
 	}
 	e.ID = *id
 	return e, true
+}
+
+func consumerID(c *kong.Consumer) string {
+	if c == nil {
+		return ""
+	}
+	return deref(c.ID)
 }
 
 func deref(p *string) string {

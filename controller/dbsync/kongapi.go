@@ -49,6 +49,34 @@ func listManaged(ctx context.Context, kc *kong.Client, kind Kind, tag string, ti
 			var l []*kong.Route
 			l, next, err = kc.Routes.List(ctx, opt)
 			objs = anys(l)
+		case KindConsumer:
+			var l []*kong.Consumer
+			l, next, err = kc.Consumers.List(ctx, opt)
+			objs = anys(l)
+		case KindKeyAuth:
+			var l []*kong.KeyAuth
+			l, next, err = kc.KeyAuths.List(ctx, opt)
+			objs = anys(l)
+		case KindBasicAuth:
+			var l []*kong.BasicAuth
+			l, next, err = kc.BasicAuths.List(ctx, opt)
+			objs = anys(l)
+		case KindJWT:
+			var l []*kong.JWTAuth
+			l, next, err = kc.JWTAuths.List(ctx, opt)
+			objs = anys(l)
+		case KindACL:
+			var l []*kong.ACLGroup
+			l, next, err = kc.ACLs.List(ctx, opt)
+			objs = anys(l)
+		case KindHMACAuth:
+			var l []*kong.HMACAuth
+			l, next, err = kc.HMACAuths.List(ctx, opt)
+			objs = anys(l)
+		case KindPlugin:
+			var l []*kong.Plugin
+			l, next, err = kc.Plugins.List(ctx, opt)
+			objs = anys(l)
 		default:
 			err = errors.New("unknown kind")
 		}
@@ -153,8 +181,10 @@ func listManagedTargets(ctx context.Context, kc *kong.Client, upstreams []string
 }
 
 // write performs op: a PUT by id for creates and updates (go-kong's Create
-// with an id set), a DELETE otherwise. Deleting what is already gone
-// succeeds.
+// with an id set; credentials below their consumer), a DELETE otherwise.
+// Deleting what is already gone succeeds. A credential's key, password or
+// secret travels only in the request body; Kong's error messages about it
+// are reported by the entity's id.
 func write(ctx context.Context, kc *kong.Client, op Op) error {
 	e := op.Entity
 	if op.Action == Delete {
@@ -172,6 +202,20 @@ func write(ctx context.Context, kc *kong.Client, op Op) error {
 			err = kc.Services.Delete(ctx, &e.ID)
 		case KindRoute:
 			err = kc.Routes.Delete(ctx, &e.ID)
+		case KindConsumer:
+			err = kc.Consumers.Delete(ctx, &e.ID)
+		case KindKeyAuth:
+			err = kc.KeyAuths.Delete(ctx, &e.Parent, &e.ID)
+		case KindBasicAuth:
+			err = kc.BasicAuths.Delete(ctx, &e.Parent, &e.ID)
+		case KindJWT:
+			err = kc.JWTAuths.Delete(ctx, &e.Parent, &e.ID)
+		case KindACL:
+			err = kc.ACLs.Delete(ctx, &e.Parent, &e.ID)
+		case KindHMACAuth:
+			err = kc.HMACAuths.Delete(ctx, &e.Parent, &e.ID)
+		case KindPlugin:
+			err = kc.Plugins.Delete(ctx, &e.ID)
 		default:
 			err = fmt.Errorf("unknown kind")
 		}
@@ -195,6 +239,20 @@ func write(ctx context.Context, kc *kong.Client, op Op) error {
 		_, err = kc.Services.Create(ctx, o)
 	case *kong.Route:
 		_, err = kc.Routes.Create(ctx, o)
+	case *kong.Consumer:
+		_, err = kc.Consumers.Create(ctx, o)
+	case *kong.KeyAuth:
+		_, err = kc.KeyAuths.Create(ctx, &e.Parent, o)
+	case *kong.BasicAuth:
+		_, err = kc.BasicAuths.Create(ctx, &e.Parent, o)
+	case *kong.JWTAuth:
+		_, err = kc.JWTAuths.Create(ctx, &e.Parent, o)
+	case *kong.ACLGroup:
+		_, err = kc.ACLs.Create(ctx, &e.Parent, o)
+	case *kong.HMACAuth:
+		_, err = kc.HMACAuths.Create(ctx, &e.Parent, o)
+	case *kong.Plugin:
+		_, err = kc.Plugins.Create(ctx, o)
 	default:
 		err = fmt.Errorf("unsupported entity type %T", e.Obj)
 	}

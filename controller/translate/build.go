@@ -42,7 +42,7 @@ func useParallel(routes, backends int) bool {
 // path, which Service ports are used), each entity is a pure function of
 // its own inputs, so the work may be split between two goroutines without
 // changing a byte.
-func (t *translator) build(also func()) {
+func (t *translator) build(also func(bd *builder)) {
 	routes, backends := len(t.routes)/2, len(t.backends)/2
 	other := &t.builder
 	if t.parallel {
@@ -52,7 +52,7 @@ func (t *translator) build(also func()) {
 		t.builder.buildAll(t.routes[:routes], t.backends[:backends])
 	}, func() {
 		other.buildAll(t.routes[routes:], t.backends[backends:])
-		also()
+		also(other)
 	})
 	if other != &t.builder {
 		t.builder.plugins = append(t.builder.plugins, other.plugins...)

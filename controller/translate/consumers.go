@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -121,7 +122,7 @@ func (t *translator) translateConsumers(in []*Consumer) {
 	})
 	// owners maps each claimed value to its consumer, an index in consumers.
 	owners := make(map[consumerClaim]int32, 2*len(consumers))
-	bd := &t.builder
+	t.consumerJobs = make([]consumerJob, 0, len(consumers))
 	for idx, c := range consumers {
 		ref := c.Ref()
 		if c.Username == "" && c.CustomID == "" {
@@ -151,7 +152,43 @@ func (t *translator) translateConsumers(in []*Consumer) {
 			}
 		}
 
-		tags := t.tagsFor(ref)
+		job := consumerJob{c: c, tags: t.tagsFor(ref), creds: t.credentialJobs.take(len(c.Credentials))[:0]}
+		for i, name := range c.Credentials {
+			if cj, ok := t.credential(consumers, int32(idx), i, name, owners); ok {
+				job.creds = append(job.creds, cj)
+			}
+		}
+		job.plugins = t.pluginsOf(ref, c.Annotations)
+		for _, e := range job.plugins {
+			e.attached++
+		}
+		t.consumerJobs = append(t.consumerJobs, job)
+	}
+}
+
+// consumerJob is a consumer decided on, with its credentials, whose
+// entities buildConsumers makes.
+type consumerJob struct {
+	c       *Consumer
+	tags    []*string
+	creds   []credentialJob
+	plugins []*pluginEntry
+}
+
+// credentialJob is a credential decided on.
+type credentialJob struct {
+	name     string
+	kindName string
+	sec      *corev1.Secret
+}
+
+// buildConsumers makes the entities of the decided consumers with bd. The
+// ids are hashes and the values copies, a pure function of each consumer,
+// so this runs beside the building of routes and backends.
+func (t *translator) buildConsumers(bd *builder) {
+	t.consumers = make([]*declarative.Consumer, 0, len(t.consumerJobs))
+	for _, job := range t.consumerJobs {
+		c := job.c
 		bd.ids.begin("consumers")
 		bd.ids.buf = append(append(append(bd.ids.buf, c.Namespace...), '/'), c.Name...)
 		var idText [idLen]byte
@@ -159,19 +196,18 @@ func (t *translator) translateConsumers(in []*Consumer) {
 		block.id = string(bd.ids.append(idText[:0]))
 		block.username, block.customID = c.Username, c.CustomID
 		kc := &block.consumer
-		kc.ID, kc.Tags = &block.id, tags
+		kc.ID, kc.Tags = &block.id, job.tags
 		if c.Username != "" {
 			kc.Username = &block.username
 		}
 		if c.CustomID != "" {
 			kc.CustomID = &block.customID
 		}
-		for i, name := range c.Credentials {
-			t.credential(consumers, int32(idx), i, name, kc, owners)
+		for _, cj := range job.creds {
+			t.buildCredential(bd, c.Namespace, cj, kc)
 		}
 		t.consumers = append(t.consumers, kc)
-		for _, e := range t.pluginsOf(ref, c.Annotations) {
-			e.attached++
+		for _, e := range job.plugins {
 			t.consumerPlugins = append(t.consumerPlugins, consumerPlugin{e, c.Namespace + "/" + c.Name, block.id})
 		}
 	}
@@ -200,7 +236,7 @@ type credentialBlock struct {
 // the Secret and the field, never the value. The credential carries the
 // consumer's tags: Kong's complaints about it belong to the object that
 // asked for it.
-func (t *translator) credential(consumers []*Consumer, idx int32, i int, name string, kc *declarative.Consumer, owners map[consumerClaim]int32) {
+func (t *translator) credential(consumers []*Consumer, idx int32, i int, name string, owners map[consumerClaim]int32) (credentialJob, bool) {
 	consumer := consumers[idx]
 	namespace := consumer.Namespace
 	sec := t.secrets[nsName{namespace, name}]
@@ -208,19 +244,19 @@ func (t *translator) credential(consumers []*Consumer, idx int32, i int, name st
 	field := func() string { return "credentials[" + strconv.Itoa(i) + "]" } // made only for a report
 	if sec == nil || sec.Labels[LabelCredential] == "" {
 		t.report(ref, field(), ReasonSecretNotFound, "Secret %s/%s labelled %s not found; credential skipped", namespace, name, LabelCredential)
-		return
+		return credentialJob{}, false
 	}
 	kindName := sec.Labels[LabelCredential]
 	kind, ok := credentialKinds[kindName]
 	if !ok {
 		t.report(ref, field(), ReasonInvalidCredential, "Secret %s/%s: %s %q is not one of %s; credential skipped",
 			namespace, name, LabelCredential, kindName, credentialKindNames())
-		return
+		return credentialJob{}, false
 	}
 	for _, k := range kind.required {
 		if len(sec.Data[k]) == 0 {
 			t.report(ref, field(), ReasonInvalidCredential, "Secret %s/%s: a %s credential needs the key %q; credential skipped", namespace, name, kindName, k)
-			return
+			return credentialJob{}, false
 		}
 	}
 	// Kong keeps key-auth and jwt keys and basic-auth and hmac-auth
@@ -236,13 +272,19 @@ func (t *translator) credential(consumers []*Consumer, idx int32, i int, name st
 		}
 		t.report(ref, field(), ReasonConflictingConsumer, "Secret %s/%s: %s is already used by %s; credential skipped",
 			namespace, name, what, consumers[owner].Ref())
-		return
+		return credentialJob{}, false
 	}
 	owners[cl] = idx
+	return credentialJob{name: name, kindName: kindName, sec: sec}, true
+}
 
+// buildCredential makes the credential cj of a consumer in namespace and
+// adds it to kc.
+func (t *translator) buildCredential(bd *builder, namespace string, cj credentialJob, kc *declarative.Consumer) {
+	name, kindName, sec := cj.name, cj.kindName, cj.sec
+	kind := credentialKinds[kindName]
 	// The id and the values are cut from one string.
 	b := t.credentialBlocks.one()
-	bd := &t.builder
 	bd.ids.begin("credentials")
 	bd.ids.buf = append(append(append(append(append(bd.ids.buf, kindName...), ':'), namespace...), '/'), name...)
 	tb := &bd.text

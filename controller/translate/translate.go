@@ -99,7 +99,9 @@ type translator struct {
 	plugins   map[nsName]*pluginEntry // namespace "" for KongClusterPlugins
 	globals   []*pluginEntry          // global KongClusterPlugins applied
 
-	consumers        []*declarative.Consumer // oldest first
+	consumers        []*declarative.Consumer // oldest first; made by buildConsumers
+	consumerJobs     []consumerJob           // decided, oldest first
+	credentialJobs   slab[credentialJob]
 	consumerPlugins  []consumerPlugin
 	consumerBlocks   slab[consumerBlock]
 	pluginLists      slab[*pluginEntry]
@@ -231,11 +233,22 @@ func (t *translator) translateIngress(idx int32, ing *networkingv1.Ingress) {
 		routes++
 	}
 
+	warnedWildcard := false
 	for i, rule := range ing.Spec.Rules {
 		if rule.Host != "" {
 			if err := validateHost(rule.Host); err != nil {
 				t.report(ref, fmt.Sprintf("spec.rules[%d].host", i), ReasonInvalidHost, "%v; rule skipped", err)
 				continue
+			}
+			if !warnedWildcard && strings.HasPrefix(rule.Host, "*.") {
+				// The Ingress API matches exactly one label in place of
+				// the "*"; Kong's router matches any number of labels and
+				// cannot be told otherwise (its schema refuses a header
+				// match on Host). Said once per Ingress.
+				warnedWildcard = true
+				t.report(ref, fmt.Sprintf("spec.rules[%d].host", i), ReasonWildcardHostDepth,
+					"Kong matches wildcard host %q at any depth (for example a.b%s), not only one label as the Ingress API specifies; the rule still applies",
+					rule.Host, rule.Host[1:])
 			}
 		}
 		if rule.HTTP == nil {
@@ -470,7 +483,8 @@ func (t *translator) parseService(e *serviceEntry) {
 
 func (t *translator) result() Result {
 	var translated []ObjectRef // nil when empty, as documented in the golden files
-	t.build(func() {
+	t.build(func(bd *builder) {
+		t.buildConsumers(bd)
 		if len(t.routed) > 0 {
 			translated = t.routed
 			slices.SortFunc(translated, compareRefs)

@@ -72,6 +72,9 @@ const (
 	ReasonConflictingRule     = "ConflictingRule"
 	ReasonConflictingSNI      = "ConflictingSNI"
 	ReasonInvalidAnnotation   = "InvalidAnnotation"
+	// ReasonWildcardHostDepth warns that a wildcard host matches more
+	// than the Ingress API says; the rule still applies.
+	ReasonWildcardHostDepth = "WildcardHostDepth"
 )
 
 // ObjectError reports one problem with one object, precise enough to be put

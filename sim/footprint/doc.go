@@ -1,6 +1,8 @@
 // Package footprint measures the memory of the real konductor binary after
-// it has synced a large cluster: 10k Ingresses, 10k Services and 10k
-// EndpointSlices on a real kube-apiserver (the local process cluster of
+// it has synced a large cluster: 10k Ingresses, 10k Services, 10k
+// EndpointSlices, and 10k KongConsumers each with a key-auth credential
+// Secret (KONDUCTOR_FOOTPRINT_CONSUMERS=N changes the count, 0 leaves the
+// CRD and the consumers out) on a real kube-apiserver (the local process cluster of
 // package cluster), three minimal DB-less Kong stand-ins on loopback, and
 // the binary built from cmd/konductor running as its own process with the
 // flags a user would give it.

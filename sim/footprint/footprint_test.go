@@ -21,6 +21,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/pager"
 	"k8s.io/client-go/util/retry"
@@ -101,13 +102,34 @@ func TestFootprint10k(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumers, err := consumerCount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if consumers > 0 {
+		if err := installConsumerCRD(ctx, admin, dyn); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	began := time.Now()
 	if err := createWorkload(ctx, admin); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("created %d Services, %d EndpointSlices and %d Ingresses with %d workers in %v",
 		apps, apps, apps, createWorkers, time.Since(began).Round(time.Millisecond))
-	want, size := expectedHash(t, admin)
+	if consumers > 0 {
+		began = time.Now()
+		if err := createConsumers(ctx, admin, dyn, consumers); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("created %d KongConsumers, each with a key-auth Secret, in %v", consumers, time.Since(began).Round(time.Millisecond))
+	}
+	want, size := expectedHash(t, admin, dyn, consumers)
 
 	var kongs []*hashKong
 	args := []string{
@@ -176,7 +198,7 @@ func TestFootprint10k(t *testing.T) {
 	if err != nil {
 		t.Fatalf("changing Ingress %s/%s: %v", namespace, app{index: 0}.name(), err)
 	}
-	want, size = expectedHash(t, admin)
+	want, size = expectedHash(t, admin, dyn, consumers)
 	if err := waitForKongs(ctx, kongs, want, 2*time.Minute, ctrl); err != nil {
 		t.Fatalf("the change did not reach every Kong: %v\ncontroller log tail:\n%s", err, ctrl.log)
 	}
@@ -289,7 +311,7 @@ func createWorkload(ctx context.Context, c kubernetes.Interface) error {
 // should, and returns the sha256 of the body every Kong must receive. The
 // controller's cache keeps only what translation reads: a transform that
 // dropped too much shows as a hash that never comes.
-func expectedHash(t *testing.T, c kubernetes.Interface) (hash string, size int) {
+func expectedHash(t *testing.T, c kubernetes.Interface, dyn dynamic.Interface, consumers int) (hash string, size int) {
 	t.Helper()
 	ctx := t.Context()
 	var s translate.Objects
@@ -327,7 +349,15 @@ func expectedHash(t *testing.T, c kubernetes.Interface) (hash string, size int) 
 			t.Fatalf("listing %s: %v", l.what, err)
 		}
 	}
+	if consumers > 0 {
+		if err := listConsumers(ctx, c, dyn, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
 	res := translate.Translate(s.Snapshot(), translate.Options{})
+	if len(res.Config.Consumers) != consumers {
+		t.Fatalf("the workload translates into %d consumers, want %d; errors: %v", len(res.Config.Consumers), consumers, res.Errors[:min(3, len(res.Errors))])
+	}
 	if len(res.Translated) != apps {
 		t.Fatalf("the workload translates into %d routed Ingresses, want %d; errors: %v", len(res.Translated), apps, res.Errors)
 	}

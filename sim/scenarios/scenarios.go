@@ -69,6 +69,23 @@ var Named = []Scenario{
 			{At: 35 * s, Kind: world.FaultKongPartition, Kong: 2, Replica: world.LeaderReplica, For: 20 * s},
 		}}
 	}},
+	{"key-auth-failover", "app 0 is behind key-auth; the leader crashes and Kong restarts, and anonymous requests stay refused while the key stays accepted", func(seed uint64) world.Config {
+		return world.Config{Seed: seed, Controllers: 3, Kongs: 2, KeyAuth: true, Steps: keyAuthSteps()}
+	}},
+	{"key-auth-failover-db", "key-auth-failover with Kong on a database: plugins, the consumer and its key synced by diff", func(seed uint64) world.Config {
+		return world.Config{Seed: seed, Controllers: 3, Kongs: 2, KeyAuth: true, Database: true, Steps: keyAuthSteps()}
+	}},
+}
+
+// keyAuthSteps crash the leader, restart a Kong, then crash the new leader
+// while the other Kong restarts.
+func keyAuthSteps() []world.Step {
+	return []world.Step{
+		{At: 20 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 10 * s},
+		{At: 40 * s, Kind: world.FaultKongRestart, Kong: 0},
+		{At: 60 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 10 * s},
+		{At: 61 * s, Kind: world.FaultKongRestart, Kong: 1},
+	}
 }
 
 // FailoverStorm loses the leader 20 times: crashes and graceful stops in

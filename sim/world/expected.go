@@ -10,6 +10,7 @@ import (
 
 	"konductor.dev/controller/snapshot"
 	"konductor.dev/controller/translate"
+	"konductor.dev/sim/apiserver"
 	"konductor.dev/sim/kong"
 )
 
@@ -19,7 +20,11 @@ import (
 func (w *World) expectedHash(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c, err := snapshot.New(snapshot.Config{Client: w.api.Client("oracle"), IngressClass: ingressClass})
+	cfg := snapshot.Config{Client: w.api.Client("oracle"), IngressClass: ingressClass}
+	if w.cfg.KeyAuth {
+		cfg.Dynamic = kongResources(cfg.Client.(*apiserver.View))
+	}
+	c, err := snapshot.New(cfg)
 	if err != nil {
 		return "", err
 	}

@@ -199,8 +199,11 @@ func (backendTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // probe sends one request for app through a node's proxy and returns the
 // status and the app that answered.
-func probe(ctx context.Context, n *kong.Node, app int) (int, string) {
+func probe(ctx context.Context, n *kong.Node, app int, withKey bool) (int, string) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+appHost(app)+"/", nil)
+	if withKey {
+		req.Header.Set(authHeader, authKey)
+	}
 	resp, err := kong.NewInMemoryTransport(n.Proxy()).RoundTrip(req)
 	if err != nil {
 		return 0, err.Error()

@@ -33,6 +33,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	rl "k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"konductor.dev/controller/dbsync"
@@ -68,6 +69,8 @@ type ReplicaEnv struct {
 	Rand func(stream string) kongsync.Rand
 	// Self is the replica's process in its Pod (manager.Config.Self).
 	Self *election.Self
+	// Dynamic reads the Kong custom resources (Config.KeyAuth); nil: none.
+	Dynamic dynamic.Interface
 }
 
 // Config describes one run.
@@ -100,6 +103,11 @@ type Config struct {
 	// in-memory backend) and the controllers with static Admin URLs and
 	// the DB-mode pusher; Kong cannot be scaled then.
 	Database bool
+	// KeyAuth protects app 0 with key-auth (a KongPlugin, a KongConsumer
+	// and its credential Secret) and adds the "auth" oracle: once a Kong
+	// refused an anonymous request to app 0 it never lets one through,
+	// and the key is always accepted.
+	KeyAuth bool
 }
 
 func (c *Config) defaults(o *options.Options) {
@@ -134,7 +142,7 @@ func (c *Config) defaults(o *options.Options) {
 // pusher as cmd/konductor wires it.
 func Manager(env ReplicaEnv) (Runner, error) {
 	return manager.New(manager.Config{
-		Options: env.Options, Client: env.Client, HTTPClient: env.HTTP,
+		Options: env.Options, Client: env.Client, HTTPClient: env.HTTP, Dynamic: env.Dynamic,
 		Identity: env.Identity, PodName: env.Identity, ElectionNamespace: kongNamespace, Self: env.Self,
 		Logger: slog.New(slog.DiscardHandler), Rand: env.Rand,
 		NewDBPusher: func(o kongsync.Options) (manager.Pusher, error) {
@@ -187,6 +195,9 @@ type World struct {
 	crashAfter []int // controller write numbers after which the writer crashes
 	violations []Violation
 	traffic    TrafficStats
+	// refused holds the Kong nodes (incarnations) that have refused an
+	// anonymous request to app 0 (Config.KeyAuth).
+	refused    map[*kong.Node]bool
 	apps       int
 	wg         sync.WaitGroup
 	faultStart map[string]time.Time
@@ -285,7 +296,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Database {
 		w.db = store.NewMemory()
 	}
-	if err := w.api.Seed(baseObjects(cfg.Apps)...); err != nil {
+	objs := baseObjects(cfg.Apps)
+	if cfg.KeyAuth {
+		objs = withKeyAuth(objs)
+	}
+	if err := w.api.Seed(objs...); err != nil {
 		return nil, err
 	}
 	podCtx, stopPods := context.WithCancel(ctx)
@@ -428,6 +443,9 @@ func (w *World) startReplica(i int) error {
 		Options:  &o,
 		Targets:  w.targets,
 		Rand:     replicaRand(w.cfg.Seed, r.identity),
+	}
+	if w.cfg.KeyAuth {
+		env.Dynamic = kongResources(env.Client)
 	}
 	run, err := w.cfg.Controller(env)
 	if err != nil {
@@ -620,8 +638,11 @@ func (w *World) probeLoop(ctx context.Context) {
 				// before the first push is the deployment's business.
 				continue
 			}
+			if w.cfg.KeyAuth && !w.probeAnonymous(ctx, s, n) {
+				return
+			}
 			for a := range apps {
-				code, body := probe(ctx, n, a)
+				code, body := probe(ctx, n, a, w.cfg.KeyAuth && a == 0)
 				if ctx.Err() != nil {
 					return
 				}
@@ -637,6 +658,35 @@ func (w *World) probeLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// probeAnonymous sends app 0 a request without the key through n, the
+// node in slot s, and checks the auth oracle: a DB-less Kong applies a
+// configuration whole, so it never lets an anonymous request through; a
+// Kong with a database may serve app 0's route in the instant before its
+// plugin is written (the plugin refers to the route, so it comes second),
+// so there the oracle starts once that Kong has refused once. It reports
+// false when ctx ended.
+func (w *World) probeAnonymous(ctx context.Context, s *kongSlot, n *kong.Node) bool {
+	code, body := probe(ctx, n, 0, false)
+	if ctx.Err() != nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.traffic.Requests++
+	if w.refused == nil {
+		w.refused = map[*kong.Node]bool{}
+	}
+	switch {
+	case code == http.StatusUnauthorized:
+		w.refused[n] = true
+	case w.db == nil || w.refused[n]:
+		w.traffic.Failures++
+		w.violations = append(w.violations, Violation{"auth", w.now(),
+			fmt.Sprintf("%s (ready) answered %d %q to an anonymous request for %s, protected by key-auth", kongPod(s.index), code, body, appHost(0))})
+	}
+	return true
 }
 
 // checkStable checks that every Kong serves want, the configuration the
