@@ -224,7 +224,10 @@ func TestAgentPreStopHooks(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "trace")
 	// The main process records SIGTERM after whatever the hook wrote.
-	mainCmd := []string{"sh", "-c", `trap 'echo term >>` + trace + `; exit 0' TERM; while :; do sleep 0.05; done`}
+	// It touches armed once the trap is set: a SIGTERM that came before
+	// would end the shell without a trace.
+	armed := filepath.Join(dir, "armed")
+	mainCmd := []string{"sh", "-c", `trap 'echo term >>` + trace + `; exit 0' TERM; touch ` + armed + `; while :; do sleep 0.05; done`}
 	// An httpGet hook's target, on the host (the hook names its host).
 	hookServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, err := os.OpenFile(trace, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
@@ -254,6 +257,7 @@ func TestAgentPreStopHooks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_ = os.Remove(trace)
+			_ = os.Remove(armed)
 			w := newAgentWorld(t)
 			w.create(&corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: "hooked"},
@@ -270,6 +274,8 @@ func TestAgentPreStopHooks(t *testing.T) {
 				}
 				return p.Status.ContainerStatuses[0].State.Running != nil, nil
 			}).WithTimeout(20 * time.Second).Should(BeTrue())
+			w.g.Eventually(func() error { _, err := os.Stat(armed); return err }).
+				WithTimeout(20 * time.Second).Should(Succeed())
 			deleted := time.Now()
 			w.markDeleted("hooked", tc.grace)
 			w.g.Eventually(func() error { _, err := w.get("hooked"); return err }).
