@@ -32,6 +32,7 @@ var (
 	seed     = flag.Uint64("seed", 0, "run only this seed (replay)")
 	seeds    = flag.Int("seeds", 100, "number of nemesis seeds to run, from 1")
 	list     = flag.Bool("list", false, "list the named scenarios")
+	failfast = flag.Bool("failfast", false, "stop at the first run that breaks an invariant")
 )
 
 func main() {
@@ -97,6 +98,9 @@ func simulate(t *testing.T) {
 		}
 		if res.Failed() {
 			failed = append(failed, res)
+			if *failfast {
+				break
+			}
 		}
 		if len(cfgs) == 1 {
 			fmt.Println(res.Summary())
