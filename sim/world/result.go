@@ -52,6 +52,7 @@ type Result struct {
 var Oracles = []string{
 	"single-writer", "eventually-stable", "stays-stable", "stateless-recovery",
 	"nothing-lost", "traffic", "differential", "faults-fired",
+	OracleStatusSingleWriter, OracleStatusNotAhead,
 }
 
 // Failed reports whether an invariant was broken.
@@ -64,6 +65,7 @@ func (w *World) result() *Result {
 	final := w.finalHash()
 	w.checkRecovery(final)
 	w.checkFired()
+	w.checkStatus()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -200,6 +200,7 @@ type World struct {
 	nodeStops     []context.CancelFunc
 	endAt         time.Time
 	stuck         int // replicas that never stopped
+	statusWrites  []statusWrite
 }
 
 type failover struct {
@@ -517,6 +518,7 @@ func lockRecord(cm *corev1.ConfigMap) (rl.LeaderElectionRecord, bool) {
 
 // apiWrote is the API server's write hook: crash-after-write plans.
 func (w *World) apiWrote(client string, c apiserver.Change) {
+	w.observeStatusWrite(client, c)
 	if c.Resource.Resource == "events" {
 		return // Events are best effort and batched; not a state write
 	}
