@@ -24,7 +24,8 @@ func main() {
 	scenarios := flag.String("scenarios", "leader-crash,graceful-rollout,kong-misbehaves,database-mode", "named scenarios run per mutant, comma-separated")
 	only := flag.String("run", "", "run only the mutants whose name matches this regexp")
 	noSpecs := flag.Bool("sim-only", false, "run the simulator only, not the specs")
-	simTimeout := flag.Duration("sim-timeout", 5*time.Minute, "a simulator run longer than this counts as a hang")
+	simTimeout := flag.Duration("sim-timeout", 10*time.Minute, "a simulator run longer than this counts as a hang")
+	stall := flag.Duration("stall", 45*time.Second, "the simulator's progress watchdog: virtual time standing still this long fails the run")
 	specTimeout := flag.Duration("spec-timeout", 10*time.Minute, "bound on one mutant's specs")
 	flag.Parse()
 
@@ -59,7 +60,7 @@ func main() {
 			scs = append(scs, s)
 		}
 	}
-	o := mutants.Options{Root: root, Seeds: *seeds, Scenarios: scs, SimTimeout: *simTimeout, NoSpecs: *noSpecs, SpecTimeout: *specTimeout}
+	o := mutants.Options{Root: root, Seeds: *seeds, Scenarios: scs, SimTimeout: *simTimeout, Stall: *stall, NoSpecs: *noSpecs, SpecTimeout: *specTimeout}
 
 	fmt.Printf("%-40s %-44s %s\n", "mutant", "simulator", "specs")
 	var bySim, byAny, hangs int

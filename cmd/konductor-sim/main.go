@@ -12,10 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -33,6 +36,7 @@ var (
 	seeds    = flag.Int("seeds", 100, "number of nemesis seeds to run, from 1")
 	list     = flag.Bool("list", false, "list the named scenarios")
 	failfast = flag.Bool("failfast", false, "stop at the first run that breaks an invariant")
+	stall    = flag.Duration("stall", 2*time.Minute, "fail a run whose virtual time has not advanced for this long (wall clock)")
 )
 
 func main() {
@@ -84,12 +88,14 @@ func simulate(t *testing.T) {
 	var virtual time.Duration
 	for _, cfg := range cfgs {
 		var res *world.Result
+		stop := watch(&cfg, replay)
 		synctest.Test(t, func(t *testing.T) {
 			var err error
 			if res, err = world.Run(t.Context(), cfg); err != nil {
 				t.Fatal(err)
 			}
 		})
+		stop()
 		failovers = append(failovers, res.Failovers...)
 		recoveries = append(recoveries, res.Recoveries...)
 		virtual += res.Virtual
@@ -150,4 +156,46 @@ func stats(ds []time.Duration) string {
 	q := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
 	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	return fmt.Sprintf("n=%d min %v p50 %v p99 %v max %v", len(s), r(s[0]), r(q(0.5)), r(q(0.99)), r(s[len(s)-1]))
+}
+
+// watch starts the progress watchdog of one run: virtual time that stands
+// still for -stall of wall time means the run hangs (a goroutine blocked
+// on something synctest cannot see, such as a mutex, keeps the bubble from
+// ever advancing). It then reports the seed and the replay line, writes
+// every goroutine's stack to a file, and exits 1 rather than hang.
+func watch(cfg *world.Config, replay func(uint64) string) (stop func()) {
+	// Progress is called inside the bubble, where time.Now is virtual:
+	// only the virtual reading crosses over, the wall clock is read here.
+	var virtual atomic.Int64
+	cfg.Progress = func(d time.Duration) { virtual.Store(int64(d)) }
+	done := make(chan struct{})
+	seed := cfg.Seed
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		seen, movedAt := int64(-1), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if v := virtual.Load(); v != seen {
+				seen, movedAt = v, time.Now()
+				continue
+			}
+			if time.Since(movedAt) < *stall {
+				continue
+			}
+			buf := make([]byte, 64<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			dump := filepath.Join(os.TempDir(), fmt.Sprintf("konductor-sim-stall-seed-%d.txt", seed))
+			_ = os.WriteFile(dump, buf, 0o644)
+			fmt.Printf("\nFAIL seed %d (no progress: virtual time stood at %v for %v of wall time)\n", seed, time.Duration(virtual.Load()), *stall)
+			fmt.Printf("   [progress] at %v: the run stopped making progress; goroutines: %s\n", time.Duration(virtual.Load()), dump)
+			fmt.Println("  replay:", replay(seed))
+			os.Exit(1)
+		}
+	}()
+	return func() { close(done) }
 }

@@ -113,6 +113,14 @@ var Catalogue = []Mutant{
 		Specs: []string{"./controller/kongsync/", "./controller/manager/"},
 	},
 	{
+		Name: "kongsync/serialized-pushes", Area: "kongsync",
+		About: "pushes to every Kong are serialized behind one mutex: a stalled Kong blocks the others",
+		File:  "controller/kongsync/worker.go",
+		Find:  "\tres := postConfig(pctx, w.kong, d.Body)",
+		Repl:  "\tw.s.mu.Lock()\n\tres := postConfig(pctx, w.kong, d.Body)\n\tw.s.mu.Unlock()",
+		Specs: []string{"./controller/kongsync/"},
+	},
+	{
 		Name: "kongsync/reject-forgets-last-good", Area: "kongsync",
 		About: "after a rejection the refused configuration is retried at once, forever",
 		File:  "controller/kongsync/worker.go",

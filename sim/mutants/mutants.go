@@ -214,6 +214,9 @@ type Options struct {
 	// SimTimeout bounds one simulator invocation; a run that exceeds it
 	// counts as a hang.
 	SimTimeout time.Duration
+	// Stall is the simulator's progress watchdog (-stall): a run whose
+	// virtual time stands still this long fails as "progress".
+	Stall time.Duration
 	// NoSpecs skips the specs (simulator only).
 	NoSpecs bool
 	// SpecTimeout bounds the specs of one mutant.
@@ -246,9 +249,10 @@ func Run(ctx context.Context, o Options, m Mutant) (Verdict, error) {
 	if out, err := goCmd(ctx, o.Root, "build", "-overlay", ov, "-o", bin, "./cmd/konductor-sim").CombinedOutput(); err != nil {
 		return v, fmt.Errorf("mutant %s does not compile: %w\n%s", m.Name, err, out)
 	}
-	runs := [][]string{{"-seeds", fmt.Sprint(o.Seeds), "-failfast"}}
+	stall := "-stall=" + o.Stall.String()
+	runs := [][]string{{"-seeds", fmt.Sprint(o.Seeds), "-failfast", stall}}
 	for _, sc := range o.Scenarios {
-		runs = append(runs, []string{"-scenario", sc})
+		runs = append(runs, []string{"-scenario", sc, stall})
 	}
 	for _, args := range runs {
 		rctx, cancel := context.WithTimeout(ctx, o.SimTimeout)

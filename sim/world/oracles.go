@@ -171,3 +171,73 @@ func (w *World) violateAt(oracle string, at time.Time, format string, args ...an
 	defer w.mu.Unlock()
 	w.violations = append(w.violations, Violation{Oracle: oracle, At: at.Sub(w.start), Detail: fmt.Sprintf(format, args...)})
 }
+
+// OracleIndependentPushes: a stalled Kong does not hold up the others. An
+// input change inside a stall window reaches every other Kong within
+// IndependenceBound of virtual time, unless another fault touches it.
+const OracleIndependentPushes = "independent-pushes"
+
+// IndependenceBound is the time an input change may take to reach a
+// healthy Kong while another Kong stalls: a debounce and a push, far less
+// than the stalled push's timeout.
+const IndependenceBound = 3 * time.Second
+
+func (w *World) checkIndependent() {
+	w.mu.Lock()
+	served := append([]served(nil), w.served...)
+	w.mu.Unlock()
+	steps := w.cfg.Steps
+	overlaps := func(s Step, from, to time.Duration) bool {
+		end := s.At + max(s.For, time.Second)
+		return s.At < to && end > from
+	}
+	for _, st := range steps {
+		if st.Kind != FaultKongStall {
+			continue
+		}
+		for _, in := range steps {
+			if in.Kind != InputAddApp || in.At < st.At || in.At+IndependenceBound > st.At+st.For {
+				continue
+			}
+			from, to := in.At, in.At+IndependenceBound
+			// Leader changes and API faults delay every Kong alike.
+			disturbed := slices.ContainsFunc(steps, func(o Step) bool {
+				switch o.Kind {
+				case FaultKongStall, FaultKongReject, FaultKongPartition, FaultKongRestart, InputAddApp:
+					return false
+				}
+				return overlaps(o, from-w.opts.ElectionLeaseDuration, to)
+			})
+			if disturbed {
+				continue
+			}
+			t := w.start.Add(in.At)
+			for slot := range w.cfg.Kongs {
+				if slot == st.Kong || slices.ContainsFunc(steps, func(o Step) bool {
+					return o.Kong == slot && o.Kind != InputAddApp && o.Kind != FaultCrash && o.Kind != FaultStop &&
+						o.Kind != FaultPause && overlaps(o, from-5*time.Second, to)
+				}) {
+					continue
+				}
+				before, gen, grew, seen := 0, -1, false, false
+				for _, s := range served {
+					if s.Slot != slot {
+						continue
+					}
+					if !s.At.After(t) {
+						before, gen, seen = s.Count, s.Gen, true
+						continue
+					}
+					if s.Gen == gen && s.Count > before && !s.At.After(t.Add(IndependenceBound)) {
+						grew = true
+						break
+					}
+				}
+				if seen && before > 0 && !grew {
+					w.violateAt(OracleIndependentPushes, t.Add(IndependenceBound),
+						"%s did not get the change made at %v within %v while %s stalled", kongPod(slot), in.At, IndependenceBound, kongPod(st.Kong))
+				}
+			}
+		}
+	}
+}

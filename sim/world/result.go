@@ -52,7 +52,7 @@ type Result struct {
 var Oracles = []string{
 	"single-writer", "eventually-stable", "stays-stable", "stateless-recovery",
 	"nothing-lost", "traffic", "differential", "faults-fired",
-	OracleStatusSingleWriter, OracleStatusNotAhead,
+	OracleStatusSingleWriter, OracleStatusNotAhead, OracleIndependentPushes,
 }
 
 // Failed reports whether an invariant was broken.
@@ -66,6 +66,7 @@ func (w *World) result() *Result {
 	w.checkRecovery(final)
 	w.checkFired()
 	w.checkStatus()
+	w.checkIndependent()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()

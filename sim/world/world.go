@@ -94,6 +94,10 @@ type Config struct {
 	Options func(*options.Options)
 	// Logger receives the controllers' logs; nil discards them.
 	Logger *slog.Logger
+	// Progress, if set, is told the virtual time as the run advances
+	// (every probe tick): a watchdog outside the bubble uses it to tell a
+	// run that stopped making progress from a slow one.
+	Progress func(virtual time.Duration)
 	// Database runs Kong with a database shared by every node (an
 	// in-memory backend) and the controllers with static Admin URLs and
 	// the DB-mode pusher; Kong cannot be scaled then.
@@ -579,6 +583,9 @@ func (w *World) probeLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if w.cfg.Progress != nil {
+			w.cfg.Progress(w.now())
 		}
 		w.mu.Lock()
 		var nodes []*kongSlot
