@@ -26,6 +26,7 @@ func main() {
 	noSpecs := flag.Bool("sim-only", false, "run the simulator only, not the specs")
 	simTimeout := flag.Duration("sim-timeout", 10*time.Minute, "a simulator run longer than this counts as a hang")
 	stall := flag.Duration("stall", 45*time.Second, "the simulator's progress watchdog: virtual time standing still this long fails the run")
+	runLimit := flag.Duration("run-timeout", 2*time.Minute, "the simulator fails one world that takes longer than this (wall clock)")
 	specTimeout := flag.Duration("spec-timeout", 10*time.Minute, "bound on one mutant's specs")
 	flag.Parse()
 
@@ -60,7 +61,7 @@ func main() {
 			scs = append(scs, s)
 		}
 	}
-	o := mutants.Options{Root: root, Seeds: *seeds, Scenarios: scs, SimTimeout: *simTimeout, Stall: *stall, NoSpecs: *noSpecs, SpecTimeout: *specTimeout}
+	o := mutants.Options{Root: root, Seeds: *seeds, Scenarios: scs, SimTimeout: *simTimeout, Stall: *stall, RunTimeout: *runLimit, NoSpecs: *noSpecs, SpecTimeout: *specTimeout}
 
 	fmt.Printf("%-40s %-44s %s\n", "mutant", "simulator", "specs")
 	var bySim, byAny, hangs int

@@ -37,6 +37,7 @@ var (
 	list     = flag.Bool("list", false, "list the named scenarios")
 	failfast = flag.Bool("failfast", false, "stop at the first run that breaks an invariant")
 	stall    = flag.Duration("stall", 2*time.Minute, "fail a run whose virtual time has not advanced for this long (wall clock)")
+	runLimit = flag.Duration("run-timeout", 5*time.Minute, "fail a run that takes longer than this (wall clock; a healthy one takes about a second)")
 )
 
 func main() {
@@ -173,6 +174,7 @@ func watch(cfg *world.Config, replay func(uint64) string) (stop func()) {
 	go func() {
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
+		started := time.Now()
 		seen, movedAt := int64(-1), time.Now()
 		for {
 			select {
@@ -180,18 +182,23 @@ func watch(cfg *world.Config, replay func(uint64) string) (stop func()) {
 				return
 			case <-tick.C:
 			}
+			why := ""
 			if v := virtual.Load(); v != seen {
 				seen, movedAt = v, time.Now()
-				continue
+			} else if time.Since(movedAt) >= *stall {
+				why = fmt.Sprintf("no progress: virtual time stood at %v for %v of wall time", time.Duration(v), *stall)
 			}
-			if time.Since(movedAt) < *stall {
+			if time.Since(started) >= *runLimit {
+				why = fmt.Sprintf("no end: virtual time at %v after %v of wall time (-run-timeout)", time.Duration(virtual.Load()), *runLimit)
+			}
+			if why == "" {
 				continue
 			}
 			buf := make([]byte, 64<<20)
 			buf = buf[:runtime.Stack(buf, true)]
 			dump := filepath.Join(os.TempDir(), fmt.Sprintf("konductor-sim-stall-seed-%d.txt", seed))
 			_ = os.WriteFile(dump, buf, 0o644)
-			fmt.Printf("\nFAIL seed %d (no progress: virtual time stood at %v for %v of wall time)\n", seed, time.Duration(virtual.Load()), *stall)
+			fmt.Printf("\nFAIL seed %d (%s)\n", seed, why)
 			fmt.Printf("   [progress] at %v: the run stopped making progress; goroutines: %s\n", time.Duration(virtual.Load()), dump)
 			fmt.Println("  replay:", replay(seed))
 			os.Exit(1)

@@ -217,6 +217,9 @@ type Options struct {
 	// Stall is the simulator's progress watchdog (-stall): a run whose
 	// virtual time stands still this long fails as "progress".
 	Stall time.Duration
+	// RunTimeout bounds one world's wall time (-run-timeout): a run that
+	// churns on without ending fails with its seed.
+	RunTimeout time.Duration
 	// NoSpecs skips the specs (simulator only).
 	NoSpecs bool
 	// SpecTimeout bounds the specs of one mutant.
@@ -249,10 +252,10 @@ func Run(ctx context.Context, o Options, m Mutant) (Verdict, error) {
 	if out, err := goCmd(ctx, o.Root, "build", "-overlay", ov, "-o", bin, "./cmd/konductor-sim").CombinedOutput(); err != nil {
 		return v, fmt.Errorf("mutant %s does not compile: %w\n%s", m.Name, err, out)
 	}
-	stall := "-stall=" + o.Stall.String()
-	runs := [][]string{{"-seeds", fmt.Sprint(o.Seeds), "-failfast", stall}}
+	stall, limit := "-stall="+o.Stall.String(), "-run-timeout="+o.RunTimeout.String()
+	runs := [][]string{{"-seeds", fmt.Sprint(o.Seeds), "-failfast", stall, limit}}
 	for _, sc := range o.Scenarios {
-		runs = append(runs, []string{"-scenario", sc, stall})
+		runs = append(runs, []string{"-scenario", sc, stall, limit})
 	}
 	for _, args := range runs {
 		rctx, cancel := context.WithTimeout(ctx, o.SimTimeout)
