@@ -8,7 +8,9 @@ BENCH      ?= .
 SEEDS      ?= 1000
 E2E_FLAGS  ?= -count=1 -timeout 60m -v
 
-.PHONY: all build test lint bench footprint run kongsim-demo sim e2e e2e-local images k8s-binaries postgres-start postgres-stop help
+MUTANT_FLAGS ?=
+
+.PHONY: all build test lint bench footprint run kongsim-demo sim mutants e2e e2e-local images k8s-binaries postgres-start postgres-stop help
 
 all: lint build test
 
@@ -42,6 +44,9 @@ kongsim-demo: ## start kongsim on loopback, load a sample configuration, show wh
 
 sim: ## run SEEDS random nemesis seeds of the simulator and print its report
 	$(GO) run ./cmd/konductor-sim -seeds $(SEEDS)
+
+mutants: ## run the mutant catalogue (sim/mutants) against the simulator and the specs: mutant → caught by (oracle, seed) / survived, and the score
+	$(GO) run ./cmd/konductor-mutants $(MUTANT_FLAGS)
 
 e2e: ## e2e suite on kind (needs Docker; without it: SKIPPED, not passed)
 	@if ! docker info >/dev/null 2>&1; then \

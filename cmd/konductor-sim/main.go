@@ -12,10 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -35,6 +38,9 @@ var (
 	seedsSet bool
 	list     = flag.Bool("list", false, "list the named scenarios")
 	evidence = flag.Bool("pod-evidence", true, "the controllers' --election-pod-evidence: standbys take over when the kubelet reports the leader's container terminated")
+	failfast = flag.Bool("failfast", false, "stop at the first run that breaks an invariant")
+	stall    = flag.Duration("stall", 2*time.Minute, "fail a run whose virtual time has not advanced for this long (wall clock)")
+	runLimit = flag.Duration("run-timeout", 5*time.Minute, "fail a run that takes longer than this (wall clock; a healthy one takes about a second)")
 )
 
 func main() {
@@ -97,12 +103,14 @@ func simulate(t *testing.T) {
 	var virtual time.Duration
 	for _, cfg := range cfgs {
 		var res *world.Result
+		stop := watch(&cfg, replay)
 		synctest.Test(t, func(t *testing.T) {
 			var err error
 			if res, err = world.Run(t.Context(), cfg); err != nil {
 				t.Fatal(err)
 			}
 		})
+		stop()
 		failovers = append(failovers, res.Failovers...)
 		recoveries = append(recoveries, res.Recoveries...)
 		applied = append(applied, res.ChangesApplied...)
@@ -115,6 +123,9 @@ func simulate(t *testing.T) {
 		}
 		if res.Failed() {
 			failed = append(failed, res)
+			if *failfast {
+				break
+			}
 		}
 		if len(cfgs) == 1 {
 			fmt.Println(res.Summary())
@@ -184,4 +195,52 @@ func withPodEvidence(tweak func(*options.Options), on bool) func(*options.Option
 		}
 		o.ElectionPodEvidence = on
 	}
+}
+
+// watch starts the progress watchdog of one run: virtual time that stands
+// still for -stall of wall time means the run hangs (a goroutine blocked
+// on something synctest cannot see, such as a mutex, keeps the bubble from
+// ever advancing). It then reports the seed and the replay line, writes
+// every goroutine's stack to a file, and exits 1 rather than hang.
+func watch(cfg *world.Config, replay func(uint64) string) (stop func()) {
+	// Progress is called inside the bubble, where time.Now is virtual:
+	// only the virtual reading crosses over, the wall clock is read here.
+	var virtual atomic.Int64
+	cfg.Progress = func(d time.Duration) { virtual.Store(int64(d)) }
+	done := make(chan struct{})
+	seed := cfg.Seed
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		started := time.Now()
+		seen, movedAt := int64(-1), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			why := ""
+			if v := virtual.Load(); v != seen {
+				seen, movedAt = v, time.Now()
+			} else if time.Since(movedAt) >= *stall {
+				why = fmt.Sprintf("no progress: virtual time stood at %v for %v of wall time", time.Duration(v), *stall)
+			}
+			if time.Since(started) >= *runLimit {
+				why = fmt.Sprintf("no end: virtual time at %v after %v of wall time (-run-timeout)", time.Duration(virtual.Load()), *runLimit)
+			}
+			if why == "" {
+				continue
+			}
+			buf := make([]byte, 64<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			dump := filepath.Join(os.TempDir(), fmt.Sprintf("konductor-sim-stall-seed-%d.txt", seed))
+			_ = os.WriteFile(dump, buf, 0o644)
+			fmt.Printf("\nFAIL seed %d (%s)\n", seed, why)
+			fmt.Printf("   [progress] at %v: the run stopped making progress; goroutines: %s\n", time.Duration(virtual.Load()), dump)
+			fmt.Println("  replay:", replay(seed))
+			os.Exit(1)
+		}
+	}()
+	return func() { close(done) }
 }

@@ -57,6 +57,7 @@ type Result struct {
 var Oracles = []string{
 	"single-writer", "eventually-stable", "stays-stable", "stateless-recovery",
 	"nothing-lost", "traffic", "differential", "faults-fired", "evidence-takeover",
+	OracleStatusSingleWriter, OracleStatusNotAhead, OracleIndependentPushes,
 }
 
 // Failed reports whether an invariant was broken.
@@ -70,6 +71,8 @@ func (w *World) result() *Result {
 	final := w.finalHash()
 	w.checkRecovery(final)
 	w.checkFired()
+	w.checkStatus()
+	w.checkIndependent()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -88,15 +91,36 @@ func (w *World) result() *Result {
 	res.ChangesApplied = w.changesAppliedLocked()
 	res.Trace = append(res.Trace, w.trace...)
 	// Derived history: per Kong slot, its writes at their virtual times.
+	// Writes to one Kong at one virtual instant are concurrent: the
+	// configuration between them depends on the scheduler, the one after
+	// all of them does not. Each carries the hash after the last.
+	type instant struct {
+		slot int
+		at   time.Time
+	}
+	after := map[instant]string{}
+	for _, a := range audits {
+		after[instant{a.slot, a.Time}] = a.Hash
+	}
 	for _, a := range audits {
 		if a.Time.After(w.endAt) {
 			continue
 		}
-		line := fmt.Sprintf("%s %s@%d %s %s %s", kongPod(a.slot), a.Writer, a.Epoch, a.Method, a.Path, a.Hash)
+		line := fmt.Sprintf("%s %s@%d %s %s %s", kongPod(a.slot), a.Writer, a.Epoch, a.Method, a.Path, after[instant{a.slot, a.Time}])
 		res.Trace = append(res.Trace, Event{At: a.Time.Sub(w.start), Kind: "kong-write", Detail: line})
 	}
+	// Per Kong, in time order; writes at one virtual instant are
+	// concurrent (DB mode applies a phase's entities in parallel), so
+	// their order is the goroutine scheduler's: sort them by content.
 	sort.SliceStable(res.Trace[len(w.trace):], func(i, j int) bool {
-		return res.Trace[len(w.trace)+i].Detail[:6] < res.Trace[len(w.trace)+j].Detail[:6]
+		a, b := res.Trace[len(w.trace)+i], res.Trace[len(w.trace)+j]
+		if a.Detail[:6] != b.Detail[:6] {
+			return a.Detail[:6] < b.Detail[:6]
+		}
+		if a.At != b.At {
+			return a.At < b.At
+		}
+		return a.Detail < b.Detail
 	})
 	for _, h := range w.holders() {
 		res.Trace = append(res.Trace, Event{Kind: "lock-holder", Detail: h})

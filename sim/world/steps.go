@@ -124,6 +124,10 @@ func (w *World) runSteps(ctx interface{ Err() error }) time.Time {
 		order int
 		step  Step
 		fn    func()
+		// fired is the fault's count when it was injected; deferred is
+		// how long its heal was put off (see demandDriven).
+		fired    int
+		deferred time.Duration
 	}
 	var queue []*action
 	for k, s := range w.cfg.Steps {
@@ -146,12 +150,25 @@ func (w *World) runSteps(ctx interface{ Err() error }) time.Time {
 			time.Sleep(d)
 		}
 		if a.heal {
+			if demandDriven(a.step.Kind) && w.firedCount(a.step.Kind) == a.fired && a.deferred < maxHealDeferral {
+				// Nothing was sent to the Kong during the window (a
+				// controller's informer or backoff took longer than
+				// planned): keep the fault on until it is exercised.
+				if a.deferred == 0 {
+					w.event("heal-deferred", a.step.String())
+				}
+				a.at += time.Second
+				a.deferred += time.Second
+				queue = append(queue, a)
+				continue
+			}
 			w.event("heal", a.step.String())
 			a.fn()
 			continue
 		}
+		fired := w.firedCount(a.step.Kind)
 		if heal, after := w.apply(a.step); heal != nil {
-			queue = append(queue, &action{at: a.at + after, heal: true, order: a.order, step: a.step, fn: heal})
+			queue = append(queue, &action{at: a.at + after, heal: true, order: a.order, step: a.step, fn: heal, fired: fired})
 		}
 	}
 	// Crash-after-write restarts happen 5s after the crash.
@@ -159,6 +176,28 @@ func (w *World) runSteps(ctx interface{ Err() error }) time.Time {
 		time.Sleep(10 * time.Second)
 	}
 	return time.Now()
+}
+
+// maxHealDeferral bounds how long a demand-driven fault stays on past its
+// planned end while waiting to be exercised.
+const maxHealDeferral = 20 * time.Second
+
+// demandDriven faults fire only when a controller sends the Kong
+// something: a window in which nothing was sent is not a fault that
+// happened. Their heal waits (up to maxHealDeferral) until one fired.
+func demandDriven(kind string) bool {
+	switch kind {
+	case FaultKongReject, FaultKongStall, FaultKongPartition:
+		return true
+	}
+	return false
+}
+
+// firedCount is how often faults of kind fired so far.
+func (w *World) firedCount(kind string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.firedKinds[kind]
 }
 
 // apply injects one step and returns what heals it, and after how long,

@@ -99,6 +99,10 @@ type Config struct {
 	Options func(*options.Options)
 	// Logger receives the controllers' logs; nil discards them.
 	Logger *slog.Logger
+	// Progress, if set, is told the virtual time as the run advances
+	// (every probe tick): a watchdog outside the bubble uses it to tell a
+	// run that stopped making progress from a slow one.
+	Progress func(virtual time.Duration)
 	// Database runs Kong with a database shared by every node (an
 	// in-memory backend) and the controllers with static Admin URLs and
 	// the DB-mode pusher; Kong cannot be scaled then.
@@ -215,10 +219,11 @@ type World struct {
 	endAt         time.Time
 	stuck         int // replicas that never stopped
 	// The controller Pods and their kubelets (pods.go).
-	pods      []*podState
-	deaths    deathLog
-	podWrites sync.Mutex
-	podCtx    context.Context
+	pods         []*podState
+	deaths       deathLog
+	podWrites    sync.Mutex
+	podCtx       context.Context
+	statusWrites []statusWrite
 }
 
 type failover struct {
@@ -555,6 +560,7 @@ func lockRecord(cm *corev1.ConfigMap) (rl.LeaderElectionRecord, bool) {
 
 // apiWrote is the API server's write hook: crash-after-write plans.
 func (w *World) apiWrote(client string, c apiserver.Change) {
+	w.observeStatusWrite(client, c)
 	if c.Resource.Resource == "events" {
 		return // Events are best effort and batched; not a state write
 	}
@@ -615,6 +621,9 @@ func (w *World) probeLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if w.cfg.Progress != nil {
+			w.cfg.Progress(w.now())
 		}
 		w.mu.Lock()
 		var nodes []*kongSlot
