@@ -28,14 +28,14 @@ type Summary struct {
 	// Failures lists the non-2xx answers and transport errors in order.
 	Failures []Failure
 
-	Faults     []Fault
-	Failover   Durations // fault → a new lock holder (leader faults)
-	Recovery   Durations // fault → recovered, as the engine observed it
-	Propagate  Durations // change-propagates probes
-	Probes     []ProbeVerdict
-	Rollbacks  []ProbeVerdict
-	Reps       int
-	Timeline   Timeline
+	Faults    []Fault
+	Failover  Durations // fault → a new lock holder (leader faults)
+	Recovery  Durations // fault → recovered, as the engine observed it
+	Propagate Durations // change-propagates probes
+	Probes    []ProbeVerdict
+	Rollbacks []ProbeVerdict
+	Reps      int
+	Timeline  Timeline
 }
 
 // Failure is one failed request.
@@ -126,11 +126,13 @@ func summarize(title string, recs []journal.Record) *Summary {
 		s.Start, s.End = recs[0].T, recs[len(recs)-1].T
 	}
 	since := func(t time.Time) time.Duration { return t.Sub(s.Start) }
-	holder := ""                     // current lock holder
-	var pendingFailover []time.Time  // leader faults waiting for a new holder
-	var holderAtFault []string       // the holder each waiting fault displaced
-	faultIndex := map[string]int{}   // rep/action/fault → index in s.Faults
-	key := func(r journal.Record) string { return strings.Join([]string{strconv.Itoa(r.Rep), r.Action, r.Fault}, "\x00") }
+	holder := ""                    // current lock holder
+	var pendingFailover []time.Time // leader faults waiting for a new holder
+	var holderAtFault []string      // the holder each waiting fault displaced
+	faultIndex := map[string]int{}  // rep/action/fault → index in s.Faults
+	key := func(r journal.Record) string {
+		return strings.Join([]string{strconv.Itoa(r.Rep), r.Action, r.Fault}, "\x00")
+	}
 	for _, r := range recs {
 		switch r.Kind {
 		case journal.KindDrillStart:
