@@ -93,6 +93,15 @@ type Writer struct {
 	now   func() time.Time
 	err   error
 	n     int
+	taps  []func(Record)
+}
+
+// Tap calls f with every record added from now on (under the writer's
+// lock, in order), e.g. to keep running counts.
+func (j *Writer) Tap(f func(Record)) {
+	j.mu.Lock()
+	j.taps = append(j.taps, f)
+	j.mu.Unlock()
 }
 
 // Create opens a new journal file at path.
@@ -131,6 +140,9 @@ func (j *Writer) Add(r Record) {
 	defer j.mu.Unlock()
 	if r.Drill == "" {
 		r.Drill = j.drill
+	}
+	for _, f := range j.taps {
+		f(r)
 	}
 	if j.err != nil {
 		return
