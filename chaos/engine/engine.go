@@ -257,19 +257,34 @@ func (r *run) cleanup(ctx context.Context) {
 	r.j.Add(rec)
 }
 
-// check runs a probe once and journals its verdict.
+// check runs a probe and journals its verdict. A probe that does not hold
+// is retried until its tolerance's within (default 30s): before and after
+// the method the system may still be settling. change-propagates is
+// bounded by within itself and runs once.
 func (r *run) check(ctx context.Context, p drill.Probe, ph drill.Phase) bool {
 	start := r.j.Now()
-	secs, err := r.e.Target.Check(ctx, p, r.j)
-	rec := journal.Record{Kind: journal.KindProbe, Probe: p.Label(), Phase: string(ph), Value: string(p.Type), OK: journal.Bool(err == nil), Seconds: secs}
+	within := p.Tolerance.Within.Or(30 * time.Second)
+	var secs float64
+	var err error
+	for {
+		secs, err = r.e.Target.Check(ctx, p, r.j)
+		var skipped *SkippedError
+		if err == nil || errors.As(err, &skipped) || p.Type == drill.ProbePropagation ||
+			r.j.Now().Sub(start) >= within || !sleep(ctx, 500*time.Millisecond) {
+			break
+		}
+	}
+	var skipped *SkippedError
+	ok := err == nil || errors.As(err, &skipped)
+	rec := journal.Record{Kind: journal.KindProbe, Probe: p.Label(), Phase: string(ph), Value: string(p.Type), OK: journal.Bool(ok), Seconds: secs}
 	if err != nil {
 		rec.Detail = err.Error()
 	}
-	if secs == 0 {
+	if secs == 0 && p.Type != drill.ProbePropagation {
 		rec.Seconds = r.j.Now().Sub(start).Seconds()
 	}
 	r.j.Add(rec)
-	return err == nil
+	return ok
 }
 
 // watch runs a continuous non-traffic probe every interval and returns its
@@ -283,6 +298,10 @@ func (r *run) watch(ctx context.Context, p drill.Probe) time.Duration {
 		_, err := r.e.Target.Check(ctx, p, r.j)
 		if ctx.Err() != nil {
 			break
+		}
+		var skipped *SkippedError
+		if errors.As(err, &skipped) {
+			return 0 // journaled by judgeContinuous
 		}
 		now := r.j.Now()
 		switch {

@@ -55,3 +55,12 @@ type Injection struct {
 	Recovered  time.Duration
 	RecoverErr error
 }
+
+// SkippedError says a probe does not apply to this target, and why; the
+// verdict is journaled as skipped, with the reason.
+type SkippedError struct{ Reason string }
+
+func (e *SkippedError) Error() string { return "skipped: " + e.Reason }
+
+// Skipped returns a SkippedError.
+func Skipped(reason string) error { return &SkippedError{Reason: reason} }

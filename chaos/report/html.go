@@ -34,7 +34,7 @@ td.n{text-align:right}.passed{color:#1a7f37}.failed,.aborted,.interrupted{color:
 			b.WriteString("<table><tr><th>at</th><th>probe</th><th>phase</th><th>verdict</th><th>seconds</th><th>detail</th></tr>\n")
 			for _, p := range s.Probes {
 				fmt.Fprintf(b, "<tr><td class=n>%s</td><td>%s</td><td>%s</td><td>%s</td><td class=n>%s</td><td>%s</td></tr>\n",
-					at(p.At), esc(p.Name), esc(p.Phase), verdict(p.OK), secs(p.Seconds), esc(p.Detail))
+					at(p.At), esc(p.Name), esc(p.Phase), probeVerdict(p), secs(p.Seconds), esc(p.Detail))
 			}
 			b.WriteString("</table>\n")
 		}

@@ -63,7 +63,7 @@ func drillSection(b *strings.Builder, s *Summary) {
 	if len(s.Probes) > 0 {
 		b.WriteString("### Probe verdicts\n\n| at | probe | phase | verdict | seconds | detail |\n|---:|---|---|---|---:|---|\n")
 		for _, p := range s.Probes {
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", at(p.At), cell(p.Name), p.Phase, verdict(p.OK), secs(p.Seconds), cell(p.Detail))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", at(p.At), cell(p.Name), p.Phase, probeVerdict(p), secs(p.Seconds), cell(p.Detail))
 		}
 		b.WriteString("\n")
 	}
@@ -109,6 +109,13 @@ func verdict(ok bool) string {
 		return "ok"
 	}
 	return "FAILED"
+}
+
+func probeVerdict(p ProbeVerdict) string {
+	if p.OK && strings.HasPrefix(p.Detail, "skipped:") {
+		return "skipped"
+	}
+	return verdict(p.OK)
 }
 
 func yesNo(ok bool) string {
