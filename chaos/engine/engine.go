@@ -361,6 +361,10 @@ func (r *run) method(ctx context.Context) {
 		return
 	}
 	next := time.Now()
+	// Background actions may outlive their repetition (a storm does not
+	// wait for recovery); the method ends when the last one has.
+	var bg sync.WaitGroup
+	defer bg.Wait()
 	for rep := 1; rep <= s.Repeats(); rep++ {
 		if rep > 1 {
 			next = next.Add(s.Interval.D())
@@ -374,7 +378,6 @@ func (r *run) method(ctx context.Context) {
 		}
 		r.j.Add(journal.Record{Kind: journal.KindRepetition, Rep: rep})
 		r.e.logf("  repetition %d/%d", rep, s.Repeats())
-		var bg sync.WaitGroup
 		for _, a := range r.d.Method {
 			if !sleep(ctx, a.Pauses.Before.D()) {
 				break
@@ -388,7 +391,6 @@ func (r *run) method(ctx context.Context) {
 				break
 			}
 		}
-		bg.Wait()
 		if ctx.Err() != nil {
 			return
 		}

@@ -172,7 +172,18 @@ func (t *Target) leaderFault(ctx context.Context, a drill.Action, verifyBy time.
 	}
 	in.Subjects = []string{pod.Name}
 	if a.Fault == drill.FaultLeaderCrash {
-		proc, err := containerOf(pod, t.ctrlContainer)
+		// In a storm the holder's controller may be between restarts: wait
+		// for its process.
+		var proc containerProcess
+		err := poll(ctx, verifyBy, 50*time.Millisecond, func(ctx context.Context) error {
+			cur, err := t.cs.CoreV1().Pods(t.ns).Get(ctx, pod.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			pod = cur
+			proc, err = containerOf(cur, t.ctrlContainer)
+			return err
+		})
 		if err == nil {
 			err = signalGroup(proc.pid, syscall.SIGKILL)
 		}
