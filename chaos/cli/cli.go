@@ -286,4 +286,3 @@ func repoRoot() string {
 		}
 	}
 }
-

@@ -78,4 +78,3 @@ var _ = Describe("drills", Ordered, func() {
 		}, NodeTimeout(d.Abort.MaxDuration.Or(drill.DefaultTimeout)+10*time.Minute))
 	}
 })
-
