@@ -418,7 +418,7 @@ func (r *run) inject(ctx context.Context, rep int, a drill.Action) {
 		in.Detail = "interrupted: " + in.Detail
 	}
 	r.j.Add(journal.Record{Kind: journal.KindFaultEnd, Rep: rep, Fault: string(a.Fault), Action: a.Label(),
-		Subject: strings.Join(in.Subjects, ","), Verified: journal.Bool(in.Verified), Detail: in.Detail})
+		Subject: strings.Join(in.Subjects, ","), Value: strings.Join(in.Killed, ","), Verified: journal.Bool(in.Verified), Detail: in.Detail})
 	if !in.Verified {
 		r.mu.Lock()
 		r.unverif++

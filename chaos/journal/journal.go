@@ -24,7 +24,7 @@ const (
 	KindFaultStart Kind = "fault-start" // Fault, Action, Subject: the target
 	KindFaultCheck Kind = "fault-verified"
 	KindRecovered  Kind = "recovered" // the system recovered from a fault: Fault, Subject, Seconds
-	KindFaultEnd   Kind = "fault-end" // Fault, Verified, Detail
+	KindFaultEnd   Kind = "fault-end" // Fault, Verified, Detail, Subject: targets, Value: killed proxy endpoints (comma-separated)
 	KindEvent      Kind = "event"     // Event, Subject, Value
 	KindProbe      Kind = "probe"     // Probe, Phase, OK, Seconds, Detail
 	KindRollback   Kind = "rollback"  // Action, OK, Detail

@@ -25,11 +25,11 @@ func Markdown(w io.Writer, sums []*Summary) error {
 }
 
 func overview(b *strings.Builder, sums []*Summary) {
-	b.WriteString("| drill | outcome | requests | non-2xx | transport errors | faults fired/verified | failover p50 / p99 / max | recovery p50 / p99 / max | propagation p99 |\n")
+	b.WriteString("| drill | outcome | requests | non-2xx | transport errors (not to a killed Kong) | faults fired/verified | failover p50 / p99 / max | recovery p50 / p99 / max | propagation p99 |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---|---|---:|\n")
 	for _, s := range sums {
-		fmt.Fprintf(b, "| %s | %s | %d | %d | %d | %d/%d | %s | %s | %s |\n", cell(s.Title), outcomeWord(s.Outcome),
-			s.Requests, s.Non2xx, s.Transport, len(s.Faults), s.Verified(), triple(s.Failover), triple(s.Recovery), secs(s.Propagate.Quantile(0.99)))
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %d (%d) | %d/%d | %s | %s | %s |\n", cell(s.Title), outcomeWord(s.Outcome),
+			s.Requests, s.Non2xx, s.Transport, s.Unattributed, len(s.Faults), s.Verified(), triple(s.Failover), triple(s.Recovery), secs(s.Propagate.Quantile(0.99)))
 	}
 	b.WriteString("\n")
 }
@@ -51,6 +51,7 @@ func drillSection(b *strings.Builder, s *Summary) {
 		{"2xx", fmt.Sprint(s.OK)},
 		{"non-2xx", fmt.Sprint(s.Non2xx)},
 		{"transport errors", fmt.Sprint(s.Transport)},
+		{"transport errors not to a killed Kong", fmt.Sprint(s.Unattributed)},
 		{"faults fired / verified", fmt.Sprintf("%d / %d", len(s.Faults), s.Verified())},
 		{fmt.Sprintf("failover p50 / p99 / max (n=%d)", s.Failover.N()), triple(s.Failover)},
 		{fmt.Sprintf("recovery p50 / p99 / max (n=%d)", s.Recovery.N()), triple(s.Recovery)},
@@ -79,17 +80,17 @@ func drillSection(b *strings.Builder, s *Summary) {
 		b.WriteString("\n")
 	}
 	if len(s.Failures) > 0 {
-		b.WriteString("### Failed requests\n\nNon-2xx answers and transport errors (no answer), with their time since the start.\n\n| at | class | status | Kong | detail |\n|---:|---|---:|---|---|\n")
+		b.WriteString("### Failed requests\n\nNon-2xx answers and transport errors (no answer), with their time since the start and the fault that killed their Kong.\n\n| at | class | status | Kong | caused by | detail |\n|---:|---|---:|---|---|---|\n")
 		for i, f := range s.Failures {
 			if i == maxListed {
-				fmt.Fprintf(b, "| | … %d more | | | |\n", len(s.Failures)-maxListed)
+				fmt.Fprintf(b, "| | … %d more | | | | |\n", len(s.Failures)-maxListed)
 				break
 			}
 			status := ""
 			if f.Status != 0 {
 				status = fmt.Sprint(f.Status)
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", at(f.At), f.Class, status, cell(f.Subject), cell(f.Detail))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", at(f.At), f.Class, status, cell(f.Subject), cell(f.Cause), cell(f.Detail))
 		}
 		b.WriteString("\n")
 	}

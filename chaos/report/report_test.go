@@ -44,7 +44,7 @@ func sampleJournal() []journal.Record {
 		journal.Record{T: ts(3), Kind: journal.KindEvent, Drill: d, Event: journal.EventLockHolder, Value: "konductor-b_2"},
 		journal.Record{T: ts(3.5), Kind: journal.KindRecovered, Drill: d, Rep: 1, Fault: "leader-crash", Seconds: 2.5},
 		journal.Record{T: ts(4), Kind: journal.KindFaultStart, Drill: d, Rep: 2, Fault: "kong-restart", Action: "restart", Subject: "kong-1"},
-		journal.Record{T: ts(4.5), Kind: journal.KindFaultEnd, Drill: d, Rep: 2, Fault: "kong-restart", Action: "restart", Verified: journal.Bool(true)},
+		journal.Record{T: ts(4.5), Kind: journal.KindFaultEnd, Drill: d, Rep: 2, Fault: "kong-restart", Action: "restart", Verified: journal.Bool(true), Value: "10.0.0.1:8000"},
 		journal.Record{T: ts(5), Kind: journal.KindRecovered, Drill: d, Rep: 2, Fault: "kong-restart", Seconds: 1},
 		journal.Record{T: ts(5), Kind: journal.KindEvent, Drill: d, Event: journal.EventConfigHash, Subject: "kong-1", Value: "bbbb"},
 		journal.Record{T: ts(5.2), Kind: journal.KindEvent, Drill: d, Event: journal.EventConfigHash, Subject: "kong-2", Value: "bbbb"},
@@ -70,7 +70,7 @@ func TestSummarize(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"requests", s.Requests, 100}, {"ok", s.OK, 97}, {"non-2xx", s.Non2xx, 1}, {"transport", s.Transport, 2},
+		{"requests", s.Requests, 100}, {"unattributed", s.Unattributed, 0}, {"ok", s.OK, 97}, {"non-2xx", s.Non2xx, 1}, {"transport", s.Transport, 2},
 		{"faults", len(s.Faults), 3}, {"verified", s.Verified(), 2}, {"reps", s.Reps, 3},
 		{"outcome", s.Outcome, journal.OutcomeFailed}, {"provider", s.Provider, "local"},
 		{"failover n", s.Failover.N(), 2}, {"failover max", s.Failover.Max(), 2.0}, {"failover p50", s.Failover.Quantile(0.5), 1.5},
@@ -114,9 +114,9 @@ func TestMarkdown(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{
-		"| Leader crash | FAILED | 100 | 1 | 2 | 3/2 | 1.500s / 2.000s / 2.000s | 1.000s / 2.500s / 2.500s | 0.400s |",
+		"| Leader crash | FAILED | 100 | 1 | 2 (0) | 3/2 | 1.500s / 2.000s / 2.000s | 1.000s / 2.500s / 2.500s | 0.400s |",
 		"| transport errors | 2 |",
-		"| +4.1s | transport |  | 10.0.0.1:8000 | connection refused |",
+		"| +4.1s | transport |  | 10.0.0.1:8000 | kong-restart at +4.0s | connection refused |",
 		"| +6.0s | 3 | leader-crash | konductor-b | NO | the process did not die |",
 		"**FAILED**: fault leader-crash (rep 3) not verified",
 		"- restore-replicas: ok",
@@ -183,5 +183,19 @@ func TestGenerate(t *testing.T) {
 		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+func TestTransportErrorAfterRecoveryIsUnattributed(t *testing.T) {
+	recs := sampleJournal()
+	for i := range recs {
+		if recs[i].ErrClass == journal.ErrTransport {
+			recs[i].T = recs[i].T.Add(3 * time.Second) // +7.1s: Kong 1 recovered at +5s
+			break
+		}
+	}
+	s := Summarize(recs)[0]
+	if s.Unattributed != 1 || s.Failures[0].Cause == "" {
+		t.Errorf("unattributed %d, failures %+v", s.Unattributed, s.Failures)
 	}
 }

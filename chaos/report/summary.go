@@ -4,6 +4,8 @@
 package report
 
 import (
+	"fmt"
+	"net"
 	"math"
 	"slices"
 	"sort"
@@ -25,6 +27,9 @@ type Summary struct {
 	Why      string
 
 	Requests, OK, Non2xx, Transport int
+	// Unattributed counts the transport errors not to a Kong that a fault
+	// killed, while it was down.
+	Unattributed int
 	// Failures lists the non-2xx answers and transport errors in order.
 	Failures []Failure
 
@@ -45,11 +50,19 @@ type Failure struct {
 	Status  int
 	Subject string
 	Detail  string
+	// Cause names the fault that killed the Kong the request went to
+	// ("" when none did).
+	Cause string
+	end   time.Duration
 }
 
 // Fault is one planted fault.
 type Fault struct {
 	At       time.Duration
+	// Killed are the proxy endpoints the fault took down, until Recovered
+	// (0: not recovered).
+	Killed    []string
+	Recovered time.Duration
 	Rep      int
 	Kind     string
 	Action   string
@@ -155,7 +168,8 @@ func summarize(title string, recs []journal.Record) *Summary {
 				s.Transport++
 			}
 			if r.ErrClass != journal.ErrNone {
-				s.Failures = append(s.Failures, Failure{At: since(r.T), Class: r.ErrClass, Status: r.Status, Subject: r.Subject, Detail: r.Detail})
+				s.Failures = append(s.Failures, Failure{At: since(r.T), Class: r.ErrClass, Status: r.Status, Subject: r.Subject, Detail: r.Detail,
+					end: since(r.T) + time.Duration(r.LatencyMS*float64(time.Millisecond))})
 			}
 		case journal.KindFaultStart:
 			faultIndex[key(r)] = len(s.Faults)
@@ -169,12 +183,18 @@ func summarize(title string, recs []journal.Record) *Summary {
 				f := &s.Faults[i]
 				f.Verified = r.Verified != nil && *r.Verified
 				f.Detail = r.Detail
+				if r.Value != "" {
+					f.Killed = strings.Split(r.Value, ",")
+				}
 				if r.Subject != "" {
 					f.Subject = r.Subject
 				}
 			}
 		case journal.KindRecovered:
 			s.Recovery.Samples = append(s.Recovery.Samples, r.Seconds)
+			if i, ok := faultIndex[key(r)]; ok {
+				s.Faults[i].Recovered = s.Faults[i].At + time.Duration(r.Seconds*float64(time.Second))
+			}
 		case journal.KindEvent:
 			if r.Event == journal.EventLockHolder {
 				holder = r.Value
@@ -202,6 +222,7 @@ func summarize(title string, recs []journal.Record) *Summary {
 			s.Rollbacks = append(s.Rollbacks, ProbeVerdict{At: since(r.T), Name: r.Action, OK: r.OK != nil && *r.OK, Detail: r.Detail})
 		}
 	}
+	s.attribute()
 	s.Timeline = buildTimeline(s.Start, s.End, recs)
 	return s
 }
@@ -209,3 +230,34 @@ func summarize(title string, recs []journal.Record) *Summary {
 // ProbeTypePropagation is the Value of the probe records whose Seconds
 // are propagation times.
 const ProbeTypePropagation = "change-propagates"
+
+// attribute names, for each transport error, the fault that killed the
+// Kong it went to while the request was in flight or the Kong was down.
+func (s *Summary) attribute() {
+	for i := range s.Failures {
+		f := &s.Failures[i]
+		if f.Class != journal.ErrTransport {
+			continue
+		}
+		host := hostOf(f.Subject)
+		for _, ft := range s.Faults {
+			if f.end < ft.At || (ft.Recovered > 0 && f.At > ft.Recovered) {
+				continue
+			}
+			if slices.ContainsFunc(ft.Killed, func(k string) bool { return hostOf(k) == host }) {
+				f.Cause = fmt.Sprintf("%s at %s", ft.Kind, at(ft.At))
+				break
+			}
+		}
+		if f.Cause == "" {
+			s.Unattributed++
+		}
+	}
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
