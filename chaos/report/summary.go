@@ -5,8 +5,8 @@ package report
 
 import (
 	"fmt"
-	"net"
 	"math"
+	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -58,17 +58,17 @@ type Failure struct {
 
 // Fault is one planted fault.
 type Fault struct {
-	At       time.Duration
+	At time.Duration
 	// Killed are the proxy endpoints the fault took down, until Recovered
 	// (0: not recovered).
 	Killed    []string
 	Recovered time.Duration
-	Rep      int
-	Kind     string
-	Action   string
-	Subject  string
-	Verified bool
-	Detail   string
+	Rep       int
+	Kind      string
+	Action    string
+	Subject   string
+	Verified  bool
+	Detail    string
 }
 
 // ProbeVerdict is one probe result or rollback.
