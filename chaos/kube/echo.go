@@ -4,8 +4,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
+// EchoHost is the host the traffic asks for. Each propagation probe routes
+// a host of its own, so that only the new route can answer it.
+const EchoHost = "echo.chaos.test"
+
 // echoObjects is the backend: an echo Deployment behind a Service and an
-// Ingress routing every path of every host to it through Kong.
+// Ingress routing EchoHost's "/" to it through Kong.
 func (t *Target) echoObjects() []*unstructured.Unstructured {
 	labels := map[string]any{"app.kubernetes.io/name": "echo"}
 	field := func(path string) map[string]any {
@@ -50,19 +54,18 @@ func (t *Target) echoObjects() []*unstructured.Unstructured {
 				"ports":    []any{map[string]any{"name": "http", "port": int64(80), "targetPort": "http"}},
 			},
 		}},
-		ingressObject("echo", ""),
+		ingressObject("echo", EchoHost),
 	}
 }
 
-// ingressObject routes host (every host when empty) to the echo Service.
+// ingressObject routes exactly "/" of host to the echo Service (which
+// answers only "/").
 func ingressObject(name, host string) *unstructured.Unstructured {
 	rule := map[string]any{"http": map[string]any{"paths": []any{map[string]any{
-		"path": "/", "pathType": "Prefix",
+		"path": "/", "pathType": "Exact",
 		"backend": map[string]any{"service": map[string]any{"name": "echo", "port": map[string]any{"number": int64(80)}}},
 	}}}}
-	if host != "" {
-		rule["host"] = host
-	}
+	rule["host"] = host
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
 		"metadata": map[string]any{"namespace": EchoNamespace, "name": name},

@@ -286,7 +286,7 @@ func (t *Target) kongRestart(ctx context.Context, a drill.Action, verifyBy time.
 				return fmt.Errorf("Kong %s is not ready again", v.pod.Name)
 			}
 		}
-		return t.serving(ctx, "/", "")
+		return t.serving(ctx, "/", EchoHost)
 	}
 }
 
@@ -342,7 +342,7 @@ func (t *Target) kongPodKill(ctx context.Context, a drill.Action, verifyBy time.
 		if err := deploymentDone(dep); err != nil {
 			return err
 		}
-		return t.serving(ctx, "/", "")
+		return t.serving(ctx, "/", EchoHost)
 	}
 }
 
@@ -387,7 +387,7 @@ func (t *Target) scale(ctx context.Context, name string, replicas int, verifyBy 
 			return err
 		}
 		if name == t.kongDeploy {
-			return t.serving(ctx, "/", "")
+			return t.serving(ctx, "/", EchoHost)
 		}
 		return nil
 	}

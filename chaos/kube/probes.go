@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -380,7 +381,7 @@ func (t *Target) Traffic(ctx context.Context, p drill.Probe, j *journal.Writer) 
 		mu.Lock()
 		ep := eps[next.Add(1)%uint64(len(eps))]
 		mu.Unlock()
-		tgt.Method, tgt.URL = "GET", "http://"+ep+path
+		tgt.Method, tgt.URL, tgt.Header = "GET", "http://"+ep+path, http.Header{"Host": []string{EchoHost}}
 		return nil
 	}
 	atk := vegeta.NewAttacker(vegeta.Timeout(p.Timeout.Or(2*time.Second)), vegeta.KeepAlive(true), vegeta.MaxBody(4096))

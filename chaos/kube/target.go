@@ -173,7 +173,7 @@ func (t *Target) Setup(ctx context.Context, d *drill.Drill, j *journal.Writer) e
 	if err := t.waitAvailable(ctx); err != nil {
 		return err
 	}
-	if err := t.waitServing(ctx, "/", "", t.o.ReadyTimeout); err != nil {
+	if err := t.waitServing(ctx, "/", EchoHost, t.o.ReadyTimeout); err != nil {
 		return fmt.Errorf("the proxy does not serve the echo backend: %w", err)
 	}
 	t.origReplicas = map[string]int32{}
