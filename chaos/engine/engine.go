@@ -165,7 +165,7 @@ func (r *run) execute(ctx, parent context.Context) (outcome, why string) {
 	defer stopMethod(nil)
 	contCtx, stopCont := context.WithCancel(ctx)
 	var cont sync.WaitGroup
-	streaks := make([]time.Duration, len(d.Hypothesis.Probes))
+	streaks := make([]streak, len(d.Hypothesis.Probes))
 	for i, p := range d.Hypothesis.Probes {
 		if !p.Runs(drill.PhaseContinuous) {
 			continue
@@ -179,6 +179,7 @@ func (r *run) execute(ctx, parent context.Context) (outcome, why string) {
 			continue
 		}
 		cont.Go(func() { streaks[i] = r.watch(contCtx, p) })
+
 	}
 	cont.Go(func() { r.watchAbort(contCtx, stopMethod) })
 
@@ -287,9 +288,16 @@ func (r *run) check(ctx context.Context, p drill.Probe, ph drill.Phase) bool {
 	return ok
 }
 
+// streak is what watching a continuous probe found: its longest time
+// false, or why it does not apply.
+type streak struct {
+	longest time.Duration
+	skipped error
+}
+
 // watch runs a continuous non-traffic probe every interval and returns its
 // longest failing streak; a streak is journaled when it ends.
-func (r *run) watch(ctx context.Context, p drill.Probe) time.Duration {
+func (r *run) watch(ctx context.Context, p drill.Probe) streak {
 	every := p.Interval.Or(time.Second)
 	var longest time.Duration
 	var failingSince time.Time
@@ -301,7 +309,7 @@ func (r *run) watch(ctx context.Context, p drill.Probe) time.Duration {
 		}
 		var skipped *SkippedError
 		if errors.As(err, &skipped) {
-			return 0 // journaled by judgeContinuous
+			return streak{skipped: err} // journaled by judgeContinuous
 		}
 		now := r.j.Now()
 		switch {
@@ -323,7 +331,7 @@ func (r *run) watch(ctx context.Context, p drill.Probe) time.Duration {
 	if !failingSince.IsZero() {
 		longest = max(longest, r.j.Now().Sub(failingSince))
 	}
-	return longest
+	return streak{longest: longest}
 }
 
 // watchAbort stops the method when an abort threshold is crossed.
@@ -445,7 +453,7 @@ func (r *run) inject(ctx context.Context, rep int, a drill.Action) {
 }
 
 // judgeContinuous applies the tolerances of the continuous probes.
-func (r *run) judgeContinuous(streaks []time.Duration) {
+func (r *run) judgeContinuous(streaks []streak) {
 	r.mu.Lock()
 	requests, non2xx := r.requests, r.non2xx
 	transport := slices.Clone(r.transport)
@@ -456,12 +464,18 @@ func (r *run) judgeContinuous(streaks []time.Duration) {
 			continue
 		}
 		if p.Type != drill.ProbeTraffic {
+			if err := streaks[i].skipped; err != nil {
+				r.j.Add(journal.Record{Kind: journal.KindProbe, Probe: p.Label(), Phase: string(drill.PhaseContinuous), Value: string(p.Type),
+					OK: journal.Bool(true), Detail: err.Error()})
+				continue
+			}
 			within := p.Tolerance.Within.Or(30 * time.Second)
-			ok := streaks[i] <= within
+			longest := streaks[i].longest
+			ok := longest <= within
 			r.j.Add(journal.Record{Kind: journal.KindProbe, Probe: p.Label(), Phase: string(drill.PhaseContinuous), Value: string(p.Type),
-				OK: journal.Bool(ok), Seconds: streaks[i].Seconds(), Detail: fmt.Sprintf("longest time false %s (tolerance %s)", streaks[i].Round(time.Millisecond), within)})
+				OK: journal.Bool(ok), Seconds: longest.Seconds(), Detail: fmt.Sprintf("longest time false %s (tolerance %s)", longest.Round(time.Millisecond), within)})
 			if !ok {
-				r.fail("probe %s was false for %s, more than %s", p.Label(), streaks[i].Round(time.Millisecond), within)
+				r.fail("probe %s was false for %s, more than %s", p.Label(), longest.Round(time.Millisecond), within)
 			}
 			continue
 		}
