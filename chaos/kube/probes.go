@@ -25,57 +25,27 @@ import (
 	"konductor.dev/chaos/journal"
 )
 
-// Observe journals lock holder changes, each Kong's configuration hash and
-// pod readiness, polling every 250ms.
+// Observe journals lock holder changes (polling every 100ms, so failovers
+// are timed closely) and each Kong's configuration hash and pod readiness
+// (every 500ms).
 func (t *Target) Observe(ctx context.Context, j *journal.Writer) {
 	holder, first := "", true
 	hashes := map[string]string{}
 	phases := map[string]string{}
-	for {
+	for tick := 0; ; tick++ {
 		if t.lock != "" {
 			if rec, err := t.leaderRecord(ctx); err == nil && (first || rec.HolderIdentity != holder) {
 				holder, first = rec.HolderIdentity, false
 				j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventLockHolder, Value: holder})
 			}
 		}
-		if pods, err := t.cs.CoreV1().Pods(t.ns).List(ctx, metav1.ListOptions{}); err == nil {
-			seen := map[string]bool{}
-			for _, p := range pods.Items {
-				seen[p.Name] = true
-				phase := "NotReady"
-				switch {
-				case p.DeletionTimestamp != nil:
-					phase = "Terminating"
-				case podReady(&p):
-					phase = "Ready"
-				}
-				if phases[p.Name] != phase {
-					phases[p.Name] = phase
-					j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventPodPhase, Subject: p.Name, Value: phase})
-				}
-				if t.dbless && t.ports.status != 0 && t.kongSel.Matches(labels.Set(p.Labels)) && p.Status.PodIP != "" && p.DeletionTimestamp == nil {
-					hash := t.configHash(ctx, p.Status.PodIP)
-					if old, ok := hashes[p.Name]; !ok || old != hash {
-						hashes[p.Name] = hash
-						j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventConfigHash, Subject: p.Name, Value: hash})
-					}
-				}
-			}
-			for name := range phases {
-				if !seen[name] {
-					delete(phases, name)
-					j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventPodPhase, Subject: name, Value: "Deleted"})
-					if _, ok := hashes[name]; ok {
-						delete(hashes, name)
-						j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventConfigHash, Subject: name, Value: ""})
-					}
-				}
-			}
+		if tick%5 == 0 {
+			t.observePods(ctx, j, hashes, phases)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -415,4 +385,45 @@ func hostOf(raw string) string {
 		return u.Host
 	}
 	return raw
+}
+
+// observePods journals changes of pod readiness and of each Kong's
+// configuration hash since the last call.
+func (t *Target) observePods(ctx context.Context, j *journal.Writer, hashes, phases map[string]string) {
+	pods, err := t.cs.CoreV1().Pods(t.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, p := range pods.Items {
+		seen[p.Name] = true
+		phase := "NotReady"
+		switch {
+		case p.DeletionTimestamp != nil:
+			phase = "Terminating"
+		case podReady(&p):
+			phase = "Ready"
+		}
+		if phases[p.Name] != phase {
+			phases[p.Name] = phase
+			j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventPodPhase, Subject: p.Name, Value: phase})
+		}
+		if t.dbless && t.ports.status != 0 && t.kongSel.Matches(labels.Set(p.Labels)) && p.Status.PodIP != "" && p.DeletionTimestamp == nil {
+			hash := t.configHash(ctx, p.Status.PodIP)
+			if old, ok := hashes[p.Name]; !ok || old != hash {
+				hashes[p.Name] = hash
+				j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventConfigHash, Subject: p.Name, Value: hash})
+			}
+		}
+	}
+	for name := range phases {
+		if !seen[name] {
+			delete(phases, name)
+			j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventPodPhase, Subject: name, Value: "Deleted"})
+			if _, ok := hashes[name]; ok {
+				delete(hashes, name)
+				j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventConfigHash, Subject: name, Value: ""})
+			}
+		}
+	}
 }
