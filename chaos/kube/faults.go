@@ -118,10 +118,11 @@ func (t *Target) restarted(ctx context.Context, pod *corev1.Pod, container strin
 			}
 			term := cs.LastTerminationState.Terminated
 			if cs.RestartCount > before.restarts || (term != nil && term.ContainerID == before.id) {
-				detail = fmt.Sprintf("SIGKILL pid %d of %s/%s; restartCount %d→%d", before.pid, pod.Name, container, before.restarts, cs.RestartCount)
-				if term != nil {
-					detail += fmt.Sprintf(", exit code %d", term.ExitCode)
+				detail = fmt.Sprintf("SIGKILL pid %d of %s/%s", before.pid, pod.Name, container)
+				if term != nil && term.ContainerID == before.id {
+					detail += fmt.Sprintf(": terminated with exit code %d", term.ExitCode)
 				}
+				detail += fmt.Sprintf(", restarts %d→%d", before.restarts, cs.RestartCount)
 				if cur.Status.PodIP != pod.Status.PodIP && cur.Status.PodIP != "" {
 					detail += fmt.Sprintf(", pod IP changed %s→%s", pod.Status.PodIP, cur.Status.PodIP)
 				}

@@ -137,10 +137,10 @@ func SVG(s *Summary) string {
 	}
 	drawLane("lock holder", tl.Holders)
 	for _, k := range tl.Kongs {
-		drawLane("config "+k.Subject, k.Bands)
+		drawLane("config "+shortPod(k.Subject), k.Bands)
 	}
 	// Fault markers over everything.
-	for _, f := range tl.Faults {
+	for i, f := range tl.Faults {
 		color := "#6a1b9a"
 		if !f.Verified {
 			color = "#d62728"
@@ -150,7 +150,8 @@ func SVG(s *Summary) string {
 			xx, chartTop, xx, laneY-laneGap, color, esc(f.Label))
 		fmt.Fprintf(b, `<path d="M%.1f %d l-4 -7 h8 z" fill="%s"/>`, xx, chartTop, color)
 		if len(tl.Faults) <= 12 { // labels stay legible
-			fmt.Fprintf(b, `<text x="%.1f" y="%d" fill="%s" font-size="10">%s</text>`, xx+5, chartTop+10, color, esc(f.Label))
+			// Alternate heights so that close faults' labels do not overlap.
+			fmt.Fprintf(b, `<text x="%.1f" y="%d" fill="%s" font-size="10">%s</text>`, xx+5, chartTop+10+12*(i%2), color, esc(f.Label))
 		}
 	}
 	// Legend.
@@ -186,6 +187,17 @@ func niceStep(length float64) float64 {
 			}
 		}
 	}
+}
+
+// shortPod keeps what tells pods of one workload apart: the last part of
+// the name ("kong-84cd595d79-lc9rl" → "kong …lc9rl").
+func shortPod(name string) string {
+	i := strings.LastIndexByte(name, '-')
+	j := strings.IndexByte(name, '-')
+	if i <= 0 || i == j {
+		return name
+	}
+	return name[:j] + " …" + name[i+1:]
 }
 
 func shorten(s string, n int) string {
