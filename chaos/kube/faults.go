@@ -494,7 +494,14 @@ func (t *Target) apiserverPause(ctx context.Context, d time.Duration, verifyBy t
 	t.mu.Unlock()
 	paused := time.Now()
 	in.Subjects = []string{"kube-apiserver pid " + strconv.Itoa(pid)}
-	// Verified when the API stops answering.
+	// SIGSTOP reaches a busy process's threads one by one; verified once
+	// every thread is stopped and the API does not answer.
+	_ = poll(ctx, min(verifyBy, d), 10*time.Millisecond, func(context.Context) error {
+		if !allThreadsStopped(pid) {
+			return errors.New("threads still running")
+		}
+		return nil
+	})
 	vctx, cancel := context.WithTimeout(ctx, min(verifyBy, d))
 	_, err = t.cs.Discovery().RESTClient().Get().AbsPath("/version").Timeout(time.Second).DoRaw(vctx)
 	cancel()
@@ -530,6 +537,22 @@ func (t *Target) resume(pid int) error {
 		t.mu.Unlock()
 	}
 	return err
+}
+
+// allThreadsStopped says whether every thread of pid is stopped.
+func allThreadsStopped(pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, task := range tasks {
+		raw, err := os.ReadFile(filepath.Join(task, "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		if i := strings.LastIndexByte(s, ')'); i < 0 || i+2 >= len(s) || (s[i+2] != 'T' && s[i+2] != 't') {
+			return false
+		}
+	}
+	return len(tasks) > 0
 }
 
 // processState is the state letter of /proc/<pid>/stat ("T" when stopped).
