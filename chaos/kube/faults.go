@@ -396,6 +396,16 @@ func (t *Target) scale(ctx context.Context, name string, replicas int, verifyBy 
 
 func (t *Target) rollout(ctx context.Context, name string, verifyBy time.Duration) (engine.Injection, func(context.Context) error) {
 	var in engine.Injection
+	// The pods to be replaced, listed before the new ones can appear.
+	pods, err := t.pods(ctx, t.ctrlSel)
+	if err != nil {
+		in.Detail = err.Error()
+		return in, nil
+	}
+	var old []string
+	for _, p := range pods {
+		old = append(old, p.Name)
+	}
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"konductor.dev/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339Nano))
 	d, err := t.cs.AppsV1().Deployments(t.ns).Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
 	if err != nil {
@@ -404,11 +414,6 @@ func (t *Target) rollout(ctx context.Context, name string, verifyBy time.Duratio
 	}
 	gen := d.Generation
 	in.Subjects = []string{"Deployment " + name}
-	var old []string
-	pods, _ := t.pods(ctx, t.ctrlSel)
-	for _, p := range pods {
-		old = append(old, p.Name)
-	}
 	// Fired once the Deployment controller acted on it and an old pod went.
 	err = poll(ctx, verifyBy, 100*time.Millisecond, func(ctx context.Context) error {
 		d, err := t.cs.AppsV1().Deployments(t.ns).Get(ctx, name, metav1.GetOptions{})
@@ -438,7 +443,7 @@ func (t *Target) rollout(ctx context.Context, name string, verifyBy time.Duratio
 			return err
 		}
 		for _, p := range pods {
-			if slices.Contains(old, p.Name) {
+			if slices.Contains(old, p.Name) && p.DeletionTimestamp == nil {
 				return fmt.Errorf("old pod %s is still there", p.Name)
 			}
 		}

@@ -329,7 +329,11 @@ func deploymentDone(d *appsv1.Deployment) error {
 func poll(ctx context.Context, timeout, interval time.Duration, check func(context.Context) error) error {
 	var last error
 	err := wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(ctx context.Context) (bool, error) {
-		last = check(ctx)
+		err := check(ctx)
+		if err != nil && ctx.Err() != nil && last != nil {
+			return false, nil // cut short by the deadline: the previous answer says more
+		}
+		last = err
 		return last == nil, nil
 	})
 	if err != nil {
