@@ -160,34 +160,39 @@ func (t *Target) leaderFault(ctx context.Context, a drill.Action, verifyBy time.
 			return in, nil
 		}
 	}
-	rec, err := t.leaderRecord(ctx)
-	if err != nil || rec.HolderIdentity == "" {
-		in.Detail = fmt.Sprintf("no leader to fault (%v)", err)
-		return in, nil
-	}
-	old := rec.HolderIdentity
-	pod, err := t.cs.CoreV1().Pods(t.ns).Get(ctx, holderPod(old), metav1.GetOptions{})
+	// The leader is the holder of an unexpired lease whose controller
+	// runs. In a storm the last one may be dead and its successor not yet
+	// elected: wait for a live leader.
+	var old string
+	var pod *corev1.Pod
+	var proc containerProcess
+	err := poll(ctx, verifyBy, 50*time.Millisecond, func(ctx context.Context) error {
+		rec, err := t.leaderRecord(ctx)
+		if err != nil {
+			return err
+		}
+		if rec.HolderIdentity == "" || time.Now().After(rec.RenewTime.Add(time.Duration(rec.LeaseDurationSeconds)*time.Second)) {
+			return fmt.Errorf("no live leader (holder %q, renewed %s)", rec.HolderIdentity, rec.RenewTime.Format(time.RFC3339))
+		}
+		p, err := t.cs.CoreV1().Pods(t.ns).Get(ctx, holderPod(rec.HolderIdentity), metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("leader %s: %w", rec.HolderIdentity, err)
+		}
+		if a.Fault == drill.FaultLeaderCrash {
+			if proc, err = containerOf(p, t.ctrlContainer); err != nil {
+				return err
+			}
+		}
+		old, pod = rec.HolderIdentity, p
+		return nil
+	})
 	if err != nil {
-		in.Detail = fmt.Sprintf("leader %s: %v", old, err)
+		in.Detail = err.Error()
 		return in, nil
 	}
 	in.Subjects = []string{pod.Name}
 	if a.Fault == drill.FaultLeaderCrash {
-		// In a storm the holder's controller may be between restarts: wait
-		// for its process.
-		var proc containerProcess
-		err := poll(ctx, verifyBy, 50*time.Millisecond, func(ctx context.Context) error {
-			cur, err := t.cs.CoreV1().Pods(t.ns).Get(ctx, pod.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			pod = cur
-			proc, err = containerOf(cur, t.ctrlContainer)
-			return err
-		})
-		if err == nil {
-			err = signalGroup(proc.pid, syscall.SIGKILL)
-		}
+		err := signalGroup(proc.pid, syscall.SIGKILL)
 		if err == nil {
 			in.Detail, err = t.restarted(ctx, pod, t.ctrlContainer, proc, verifyBy)
 		}
