@@ -185,20 +185,27 @@ func (j *Writer) Close() error {
 	return err
 }
 
-// Read decodes every record of a journal.
+// Read decodes every record of a journal. A last line cut short (a journal
+// still being written, or left by a crash) is ignored; a bad line anywhere
+// else is an error.
 func Read(r io.Reader) ([]Record, error) {
 	var recs []Record
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	line := 0
+	var pending error
 	for sc.Scan() {
 		line++
+		if pending != nil {
+			return nil, pending
+		}
 		if len(sc.Bytes()) == 0 {
 			continue
 		}
 		var rec Record
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return nil, fmt.Errorf("journal line %d: %w", line, err)
+			pending = fmt.Errorf("journal line %d: %w", line, err)
+			continue
 		}
 		recs = append(recs, rec)
 	}

@@ -43,7 +43,14 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestReadRejectsGarbage(t *testing.T) {
-	if _, err := Read(bytes.NewBufferString("{\"kind\":\"request\"}\nnot json\n")); err == nil {
+	if _, err := Read(bytes.NewBufferString("{\"kind\":\"request\"}\nnot json\n{\"kind\":\"request\"}\n")); err == nil {
 		t.Fatal("garbage accepted")
+	}
+}
+
+func TestReadIgnoresATruncatedLastLine(t *testing.T) {
+	recs, err := Read(bytes.NewBufferString("{\"kind\":\"request\"}\n{\"kind\":\"requ"))
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("%d records, %v", len(recs), err)
 	}
 }
