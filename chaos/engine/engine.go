@@ -418,9 +418,15 @@ func (r *run) rand() *rand.Rand {
 // inject plants one fault and journals its start, verification and
 // recovery.
 func (r *run) inject(ctx context.Context, rep int, a drill.Action) {
-	start := r.j.Now()
-	r.j.Add(journal.Record{T: start, Kind: journal.KindFaultStart, Rep: rep, Fault: string(a.Fault), Action: a.Label()})
+	called := r.j.Now()
 	in := r.e.Target.Inject(ctx, a, r.j)
+	start := in.At
+	if start.IsZero() {
+		start = called
+	}
+	// Journaled once planted, at the time it was planted: failover and
+	// recovery count from there, not from waiting for a target.
+	r.j.Add(journal.Record{T: start, Kind: journal.KindFaultStart, Rep: rep, Fault: string(a.Fault), Action: a.Label()})
 	if ctx.Err() != nil && !in.Verified {
 		// Interrupted while planting: not a fault that failed to fire.
 		in.Detail = "interrupted: " + in.Detail

@@ -41,6 +41,9 @@ type Target interface {
 
 // Injection is the outcome of planting one fault.
 type Injection struct {
+	// At is when the fault was planted (zero: when Inject was called).
+	// A fault may first wait for its target, e.g. for a live leader.
+	At time.Time
 	// Subjects are the targets hit (pod names, process ids).
 	Subjects []string
 	// Killed are the Kong proxy endpoints ("ip:port") the fault took down;
@@ -50,7 +53,7 @@ type Injection struct {
 	// why not.
 	Verified bool
 	Detail   string
-	// Recovered is the time from the fault to recovery; RecoverErr is set
+	// Recovered is the time from the fault (At) to recovery; RecoverErr is set
 	// when the system did not recover within the action's bound.
 	Recovered  time.Duration
 	RecoverErr error

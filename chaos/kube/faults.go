@@ -53,6 +53,9 @@ func (t *Target) Inject(ctx context.Context, a drill.Action, j *journal.Writer) 
 	if !in.Verified || recovered == nil {
 		return in
 	}
+	if !in.At.IsZero() {
+		start = in.At
+	}
 	if err := poll(ctx, recoverBy, 50*time.Millisecond, recovered); err != nil {
 		in.RecoverErr = fmt.Errorf("no recovery: %w", err)
 		return in
@@ -191,6 +194,7 @@ func (t *Target) leaderFault(ctx context.Context, a drill.Action, verifyBy time.
 		return in, nil
 	}
 	in.Subjects = []string{pod.Name}
+	in.At = time.Now()
 	if a.Fault == drill.FaultLeaderCrash {
 		err := signalGroup(proc.pid, syscall.SIGKILL)
 		if err == nil {
