@@ -426,7 +426,7 @@ func (r *run) inject(ctx context.Context, rep int, a drill.Action) {
 	}
 	// Journaled once planted, at the time it was planted: failover and
 	// recovery count from there, not from waiting for a target.
-	r.j.Add(journal.Record{T: start, Kind: journal.KindFaultStart, Rep: rep, Fault: string(a.Fault), Action: a.Label()})
+	r.j.Add(journal.Record{T: start, Kind: journal.KindFaultStart, Rep: rep, Fault: string(a.Fault), Action: a.Label(), Subject: strings.Join(in.Subjects, ",")})
 	if ctx.Err() != nil && !in.Verified {
 		// Interrupted while planting: not a fault that failed to fire.
 		in.Detail = "interrupted: " + in.Detail

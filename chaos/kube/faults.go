@@ -193,7 +193,7 @@ func (t *Target) leaderFault(ctx context.Context, a drill.Action, verifyBy time.
 		in.Detail = err.Error()
 		return in, nil
 	}
-	in.Subjects = []string{pod.Name}
+	in.Subjects = []string{old} // the identity: a restarted pod elects under a new one
 	in.At = time.Now()
 	if a.Fault == drill.FaultLeaderCrash {
 		err := signalGroup(proc.pid, syscall.SIGKILL)

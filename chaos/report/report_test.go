@@ -49,7 +49,7 @@ func sampleJournal() []journal.Record {
 		journal.Record{T: ts(5), Kind: journal.KindEvent, Drill: d, Event: journal.EventConfigHash, Subject: "kong-1", Value: "bbbb"},
 		journal.Record{T: ts(5.2), Kind: journal.KindEvent, Drill: d, Event: journal.EventConfigHash, Subject: "kong-2", Value: "bbbb"},
 		journal.Record{T: ts(6), Kind: journal.KindRepetition, Drill: d, Rep: 3},
-		journal.Record{T: ts(6), Kind: journal.KindFaultStart, Drill: d, Rep: 3, Fault: "leader-crash", Action: "kill", Subject: "konductor-b"},
+		journal.Record{T: ts(6), Kind: journal.KindFaultStart, Drill: d, Rep: 3, Fault: "leader-crash", Action: "kill", Subject: "konductor-b_2"},
 		journal.Record{T: ts(6), Kind: journal.KindFaultEnd, Drill: d, Rep: 3, Fault: "leader-crash", Action: "kill", Verified: journal.Bool(false), Detail: "the process did not die"},
 		journal.Record{T: ts(7), Kind: journal.KindEvent, Drill: d, Event: journal.EventLockHolder, Value: ""},
 		journal.Record{T: ts(7.5), Kind: journal.KindEvent, Drill: d, Event: journal.EventLockHolder, Value: "konductor-a_3"},
@@ -117,7 +117,7 @@ func TestMarkdown(t *testing.T) {
 		"| Leader crash | FAILED | 100 | 1 | 2 (0) | 3/2 | 1.500s / 2.000s / 2.000s | 1.000s / 2.500s / 2.500s | 0.400s |",
 		"| transport errors | 2 |",
 		"| +4.1s | transport |  | 10.0.0.1:8000 | kong-restart at +4.0s | connection refused |",
-		"| +6.0s | 3 | leader-crash | konductor-b | NO | the process did not die |",
+		"| +6.0s | 3 | leader-crash | konductor-b_2 | NO | the process did not die |",
 		"**FAILED**: fault leader-crash (rep 3) not verified",
 		"- restore-replicas: ok",
 	} {

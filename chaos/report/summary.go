@@ -175,8 +175,14 @@ func summarize(title string, recs []journal.Record) *Summary {
 			faultIndex[key(r)] = len(s.Faults)
 			s.Faults = append(s.Faults, Fault{At: since(r.T), Rep: r.Rep, Kind: r.Fault, Action: r.Action, Subject: r.Subject})
 			if strings.HasPrefix(r.Fault, "leader-") {
+				// The leader faulted is the fault's subject (its identity);
+				// the lock may not have shown it yet when it was killed.
+				displaced := holder
+				if r.Subject != "" {
+					displaced = r.Subject
+				}
 				pendingFailover = append(pendingFailover, r.T)
-				holderAtFault = append(holderAtFault, holder)
+				holderAtFault = append(holderAtFault, displaced)
 			}
 		case journal.KindFaultEnd:
 			if i, ok := faultIndex[key(r)]; ok {
