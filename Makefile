@@ -10,7 +10,7 @@ E2E_FLAGS  ?= -count=1 -timeout 60m -v
 
 MUTANT_FLAGS ?=
 
-.PHONY: all build test lint bench footprint run kongsim-demo sim mutants e2e e2e-local images k8s-binaries postgres-start postgres-stop help
+.PHONY: all build test lint bench footprint run kongsim-demo sim mutants e2e e2e-local drill drill-smoke drill-suite images k8s-binaries postgres-start postgres-stop help
 
 all: lint build test
 
@@ -29,6 +29,7 @@ lint: ## gofmt and go vet over every module
 	@out="$$(gofmt -l $(MODULES))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags e2e ./e2e/...
+	$(GO) vet -tags drills ./chaos/suite/
 
 bench: ## run the benchmarks (BENCH=regexp to choose)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
@@ -58,6 +59,18 @@ e2e: ## e2e suite on kind (needs Docker; without it: SKIPPED, not passed)
 e2e-local: build k8s-binaries ## e2e suite on the local process cluster (no Docker; needs root)
 	hack/postgres.sh install
 	KONDUCTOR_E2E_PROVIDER=local KONDUCTOR_E2E_BIN=$(abspath $(BIN)) KONDUCTOR_K8S_BIN="$$(hack/build-k8s.sh)" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/suite/
+
+DRILLS      ?= chaos/drills
+DRILL_FLAGS ?=
+
+drill: build k8s-binaries ## the standard drills on a local process cluster (root; about an hour); prints where the report is
+	BIN=$(BIN) hack/drill.sh $(DRILL_FLAGS) $(DRILLS)
+
+drill-smoke: build k8s-binaries ## a short drill for CI: leader crash and Kong restart under traffic (root; a few minutes)
+	BIN=$(BIN) hack/drill.sh $(DRILL_FLAGS) chaos/drills/smoke
+
+drill-suite: build k8s-binaries ## the drills as Ginkgo specs on a running cluster (KONDUCTOR_DRILL_KUBECONFIG, KONDUCTOR_DRILL_PROVIDER)
+	$(GO) test -tags drills -count=1 -timeout 120m -v ./chaos/suite/
 
 images: ## container images konductor:dev, kongsim:dev, konductor.dev/echo:dev
 	docker build -f build/konductor.Dockerfile -t konductor:dev .

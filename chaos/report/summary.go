@@ -1,0 +1,269 @@
+// Package report turns a drill journal into figures and renders them as
+// Markdown and as HTML with an inline SVG timeline. It reads nothing but
+// the journal, so a report can be regenerated at any time.
+package report
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"konductor.dev/chaos/journal"
+)
+
+// Summary is the figures of one drill run.
+type Summary struct {
+	Title    string
+	File     string
+	Provider string
+	Start    time.Time
+	End      time.Time
+	Outcome  string
+	Why      string
+
+	Requests, OK, Non2xx, Transport int
+	// Unattributed counts the transport errors not to a Kong that a fault
+	// killed, while it was down.
+	Unattributed int
+	// Failures lists the non-2xx answers and transport errors in order.
+	Failures []Failure
+
+	Faults    []Fault
+	Failover  Durations // fault → a new lock holder (leader faults)
+	Recovery  Durations // fault → recovered, as the engine observed it
+	Propagate Durations // change-propagates probes
+	Probes    []ProbeVerdict
+	Rollbacks []ProbeVerdict
+	Reps      int
+	Timeline  Timeline
+}
+
+// Failure is one failed request.
+type Failure struct {
+	At      time.Duration // since the drill started
+	Class   string
+	Status  int
+	Subject string
+	Detail  string
+	// Cause names the fault that killed the Kong the request went to
+	// ("" when none did).
+	Cause string
+	end   time.Duration
+}
+
+// Fault is one planted fault.
+type Fault struct {
+	At time.Duration
+	// Killed are the proxy endpoints the fault took down, until Recovered
+	// (0: not recovered).
+	Killed    []string
+	Recovered time.Duration
+	Rep       int
+	Kind      string
+	Action    string
+	Subject   string
+	Verified  bool
+	Detail    string
+}
+
+// ProbeVerdict is one probe result or rollback.
+type ProbeVerdict struct {
+	At      time.Duration
+	Name    string
+	Phase   string
+	OK      bool
+	Seconds float64
+	Detail  string
+}
+
+// Durations are samples in seconds with their percentiles.
+type Durations struct {
+	Samples []float64
+}
+
+// N is the number of samples.
+func (d Durations) N() int { return len(d.Samples) }
+
+// Quantile returns the q-quantile (nearest rank), or NaN without samples.
+func (d Durations) Quantile(q float64) float64 {
+	if len(d.Samples) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(d.Samples)
+	sort.Float64s(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// Max is the largest sample, or NaN.
+func (d Durations) Max() float64 { return d.Quantile(1) }
+
+// Verified counts the faults that were observed to fire.
+func (s *Summary) Verified() int {
+	n := 0
+	for _, f := range s.Faults {
+		if f.Verified {
+			n++
+		}
+	}
+	return n
+}
+
+// Summarize groups a journal's records by drill (in order of first
+// appearance) and computes each drill's figures.
+func Summarize(recs []journal.Record) []*Summary {
+	var order []string
+	by := map[string][]journal.Record{}
+	for _, r := range recs {
+		if _, ok := by[r.Drill]; !ok {
+			order = append(order, r.Drill)
+		}
+		by[r.Drill] = append(by[r.Drill], r)
+	}
+	out := make([]*Summary, 0, len(order))
+	for _, title := range order {
+		out = append(out, summarize(title, by[title]))
+	}
+	return out
+}
+
+func summarize(title string, recs []journal.Record) *Summary {
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].T.Before(recs[j].T) })
+	s := &Summary{Title: title, Outcome: journal.OutcomeInterrupted, Why: "the journal ends before the drill did"}
+	if len(recs) > 0 {
+		s.Start, s.End = recs[0].T, recs[len(recs)-1].T
+	}
+	since := func(t time.Time) time.Duration { return t.Sub(s.Start) }
+	holder := ""                    // current lock holder
+	var pendingFailover []time.Time // leader faults waiting for a new holder
+	var holderAtFault []string      // the holder each waiting fault displaced
+	faultIndex := map[string]int{}  // rep/action/fault → index in s.Faults
+	key := func(r journal.Record) string {
+		return strings.Join([]string{strconv.Itoa(r.Rep), r.Action, r.Fault}, "\x00")
+	}
+	for _, r := range recs {
+		switch r.Kind {
+		case journal.KindDrillStart:
+			s.Start = r.T
+			s.File = r.Detail
+			s.Provider = r.Value
+		case journal.KindDrillEnd:
+			s.End = r.T
+			s.Outcome, s.Why = r.Outcome, r.Detail
+		case journal.KindRepetition:
+			s.Reps = max(s.Reps, r.Rep)
+		case journal.KindRequest:
+			s.Requests++
+			switch r.ErrClass {
+			case journal.ErrNone:
+				s.OK++
+			case journal.ErrNon2xx:
+				s.Non2xx++
+			default:
+				s.Transport++
+			}
+			if r.ErrClass != journal.ErrNone {
+				s.Failures = append(s.Failures, Failure{At: since(r.T), Class: r.ErrClass, Status: r.Status, Subject: r.Subject, Detail: r.Detail,
+					end: since(r.T) + time.Duration(r.LatencyMS*float64(time.Millisecond))})
+			}
+		case journal.KindFaultStart:
+			faultIndex[key(r)] = len(s.Faults)
+			s.Faults = append(s.Faults, Fault{At: since(r.T), Rep: r.Rep, Kind: r.Fault, Action: r.Action, Subject: r.Subject})
+			if strings.HasPrefix(r.Fault, "leader-") {
+				// The leader faulted is the fault's subject (its identity);
+				// the lock may not have shown it yet when it was killed.
+				displaced := holder
+				if r.Subject != "" {
+					displaced = r.Subject
+				}
+				pendingFailover = append(pendingFailover, r.T)
+				holderAtFault = append(holderAtFault, displaced)
+			}
+		case journal.KindFaultEnd:
+			if i, ok := faultIndex[key(r)]; ok {
+				f := &s.Faults[i]
+				f.Verified = r.Verified != nil && *r.Verified
+				f.Detail = r.Detail
+				if r.Value != "" {
+					f.Killed = strings.Split(r.Value, ",")
+				}
+				if r.Subject != "" {
+					f.Subject = r.Subject
+				}
+			}
+		case journal.KindRecovered:
+			s.Recovery.Samples = append(s.Recovery.Samples, r.Seconds)
+			if i, ok := faultIndex[key(r)]; ok {
+				s.Faults[i].Recovered = s.Faults[i].At + time.Duration(r.Seconds*float64(time.Second))
+			}
+		case journal.KindEvent:
+			if r.Event == journal.EventLockHolder {
+				holder = r.Value
+				if holder != "" {
+					kept := pendingFailover[:0]
+					keptHolders := holderAtFault[:0]
+					for i, at := range pendingFailover {
+						if holder != holderAtFault[i] {
+							s.Failover.Samples = append(s.Failover.Samples, r.T.Sub(at).Seconds())
+						} else {
+							kept = append(kept, at)
+							keptHolders = append(keptHolders, holderAtFault[i])
+						}
+					}
+					pendingFailover, holderAtFault = kept, keptHolders
+				}
+			}
+		case journal.KindProbe:
+			v := ProbeVerdict{At: since(r.T), Name: r.Probe, Phase: r.Phase, OK: r.OK != nil && *r.OK, Seconds: r.Seconds, Detail: r.Detail}
+			s.Probes = append(s.Probes, v)
+			if r.Value == ProbeTypePropagation && v.OK {
+				s.Propagate.Samples = append(s.Propagate.Samples, r.Seconds)
+			}
+		case journal.KindRollback:
+			s.Rollbacks = append(s.Rollbacks, ProbeVerdict{At: since(r.T), Name: r.Action, OK: r.OK != nil && *r.OK, Detail: r.Detail})
+		}
+	}
+	s.attribute()
+	s.Timeline = buildTimeline(s.Start, s.End, recs)
+	return s
+}
+
+// ProbeTypePropagation is the Value of the probe records whose Seconds
+// are propagation times.
+const ProbeTypePropagation = "change-propagates"
+
+// attribute names, for each transport error, the fault that killed the
+// Kong it went to while the request was in flight or the Kong was down.
+func (s *Summary) attribute() {
+	for i := range s.Failures {
+		f := &s.Failures[i]
+		if f.Class != journal.ErrTransport {
+			continue
+		}
+		host := hostOf(f.Subject)
+		for _, ft := range s.Faults {
+			if f.end < ft.At || (ft.Recovered > 0 && f.At > ft.Recovered) {
+				continue
+			}
+			if slices.ContainsFunc(ft.Killed, func(k string) bool { return hostOf(k) == host }) {
+				f.Cause = fmt.Sprintf("%s at %s", ft.Kind, at(ft.At))
+				break
+			}
+		}
+		if f.Cause == "" {
+			s.Unattributed++
+		}
+	}
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
