@@ -188,11 +188,11 @@ func TestOverlays(t *testing.T) {
 		{
 			name: "as the e2e suite deploys it",
 			build: Build{Overlay: "dbless-gateway-discovery", Components: []string{"kongsim"},
-				Patches: []Patch{NodePortPatch("kong-proxy", 30080)}},
+				Patches: []Patch{NodePortPatch("kong-proxy", 30080, 30443)}},
 			shape: func(t *testing.T, objs []runtime.Object) {
 				svc := Find[*corev1.Service](objs, "kong", "kong-proxy")
-				if svc.Spec.Type != corev1.ServiceTypeNodePort || svc.Spec.Ports[0].NodePort != 30080 {
-					t.Errorf("kong-proxy is %s with nodePort %d, want NodePort 30080", svc.Spec.Type, svc.Spec.Ports[0].NodePort)
+				if svc.Spec.Type != corev1.ServiceTypeNodePort || svc.Spec.Ports[0].NodePort != 30080 || svc.Spec.Ports[1].NodePort != 30443 || svc.Spec.Ports[1].Port != 443 {
+					t.Errorf("kong-proxy is %s with ports %+v, want NodePort 30080 for 80 and 30443 for 443", svc.Spec.Type, svc.Spec.Ports)
 				}
 			},
 		},
