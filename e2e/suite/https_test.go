@@ -87,7 +87,7 @@ func TestHTTPS(t *testing.T) {
 			var first error
 			start := time.Now()
 			for i := range httpsRequests {
-				if _, err := httpsGet(ctx, client, addrs[i%len(addrs)], httpsHost, fmt.Sprintf("/req/%d", i)); err != nil {
+				if _, err := httpsGet(ctx, client, addrs[i%len(addrs)], httpsHost, fmt.Sprintf("/?req=%d", i)); err != nil {
 					failures++
 					if first == nil {
 						first = err
