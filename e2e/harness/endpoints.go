@@ -24,6 +24,8 @@ type EndpointProxy struct {
 	Service   string
 	PortName  string
 	HTTP      *http.Client
+	// Scheme of the endpoint URLs; default "http" ("https" for a TLS port).
+	Scheme string
 
 	next atomic.Uint64
 }
@@ -53,7 +55,11 @@ func (e *EndpointProxy) Endpoints(ctx context.Context) ([]string, error) {
 			if !ready || terminating || len(ep.Addresses) == 0 {
 				continue
 			}
-			urls = append(urls, "http://"+net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port))))
+			scheme := e.Scheme
+			if scheme == "" {
+				scheme = "http"
+			}
+			urls = append(urls, scheme+"://"+net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port))))
 		}
 	}
 	return urls, nil

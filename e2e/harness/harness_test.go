@@ -187,7 +187,7 @@ func TestDockerReady(t *testing.T) {
 
 func TestKindConfig(t *testing.T) {
 	k := NewKindCluster("")
-	k.HostProxyPort = 31999
+	k.HostProxyPort, k.HostProxyTLSPort = 31999, 31443
 	cfg := k.Config()
 	if len(cfg.Nodes) != 3 {
 		t.Fatalf("%d nodes, want a control plane and two workers", len(cfg.Nodes))
@@ -200,7 +200,8 @@ func TestKindConfig(t *testing.T) {
 		t.Errorf("zones %v, want one per node", zones)
 	}
 	pm := cfg.Nodes[0].ExtraPortMappings
-	if len(pm) != 1 || pm[0].ContainerPort != ProxyNodePort || pm[0].HostPort != 31999 || pm[0].ListenAddress != "127.0.0.1" {
-		t.Errorf("port mappings %+v, want NodePort %d on 127.0.0.1:31999", pm, ProxyNodePort)
+	if len(pm) != 2 || pm[0].ContainerPort != ProxyNodePort || pm[0].HostPort != 31999 || pm[0].ListenAddress != "127.0.0.1" ||
+		pm[1].ContainerPort != ProxyTLSNodePort || pm[1].HostPort != 31443 || pm[1].ListenAddress != "127.0.0.1" {
+		t.Errorf("port mappings %+v, want NodePort %d on 127.0.0.1:31999 and %d on 127.0.0.1:31443", pm, ProxyNodePort, ProxyTLSNodePort)
 	}
 }

@@ -27,14 +27,19 @@ import (
 // kind control-plane node maps it to a port on the host's loopback.
 const ProxyNodePort = 30080
 
+// ProxyTLSNodePort is the NodePort of the proxy Service's port 443.
+const ProxyTLSNodePort = 30443
+
 // KindCluster is a support.E2EClusterProvider that drives kind through its
 // Go library (sigs.k8s.io/kind/pkg/cluster), so no kind binary is needed,
 // only Docker. Its cluster has one control-plane and two workers labelled
-// with zones, and maps ProxyNodePort to HostProxyPort on 127.0.0.1.
+// with zones, and maps ProxyNodePort to HostProxyPort and ProxyTLSNodePort to
+// HostProxyTLSPort on 127.0.0.1.
 type KindCluster struct {
 	name, nodeImage, kubeconfig string
-	// HostProxyPort is the host port mapped to ProxyNodePort.
-	HostProxyPort int
+	// HostProxyPort is the host port mapped to ProxyNodePort,
+	// HostProxyTLSPort the one mapped to ProxyTLSNodePort.
+	HostProxyPort, HostProxyTLSPort int
 	// Keep leaves an existing cluster of the same name in place and reuses
 	// it, and makes Destroy a no-op, for fast local iterations.
 	Keep   bool
@@ -50,7 +55,7 @@ func NewKindCluster(docker string) *KindCluster {
 	if docker == "" {
 		docker = "docker"
 	}
-	return &KindCluster{docker: docker, HostProxyPort: 30080}
+	return &KindCluster{docker: docker, HostProxyPort: ProxyNodePort, HostProxyTLSPort: ProxyTLSNodePort}
 }
 
 func (k *KindCluster) SetDefaults() support.E2EClusterProvider {
@@ -89,6 +94,9 @@ func (k *KindCluster) Config() *kindv1alpha4.Cluster {
 				Labels: map[string]string{corev1.LabelTopologyZone: "zone-a"},
 				ExtraPortMappings: []kindv1alpha4.PortMapping{{
 					ContainerPort: ProxyNodePort, HostPort: int32(k.HostProxyPort),
+					ListenAddress: "127.0.0.1", Protocol: kindv1alpha4.PortMappingProtocolTCP,
+				}, {
+					ContainerPort: ProxyTLSNodePort, HostPort: int32(k.HostProxyTLSPort),
 					ListenAddress: "127.0.0.1", Protocol: kindv1alpha4.PortMappingProtocolTCP,
 				}},
 			},

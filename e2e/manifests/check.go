@@ -3,6 +3,7 @@ package manifests
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -128,7 +129,7 @@ func Check(objs []runtime.Object) []error {
 	var errs []error
 	for _, check := range []func([]runtime.Object) []error{
 		checkResources, checkMemoryLimit, checkSelectors, checkServices, checkProbes, checkController,
-		checkDisruptionTargets, checkIngressClass,
+		checkDisruptionTargets, checkIngressClass, checkProxyTLS,
 	} {
 		errs = append(errs, check(objs)...)
 	}
@@ -299,6 +300,11 @@ func checkKongProbes(where string, c corev1.Container, probes map[string]*corev1
 	}
 	if p := probes["livenessProbe"]; p != nil && p.HTTPGet != nil && ports["livenessProbe"] != status {
 		errs = append(errs, fmt.Errorf("%s: livenessProbe port %d is not KONG_STATUS_LISTEN's port %d", where, ports["livenessProbe"], status))
+	}
+	if tls, ok := resolvePort([]corev1.Container{c}, intstr.FromString("proxy-tls")); ok {
+		if listen, ssl := proxyListener(env["KONG_PROXY_LISTEN"], tls); !listen || !ssl {
+			errs = append(errs, fmt.Errorf("%s: port \"proxy-tls\" is %d but KONG_PROXY_LISTEN %q has no ssl listener on it", where, tls, env["KONG_PROXY_LISTEN"]))
+		}
 	}
 	for _, l := range []struct{ name, envName string }{{"proxy", "KONG_PROXY_LISTEN"}, {"admin", "KONG_ADMIN_LISTEN"}} {
 		name, envName := l.name, l.envName
@@ -641,6 +647,117 @@ func checkIngressClass(objs []runtime.Object) []error {
 				errs = append(errs, fmt.Errorf("%s: container %q: --ingress-class %q has no IngressClass in the overlay", w.ID, c.Name, o.IngressClass))
 			} else if classes[i].Spec.Controller != IngressController {
 				errs = append(errs, fmt.Errorf("%s: spec.controller is %q, want %q", ID(classes[i]), classes[i].Spec.Controller, IngressController))
+			}
+		}
+	}
+	return errs
+}
+
+// listener is one address of a Kong listen setting.
+type listener struct {
+	port int32
+	ssl  bool
+}
+
+// listeners reads every comma-separated address of a Kong listen setting
+// such as "0.0.0.0:8000, 0.0.0.0:8443 http2 ssl".
+func listeners(listen string) ([]listener, error) {
+	var out []listener
+	for _, entry := range strings.Split(listen, ",") {
+		fields := strings.Fields(entry)
+		if len(fields) == 0 || fields[0] == "off" {
+			continue
+		}
+		port, err := listenPort(fields[0])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, listener{port: port, ssl: slices.Contains(fields[1:], "ssl")})
+	}
+	return out, nil
+}
+
+// proxyListener reports whether listen has an address on port, and
+// whether that address is ssl.
+func proxyListener(listen string, port int32) (found, ssl bool) {
+	ls, err := listeners(listen)
+	if err != nil {
+		return false, false
+	}
+	for _, l := range ls {
+		if l.port == port {
+			return true, l.ssl
+		}
+	}
+	return false, false
+}
+
+// checkProxyTLS: every Kong serves HTTPS (KONG_PROXY_LISTEN has an ssl
+// listener), and the Service konductor publishes (--publish-service, the
+// one clients reach) exposes port 80 to a plain listener and port 443 to
+// an ssl listener of every Kong pod it selects; otherwise an Ingress's
+// spec.tls cannot be reached.
+func checkProxyTLS(objs []runtime.Object) []error {
+	var errs []error
+	for _, w := range Workloads(objs) {
+		for _, c := range w.Template.Spec.Containers {
+			if !IsKong(c) || w.Kind == "Job" {
+				continue
+			}
+			listen := literalEnv(c)["KONG_PROXY_LISTEN"]
+			ls, err := listeners(listen)
+			if err != nil {
+				continue // reported by checkProbes
+			}
+			if !slices.ContainsFunc(ls, func(l listener) bool { return l.ssl }) {
+				errs = append(errs, fmt.Errorf("%s: container %q: env KONG_PROXY_LISTEN %q has no ssl listener; set e.g. \"0.0.0.0:8000, 0.0.0.0:8443 http2 ssl\"", w.ID, c.Name, listen))
+			}
+		}
+	}
+	published := map[string]bool{}
+	for _, w := range Workloads(objs) {
+		for _, c := range w.Template.Spec.Containers {
+			if !IsKonductor(c) {
+				continue
+			}
+			if o, err := ControllerOptions(w.Template, w.NS, c); err == nil && o.PublishService != "" {
+				published[o.PublishService] = true
+			}
+		}
+	}
+	for _, ref := range slices.Sorted(maps.Keys(published)) {
+		ns, name, _ := options.SplitNamespacedName(ref)
+		svc := Find[*corev1.Service](objs, ns, name)
+		if svc == nil {
+			continue // reported by checkController
+		}
+		for _, want := range []struct {
+			port int32
+			ssl  bool
+		}{{80, false}, {443, true}} {
+			i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == want.port })
+			if i < 0 {
+				errs = append(errs, fmt.Errorf("%s: spec.ports has no port %d (the proxy Service --publish-service names must expose 80 and 443)", ID(svc), want.port))
+				continue
+			}
+			for _, w := range podsSelectedBy(objs, svc.Namespace, labels.SelectorFromSet(svc.Spec.Selector)) {
+				for _, c := range w.Template.Spec.Containers {
+					if !IsKong(c) {
+						continue
+					}
+					target, ok := resolvePort([]corev1.Container{c}, svc.Spec.Ports[i].TargetPort)
+					if !ok {
+						continue // reported by checkServices
+					}
+					listen := literalEnv(c)["KONG_PROXY_LISTEN"]
+					if found, ssl := proxyListener(listen, target); !found || ssl != want.ssl {
+						kind := "a plain"
+						if want.ssl {
+							kind = "an ssl"
+						}
+						errs = append(errs, fmt.Errorf("%s: spec.ports[%d] (port %d) targets %s port %d, which is not %s listener of KONG_PROXY_LISTEN %q", ID(svc), i, want.port, w.ID, target, kind, listen))
+					}
+				}
 			}
 		}
 	}

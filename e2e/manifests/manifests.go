@@ -180,18 +180,14 @@ func ID(obj runtime.Object) string {
 	return kind + " " + strings.Join([]string{m.GetNamespace(), m.GetName()}, "/")
 }
 
-// NodePortPatch turns the Service name into a NodePort Service whose first
-// port is nodePort; the e2e suite uses it on the Kong proxy so that kind can
-// map it to the host.
-func NodePortPatch(name string, nodePort int32) Patch {
-	return Patch{
-		Target: &Target{Kind: "Service", Name: name},
-		Patch: fmt.Sprintf(`- op: replace
-  path: /spec/type
-  value: NodePort
-- op: add
-  path: /spec/ports/0/nodePort
-  value: %d
-`, nodePort),
+// NodePortPatch turns the Service name into a NodePort Service whose i-th
+// port gets nodePorts[i]; the e2e suite uses it on the Kong proxy (80 and
+// 443) so that kind can map them to the host.
+func NodePortPatch(name string, nodePorts ...int32) Patch {
+	var b strings.Builder
+	b.WriteString("- op: replace\n  path: /spec/type\n  value: NodePort\n")
+	for i, p := range nodePorts {
+		fmt.Fprintf(&b, "- op: add\n  path: /spec/ports/%d/nodePort\n  value: %d\n", i, p)
 	}
+	return Patch{Target: &Target{Kind: "Service", Name: name}, Patch: b.String()}
 }

@@ -188,11 +188,11 @@ func TestOverlays(t *testing.T) {
 		{
 			name: "as the e2e suite deploys it",
 			build: Build{Overlay: "dbless-gateway-discovery", Components: []string{"kongsim"},
-				Patches: []Patch{NodePortPatch("kong-proxy", 30080)}},
+				Patches: []Patch{NodePortPatch("kong-proxy", 30080, 30443)}},
 			shape: func(t *testing.T, objs []runtime.Object) {
 				svc := Find[*corev1.Service](objs, "kong", "kong-proxy")
-				if svc.Spec.Type != corev1.ServiceTypeNodePort || svc.Spec.Ports[0].NodePort != 30080 {
-					t.Errorf("kong-proxy is %s with nodePort %d, want NodePort 30080", svc.Spec.Type, svc.Spec.Ports[0].NodePort)
+				if svc.Spec.Type != corev1.ServiceTypeNodePort || svc.Spec.Ports[0].NodePort != 30080 || svc.Spec.Ports[1].NodePort != 30443 || svc.Spec.Ports[1].Port != 443 {
+					t.Errorf("kong-proxy is %s with ports %+v, want NodePort 30080 for 80 and 30443 for 443", svc.Spec.Type, svc.Spec.Ports)
 				}
 			},
 		},
@@ -295,6 +295,38 @@ func TestCheckFindsBreakage(t *testing.T) {
 				r.Rules = r.Rules[:1]
 			},
 			want: "patch ingresses/status.networking.k8s.io",
+		},
+		{
+			name: "Kong without an ssl proxy listener", overlay: "dbless-gateway-discovery",
+			breakIt: func(objs []runtime.Object) {
+				c := &Find[*appsv1.Deployment](objs, "kong", "kong").Spec.Template.Spec.Containers[0]
+				for i := range c.Env {
+					if c.Env[i].Name == "KONG_PROXY_LISTEN" {
+						c.Env[i].Value = "0.0.0.0:8000, 0.0.0.0:8443"
+					}
+				}
+			},
+			want: `has no ssl listener`,
+		},
+		{
+			name: "proxy Service without 443", overlay: "postgres",
+			breakIt: func(objs []runtime.Object) {
+				svc := Find[*corev1.Service](objs, "kong", "kong-proxy")
+				svc.Spec.Ports = svc.Spec.Ports[:1]
+			},
+			want: "spec.ports has no port 443",
+		},
+		{
+			name: "proxy Service 443 to the plain listener", overlay: "dbless-sidecar",
+			breakIt: func(objs []runtime.Object) {
+				svc := Find[*corev1.Service](objs, "kong", "kong-proxy")
+				for i := range svc.Spec.Ports {
+					if svc.Spec.Ports[i].Port == 443 {
+						svc.Spec.Ports[i].TargetPort = intstr.FromString("proxy")
+					}
+				}
+			},
+			want: "targets Deployment kong/kong port 8000, which is not an ssl listener",
 		},
 		{
 			name: "readiness probe on the wrong port", overlay: "dbless-sidecar",

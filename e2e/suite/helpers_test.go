@@ -57,7 +57,7 @@ const (
 // proxy Service on the NodePort that kind maps to the host.
 func render(overlay string) ([]runtime.Object, error) {
 	b := manifests.Build{DeployDir: world.DeployDir, Overlay: overlay,
-		Patches: []manifests.Patch{manifests.NodePortPatch("kong-proxy", harness.ProxyNodePort)}}
+		Patches: []manifests.Patch{manifests.NodePortPatch("kong-proxy", harness.ProxyNodePort, harness.ProxyTLSNodePort)}}
 	if world.Kongsim {
 		b.Components = []string{"kongsim"}
 	}

@@ -57,6 +57,9 @@ type World struct {
 	ProxyURL string
 	// Images is the local cluster's image map (nil on kind).
 	Images map[string]string
+	// ProxyTLSAddr is host:port of the proxy Service's port 443 from the
+	// test process (kind); empty means through EndpointSlices.
+	ProxyTLSAddr string
 }
 
 func TestMain(m *testing.M) {
@@ -103,8 +106,14 @@ func setupKind(root string) {
 		os.Exit(2)
 	}
 	world.ProxyURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	tlsPort, err := strconv.Atoi(envOr("KONDUCTOR_E2E_PROXY_TLS_PORT", strconv.Itoa(harness.ProxyTLSNodePort)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: KONDUCTOR_E2E_PROXY_TLS_PORT:", err)
+		os.Exit(2)
+	}
+	world.ProxyTLSAddr = fmt.Sprintf("127.0.0.1:%d", tlsPort)
 	kc := harness.NewKindCluster("")
-	kc.HostProxyPort = port
+	kc.HostProxyPort, kc.HostProxyTLSPort = port, tlsPort
 	kc.Keep = os.Getenv("KONDUCTOR_E2E_KEEP") == "1"
 	if img := os.Getenv("KONDUCTOR_E2E_NODE_IMAGE"); img != "" {
 		kc.WithVersion(img)
