@@ -29,7 +29,10 @@ import (
 //	KONDUCTOR_E2E_NODE_IMAGE kind node image (default: kind's own)
 //	KONDUCTOR_E2E_PROXY_PORT host port for the Kong proxy on kind (default 30080)
 //	KONDUCTOR_E2E_BIN       local only: directory of konductor, kongsim, echoserver (default bin)
-const clusterName = "konductor-e2e"
+//	KONDUCTOR_E2E_CLUSTER   cluster name (default konductor-e2e)
+// clusterName names the cluster (KONDUCTOR_E2E_CLUSTER, default
+// konductor-e2e): two runs on one host need different names.
+var clusterName = envOr("KONDUCTOR_E2E_CLUSTER", "konductor-e2e")
 
 // realKongImage is the Kong the manifests name, postgresImage the
 // PostgreSQL of the postgres overlay; kind pulls and loads both.
