@@ -6,16 +6,24 @@
 // drive the pod's conditions, containers restart by policy with back-off, and
 // deletion is graceful (SIGTERM, grace period, SIGKILL). The agent reports
 // pod status so the real EndpointSlice controller publishes endpoints.
+// Container output is logged as the kubelet logs it (CRI format, one file
+// per run, the previous run kept), and each node serves the kubelet API over
+// TLS, with the kubelet's authentication and authorization, so pods/log
+// (kubectl logs) works through the API server, and /metrics/resource gives
+// metrics-server the containers' CPU and memory.
 //
 // Not provided: volumes other than the service-account token, resource
-// limits, image pulls, exec/attach/logs through the API, preStop hooks.
+// limits, image pulls, exec/attach/port-forward through the API, preStop
+// hooks.
 package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -54,8 +62,16 @@ type Config struct {
 	// they become KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT.
 	APIServerHost string
 	APIServerPort int
-	// CACert is the cluster CA (ca.crt of the service-account files).
+	// CACert is the cluster CA (ca.crt of the service-account files). The
+	// kubelet API trusts client certificates it signed.
 	CACert []byte
+	// ServingCert, a certificate for the agent's host address signed by the
+	// cluster CA, makes every node serve the kubelet API (container logs,
+	// /healthz) on a port of its own, published in the Node's
+	// status.daemonEndpoints, so the API server can proxy pods/log to it and
+	// metrics-server can scrape /metrics/resource.
+	// Without it nodes serve nothing and logs are only files.
+	ServingCert *tls.Certificate
 	// Bind makes the agent bind unscheduled pods to its nodes, for clusters
 	// without kube-scheduler.
 	Bind bool
@@ -77,6 +93,9 @@ type Agent struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	logs    *logStore
+	servers []*kubeletServer
 
 	mu      sync.Mutex
 	pods    map[types.UID]*podRunner
@@ -114,11 +133,22 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, nodes: map[string]bool{}, pods: map[types.UID]*podRunner{}, done: make(chan struct{}),
-		hostIP: cfg.Network.Gateway().String(), pending: make(chan struct{}, 1)}
+		hostIP: cfg.Network.Gateway().String(), pending: make(chan struct{}, 1),
+		logs: newLogStore(filepath.Join(cfg.PodDir, "logs"), time.Now)}
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, spec := range cfg.Nodes {
-		if err := a.register(ctx, spec); err != nil {
-			a.cancel()
+		var port int32
+		if cfg.ServingCert != nil {
+			srv, err := a.startKubeletServer(spec.Name)
+			if err != nil {
+				a.stopServers()
+				return nil, err
+			}
+			a.servers = append(a.servers, srv)
+			port = srv.Port()
+		}
+		if err := a.register(ctx, spec, port); err != nil {
+			a.stopServers()
 			return nil, err
 		}
 		a.nodes[spec.Name] = true
@@ -139,7 +169,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		},
 	})
 	if err != nil {
-		a.cancel()
+		a.stopServers()
 		return nil, err
 	}
 	if cfg.Bind {
@@ -167,14 +197,15 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		close(a.done)
 	}()
 	if !cache.WaitForCacheSync(ctx.Done(), podInformer.HasSynced) {
-		a.cancel()
+		a.stopServers()
 		return nil, errors.New("node agent: pod informer did not sync")
 	}
 	return a, nil
 }
 
-// register creates or refreshes a Node that is Ready and has room for pods.
-func (a *Agent) register(ctx context.Context, spec Spec) error {
+// register creates or refreshes a Node that is Ready and has room for pods;
+// kubeletPort (when not 0) is where its kubelet API listens.
+func (a *Agent) register(ctx context.Context, spec Spec, kubeletPort int32) error {
 	labels := map[string]string{
 		corev1.LabelHostname:   spec.Name,
 		corev1.LabelOSStable:   "linux",
@@ -206,6 +237,7 @@ func (a *Agent) register(ctx context.Context, spec Spec) error {
 			{Type: corev1.NodeInternalIP, Address: a.hostIP},
 			{Type: corev1.NodeHostName, Address: spec.Name},
 		},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: kubeletPort}},
 		NodeInfo: corev1.NodeSystemInfo{
 			KubeletVersion: "v1.37.2", OperatingSystem: "linux", Architecture: "amd64",
 			ContainerRuntimeVersion: "konductor-process://1",
@@ -274,10 +306,12 @@ func (a *Agent) observe(pod *corev1.Pod) {
 		}
 		r = newPodRunner(a, pod)
 		a.pods[pod.UID] = r
+		a.logs.addPod(r.pod)
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
 			r.run()
+			a.logs.removePod(r.pod)
 			a.mu.Lock()
 			delete(a.pods, pod.UID)
 			a.mu.Unlock()
@@ -346,5 +380,15 @@ func (a *Agent) Stop(context.Context) error {
 	}
 	a.wg.Wait()
 	<-a.done
+	a.stopServers()
 	return nil
+}
+
+// stopServers cancels the agent's context (ending log followers) and
+// closes the kubelet API listeners.
+func (a *Agent) stopServers() {
+	a.cancel()
+	for _, s := range a.servers {
+		s.stop()
+	}
 }

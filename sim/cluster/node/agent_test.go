@@ -59,7 +59,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newAgentWorld(t *testing.T) *agentWorld {
+// newAgentWorld starts an agent with one node; tune adjusts its Config.
+func newAgentWorld(t *testing.T, tune ...func(*Config)) *agentWorld {
 	t.Helper()
 	client := fake.NewClientset()
 	client.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -80,14 +81,18 @@ func newAgentWorld(t *testing.T) *agentWorld {
 		network = podnet.NewLoopback(90)
 	}
 	name := "agenttest" + strings.ReplaceAll(t.Name(), "/", "-")
-	a, err := Start(ctx, Config{
+	cfg := Config{
 		Cluster: name, Client: client, Network: network,
 		Nodes:  []Spec{{Name: "node-a", Zone: "zone-a"}},
 		Images: ImageMap{"konductor.dev/echo": echo},
 		PodDir: t.TempDir(), APIServerHost: "127.0.0.1", APIServerPort: 6443,
 		CACert: []byte("ca"), RestartBackoff: 50 * time.Millisecond, MaxRestartBackoff: 200 * time.Millisecond,
 		Logf: t.Logf,
-	})
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	a, err := Start(ctx, cfg)
 	if err != nil {
 		_ = network.Destroy(ctx)
 		t.Fatal(err)

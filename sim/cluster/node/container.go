@@ -155,18 +155,20 @@ func (c *containerRun) start() (*proc.Process, error) {
 			cmd.Dir = wd
 		}
 	}
-	logDir := filepath.Join(c.r.a.cfg.PodDir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(logDir, c.r.pod.Namespace+"_"+c.r.pod.Name+"_"+c.spec.Name+".log")
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopping || c.r.ctx.Err() != nil {
 		return nil, errors.New("pod is stopping")
 	}
-	p, err := proc.Start(c.r.a.cfg.Cluster, c.r.pod.Name+"/"+c.spec.Name, cmd, logPath)
+	// Each run gets its own log; the previous run's stays for --previous.
+	out, err := c.r.a.logs.start(c.r.pod, c.spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = out.stdout, out.stderr
+	p, err := proc.Start(c.r.a.cfg.Cluster, c.r.pod.Name+"/"+c.spec.Name, cmd, "")
+	out.closeChildEnds()
 	if err != nil {
 		return nil, err
 	}
