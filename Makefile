@@ -18,7 +18,7 @@ help: ## list the targets
 build: ## build every module and the binaries into ./bin
 	$(GO) build $(PKGS)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/... ./sim/cluster/echoserver
+	$(GO) build -o $(BIN)/ ./cmd/... ./sim/cluster/echoserver ./sim/cluster/pgentry
 
 test: ## run every module's tests (PostgreSQL is installed and started on demand)
 	$(GO) test $(TEST_FLAGS) $(PKGS)

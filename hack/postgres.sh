@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the throwaway PostgreSQL that DB-mode tests and kongsim share.
 #
+#   hack/postgres.sh install  install Debian's postgresql if missing (the local
+#                             process cluster's postgres image runs its binaries)
 #   hack/postgres.sh start    install Debian's postgresql if missing, create the
 #                             cluster once, start it, ensure role/db kong/kong
 #   hack/postgres.sh stop     stop it (no-op when stopped)
@@ -226,6 +228,7 @@ status() {
 }
 
 case "${1:-}" in
+install) ensure_installed ;;
 start) start ;;
 stop) stop ;;
 status) status ;;
@@ -240,7 +243,7 @@ env)
 	;;
 dsn) echo "postgres://$ROLE:$PASSWORD@$HOST:$PORT/$DATABASE?sslmode=disable" ;;
 *)
-	echo "usage: $0 start|stop|status|env|dsn" >&2
+	echo "usage: $0 install|start|stop|status|env|dsn" >&2
 	exit 2
 	;;
 esac

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -92,7 +93,6 @@ func TestBasic(t *testing.T) {
 			}
 			return ctx
 		}).
-		Teardown(tearDown).
 		Feature()
 	testenv.Test(t, f)
 }
@@ -188,7 +188,6 @@ func TestFailover(t *testing.T) {
 			}
 			return ctx
 		}).
-		Teardown(tearDown).
 		Feature()
 	testenv.Test(t, f)
 }
@@ -279,7 +278,104 @@ func TestKongRestart(t *testing.T) {
 			}
 			return ctx
 		}).
-		Teardown(tearDown).
+		Feature()
+	testenv.Test(t, f)
+}
+
+// TestPostgresMode: the postgres overlay as shipped — PostgreSQL in a
+// StatefulSet on a provisioned volume, the migrations Job, Kong nodes on
+// the database and three controllers of which exactly one leads — routes
+// traffic to the backend.
+func TestPostgresMode(t *testing.T) {
+	skipUnlessRunnable(t)
+	f := features.New("PostgreSQL mode").
+		WithLabel("overlay", "postgres").
+		Setup(func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			if world.Provider == "local" && world.Images != nil {
+				if _, ok := world.Images["postgres"]; !ok {
+					t.Fatal("the local cluster has no postgres image: it needs bin/pgentry (make build) and PostgreSQL's binaries (hack/postgres.sh install)")
+				}
+			}
+			return ctx
+		}).
+		Setup(setUp("postgres")).
+		Assess("the migrations Job completed and PostgreSQL runs on a bound volume", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			r := cfg.Client().Resources()
+			err := poll(ctx, deployTimeout, time.Second, func(ctx context.Context) error {
+				var job batchv1.Job
+				if err := r.Get(ctx, "kong-migrations", kongNamespace, &job); err != nil {
+					return err
+				}
+				if job.Status.Succeeded < 1 {
+					return fmt.Errorf("Job kong/kong-migrations: %d succeeded, %d failed", job.Status.Succeeded, job.Status.Failed)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pvc corev1.PersistentVolumeClaim
+			if err := r.Get(ctx, "data-postgres-0", kongNamespace, &pvc); err != nil {
+				t.Fatal(err)
+			}
+			if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
+				t.Fatalf("PersistentVolumeClaim kong/data-postgres-0 is %s (volume %q), want Bound", pvc.Status.Phase, pvc.Spec.VolumeName)
+			}
+			var sts appsv1.StatefulSet
+			if err := r.Get(ctx, "postgres", kongNamespace, &sts); err != nil {
+				t.Fatal(err)
+			}
+			if sts.Status.ReadyReplicas != 1 {
+				t.Fatalf("StatefulSet kong/postgres: %d ready replicas, want 1", sts.Status.ReadyReplicas)
+			}
+			return ctx
+		}).
+		Assess("traffic through the Kong proxy reaches the echo backend", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			p, err := proxy(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := expectStatus(ctx, p, "/", http.StatusOK, routeTimeout); err != nil {
+				t.Fatal(err)
+			}
+			return ctx
+		}).
+		Assess("three controllers run and exactly one holds the lock", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			r := cfg.Client().Resources()
+			o := controllerOptions(t, ctx, cfg)
+			var pods corev1.PodList
+			if err := r.List(ctx, &pods, resources.WithLabelSelector("app.kubernetes.io/name=konductor")); err != nil {
+				t.Fatal(err)
+			}
+			running := map[string]bool{}
+			for _, p := range pods.Items {
+				if p.Namespace == kongNamespace && p.DeletionTimestamp == nil && podReady(p) {
+					running[p.Name] = true
+				}
+			}
+			if len(running) != 3 {
+				t.Fatalf("%d Ready konductor pods, want 3", len(running))
+			}
+			err := poll(ctx, o.ElectionLeaseDuration+o.ElectionRetryPeriod, 250*time.Millisecond, func(ctx context.Context) error {
+				var lock corev1.ConfigMap
+				if err := r.Get(ctx, o.ElectionLockName(), o.ElectionNamespace, &lock); err != nil {
+					return err
+				}
+				leader, err := harness.LeaderPod(&lock)
+				if err != nil {
+					return err
+				}
+				if !running[leader] {
+					return fmt.Errorf("the lock names %s, not one of the running controllers %v", leader, running)
+				}
+				t.Logf("leader: %s", leader)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ctx
+		}).
 		Feature()
 	testenv.Test(t, f)
 }

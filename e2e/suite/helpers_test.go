@@ -266,16 +266,12 @@ func expectStatus(ctx context.Context, p harness.Proxy, path string, want int, t
 	})
 }
 
-// deployment is the context key under which a feature keeps what it applied.
-type appliedKey struct{}
-
-func applied(ctx context.Context) []runtime.Object {
-	objs, _ := ctx.Value(appliedKey{}).([]runtime.Object)
-	return objs
-}
-
 // setUp renders overlay, applies it with the echo backend and waits until
-// "/" answers 200 through the proxy.
+// every Deployment is available. What it applies is removed when the
+// feature's test ends, however it ends: e2e-framework runs a feature's
+// Teardown steps only when Setup returned normally, so a Setup that calls
+// t.Fatal would otherwise leave its namespaces (and the proxy's NodePort)
+// to break every later feature.
 func setUp(overlay string) func(context.Context, *testing.T, *envconf.Config) context.Context {
 	return func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 		skipUnlessRunnable(t)
@@ -284,7 +280,7 @@ func setUp(overlay string) func(context.Context, *testing.T, *envconf.Config) co
 			t.Fatal(err)
 		}
 		objs = append(objs, echoObjects()...)
-		ctx = context.WithValue(ctx, appliedKey{}, objs)
+		t.Cleanup(func() { cleanUp(t, cfg, objs) })
 		start := time.Now()
 		if err := apply(ctx, cfg, objs); err != nil {
 			t.Fatal(err)
@@ -297,11 +293,52 @@ func setUp(overlay string) func(context.Context, *testing.T, *envconf.Config) co
 	}
 }
 
-func tearDown(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-	if objs := applied(ctx); len(objs) > 0 {
-		if err := remove(ctx, cfg, objs); err != nil {
-			t.Error(err)
+// cleanUp removes objs and waits until they are gone, on a context of its
+// own: the feature's may be over. A failed feature's cluster state is
+// described first, so the log says why it failed.
+func cleanUp(t *testing.T, cfg *envconf.Config, objs []runtime.Object) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if t.Failed() {
+		describeFailure(ctx, t, cfg)
+	}
+	start := time.Now()
+	if err := remove(ctx, cfg, objs); err != nil {
+		t.Errorf("cleaning up after %s: %v", t.Name(), err)
+		return
+	}
+	t.Logf("cleaned up in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// describeFailure logs the state of every pod in the feature's namespaces
+// that is not Ready, with its container states: most setup failures are a
+// pod that never started.
+func describeFailure(ctx context.Context, t *testing.T, cfg *envconf.Config) {
+	var pods corev1.PodList
+	if err := cfg.Client().Resources().List(ctx, &pods); err != nil {
+		t.Logf("listing pods: %v", err)
+		return
+	}
+	for _, p := range pods.Items {
+		if p.Namespace != kongNamespace && p.Namespace != echoNamespace {
+			continue
+		}
+		if podReady(p) || p.Status.Phase == corev1.PodSucceeded {
+			continue
+		}
+		t.Logf("pod %s/%s on %q: phase %s", p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase)
+		for _, cs := range append(slices.Clone(p.Status.InitContainerStatuses), p.Status.ContainerStatuses...) {
+			switch st := cs.State; {
+			case st.Waiting != nil:
+				t.Logf("  container %s: waiting %s: %s (restarts %d)", cs.Name, st.Waiting.Reason, st.Waiting.Message, cs.RestartCount)
+			case st.Terminated != nil:
+				t.Logf("  container %s: terminated %s, exit %d (restarts %d)", cs.Name, st.Terminated.Reason, st.Terminated.ExitCode, cs.RestartCount)
+			default:
+				t.Logf("  container %s: running, ready %t (restarts %d)", cs.Name, cs.Ready, cs.RestartCount)
+			}
+			if last := cs.LastTerminationState.Terminated; last != nil {
+				t.Logf("    last exit %d (%s)", last.ExitCode, last.Reason)
+			}
 		}
 	}
-	return ctx
 }

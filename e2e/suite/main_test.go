@@ -31,8 +31,12 @@ import (
 //	KONDUCTOR_E2E_BIN       local only: directory of konductor, kongsim, echoserver (default bin)
 const clusterName = "konductor-e2e"
 
-// realKongImage is the Kong the manifests name.
-const realKongImage = "kong:3.9"
+// realKongImage is the Kong the manifests name, postgresImage the
+// PostgreSQL of the postgres overlay; kind pulls and loads both.
+const (
+	realKongImage = "kong:3.9"
+	postgresImage = "postgres:17"
+)
 
 var (
 	testenv env.Environment
@@ -51,6 +55,8 @@ type World struct {
 	// ProxyURL reaches the Kong proxy Service from the test process (kind);
 	// empty means go through EndpointSlices (local cluster, no kube-proxy).
 	ProxyURL string
+	// Images is the local cluster's image map (nil on kind).
+	Images map[string]string
 }
 
 func TestMain(m *testing.M) {
@@ -116,11 +122,15 @@ func setupKind(root string) {
 			fmt.Fprintf(os.Stderr, "e2e: built %s in %s\n", img.Tag, time.Since(start).Round(time.Second))
 			images = append(images, img.Tag)
 		}
+		pull := []string{postgresImage}
 		if !world.Kongsim {
-			if err := harness.PullImage(ctx, "", realKongImage, os.Stderr); err != nil {
+			pull = append(pull, realKongImage)
+		}
+		for _, img := range pull {
+			if err := harness.PullImage(ctx, "", img, os.Stderr); err != nil {
 				return ctx, err
 			}
-			images = append(images, realKongImage)
+			images = append(images, img)
 		}
 		return ctx, nil
 	}
@@ -142,6 +152,7 @@ func setupLocal(root string) error {
 	world.Kongsim = true // the local cluster runs kongsim for the kong image
 	bin := envOr("KONDUCTOR_E2E_BIN", filepath.Join(root, "bin"))
 	images := cluster.DefaultImages(bin)
+	world.Images = images
 	for _, img := range []string{"kong", "konductor", "konductor.dev/echo"} {
 		if _, ok := images[img]; !ok {
 			return fmt.Errorf("the local cluster needs the binaries kongsim, konductor and echoserver in %s (image %s has none): run make build", bin, img)

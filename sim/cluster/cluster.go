@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"konductor.dev/sim/cluster/localpath"
 	"konductor.dev/sim/cluster/node"
 	"konductor.dev/sim/cluster/podnet"
 	"konductor.dev/sim/cluster/proc"
@@ -92,6 +93,7 @@ type Cluster struct {
 	procs      []*proc.Process
 	agent      *node.Agent
 	services   *services.Proxy
+	volumes    *localpath.Provisioner
 	forwarder  net.Listener
 	logf       func(string, ...any)
 	stopOnce   sync.Once
@@ -99,8 +101,10 @@ type Cluster struct {
 }
 
 // controllers run by kube-controller-manager: what Deployments, Services,
-// service accounts and garbage collection need. Node lifecycle, IPAM, HPA
-// and volume controllers are left out: there are no kubelets or clouds.
+// service accounts, garbage collection and persistent volumes (binding and
+// the in-use protection finalizers; provisioning is package localpath's)
+// need. Node lifecycle, IPAM, HPA and attach/detach are left out: there
+// are no real kubelets or clouds.
 var controllers = []string{
 	"serviceaccount-controller", "serviceaccount-token-controller",
 	"root-ca-certificate-publisher-controller", "clusterrole-aggregation-controller",
@@ -109,6 +113,8 @@ var controllers = []string{
 	"daemonset-controller", "job-controller", "cronjob-controller", "ttl-after-finished-controller",
 	"disruption-controller", "endpoints-controller", "endpointslice-controller",
 	"endpointslice-mirroring-controller", "service-cidr-controller",
+	"persistentvolume-binder-controller", "persistentvolumeclaim-protection-controller",
+	"persistentvolume-protection-controller",
 }
 
 // Start sweeps clusters left by crashed runs, then starts etcd, the API
@@ -216,6 +222,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 
 	client, err := c.Client()
+	if err != nil {
+		return c, err
+	}
+	// The default StorageClass and its provisioner, as kind has.
+	c.volumes, err = localpath.Start(ctx, localpath.Config{Client: client, Dir: filepath.Join(dir, "volumes"), Logf: logf})
 	if err != nil {
 		return c, err
 	}
@@ -540,6 +551,9 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		}
 		if c.services != nil {
 			errs = append(errs, c.services.Stop(ctx))
+		}
+		if c.volumes != nil {
+			c.volumes.Stop()
 		}
 		if c.forwarder != nil {
 			_ = c.forwarder.Close()

@@ -22,6 +22,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -291,6 +292,66 @@ var _ = Describe("the local process cluster", Ordered, func() {
 		}).WithTimeout(30 * time.Second).Should(Satisfy(apierrors.IsNotFound))
 		Expect(time.Since(began)).To(BeNumerically(">=", time.Second), "the grace period is honoured")
 		Expect(syscall.Kill(pid(*running), 0)).To(MatchError(syscall.ESRCH))
+	})
+
+	It("provisions a volume for a StatefulSet's claim, mounts it, and deletes it with the claim", func() {
+		if os.Geteuid() != 0 {
+			if os.Getenv("CI") == "true" {
+				Fail("volumes are mounted only with mount namespaces: run the tests as root")
+			}
+			Skip("volumes are mounted only with mount namespaces (root)")
+		}
+		mnt := filepath.Join(os.TempDir(), "konductor-cluster-test-data")
+		labels := map[string]string{"app": "stateful"}
+		sts := &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "stateful", Namespace: ns},
+			Spec: appsv1.StatefulSetSpec{
+				Replicas: ptr.To[int32](1), ServiceName: "stateful",
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{
+						TerminationGracePeriodSeconds: ptr.To[int64](1),
+						Containers: []corev1.Container{{
+							Name: "main", Image: echoImage,
+							Command:      []string{"sh", "-c", `echo "$HOSTNAME" >` + mnt + `/hello && exec sleep 3600`},
+							VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: mnt}},
+						}},
+					},
+				},
+				VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+					ObjectMeta: metav1.ObjectMeta{Name: "data"},
+					Spec: corev1.PersistentVolumeClaimSpec{
+						AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+						Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+					},
+				}},
+			},
+		}
+		_, err := client.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		var pv *corev1.PersistentVolume
+		Eventually(func(g Gomega) {
+			pvc, err := client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-stateful-0", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pvc.Status.Phase).To(Equal(corev1.ClaimBound))
+			g.Expect(*pvc.Spec.StorageClassName).To(Equal("standard"), "the default class is assigned")
+			pv, err = client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pv.Spec.HostPath).NotTo(BeNil())
+			g.Expect(os.ReadFile(filepath.Join(pv.Spec.HostPath.Path, "hello"))).To(Equal([]byte("stateful-0\n")))
+		}).WithTimeout(60 * time.Second).Should(Succeed())
+		Expect(pv.Spec.HostPath.Path).To(HavePrefix(filepath.Join(dir, "volumes") + "/"))
+
+		By("deleting the StatefulSet and its claim: the volume and its directory go")
+		Expect(client.AppsV1().StatefulSets(ns).Delete(ctx, "stateful", metav1.DeleteOptions{})).To(Succeed())
+		Expect(client.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data-stateful-0", metav1.DeleteOptions{})).To(Succeed())
+		Eventually(func() error {
+			_, err := client.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+			return err
+		}).WithTimeout(60 * time.Second).Should(Satisfy(apierrors.IsNotFound))
+		Expect(pv.Spec.HostPath.Path).NotTo(BeADirectory())
 	})
 })
 

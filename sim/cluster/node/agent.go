@@ -1,20 +1,27 @@
 // Package node is the "process kubelet" of the local process cluster. It
 // registers Nodes with the API server, takes the pods the scheduler binds to
 // them and runs every container as a local process: the image names a local
-// binary (ImageMap), the pod gets its own network namespace (podnet), the
-// process sees its pod's service-account token at the usual path, probes
-// drive the pod's conditions, containers restart by policy with back-off, and
-// deletion is graceful (SIGTERM, grace period, SIGKILL). The agent reports
-// pod status so the real EndpointSlice controller publishes endpoints.
+// binary (ImageMap), the pod gets its own network namespace (podnet), each
+// container a private mount namespace with its volumes at their mountPaths
+// (volumes.go: emptyDir, configMap, secret, downwardAPI, projected,
+// persistentVolumeClaim, hostPath) and runs as its securityContext's user,
+// groups and capabilities (security.go); probes drive the pod's conditions,
+// lifecycle hooks run, containers restart by policy with back-off, and
+// deletion is graceful (preStop hook, SIGTERM, SIGKILL at the end of the
+// grace period). The agent reports pod status so the real EndpointSlice
+// controller publishes endpoints. Environment variables follow the
+// kubelet's rules, downward API included (env.go, resources.go).
 // Container output is logged as the kubelet logs it (CRI format, one file
 // per run, the previous run kept), and each node serves the kubelet API over
 // TLS, with the kubelet's authentication and authorization, so pods/log
 // (kubectl logs) works through the API server, and /metrics/resource gives
 // metrics-server the containers' CPU and memory.
 //
-// Not provided: volumes other than the service-account token, resource
-// limits, image pulls, exec/attach/port-forward through the API, preStop
-// hooks.
+// Not provided: resource limits (nothing is enforced; resourceFieldRef
+// reports the declared values), image pulls, exec/attach/port-forward
+// through the API, gRPC probes, volume types other than those above
+// (refused with an error naming them). Without root there are no mount
+// namespaces: containers needing volumes or another user are refused.
 package node
 
 import (
@@ -90,9 +97,12 @@ type Agent struct {
 	cfg    Config
 	nodes  map[string]bool
 	hostIP string
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	// allocatable is what every node reports, and what resourceFieldRef
+	// shows for limits a container leaves unset.
+	allocatable corev1.ResourceList
+	ctx         context.Context
+	cancel      context.CancelFunc
+	done        chan struct{}
 
 	logs    *logStore
 	servers []*kubeletServer
@@ -133,7 +143,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, nodes: map[string]bool{}, pods: map[types.UID]*podRunner{}, done: make(chan struct{}),
-		hostIP: cfg.Network.Gateway().String(), pending: make(chan struct{}, 1),
+		hostIP: cfg.Network.Gateway().String(), pending: make(chan struct{}, 1), allocatable: nodeCapacity(),
 		logs: newLogStore(filepath.Join(cfg.PodDir, "logs"), time.Now)}
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, spec := range cfg.Nodes {
@@ -217,11 +227,7 @@ func (a *Agent) register(ctx context.Context, spec Spec, kubeletPort int32) erro
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse("16"),
-		corev1.ResourceMemory: resource.MustParse("64Gi"),
-		corev1.ResourcePods:   resource.MustParse("110"),
-	}
+	capacity := a.allocatable
 	now := metav1.Now()
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Labels: labels},
@@ -273,6 +279,17 @@ func (a *Agent) register(ctx context.Context, spec Spec, kubeletPort int32) erro
 		}
 	}
 	return nil
+}
+
+// nodeCapacity is each node's capacity and allocatable: room for every
+// pod the tests run (processes share the host; nothing is enforced).
+func nodeCapacity() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("16"),
+		corev1.ResourceMemory:           resource.MustParse("64Gi"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+	}
 }
 
 // observe starts a runner for a new pod on one of our nodes and passes

@@ -64,8 +64,21 @@ func (c *containerRun) supervise() {
 				return
 			}
 			c.r.logf("container %s: %v", c.spec.Name, err)
-			c.setWaiting("RunContainerError", err.Error())
+			reason := "RunContainerError"
+			if errors.As(err, new(configError)) {
+				reason = "CreateContainerConfigError"
+			}
+			c.setWaiting(reason, err.Error())
+			c.r.event(corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		} else {
+			if lc := c.spec.Lifecycle; lc != nil && lc.PostStart != nil {
+				// As the kubelet: the hook runs right after the start; if it
+				// fails, the container is killed and restarted by policy.
+				if err := c.runHandler(ctx, lc.PostStart); err != nil && ctx.Err() == nil {
+					c.r.event(corev1.EventTypeWarning, "FailedPostStartHook", fmt.Sprintf("PostStartHook failed: %v", err))
+					c.kill(p, "postStart hook failed")
+				}
+			}
 			probeCtx, cancelProbes := context.WithCancel(ctx)
 			go c.probe(probeCtx, p)
 			select {
@@ -144,11 +157,14 @@ func (c *containerRun) setWaiting(reason, message string) {
 
 // start resolves and launches the container's process.
 func (c *containerRun) start() (*proc.Process, error) {
-	argv, env, err := c.commandLine()
+	argv, env, vars, err := c.commandLine()
+	if err != nil {
+		return nil, configError{err}
+	}
+	cmd, err := c.wrap(argv, vars)
 	if err != nil {
 		return nil, err
 	}
-	cmd := c.r.wrap(argv, c.r.dir, true)
 	cmd.Env = env
 	if wd := c.spec.WorkingDir; wd != "" {
 		if st, err := os.Stat(wd); err == nil && st.IsDir() {
@@ -166,6 +182,10 @@ func (c *containerRun) start() (*proc.Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := ownStdio(c.r.pod, c.spec, out.stdout, out.stderr); err != nil {
+		out.closeChildEnds()
+		return nil, err
+	}
 	cmd.Stdout, cmd.Stderr = out.stdout, out.stderr
 	p, err := proc.Start(c.r.a.cfg.Cluster, c.r.pod.Name+"/"+c.spec.Name, cmd, "")
 	out.closeChildEnds()
@@ -181,19 +201,24 @@ func (c *containerRun) start() (*proc.Process, error) {
 	return p, nil
 }
 
-// commandLine resolves the image to a binary and builds argv and env.
-func (c *containerRun) commandLine() ([]string, []string, error) {
+// commandLine resolves the image to a binary and builds argv and env (also
+// as a map, for subPathExpr).
+func (c *containerRun) commandLine() ([]string, []string, map[string]string, error) {
 	bin, err := c.r.a.cfg.Images.Resolve(c.spec.Image)
 	if err != nil {
-		return nil, nil, fmt.Errorf("container %s: %w", c.spec.Name, err)
+		return nil, nil, nil, fmt.Errorf("container %s: %w", c.spec.Name, err)
 	}
 	podIP := ""
 	if sb := c.r.sandboxOrNil(); sb != nil {
 		podIP = sb.IP.String()
 	}
-	vars, order, err := containerEnv(c.r.ctx, c.r.a.cfg.Client, c.r.pod, c.spec, c.r.podEnv(), podIP, c.r.a.hostIP)
+	base := c.r.podEnv()
+	// The image's directory comes first on PATH, as an image's own bin
+	// directory would (exec probes and hooks find its tools by name).
+	base["PATH"] = filepath.Dir(bin) + string(os.PathListSeparator) + base["PATH"]
+	vars, order, err := containerEnv(c.r.ctx, c.r.a.cfg.Client, c.r.pod, c.spec, base, podIP, c.r.a.hostIP, c.r.a.allocatable)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	env := make([]string, 0, len(order))
 	for _, k := range order {
@@ -203,23 +228,111 @@ func (c *containerRun) commandLine() ([]string, []string, error) {
 	for i := range argv {
 		argv[i] = expand(argv[i], vars)
 	}
-	return argv, env, nil
+	return argv, env, vars, nil
 }
 
-// wrap builds the command that runs argv inside the pod: in its network
-// namespace, and, with a private mount namespace, with the pod's
-// service-account files at ServiceAccountDir and the pod's hostname.
-func (r *podRunner) wrap(argv []string, dir string, mountSA bool) *exec.Cmd {
+// mountScript runs in the container's fresh mount namespace: it performs
+// the operations given as arguments up to "--", then executes the rest.
+//
+//	dir SRC DST    bind-mount directory SRC at DST (created if missing)
+//	file SRC DST   bind-mount file SRC at DST (created if missing)
+//	ro DST         make the mount at DST read-only
+//	host NAME      set the hostname (the UTS namespace is private too)
+const mountScript = `set -e
+while [ "$1" != "--" ]; do
+	case "$1" in
+	dir) [ -d "$3" ] || mkdir -p "$3"; mount --bind "$2" "$3"; shift 3 ;;
+	file) [ -e "$3" ] || { mkdir -p "$(dirname "$3")"; : >"$3"; }; mount --bind "$2" "$3"; shift 3 ;;
+	ro) mount -o remount,bind,ro "$2"; shift 2 ;;
+	host) hostname "$2"; shift 2 ;;
+	*) echo "mount script: unknown operation $1" >&2; exit 127 ;;
+	esac
+done
+shift
+exec "$@"`
+
+// ownStdio gives the write ends of the container's output pipes to the
+// container's user, as runc does: a process that reopens /dev/stdout (a
+// logging setting such as KONG_PROXY_ACCESS_LOG=/dev/stdout) opens the pipe
+// itself, which a pipe of root's would refuse.
+func ownStdio(pod *corev1.Pod, c *corev1.Container, files ...*os.File) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	id, err := containerIdentity(pod, c)
+	if err != nil {
+		return nil // wrap reports it
+	}
+	for _, f := range files {
+		if err := f.Chown(int(id.uid), int(id.gid)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configError is a problem with a container's configuration (security
+// context, volumes): the kubelet's CreateContainerConfigError.
+type configError struct{ error }
+
+// wrap builds the command that runs argv as container c: in the pod's
+// network namespace and, as root, in a private mount and UTS namespace with
+// the container's volumes, the pod's /etc/hosts and hostname, and the
+// container's user, groups and capabilities (see security.go, volumes.go).
+// Without root there are no namespaces to set up: the process runs as the
+// agent's user, which refuses what it cannot honour.
+func (c *containerRun) wrap(argv []string, vars map[string]string) (*exec.Cmd, error) {
+	r := c.r
+	id, err := containerIdentity(r.pod, c.spec)
+	if err != nil {
+		return nil, configError{err}
+	}
+	mounts, err := r.containerMounts(c.spec, vars)
+	if err != nil {
+		return nil, configError{err}
+	}
 	full := argv
-	if mountSA && os.Geteuid() == 0 {
-		const script = `mount --bind "$0" ` + ServiceAccountDir + ` && mount --bind "$2" /etc/hosts && hostname "$1" && shift 2 && exec "$@"`
+	if os.Geteuid() == 0 {
+		if filepath.IsAbs(argv[0]) {
+			if err := checkRunnable(argv[0], id.uid, append([]int64{id.gid}, id.groups...)); err != nil {
+				return nil, configError{err}
+			}
+		}
+		ops := []string{}
+		if !mountsServiceAccount(r.pod) && automount(r.pod) {
+			ops = append(ops, "dir", filepath.Join(r.dir, "serviceaccount"), ServiceAccountDir)
+		}
+		ops = append(ops, "file", filepath.Join(r.dir, "hosts"), "/etc/hosts")
+		for _, m := range mounts {
+			kind := "file"
+			if m.dir {
+				kind = "dir"
+			}
+			ops = append(ops, kind, m.source, m.target)
+			if m.readOnly {
+				ops = append(ops, "ro", m.target)
+			}
+		}
+		if id.readOnlyRoot {
+			ops = append(ops, "ro", "/")
+		}
+		ops = append(ops, "host", r.pod.Name, "--")
 		full = append([]string{"unshare", "--mount", "--uts", "--propagation", "private", "--",
-			"/bin/sh", "-c", script, filepath.Join(dir, "serviceaccount"), r.pod.Name, filepath.Join(dir, "hosts")}, argv...)
+			"/bin/sh", "-c", mountScript, "mount-script"}, append(ops, id.setprivArgs(argv)...)...)
+	} else {
+		for _, m := range mounts {
+			if m.target != ServiceAccountDir {
+				return nil, configError{fmt.Errorf("container %s: volume mounts need the node agent to run as root (mount namespaces)", c.spec.Name)}
+			}
+		}
+		if id.uid != 0 || id.gid != 0 || len(id.groups) > 0 || id.readOnlyRoot {
+			return nil, configError{fmt.Errorf("container %s: runAsUser, runAsGroup, fsGroup, supplementalGroups and readOnlyRootFilesystem need the node agent to run as root", c.spec.Name)}
+		}
 	}
 	if sb := r.sandboxOrNil(); sb != nil && sb.NSPath != "" {
 		full = append([]string{"nsenter", "--net=" + sb.NSPath, "--"}, full...)
 	}
-	return exec.Command(full[0], full[1:]...)
+	return exec.Command(full[0], full[1:]...), nil
 }
 
 // exited records the end of p and returns its termination state.
@@ -246,7 +359,8 @@ func (c *containerRun) exited(p *proc.Process) *corev1.ContainerStateTerminated 
 	return term
 }
 
-// stop ends the running process: SIGTERM, then SIGKILL after grace.
+// stop ends the running process as the kubelet does on pod deletion: the
+// preStop hook first, then SIGTERM, then SIGKILL at the end of grace.
 func (c *containerRun) stop(grace time.Duration) {
 	c.mu.Lock()
 	c.stopping = true
@@ -255,7 +369,7 @@ func (c *containerRun) stop(grace time.Duration) {
 	if p == nil {
 		return
 	}
-	p.Stop(grace)
+	c.terminate(p, grace)
 	term := c.exited(p)
 	c.mu.Lock()
 	c.finished = term
@@ -263,14 +377,79 @@ func (c *containerRun) stop(grace time.Duration) {
 }
 
 // kill ends p (if it is still the current process) for a failed liveness
-// or startup probe; supervise then restarts it by policy.
+// or startup probe, with the pod's grace period and preStop hook as the
+// kubelet does; supervise then restarts it by policy.
 func (c *containerRun) kill(p *proc.Process, why string) {
 	c.r.logf("container %s: %s; killing it", c.spec.Name, why)
+	c.r.event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s %s, will be restarted", c.spec.Name, why))
 	grace := time.Duration(corev1.DefaultTerminationGracePeriodSeconds) * time.Second
 	if g := c.r.pod.Spec.TerminationGracePeriodSeconds; g != nil {
 		grace = time.Duration(*g) * time.Second
 	}
-	p.Stop(grace)
+	c.terminate(p, grace)
+}
+
+// minGraceAfterHook is what the kubelet leaves a process between SIGTERM
+// and SIGKILL when the preStop hook used up the grace period.
+const minGraceAfterHook = 2 * time.Second
+
+// terminate runs the preStop hook within grace, then sends SIGTERM and,
+// once the rest of grace has passed, SIGKILL. Zero grace (a forced delete,
+// or the agent shutting down) skips the hook.
+func (c *containerRun) terminate(p *proc.Process, grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	if lc := c.spec.Lifecycle; lc != nil && lc.PreStop != nil && grace > 0 {
+		select {
+		case <-p.Done():
+		default:
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			started := time.Now()
+			err := c.runHandler(ctx, lc.PreStop)
+			cancel()
+			if err != nil {
+				c.r.logf("container %s: preStop hook: %v", c.spec.Name, err)
+				c.r.event(corev1.EventTypeWarning, "FailedPreStopHook", fmt.Sprintf("PreStopHook failed: %v", err))
+			} else {
+				c.r.logf("container %s: preStop hook done in %s", c.spec.Name, time.Since(started).Round(time.Millisecond))
+			}
+		}
+	}
+	p.Stop(max(time.Until(deadline), minGraceAfterHook))
+}
+
+// runHandler runs a lifecycle hook until it ends or ctx does.
+func (c *containerRun) runHandler(ctx context.Context, h *corev1.LifecycleHandler) error {
+	switch {
+	case h.Sleep != nil:
+		t := time.NewTimer(time.Duration(h.Sleep.Seconds) * time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("sleep %ds: %w", h.Sleep.Seconds, ctx.Err())
+		}
+	case h.Exec != nil:
+		return c.execProbe(ctx, h.Exec.Command)
+	case h.HTTPGet != nil:
+		g := h.HTTPGet
+		port, err := resolvePort(g.Port, c.spec)
+		if err != nil {
+			return err
+		}
+		host := g.Host
+		if host == "" {
+			sb := c.r.sandboxOrNil()
+			if sb == nil {
+				return errors.New("httpGet hook: the pod has no IP")
+			}
+			host = sb.IP.String()
+		}
+		return httpProbe(ctx, probeURL(g.Scheme, host, port, g.Path), g.HTTPHeaders)
+	case h.TCPSocket != nil:
+		return errors.New("tcpSocket lifecycle hooks are deprecated and not supported by the process kubelet")
+	}
+	return errors.New("lifecycle hook has no handler")
 }
 
 func containerID(p *proc.Process) string {

@@ -83,8 +83,9 @@ func expand(s string, vars map[string]string) string {
 
 // containerEnv builds a container's environment in the kubelet's order:
 // service-link and API-server variables, envFrom, then env (later entries
-// win, and may refer to earlier ones with $(NAME)).
-func containerEnv(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, c *corev1.Container, base map[string]string, podIP, hostIP string) (vars map[string]string, order []string, err error) {
+// win, and may refer to earlier ones with $(NAME)). allocatable is the
+// node's, for resourceFieldRef limits the container leaves unset.
+func containerEnv(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, c *corev1.Container, base map[string]string, podIP, hostIP string, allocatable corev1.ResourceList) (vars map[string]string, order []string, err error) {
 	vars = map[string]string{}
 	set := func(k, v string) {
 		if _, seen := vars[k]; !seen {
@@ -109,7 +110,7 @@ func containerEnv(ctx context.Context, client kubernetes.Interface, pod *corev1.
 			set(e.Name, expand(e.Value, vars))
 			continue
 		}
-		v, err := envValueFrom(ctx, client, pod, c, e, podIP, hostIP)
+		v, err := envValueFrom(ctx, client, pod, c, e, podIP, hostIP, allocatable)
 		if err != nil {
 			return nil, nil, fmt.Errorf("container %s env %s: %w", c.Name, e.Name, err)
 		}
@@ -118,7 +119,7 @@ func containerEnv(ctx context.Context, client kubernetes.Interface, pod *corev1.
 	return vars, order, nil
 }
 
-func envValueFrom(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, c *corev1.Container, e corev1.EnvVar, podIP, hostIP string) (string, error) {
+func envValueFrom(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, c *corev1.Container, e corev1.EnvVar, podIP, hostIP string, allocatable corev1.ResourceList) (string, error) {
 	src := e.ValueFrom
 	switch {
 	case src.FieldRef != nil:
@@ -146,17 +147,7 @@ func envValueFrom(ctx context.Context, client kubernetes.Interface, pod *corev1.
 		}
 		return string(v), nil
 	case src.ResourceFieldRef != nil:
-		// Processes have no resource limits here; report the request or
-		// limit as written, or 0.
-		res := src.ResourceFieldRef.Resource
-		name := corev1.ResourceName(strings.TrimPrefix(strings.TrimPrefix(res, "limits."), "requests."))
-		if q, ok := c.Resources.Limits[name]; ok && strings.HasPrefix(res, "limits.") {
-			return q.String(), nil
-		}
-		if q, ok := c.Resources.Requests[name]; ok {
-			return q.String(), nil
-		}
-		return "0", nil
+		return resourceFieldValue(pod, c, src.ResourceFieldRef, allocatable)
 	}
 	return "", fmt.Errorf("valueFrom has no supported source")
 }

@@ -50,7 +50,7 @@ func TestContainerEnv(t *testing.T) {
 			{Name: "URL", Value: "http://$(POD_IP):8000/$(POD_NAMESPACE)"},
 		},
 	}
-	vars, order, err := containerEnv(context.Background(), client, pod, c, map[string]string{"KUBERNETES_SERVICE_HOST": "10.213.0.1"}, "10.213.0.7", "10.213.0.1")
+	vars, order, err := containerEnv(context.Background(), client, pod, c, map[string]string{"KUBERNETES_SERVICE_HOST": "10.213.0.1"}, "10.213.0.7", "10.213.0.1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestContainerEnv(t *testing.T) {
 	}
 
 	c.Env = append(c.Env, corev1.EnvVar{Name: "BAD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.unknown"}}})
-	if _, _, err := containerEnv(context.Background(), client, pod, c, nil, "", ""); err == nil || err.Error() != `container app env BAD: fieldRef "spec.unknown" is not supported` {
+	if _, _, err := containerEnv(context.Background(), client, pod, c, nil, "", "", nil); err == nil || err.Error() != `container app env BAD: fieldRef "spec.unknown" is not supported` {
 		t.Errorf("unsupported fieldRef: err = %v", err)
 	}
 }

@@ -37,6 +37,8 @@ type podRunner struct {
 	containers []*containerRun
 	setupError string // reason of a failed sandbox or config setup
 	setupMsg   string
+	volumes    map[string]*podVolume
+	lastEvent  string // message of the last Warning event, not repeated
 	dirty      chan struct{}
 	stopped    chan struct{} // closed once every container has stopped
 }
@@ -48,6 +50,7 @@ func newPodRunner(a *Agent, pod *corev1.Pod) *podRunner {
 		dir:     filepath.Join(a.cfg.PodDir, pod.Namespace+"_"+pod.Name+"_"+string(pod.UID)),
 		dirty:   make(chan struct{}, 1),
 		stopped: make(chan struct{}),
+		volumes: map[string]*podVolume{},
 	}
 	r.ctx, r.cancel = context.WithCancel(a.ctx)
 	for i := range r.pod.Spec.Containers {
@@ -136,6 +139,7 @@ func (r *podRunner) setup() bool {
 		r.setupError, r.setupMsg = "CreateContainerConfigError", err.Error()
 		r.mu.Unlock()
 		r.markDirty()
+		r.event(corev1.EventTypeWarning, "FailedMount", err.Error())
 		select {
 		case <-r.ctx.Done():
 			return false
@@ -161,12 +165,40 @@ func (r *podRunner) trySetup() error {
 	if err := r.writeHosts(); err != nil {
 		return err
 	}
-	if automount(r.pod) {
+	if automount(r.pod) && !mountsServiceAccount(r.pod) {
 		if err := r.writeServiceAccount(); err != nil {
 			return err
 		}
 	}
-	return nil
+	return r.setupVolumes(r.ctx)
+}
+
+// event records a Kubernetes Event about the pod, once per distinct
+// Warning message in a row (a retry loop does not flood).
+func (r *podRunner) event(typ, reason, message string) {
+	if r.hard || r.ctx.Err() != nil {
+		return
+	}
+	r.mu.Lock()
+	if typ == corev1.EventTypeWarning && r.lastEvent == reason+message {
+		r.mu.Unlock()
+		return
+	}
+	r.lastEvent = reason + message
+	r.mu.Unlock()
+	now := metav1.Now()
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: r.pod.Name + ".", Namespace: r.pod.Namespace},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: r.pod.Namespace,
+			Name: r.pod.Name, UID: r.pod.UID},
+		Type: typ, Reason: reason, Message: message,
+		Source:         corev1.EventSource{Component: "kubelet", Host: r.pod.Spec.NodeName},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		ReportingController: "konductor.dev/process-kubelet", ReportingInstance: r.pod.Spec.NodeName,
+	}
+	if _, err := r.a.cfg.Client.CoreV1().Events(r.pod.Namespace).Create(context.WithoutCancel(r.ctx), ev, metav1.CreateOptions{}); err != nil {
+		r.logf("event %s: %v", reason, err)
+	}
 }
 
 // writeHosts writes the pod's /etc/hosts in place: the file is bind-mounted
@@ -235,7 +267,7 @@ func (r *podRunner) writeServiceAccount() error {
 // refreshToken renews the token file before it expires (client-go rereads
 // it), as the kubelet does at 80% of its life.
 func (r *podRunner) refreshToken() {
-	if !automount(r.pod) {
+	if !automount(r.pod) || mountsServiceAccount(r.pod) {
 		return
 	}
 	t := time.NewTicker(48 * time.Minute)
@@ -255,6 +287,7 @@ func (r *podRunner) refreshToken() {
 // runInitContainers runs the init containers one after another to success.
 func (r *podRunner) runInitContainers() bool {
 	go r.refreshToken()
+	go r.refreshVolumes()
 	for i := range r.pod.Spec.InitContainers {
 		c := newContainerRun(r, &r.pod.Spec.InitContainers[i])
 		c.init = true

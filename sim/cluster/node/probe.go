@@ -232,14 +232,16 @@ func (c *containerRun) execProbe(ctx context.Context, probeCmd []string) error {
 	if err != nil {
 		return err
 	}
-	_, env, err := c.commandLine()
+	_, env, vars, err := c.commandLine()
 	if err != nil {
 		return err
 	}
 	probeArgv := command(bin, probeCmd, nil)
-	cmd := c.r.wrap(probeArgv, c.r.dir, true)
+	cmd, err := c.wrap(probeArgv, vars)
+	if err != nil {
+		return err
+	}
 	cmd.Env = env
-	cmd.Cancel = func() error { return cmd.Process.Kill() }
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
 		return err
