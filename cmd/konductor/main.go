@@ -1,4 +1,6 @@
-// Command konductor is the Kong ingress controller. It parses flags, builds
+// Command konductor is the Kong ingress controller. "konductor translate
+// -f <manifests.yaml>" prints the Kong configuration of a bundle of
+// manifests without a cluster. Otherwise it parses flags, builds
 // the Kubernetes and Kong Admin API clients, serves metrics and health
 // probes, and runs the manager until SIGTERM or SIGINT, on which it steps
 // down (releasing the leader lock) and exits 0.
@@ -23,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -36,6 +39,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "translate" {
+		os.Exit(runTranslate(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
@@ -81,6 +87,10 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("building the Kubernetes client: %w", err)
 	}
+	dynamicClient, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return fmt.Errorf("building the Kubernetes client: %w", err)
+	}
 	namespace, _, _ := kubeconfig.Namespace()
 
 	kong, err := kongclient.NewHTTPClient(kongclient.ClientOptions{
@@ -102,6 +112,7 @@ func runController(ctx context.Context, o *options.Options, log *slog.Logger) er
 	m, err := manager.New(manager.Config{
 		Options:           o,
 		Client:            client,
+		Dynamic:           dynamicClient,
 		ElectionClient:    electionClient,
 		HTTPClient:        kong,
 		PodName:           os.Getenv("POD_NAME"),

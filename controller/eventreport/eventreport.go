@@ -141,6 +141,8 @@ func apiVersion(kind string) string {
 		return "discovery.k8s.io/v1"
 	case "Service", "Secret", "Endpoints", "Pod":
 		return "v1"
+	case translate.KindKongPlugin, translate.KindKongClusterPlugin, "KongConsumer":
+		return translate.KongGroup + "/" + translate.KongVersion
 	}
 	return ""
 }

@@ -42,6 +42,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -91,6 +92,9 @@ type Config struct {
 	Options *options.Options
 	// Client reaches the Kubernetes API server.
 	Client kubernetes.Interface
+	// Dynamic, when set, reads the Kong custom resources (KongPlugin,
+	// KongClusterPlugin) whose CRDs are installed; nil reads none.
+	Dynamic dynamic.Interface
 	// ElectionClient, when set, is used for the leader election lock
 	// only. main gives it its own rate limiter so that lease renewals never
 	// queue behind a burst of status writes or Events; nil means Client.
@@ -233,6 +237,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.cache, err = snapshot.New(snapshot.Config{
 		Client:       cfg.Client,
+		Dynamic:      cfg.Dynamic,
 		Namespaces:   o.WatchNamespaces,
 		IngressClass: o.IngressClass,
 		OnChange:     m.changed,

@@ -2,9 +2,11 @@
 // translates and turns them into a translate.Snapshot on demand.
 //
 // One set of informers runs per watched namespace (or one for the whole
-// cluster), plus a cluster-wide one for IngressClasses. Only Secrets of type
-// kubernetes.io/tls are listed (a field selector, and a filter for API
-// servers and fakes that ignore it), and every object is trimmed to what
+// cluster), plus a cluster-wide one for IngressClasses (and KongClusterPlugins).
+// Only Secrets of type kubernetes.io/tls (a field selector, and a filter for
+// API servers and fakes that ignore it) and Secrets labelled
+// konghq.com/credential or konghq.com/secret: "true" (label selectors) are
+// listed, and every object is trimmed to what
 // translation and the status writer read before it is cached (see trim):
 // Services and EndpointSlices are kept in translation's compact form.
 //
@@ -29,6 +31,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	networkinginformers "k8s.io/client-go/informers/networking/v1"
@@ -51,6 +55,10 @@ type Config struct {
 	// OnChange is called (from informer goroutines) after any change that
 	// may alter the translation. It must not block.
 	OnChange func()
+	// Dynamic, when set, reads the Kong custom resources (KongPlugin,
+	// KongClusterPlugin, KongConsumer) that the API server serves;
+	// resources whose CRDs are not installed are not watched.
+	Dynamic dynamic.Interface
 }
 
 type scope struct {
@@ -58,16 +66,21 @@ type scope struct {
 	services       cache.Store // of *cachedService
 	endpointSlices cache.Store // of *cachedEndpointSlice
 	secrets        listerscorev1.SecretLister
+	labelled       []listerscorev1.SecretLister // by labelledSecretSelectors
+	plugins        cache.Store                  // of *cachedPlugin; nil when not served
+	consumers      cache.Store                  // of *cachedConsumer; nil when not served
 }
 
 // Cache holds the informers. Create with New, then Start.
 type Cache struct {
-	cfg       Config
-	scopes    map[string]*scope // by namespace ("" = all)
-	classes   listersnetworkingv1.IngressClassLister
-	informers []cache.SharedIndexInformer
-	hasSynced []cache.InformerSynced
-	running   sync.WaitGroup
+	cfg     Config
+	scopes  map[string]*scope // by namespace ("" = all)
+	classes listersnetworkingv1.IngressClassLister
+	// clusterPlugins holds KongClusterPlugins; nil when not served.
+	clusterPlugins cache.Store
+	informers      []cache.SharedIndexInformer
+	hasSynced      []cache.InformerSynced
+	running        sync.WaitGroup
 }
 
 // New builds the informers; nothing runs until Start.
@@ -97,6 +110,13 @@ func New(cfg Config) (*Cache, error) {
 	tlsOnly := func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)).String()
 	}
+	served := map[string]bool{}
+	if cfg.Dynamic != nil {
+		var err error
+		if served, err = servedKongResources(cfg.Client.Discovery()); err != nil {
+			return nil, err
+		}
+	}
 	for _, ns := range namespaces {
 		ing := networkinginformers.NewFilteredIngressInformer(cfg.Client, ns, 0, noIndexes, nil)
 		svc := coreinformers.NewFilteredServiceInformer(cfg.Client, ns, 0, noIndexes, nil)
@@ -115,6 +135,32 @@ func New(cfg Config) (*Cache, error) {
 			if err := c.watch(inf, resourceVersionChanged); err != nil {
 				return nil, err
 			}
+		}
+		for _, selector := range labelledSecretSelectors {
+			inf := coreinformers.NewFilteredSecretInformer(cfg.Client, ns, 0, noIndexes, func(o *metav1.ListOptions) { o.LabelSelector = selector })
+			c.scopes[ns].labelled = append(c.scopes[ns].labelled, listerscorev1.NewSecretLister(inf.GetIndexer()))
+			if err := c.watch(inf, resourceVersionChanged); err != nil {
+				return nil, err
+			}
+		}
+		for _, k := range []struct {
+			gvr   schema.GroupVersionResource
+			store *cache.Store
+		}{{kongPluginsResource, &c.scopes[ns].plugins}, {kongConsumersResource, &c.scopes[ns].consumers}} {
+			if served[k.gvr.Resource] {
+				inf := kongInformer(cfg.Dynamic, k.gvr, ns)
+				*k.store = inf.GetStore()
+				if err := c.watch(inf, resourceVersionChanged); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if served[kongClusterPluginsResource.Resource] {
+		inf := kongInformer(cfg.Dynamic, kongClusterPluginsResource, metav1.NamespaceAll)
+		c.clusterPlugins = inf.GetStore()
+		if err := c.watch(inf, resourceVersionChanged); err != nil {
+			return nil, err
 		}
 	}
 	classes := networkinginformers.NewFilteredIngressClassInformer(cfg.Client, 0, noIndexes, nil)
@@ -210,8 +256,38 @@ func (c *Cache) Snapshot() translate.Snapshot {
 				s.Secrets = append(s.Secrets, sec)
 			}
 		}
+		// A labelled TLS Secret is taken from the TLS informer only.
+		for _, l := range sc.labelled {
+			secs, _ := l.List(labels.Everything())
+			for _, sec := range secs {
+				if sec.Type != corev1.SecretTypeTLS && isLabelledSecret(sec) {
+					s.Secrets = append(s.Secrets, sec)
+				}
+			}
+		}
+		s.Plugins = appendPlugins(s.Plugins, sc.plugins, false)
+		if sc.consumers != nil {
+			for _, obj := range sc.consumers.List() {
+				if kc, ok := obj.(*cachedConsumer); ok && consumerOfClass(&kc.Consumer, c.cfg.IngressClass, isDefault) {
+					s.Consumers = append(s.Consumers, &kc.Consumer)
+				}
+			}
+		}
 	}
+	s.Plugins = appendPlugins(s.Plugins, c.clusterPlugins, true)
 	return s
+}
+
+func appendPlugins(out []*translate.Plugin, store cache.Store, cluster bool) []*translate.Plugin {
+	if store == nil {
+		return out
+	}
+	for _, obj := range store.List() {
+		if p, ok := obj.(*cachedPlugin); ok && p.Cluster == cluster {
+			out = append(out, &p.Plugin)
+		}
+	}
+	return out
 }
 
 // AllIngresses lists the cached Ingresses of every class in the watched

@@ -9,6 +9,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"konductor.dev/controller/ingressclass"
 	"konductor.dev/controller/translate"
@@ -54,6 +55,8 @@ func trim(obj any) (any, error) {
 		return compactEndpointSlice(o), nil
 	case *corev1.Secret:
 		trimSecret(o)
+	case *unstructured.Unstructured:
+		return compactKongObject(o)
 	case *networkingv1.IngressClass:
 		o.ManagedFields = nil
 		o.Annotations = withoutLastApplied(o.Annotations)
@@ -82,8 +85,21 @@ func keepIdentity(m *metav1.ObjectMeta, labels, annotations map[string]string) {
 }
 
 // trimSecret keeps the type and the certificate and key of a TLS Secret;
-// a CA bundle or anything else stored beside them goes.
+// a CA bundle or anything else stored beside them goes. A Secret cached for
+// its konghq.com labels (a credential, a plugin's config) keeps those
+// labels and its data; any other Secret keeps no data.
 func trimSecret(s *corev1.Secret) {
+	if s.Type != corev1.SecretTypeTLS {
+		var kept map[string]string
+		if isLabelledSecret(s) {
+			kept = labelsWhere(s.Labels, LabelCredential, LabelSecret)
+		} else {
+			s.Data = nil
+		}
+		keepIdentity(&s.ObjectMeta, kept, nil)
+		s.StringData, s.Immutable = nil, nil
+		return
+	}
 	keepIdentity(&s.ObjectMeta, nil, nil)
 	var data map[string][]byte
 	for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
@@ -127,6 +143,20 @@ func withoutLastApplied(a map[string]string) map[string]string {
 	delete(out, corev1.LastAppliedConfigAnnotation)
 	if len(out) == 0 {
 		return nil
+	}
+	return out
+}
+
+// labelsWhere returns the labels of l with the given keys, nil if none.
+func labelsWhere(l map[string]string, keys ...string) map[string]string {
+	var out map[string]string
+	for _, k := range keys {
+		if v, ok := l[k]; ok {
+			if out == nil {
+				out = make(map[string]string, len(keys))
+			}
+			out[k] = v
+		}
 	}
 	return out
 }

@@ -366,6 +366,10 @@ func TestTrimKeepsTranslation(t *testing.T) {
 					trimmed.EndpointSlices = append(trimmed.EndpointSlices, &o.EndpointSlice)
 				case *corev1.Secret:
 					trimmed.Secrets = append(trimmed.Secrets, o)
+				case *cachedPlugin:
+					trimmed.Plugins = append(trimmed.Plugins, &o.Plugin)
+				case *cachedConsumer:
+					trimmed.Consumers = append(trimmed.Consumers, &o.Consumer)
 				default:
 					t.Fatalf("trim made a %T of %s", out, dump(obj))
 				}
@@ -407,6 +411,12 @@ func objectsOf(s translate.Objects) []runtime.Object {
 		out = append(out, o)
 	}
 	for _, o := range s.Secrets {
+		out = append(out, o)
+	}
+	for _, o := range s.Plugins {
+		out = append(out, o)
+	}
+	for _, o := range s.Consumers {
 		out = append(out, o)
 	}
 	return out

@@ -12,8 +12,10 @@ import (
 // one they cost more than the translation itself, mostly in the garbage
 // collector. The helpers below carve them out of larger allocations instead.
 // Nothing handed out is ever written again by the translator, and no two
-// entities share memory except their tag lists, so a consumer may still
-// modify one entity without affecting another.
+// entities share memory except their tag lists, the header matches of the
+// routes of one Ingress and the config of the plugins of one KongPlugin,
+// so a consumer may still modify one entity without affecting another
+// unless it modifies those in place.
 
 // slab hands out values and short slices carved from larger chunks. Chunks
 // start small, so that a translation of a handful of objects stays cheap,

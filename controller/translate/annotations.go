@@ -20,10 +20,57 @@ const (
 	AnnotationHTTPSRedirectCode = AnnotationPrefix + "https-redirect-status-code"
 	AnnotationPathHandling      = AnnotationPrefix + "path-handling"
 	AnnotationRegexPriority     = AnnotationPrefix + "regex-priority"
+	AnnotationRegexPrefix       = AnnotationPrefix + "regex-prefix"
 	AnnotationHostAliases       = AnnotationPrefix + "host-aliases"
 	AnnotationRequestBuffering  = AnnotationPrefix + "request-buffering"
 	AnnotationResponseBuffering = AnnotationPrefix + "response-buffering"
+	AnnotationSNIs              = AnnotationPrefix + "snis"
+	// AnnotationHeadersPrefix starts konghq.com/headers.<name>: the route
+	// matches requests whose header <name> has one of the listed values.
+	AnnotationHeadersPrefix = AnnotationPrefix + "headers."
+	// AnnotationTags adds tags to the entities of an Ingress or a Service.
+	AnnotationTags = AnnotationPrefix + "tags"
 )
+
+// unsupportedAnnotations are the Kong Ingress Controller's annotations
+// konductor deliberately does not implement, with the reason reported.
+var unsupportedAnnotations = map[string]string{
+	AnnotationPrefix + "override":                   "was removed from the Kong Ingress Controller in 3.0",
+	AnnotationPrefix + "rewrite":                    "URI rewriting is not supported; use a request-transformer KongPlugin",
+	AnnotationPrefix + "client-cert":                "upstream client certificates are not supported",
+	AnnotationPrefix + "ca-certificates-secrets":    "upstream CA certificates are not supported",
+	AnnotationPrefix + "ca-certificates-configmaps": "upstream CA certificates are not supported",
+	AnnotationPrefix + "ca-certificates":            "upstream CA certificates are not supported",
+	AnnotationPrefix + "upstream-policy":            "KongUpstreamPolicy is not supported",
+}
+
+// reportUnsupported warns about each deliberately unsupported annotation.
+func (a *annotationErrors) reportUnsupported(annotations map[string]string) {
+	for key := range annotations {
+		if why, ok := unsupportedAnnotations[key]; ok {
+			a.errs = append(a.errs, ObjectError{Object: a.ref, Field: "metadata.annotations[" + key + "]",
+				Reason: ReasonUnsupportedFeature, Message: why + "; ignored"})
+		}
+	}
+}
+
+// tagsAnnotation reads konghq.com/tags: comma-separated tags, each printable
+// without spaces (Kong's rule), added to the object's entities.
+func (a *annotationErrors) tagsAnnotation(annotations map[string]string) []string {
+	v, ok := annotations[AnnotationTags]
+	if !ok {
+		return nil
+	}
+	var tags []string
+	for _, tag := range list(v, func(s string) string { return s }) {
+		if strings.IndexFunc(tag, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '/' }) >= 0 {
+			a.add(AnnotationTags, "tag %q contains a space, a control character or a slash; tag ignored", tag)
+			continue
+		}
+		tags = append(tags, tag)
+	}
+	return tags
+}
 
 // Service annotations.
 const (
@@ -45,6 +92,11 @@ type routeSettings struct {
 	protocols, methods, hostAliases     []string
 	httpsRedirectCode, regexPriority    int
 	pathHandling                        string
+	regexPrefix                         string // marks ImplementationSpecific regex paths
+	plugins                             []*pluginEntry
+	snis                                []string
+	headers                             map[string][]string
+	tags                                []string // of konghq.com/tags
 }
 
 // defaultProtocols is shared by the settings of every Ingress without a
@@ -55,6 +107,7 @@ func defaultRouteSettings() routeSettings {
 	return routeSettings{
 		preserveHost: true, requestBuffering: true, responseBuffering: true,
 		protocols: defaultProtocols, httpsRedirectCode: 426, pathHandling: "v0",
+		regexPrefix: DefaultRegexPrefix,
 	}
 }
 
@@ -165,6 +218,13 @@ func parseRouteSettings(ref ObjectRef, annotations map[string]string) (routeSett
 			a.add(AnnotationPathHandling, "%q is not v0 or v1; using %s", v, rs.pathHandling)
 		}
 	}
+	if v, ok := annotations[AnnotationRegexPrefix]; ok {
+		if v = strings.TrimSpace(v); v == "" {
+			a.add(AnnotationRegexPrefix, "an empty regex prefix would make every path a regex; using %s", rs.regexPrefix)
+		} else {
+			rs.regexPrefix = v
+		}
+	}
 	if v, ok := annotations[AnnotationHostAliases]; ok {
 		for _, host := range list(v, strings.ToLower) {
 			if err := validateHost(host); err != nil {
@@ -174,6 +234,46 @@ func parseRouteSettings(ref ObjectRef, annotations map[string]string) (routeSett
 			rs.hostAliases = append(rs.hostAliases, host)
 		}
 	}
+
+	if v, ok := annotations[AnnotationSNIs]; ok {
+		for _, sni := range list(v, strings.ToLower) {
+			if err := validateSNI(sni); err != nil {
+				a.add(AnnotationSNIs, "%v; SNI ignored", err)
+				continue
+			}
+			rs.snis = append(rs.snis, sni)
+		}
+		if len(rs.snis) > 0 && !slices.ContainsFunc(rs.protocols, func(p string) bool { return p == "https" || p == "grpcs" }) {
+			a.add(AnnotationSNIs, "SNIs need the https or grpcs protocol (konghq.com/protocols is %s); SNIs ignored", strings.Join(rs.protocols, ","))
+			rs.snis = nil
+		}
+	}
+	for key, v := range annotations {
+		name, ok := strings.CutPrefix(key, AnnotationHeadersPrefix)
+		if !ok {
+			continue
+		}
+		name = strings.ToLower(name)
+		switch {
+		case name == "" || strings.IndexFunc(name, func(r rune) bool { return !isTokenChar(r) }) >= 0:
+			a.add(key, "%q is not an HTTP header name; header match ignored", name)
+			continue
+		case name == "host":
+			a.add(key, "the Host header is matched by the rule's host and konghq.com/host-aliases; header match ignored")
+			continue
+		}
+		values := list(v, func(s string) string { return s })
+		if len(values) == 0 {
+			a.add(key, "no header values; header match ignored")
+			continue
+		}
+		if rs.headers == nil {
+			rs.headers = map[string][]string{}
+		}
+		rs.headers[name] = values
+	}
+	rs.tags = a.tagsAnnotation(annotations)
+	a.reportUnsupported(annotations)
 
 	// Kong rejects gRPC routes that strip the path or match on methods.
 	if isSubset(rs.protocols, protocolFamilies[1]) {
@@ -187,6 +287,12 @@ func parseRouteSettings(ref ObjectRef, annotations map[string]string) (routeSett
 		}
 	}
 	return rs, a.errs
+}
+
+// isTokenChar tells the characters of an HTTP token (RFC 9110), which
+// header names are.
+func isTokenChar(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)
 }
 
 func isSubset(items, of []string) bool {
@@ -206,7 +312,18 @@ type serviceSettings struct {
 	path                                      string
 	connectTimeout, readTimeout, writeTimeout int
 	retries                                   int
+	hostHeader                                string // the upstream's host_header
+	tlsVerify                                 *bool
+	tlsVerifyDepth                            *int
+	tags                                      []string // of konghq.com/tags
 }
+
+// More Service annotations.
+const (
+	AnnotationHostHeader     = AnnotationPrefix + "host-header"
+	AnnotationTLSVerify      = AnnotationPrefix + "tls-verify"
+	AnnotationTLSVerifyDepth = AnnotationPrefix + "tls-verify-depth"
+)
 
 const maxTimeoutMillis = 1<<31 - 2 // Kong's upper bound for timeouts
 
@@ -225,6 +342,29 @@ func parseServiceSettings(ref ObjectRef, annotations map[string]string) (service
 			a.add(AnnotationProtocol, "%q is not one of http, https, grpc, grpcs; using %s", v, ss.protocol)
 		}
 	}
+	if v, ok := annotations[AnnotationHostHeader]; ok {
+		if err := validateHost(strings.TrimSpace(v)); err != nil || strings.HasPrefix(strings.TrimSpace(v), "*") {
+			a.add(AnnotationHostHeader, "%q is not a host name; ignored", v)
+		} else {
+			ss.hostHeader = strings.TrimSpace(v)
+		}
+	}
+	if v, ok := annotations[AnnotationTLSVerify]; ok {
+		if verify, err := strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+			a.add(AnnotationTLSVerify, "%q is not a boolean (want true or false); Kong's default applies", v)
+		} else {
+			ss.tlsVerify = &verify
+		}
+	}
+	if v, ok := annotations[AnnotationTLSVerifyDepth]; ok {
+		if depth, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || depth < 0 || depth > 64 {
+			a.add(AnnotationTLSVerifyDepth, "%q is not an integer in [0, 64]; Kong's default applies", v)
+		} else {
+			ss.tlsVerifyDepth = &depth
+		}
+	}
+	ss.tags = a.tagsAnnotation(annotations)
+	a.reportUnsupported(annotations)
 	if v, ok := annotations[AnnotationPath]; ok {
 		switch err := validatePlainPath(v); {
 		case err != nil:

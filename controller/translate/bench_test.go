@@ -1,9 +1,14 @@
 package translate
 
 import (
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"konductor.dev/controller/internal/synthetic"
 )
@@ -43,6 +48,39 @@ func processCPU() time.Duration {
 
 func BenchmarkTranslate1k(b *testing.B)  { benchmarkTranslate(b, 1_000) }
 func BenchmarkTranslate10k(b *testing.B) { benchmarkTranslate(b, 10_000) }
+
+// BenchmarkTranslate10kPluginsConsumers is the 10k workload with a
+// KongPlugin on every Ingress and 10k KongConsumers with a key-auth
+// credential each.
+func BenchmarkTranslate10kPluginsConsumers(b *testing.B) {
+	const n = 10_000
+	snap := benchSnapshot(n)
+	for i, ing := range snap.Ingresses {
+		name := fmt.Sprintf("limit-%05d", i)
+		ing.Annotations = map[string]string{AnnotationPlugins: name}
+		snap.Plugins = append(snap.Plugins, &Plugin{Namespace: ing.Namespace, Name: name, UID: types.UID("kp-" + name),
+			PluginName: "rate-limiting", Config: []byte(fmt.Sprintf(`{"minute":%d,"policy":"local"}`, i%100+1))})
+		user := fmt.Sprintf("user-%05d", i)
+		snap.Consumers = append(snap.Consumers, &Consumer{Namespace: ing.Namespace, Name: user, UID: types.UID("kc-" + user),
+			Username: user, Credentials: []string{user + "-key"}})
+		snap.Secrets = append(snap.Secrets, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ing.Namespace, Name: user + "-key", UID: types.UID("s-" + user),
+				Labels: map[string]string{LabelCredential: "key-auth"}},
+			Data: map[string][]byte{"key": []byte("key-" + user)}})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpuBefore := processCPU()
+	for b.Loop() {
+		res := Translate(snap, Options{})
+		if len(res.Translated) != n || len(res.Config.Plugins) != n || len(res.Config.Consumers) != n || len(res.Errors) != 0 {
+			b.Fatalf("translated %d Ingresses, %d plugins, %d consumers; errors %v", len(res.Translated),
+				len(res.Config.Plugins), len(res.Config.Consumers), res.Errors[:min(3, len(res.Errors))])
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+	b.ReportMetric(float64((processCPU()-cpuBefore).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
 
 // BenchmarkMarshal10k isolates the encoder: the document of a 10k-Ingress
 // snapshot rendered again and again.

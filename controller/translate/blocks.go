@@ -35,6 +35,12 @@ func (bd *builder) route(tags []*string, id, name string, hosts, paths []string,
 	r.RequestBuffering, r.ResponseBuffering = &b.requestBuffering, &b.responseBuffering
 	r.RegexPriority, r.HTTPSRedirectStatusCode = &b.regexPriority, &b.httpsRedirectCode
 	r.Tags = tags
+	if len(rs.snis) > 0 {
+		r.SNIs = bd.stringList(rs.snis)
+	}
+	// Header matches are rare; the map is shared by the routes of one
+	// Ingress and must be treated as read-only, as the tags are.
+	r.Headers = rs.headers
 	return r
 }
 
@@ -57,7 +63,8 @@ type serviceBlock struct {
 	service                                         declarative.Service
 	id, name, host, protocol, path                  string
 	port, connectTimeout, readTimeout, writeTimeout int
-	retries                                         int
+	retries, tlsVerifyDepth                         int
+	tlsVerify                                       bool
 }
 
 func (bd *builder) service(tags []*string, id, name, host string, port int, ss *serviceSettings) *declarative.Service {
@@ -73,19 +80,30 @@ func (bd *builder) service(tags []*string, id, name, host string, port int, ss *
 		s.Path = &b.path
 	}
 	s.ConnectTimeout, s.ReadTimeout, s.WriteTimeout, s.Retries = &b.connectTimeout, &b.readTimeout, &b.writeTimeout, &b.retries
+	if ss.tlsVerify != nil {
+		b.tlsVerify = *ss.tlsVerify
+		s.TLSVerify = &b.tlsVerify
+	}
+	if ss.tlsVerifyDepth != nil {
+		b.tlsVerifyDepth = *ss.tlsVerifyDepth
+		s.TLSVerifyDepth = &b.tlsVerifyDepth
+	}
 	s.Tags = tags
 	return s
 }
 
 type upstreamBlock struct {
-	upstream declarative.Upstream
-	id, name string
+	upstream             declarative.Upstream
+	id, name, hostHeader string
 }
 
-func (bd *builder) upstream(tags []*string, id, name string) *declarative.Upstream {
+func (bd *builder) upstream(tags []*string, id, name, hostHeader string) *declarative.Upstream {
 	b := bd.upstreamBlocks.one()
-	b.id, b.name = id, name
+	b.id, b.name, b.hostHeader = id, name, hostHeader
 	b.upstream.ID, b.upstream.Name, b.upstream.Tags = &b.id, &b.name, tags
+	if hostHeader != "" {
+		b.upstream.HostHeader = &b.hostHeader
+	}
 	return &b.upstream
 }
 

@@ -25,6 +25,8 @@ type builder struct {
 	targetBlocks   slab[targetBlock]
 	targetPtrs     slab[*kong.Target]
 	backendSlab    slab[backend]
+	pluginBlocks   slab[pluginBlock]
+	plugins        []pluginOut // the plugin entities this builder made
 }
 
 // Snapshots with fewer routes and backends than this are built on one
@@ -52,6 +54,9 @@ func (t *translator) build(also func()) {
 		other.buildAll(t.routes[routes:], t.backends[backends:])
 		also()
 	})
+	if other != &t.builder {
+		t.builder.plugins = append(t.builder.plugins, other.plugins...)
+	}
 }
 
 // inParallel runs a and b, on two goroutines for a large snapshot.
@@ -95,6 +100,9 @@ func (bd *builder) buildRoute(r *routeOf) {
 	tb.end()
 	names := tb.cut()
 	r.route = bd.route(r.tags, names.at(1), names.at(0), r.hosts, r.paths, r.settings, r.priority)
+	for _, e := range r.settings.plugins {
+		bd.attachPlugin(e, "route", *r.route.Name, *r.route.ID)
+	}
 }
 
 // buildBackend makes the Kong service, upstream and targets of a Service
@@ -144,11 +152,14 @@ func (bd *builder) buildBackend(b *backend) {
 
 	if external {
 		b.service = bd.service(e.tags, text.at(1), text.at(0), svc.ExternalName, int(port), &e.settings)
+		bd.attachServicePlugins(b)
 		return
 	}
 	upstream := text.at(2)
 	b.service = bd.service(e.tags, text.at(1), text.at(0), upstream, int(port), &e.settings)
-	b.upstream = bd.upstream(e.tags, text.at(3), upstream)
+	// The plugins are made last: they reuse the text batch text reads from.
+	defer bd.attachServicePlugins(b)
+	b.upstream = bd.upstream(e.tags, text.at(3), upstream, e.settings.hostHeader)
 	if len(addrs) == 0 {
 		b.upstream.Targets = []*kong.Target{}
 		return
@@ -158,4 +169,10 @@ func (bd *builder) buildBackend(b *backend) {
 		targets[i] = bd.target(e.tags, text.at(5+2*i), text.at(4+2*i))
 	}
 	b.upstream.Targets = targets
+}
+
+func (bd *builder) attachServicePlugins(b *backend) {
+	for _, e := range b.entry.plugins {
+		bd.attachPlugin(e, "service", *b.service.Name, *b.service.ID)
+	}
 }

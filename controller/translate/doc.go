@@ -1,6 +1,18 @@
 // Package translate turns a snapshot of Kubernetes objects (Ingresses and the
-// Services, EndpointSlices and TLS Secrets they reference) into a Kong
-// declarative configuration.
+// Services, EndpointSlices and TLS Secrets they reference, and the Kong
+// Ingress Controller's KongPlugins, KongClusterPlugins and KongConsumers)
+// into a Kong declarative configuration.
+//
+// Plugins: the konghq.com/plugins annotation of an Ingress (or a Service, or
+// a KongConsumer) names KongPlugins of its namespace or KongClusterPlugins;
+// each becomes a top-level plugin entity on every route of the Ingress (the
+// Kong services of the Service, the consumer), its parent named by id.
+// KongClusterPlugins labelled global: "true" apply to every request. A
+// plugin's config is rendered once (PluginOf) and shared by its entities.
+// Consumers carry their credentials, read from Secrets labelled
+// konghq.com/credential, nested as the declarative format wants them. A
+// broken plugin or credential is reported on itself and on the object that
+// refers to it, never quoting a Secret's value, and left out.
 //
 // Services and EndpointSlices are read in a compact form (Service,
 // EndpointSlice: what translation uses and nothing else) so that a cache of
@@ -24,6 +36,10 @@
 // (the same host, path and pathType in two Ingresses, two default backends,
 // an SNI served by two Secrets) go to the oldest Ingress.
 //
+// ImplementationSpecific paths that start with /~ (or the prefix named by
+// konghq.com/regex-prefix) are Kong regexes, as in the Kong Ingress
+// Controller: /~/foo/\d{3} becomes ~/foo/\d{3}.
+//
 // Route precedence: an Exact path wins over a Prefix path of the same path
 // and host, as Ingress semantics require, although Kong matches both with
 // the same regex (~/foo$). The route of an Exact path gets a higher
@@ -44,8 +60,11 @@
 //
 // Naming (all names are stable and ids are UUIDv5 of the entity name):
 //
-//	service   <namespace>.<service>.<port>
-//	route     <namespace>.<ingress>.<rule>.<path>   (default backend: <namespace>.<ingress>.default)
-//	upstream  <service>.<namespace>.<port>.svc      (the Kong service's host)
-//	target    <ip>:<endpoint port>
+//	service     <namespace>.<service>.<port>
+//	route       <namespace>.<ingress>.<rule>.<path>   (default backend: <namespace>.<ingress>.default)
+//	upstream    <service>.<namespace>.<port>.svc      (the Kong service's host)
+//	target      <ip>:<endpoint port>
+//	plugin      id of <route|service|consumer>:<parent name>:<plugin>
+//	consumer    id of <namespace>/<name>
+//	credential  id of <kind>:<namespace>/<secret>
 package translate

@@ -33,11 +33,13 @@ var fuzzAnnotations = []string{
 	AnnotationStripPath, AnnotationPreserveHost, AnnotationProtocols, AnnotationMethods,
 	AnnotationHTTPSRedirectCode, AnnotationPathHandling, AnnotationRegexPriority, AnnotationHostAliases,
 	AnnotationRequestBuffering, AnnotationResponseBuffering,
+	AnnotationRegexPrefix, AnnotationSNIs, AnnotationHeadersPrefix + "x-a", AnnotationTags, AnnotationPlugins,
 }
 
 var fuzzServiceAnnotations = []string{
 	AnnotationProtocol, AnnotationPath, AnnotationConnectTimeout, AnnotationReadTimeout,
 	AnnotationWriteTimeout, AnnotationRetries,
+	AnnotationHostHeader, AnnotationTLSVerify, AnnotationTLSVerifyDepth, AnnotationTags, AnnotationPlugins,
 }
 
 // FuzzTranslate builds a small snapshot from fuzzed strings and numbers:
@@ -135,7 +137,29 @@ func fuzzSnapshot(host, path string, pathType uint8, svcName string, port int32,
 	if len(value)%3 == 0 {
 		secretType = corev1.SecretTypeOpaque
 	}
+	// Plugins named like the fuzzed value (the plugins annotation may name
+	// them), one with a config from a Secret holding the value; consumers
+	// that share a username and whose credential holds the value.
+	config, _ := json.Marshal(map[string]string{"v": value})
+	var plugins []*Plugin
+	for i, doc := range []string{
+		`{"kind":"KongPlugin","metadata":{"name":` + jsonString(value) + `,"namespace":"default"},"plugin":"cors","instance_name":"i","config":` + string(config) + `}`,
+		`{"kind":"KongClusterPlugin","metadata":{"name":"g","labels":{"global":"true"}},"plugin":` + jsonString(value) + `}`,
+		`{"kind":"KongPlugin","metadata":{"name":"from-secret","namespace":"default"},"plugin":"acl","protocols":[` + jsonString(portName) + `],"configFrom":{"secretKeyRef":{"name":"conf","key":"c"}}}`,
+	} {
+		if p, err := PluginFromJSON([]byte(doc)); err == nil {
+			plugins = append(plugins, p)
+		} else if i != 0 {
+			panic(err)
+		}
+	}
+	consumers := []*Consumer{
+		{Namespace: "default", Name: "a", Username: value, Credentials: []string{"cred", "conf"}, Annotations: map[string]string{AnnotationPlugins: value}},
+		{Namespace: "default", Name: "b", Username: svcName, CustomID: value, Credentials: []string{"cred"}, Created: metav1.NewTime(base.Add(offset))},
+	}
 	return Snapshot{
+		Plugins:   plugins,
+		Consumers: consumers,
 		Ingresses: []*networkingv1.Ingress{
 			ingress("a", base, annotations, path, path+"/"),
 			ingress("b", base.Add(offset), nil, path, "/"+value),
@@ -147,8 +171,19 @@ func fuzzSnapshot(host, path string, pathType uint8, svcName string, port int32,
 			ObjectMeta: metav1.ObjectMeta{Name: "tls", Namespace: "default", UID: "sec-uid"},
 			Type:       secretType,
 			Data:       map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key},
+		}, {
+			ObjectMeta: metav1.ObjectMeta{Name: "conf", Namespace: "default", Labels: map[string]string{LabelSecret: "true"}},
+			Data:       map[string][]byte{"c": []byte(value)},
+		}, {
+			ObjectMeta: metav1.ObjectMeta{Name: "cred", Namespace: "default", Labels: map[string]string{LabelCredential: portName}},
+			Data:       map[string][]byte{"key": []byte(value), "group": []byte(value), "username": []byte(value), "password": []byte(value), "secret": []byte(value)},
 		}},
 	}
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 var (

@@ -15,6 +15,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"konductor.dev/controller/translate/declarative"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from the current output")
@@ -121,6 +123,35 @@ func checkInvariants(t *testing.T, snap Snapshot, res Result) {
 			entity("sni", *sni.Name, sni.ID, sni.Tags)
 		}
 	}
+	for _, c := range res.Config.Consumers {
+		entity("consumer", *c.ID, c.ID, c.Tags)
+		for _, list := range [][]*declarative.Credential{c.KeyAuthCredentials, c.BasicAuthCredentials, c.JWTSecrets, c.ACLs, c.HMACAuthCredentials} {
+			for _, cred := range list {
+				entity("credential", *cred.ID, cred.ID, cred.Tags)
+			}
+		}
+	}
+	// Plugins name a parent that exists, and Kong's rule holds: one plugin
+	// of a name per parent, and instance names unique.
+	instances := map[string]bool{}
+	for _, p := range res.Config.Plugins {
+		parent := "global"
+		for _, ref := range []*string{p.Route, p.Service, p.Consumer} {
+			if ref != nil {
+				if !ids[*ref] {
+					t.Errorf("plugin %s refers to %s, which is not in the document", *p.ID, *ref)
+				}
+				parent = *ref
+			}
+		}
+		entity("plugin", parent+"/"+*p.Name, p.ID, p.Tags)
+		if p.InstanceName != nil {
+			if instances[*p.InstanceName] {
+				t.Errorf("duplicate plugin instance_name %q", *p.InstanceName)
+			}
+			instances[*p.InstanceName] = true
+		}
+	}
 	// Translated lists exactly the Ingresses that have routes.
 	if len(routed) != len(res.Translated) {
 		t.Errorf("Translated %v, but routes come from %v", res.Translated, routed)
@@ -150,7 +181,11 @@ func shuffled(rng *rand.Rand, s Snapshot) Snapshot {
 		Services:       append([]*Service(nil), s.Services...),
 		EndpointSlices: append([]*EndpointSlice(nil), s.EndpointSlices...),
 		Secrets:        append([]*corev1.Secret(nil), s.Secrets...),
+		Plugins:        append([]*Plugin(nil), s.Plugins...),
+		Consumers:      append([]*Consumer(nil), s.Consumers...),
 	}
+	rng.Shuffle(len(out.Consumers), func(i, j int) { out.Consumers[i], out.Consumers[j] = out.Consumers[j], out.Consumers[i] })
+	rng.Shuffle(len(out.Plugins), func(i, j int) { out.Plugins[i], out.Plugins[j] = out.Plugins[j], out.Plugins[i] })
 	rng.Shuffle(len(out.Ingresses), func(i, j int) { out.Ingresses[i], out.Ingresses[j] = out.Ingresses[j], out.Ingresses[i] })
 	rng.Shuffle(len(out.Services), func(i, j int) { out.Services[i], out.Services[j] = out.Services[j], out.Services[i] })
 	rng.Shuffle(len(out.EndpointSlices), func(i, j int) {

@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -127,6 +128,8 @@ type Objects struct {
 	Services       []*corev1.Service
 	EndpointSlices []*discoveryv1.EndpointSlice
 	Secrets        []*corev1.Secret
+	Plugins        []*unstructured.Unstructured // KongPlugins and KongClusterPlugins
+	Consumers      []*unstructured.Unstructured // KongConsumers
 }
 
 // Snapshot converts the objects for Translate. Ingresses and Secrets are
@@ -137,7 +140,33 @@ func (o Objects) Snapshot() Snapshot {
 		Services:       ServicesOf(o.Services...),
 		EndpointSlices: EndpointSlicesOf(o.EndpointSlices...),
 		Secrets:        o.Secrets,
+		Plugins:        pluginsOf(o.Plugins),
+		Consumers:      consumersOf(o.Consumers),
 	}
+}
+
+// consumersOf converts KongConsumer objects, leaving out any that is not
+// one (DecodeYAML has already refused those).
+func consumersOf(objs []*unstructured.Unstructured) []*Consumer {
+	var out []*Consumer
+	for _, u := range objs {
+		if c, err := ConsumerOf(u); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// pluginsOf converts plugin objects, leaving out any that is not one
+// (DecodeYAML has already refused those).
+func pluginsOf(objs []*unstructured.Unstructured) []*Plugin {
+	var out []*Plugin
+	for _, u := range objs {
+		if p, err := PluginOf(u); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // ServicesOf converts API Services for a Snapshot.

@@ -17,9 +17,14 @@ import (
 // Prefix path /foo becomes the regex ~/foo$ (the path itself) plus the plain
 // prefix /foo/ (everything below it); Exact becomes the anchored regex alone.
 // Regex metacharacters of Prefix and Exact paths are escaped because
-// Kubernetes means them literally. ImplementationSpecific is passed through:
-// a plain Kong prefix, or a Kong regex when it starts with ~.
-func kongPaths(path string, pathType *networkingv1.PathType) ([]string, error) {
+// Kubernetes means them literally.
+//
+// ImplementationSpecific paths follow the Kong Ingress Controller: a path
+// that starts with the regex prefix (/~ unless the konghq.com/regex-prefix
+// annotation names another) is a Kong regex, the prefix being replaced by
+// Kong's ~ (/~/foo/\d{3} becomes ~/foo/\d{3}); a path that starts with ~
+// is already a Kong regex; any other path is a plain Kong prefix.
+func kongPaths(path string, pathType *networkingv1.PathType, regexPrefix string) ([]string, error) {
 	if path == "" {
 		path = "/"
 	}
@@ -43,6 +48,13 @@ func kongPaths(path string, pathType *networkingv1.PathType) ([]string, error) {
 		}
 		return []string{"~" + regexp.QuoteMeta(path) + "$"}, nil
 	case networkingv1.PathTypeImplementationSpecific:
+		if regexPrefix != "" && strings.HasPrefix(path, regexPrefix) {
+			re := path[len(regexPrefix):]
+			if re == "" {
+				re = "/" // the bare prefix matches every path
+			}
+			return []string{"~" + re}, validateRegexPath(re)
+		}
 		if strings.HasPrefix(path, "~") {
 			return []string{path}, validateRegexPath(path[1:])
 		}
@@ -52,11 +64,17 @@ func kongPaths(path string, pathType *networkingv1.PathType) ([]string, error) {
 	}
 }
 
-// pathKey is an Ingress path and its pathType (typeSet false for none).
+// DefaultRegexPrefix marks an ImplementationSpecific path as a regex, as
+// in the Kong Ingress Controller; konghq.com/regex-prefix overrides it.
+const DefaultRegexPrefix = "/~"
+
+// pathKey is an Ingress path, its pathType (typeSet false for none) and the
+// regex prefix in force.
 type pathKey struct {
-	path    string
-	typ     networkingv1.PathType
-	typeSet bool
+	path        string
+	typ         networkingv1.PathType
+	typeSet     bool
+	regexPrefix string
 }
 
 // kongPathsEntry is the outcome of kongPaths for one pathKey. key joins the
@@ -70,15 +88,15 @@ type kongPathsEntry struct {
 // kongPathsOf is kongPaths, worked out once per distinct path in a
 // translation: many Ingresses use the same few paths (/, /api, ...). The
 // entry's paths are shared; entities get copies.
-func (t *translator) kongPathsOf(path string, pathType *networkingv1.PathType) kongPathsEntry {
-	key := pathKey{path: path}
+func (t *translator) kongPathsOf(path string, pathType *networkingv1.PathType, regexPrefix string) kongPathsEntry {
+	key := pathKey{path: path, regexPrefix: regexPrefix}
 	if pathType != nil {
 		key.typ, key.typeSet = *pathType, true
 	}
 	if e, ok := t.paths[key]; ok {
 		return e
 	}
-	paths, err := kongPaths(path, pathType)
+	paths, err := kongPaths(path, pathType, regexPrefix)
 	e := kongPathsEntry{paths: paths, key: strings.Join(paths, " "), err: err}
 	t.paths[key] = e
 	return e

@@ -16,8 +16,10 @@ const (
 // tagsFor returns the tags naming ref. Callers give all the entities they
 // derive from one object the same slice: that saves allocations, and lets
 // the encoder render the list once. Treat the tags as read-only.
-func (t *translator) tagsFor(ref ObjectRef) []*string {
-	n := 4 + len(t.opts.ExtraTags)
+//
+// extra are the object's own konghq.com/tags, placed last.
+func (t *translator) tagsFor(ref ObjectRef, extra ...string) []*string {
+	n := 4 + len(t.opts.ExtraTags) + len(extra)
 	if ref.UID != "" {
 		n++
 	}
@@ -39,6 +41,7 @@ func (t *translator) tagsFor(ref ObjectRef) []*string {
 	}
 	values[i] = ManagedByTag
 	copy(values[i+1:], t.opts.ExtraTags)
+	copy(values[i+1+len(t.opts.ExtraTags):], extra)
 	tags := t.stringPtrs.take(n)
 	for i := range values {
 		tags[i] = &values[i]
@@ -61,6 +64,12 @@ func kindTag(kind string) string {
 		return tagKind + "Ingress"
 	case "Service":
 		return tagKind + "Service"
+	case KindKongPlugin:
+		return tagKind + KindKongPlugin
+	case KindKongClusterPlugin:
+		return tagKind + KindKongClusterPlugin
+	case KindKongConsumer:
+		return tagKind + KindKongConsumer
 	}
 	return tagKind + kind
 }

@@ -27,6 +27,8 @@ func translate(s Snapshot, o Options, parallel func(routes, backends int) bool) 
 	for i, ing := range t.ingresses {
 		t.translateIngress(int32(i), ing)
 	}
+	t.translateConsumers(s.Consumers)
+	t.globalPlugins()
 	t.parallel = parallel(len(t.routes), len(t.backends))
 	return t.result()
 }
@@ -41,8 +43,9 @@ type serviceEntry struct {
 	sliceCount int // while slices are gathered
 	tags       []*string
 	settings   serviceSettings
-	parsed     bool       // settings and tags are set
-	backends   []*backend // the ports in use
+	plugins    []*pluginEntry // of the konghq.com/plugins annotation
+	parsed     bool           // settings, tags and plugins are set
+	backends   []*backend     // the ports in use
 }
 
 // backend is one Kong service (a Kubernetes Service port) and its upstream.
@@ -92,7 +95,15 @@ type translator struct {
 	nsTags    map[string]string
 	certs     map[nsName]*certificate
 	snis      map[string]sniClaim
-	routed    []ObjectRef // Ingresses with at least one route, oldest first
+	routed    []ObjectRef             // Ingresses with at least one route, oldest first
+	plugins   map[nsName]*pluginEntry // namespace "" for KongClusterPlugins
+	globals   []*pluginEntry          // global KongClusterPlugins applied
+
+	consumers        []*declarative.Consumer // oldest first
+	consumerPlugins  []consumerPlugin
+	consumerBlocks   slab[consumerBlock]
+	pluginLists      slab[*pluginEntry]
+	credentialBlocks slab[credentialBlock]
 
 	hosts    slab[string]        // the hosts of each rule
 	settings slab[routeSettings] // the route settings of each Ingress
@@ -117,6 +128,14 @@ func newTranslator(s Snapshot, o Options) *translator {
 		nsTags:    make(map[string]string),
 		certs:     make(map[nsName]*certificate),
 		snis:      make(map[string]sniClaim),
+		plugins:   make(map[nsName]*pluginEntry, len(s.Plugins)),
+	}
+	pluginEntries := make([]pluginEntry, len(s.Plugins))
+	for i, p := range s.Plugins {
+		if p != nil {
+			pluginEntries[i].p = p
+			t.plugins[nsName{p.Namespace, p.Name}] = &pluginEntries[i]
+		}
 	}
 	entries := make([]serviceEntry, len(s.Services))
 	for i, svc := range s.Services {
@@ -194,15 +213,19 @@ var defaultBackendPaths = kongPathsEntry{paths: []string{"/"}, key: "/"}
 
 func (t *translator) translateIngress(idx int32, ing *networkingv1.Ingress) {
 	ref := ingressRef(ing)
-	tags := t.tagsFor(ref)
 	rs, errs := parseRouteSettings(ref, ing.Annotations)
+	tags := t.tagsFor(ref, rs.tags...)
 	t.errs = append(t.errs, errs...)
+	rs.plugins = t.pluginsOf(ref, ing.Annotations)
 	settings := t.settings.one()
 	*settings = rs
 	routes := 0
 	addRoute := func(target resolvedBackend, hosts []string, kp kongPathsEntry, priority, rule, path int) {
 		b := t.backendFor(target)
 		b.nRoutes++
+		for _, e := range rs.plugins {
+			e.attached++
+		}
 		t.routes = append(t.routes, routeOf{backend: b, ing: ing, tags: tags, hosts: hosts, paths: kp.paths,
 			settings: settings, priority: priority, rule: rule, path: path})
 		routes++
@@ -221,7 +244,7 @@ func (t *translator) translateIngress(idx int32, ing *networkingv1.Ingress) {
 		var hosts []string // made for the first path that gets a route
 		for j, p := range rule.HTTP.Paths {
 			field := pathField{rule: i, path: j}
-			kp := t.kongPathsOf(p.Path, p.PathType)
+			kp := t.kongPathsOf(p.Path, p.PathType, rs.regexPrefix)
 			if kp.err != nil {
 				t.report(ref, field.String()+".path", ReasonInvalidPath, "%v; path skipped", kp.err)
 				continue
@@ -425,6 +448,9 @@ func (t *translator) backendFor(rb resolvedBackend) *backend {
 	t.parseService(e)
 	b := t.backendSlab.one()
 	b.port, b.entry = rb.port, e
+	for _, p := range e.plugins {
+		p.attached++
+	}
 	e.backends = append(e.backends, b)
 	t.backends = append(t.backends, b)
 	return b
@@ -438,7 +464,8 @@ func (t *translator) parseService(e *serviceEntry) {
 	ref := serviceRef(e.svc)
 	ss, errs := parseServiceSettings(ref, e.svc.Annotations)
 	t.errs = append(t.errs, errs...)
-	e.settings, e.tags, e.parsed = ss, t.tagsFor(ref), true
+	e.settings, e.tags, e.parsed = ss, t.tagsFor(ref, ss.tags...), true
+	e.plugins = t.pluginsOf(ref, e.svc.Annotations)
 }
 
 func (t *translator) result() Result {
@@ -462,6 +489,14 @@ func (t *translator) result() Result {
 	}
 	t.inParallel(func() { cfg.Services = t.sortedServices() }, func() { cfg.Upstreams = t.sortedUpstreams() })
 	cfg.Certificates = t.certificates()
+	for _, e := range t.globals {
+		t.builder.attachPlugin(e, "", "", "")
+	}
+	for _, cp := range t.consumerPlugins {
+		t.builder.attachPlugin(cp.e, "consumer", cp.name, cp.id)
+	}
+	cfg.Consumers = t.consumers
+	cfg.Plugins = sortedPlugins(t.builder.plugins)
 
 	body, err := cfg.Marshal()
 	if err != nil {

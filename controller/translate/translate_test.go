@@ -2,6 +2,7 @@ package translate
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
 	"strings"
 	"testing"
@@ -18,29 +19,42 @@ func TestKongPaths(t *testing.T) {
 		typ     *networkingv1.PathType
 		want    []string
 		wantErr string
+		prefix  string // the regex prefix; DefaultRegexPrefix when empty
 	}{
-		{"/foo", &prefix, []string{"~/foo$", "/foo/"}, ""},
-		{"/foo/", &prefix, []string{"~/foo$", "/foo/"}, ""},
-		{"/", &prefix, []string{"/"}, ""},
-		{"", &prefix, []string{"/"}, ""},
-		{"/a.b", &exact, []string{`~/a\.b$`}, ""},
-		{"/x*y(z)$", &exact, []string{`~/x\*y\(z\)\$$`}, ""},
-		{"/foo", &impl, []string{"/foo"}, ""},
-		{"/foo", nil, []string{"/foo"}, ""},
-		{"~/v[12]/.*", &impl, []string{"~/v[12]/.*"}, ""},
-		{"~/v[12", &impl, nil, "does not compile"},
-		{"~v1", &impl, nil, "must start with ~/"},
-		{"~/a//b", &impl, nil, "empty segment"},
-		{"~/100%", &impl, nil, "percent-encoding"},
-		{"~/a%2fb%41$", &impl, []string{"~/a%2fb%41$"}, ""},
-		{"foo", &prefix, nil, "must start with /"},
-		{"/a b", &exact, nil, "not allowed"},
-		{"/a//b", &impl, nil, "not normalized"},
-		{"/a/.", &prefix, nil, "dot segment"},
-		{"/%2f", &impl, nil, "percent-encoding"},
-		{"/%2F", &impl, []string{"/%2F"}, ""},
-		{"/%41", &impl, nil, "unreserved"},
-		{"/%4", &impl, nil, "percent-encoding"},
+		{"/foo", &prefix, []string{"~/foo$", "/foo/"}, "", ""},
+		{"/foo/", &prefix, []string{"~/foo$", "/foo/"}, "", ""},
+		{"/", &prefix, []string{"/"}, "", ""},
+		{"", &prefix, []string{"/"}, "", ""},
+		{"/a.b", &exact, []string{`~/a\.b$`}, "", ""},
+		{"/x*y(z)$", &exact, []string{`~/x\*y\(z\)\$$`}, "", ""},
+		{"/foo", &impl, []string{"/foo"}, "", ""},
+		{"/foo", nil, []string{"/foo"}, "", ""},
+		{"~/v[12]/.*", &impl, []string{"~/v[12]/.*"}, "", ""},
+		{"~/v[12", &impl, nil, "does not compile", ""},
+		{"~v1", &impl, nil, "must start with ~/", ""},
+		{"~/a//b", &impl, nil, "empty segment", ""},
+		{"~/100%", &impl, nil, "percent-encoding", ""},
+		{"~/a%2fb%41$", &impl, []string{"~/a%2fb%41$"}, "", ""},
+		{"foo", &prefix, nil, "must start with /", ""},
+		{"/a b", &exact, nil, "not allowed", ""},
+		{"/a//b", &impl, nil, "not normalized", ""},
+		{"/a/.", &prefix, nil, "dot segment", ""},
+		{"/%2f", &impl, nil, "percent-encoding", ""},
+		{"/%2F", &impl, []string{"/%2F"}, "", ""},
+		{"/%41", &impl, nil, "unreserved", ""},
+		{"/%4", &impl, nil, "percent-encoding", ""},
+		// The Kong Ingress Controller's regex marker.
+		{`/~/foo/\d{3}`, &impl, []string{`~/foo/\d{3}`}, "", ""},
+		{`/~/foo/\d{3}`, nil, []string{`~/foo/\d{3}`}, "", ""},
+		{"/~/plain", &impl, []string{"~/plain"}, "", ""},
+		{"/~", &impl, []string{"~/"}, "", ""},
+		{"/~/v[12", &impl, nil, "does not compile", ""},
+		{"/~v1", &impl, nil, "must start with ~/", ""},
+		{"/~/a//b", &impl, nil, "empty segment", ""},
+		{"/~/x", &prefix, []string{"~/~/x$", "/~/x/"}, "", ""},
+		{"/~/x", &exact, []string{`~/~/x$`}, "", ""},
+		{"##/x+", &impl, []string{"~/x+"}, "", "##"},
+		{"/~/x", &impl, []string{"/~/x"}, "", "##"},
 	}
 	for _, tt := range tests {
 		typ := "nil"
@@ -48,7 +62,7 @@ func TestKongPaths(t *testing.T) {
 			typ = string(*tt.typ)
 		}
 		t.Run(typ+" "+tt.path, func(t *testing.T) {
-			got, err := kongPaths(tt.path, tt.typ)
+			got, err := kongPaths(tt.path, tt.typ, cmp.Or(tt.prefix, DefaultRegexPrefix))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)

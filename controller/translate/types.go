@@ -26,7 +26,9 @@ type Snapshot struct {
 	Ingresses      []*networkingv1.Ingress // already filtered to our ingress class
 	Services       []*Service              // ServicesOf converts API objects
 	EndpointSlices []*EndpointSlice        // EndpointSlicesOf converts API objects
-	Secrets        []*corev1.Secret        // candidate TLS secrets; looked up by namespace/name
+	Secrets        []*corev1.Secret        // TLS secrets and plugin config secrets; looked up by namespace/name
+	Plugins        []*Plugin               // KongPlugins and KongClusterPlugins; PluginOf reads them
+	Consumers      []*Consumer             // KongConsumers of our class; ConsumerOf reads them
 }
 
 // Options tune the translation. The zero value is the documented default.

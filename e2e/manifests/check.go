@@ -449,6 +449,9 @@ var clusterNeeds = []need{
 	{"", "secrets", []string{"get", "list", "watch"}},
 	{"discovery.k8s.io", "endpointslices", []string{"get", "list", "watch"}},
 	{"", "events", []string{"create", "patch"}},
+	{"configuration.konghq.com", "kongplugins", []string{"get", "list", "watch"}},
+	{"configuration.konghq.com", "kongclusterplugins", []string{"get", "list", "watch"}},
+	{"configuration.konghq.com", "kongconsumers", []string{"get", "list", "watch"}},
 }
 
 func checkClusterRBAC(objs []runtime.Object, where string, subject rbacv1.Subject) []error {

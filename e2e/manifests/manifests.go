@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -18,6 +19,15 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
+
+// The base carries the Kong CustomResourceDefinitions: client-go's scheme,
+// which the decoder below and the e2e-framework clients use, learns the
+// kind.
+func init() {
+	if err := apiextensionsv1.AddToScheme(scheme.Scheme); err != nil {
+		panic(err)
+	}
+}
 
 // Overlays are the deployable shapes under deploy/overlays.
 var Overlays = []string{"dbless-sidecar", "dbless-gateway-discovery", "postgres"}

@@ -65,7 +65,7 @@ func render(overlay string) ([]runtime.Object, error) {
 }
 
 // kindRank orders objects for creation: what others refer to goes first.
-var kindRank = []string{"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+var kindRank = []string{"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
 	"Secret", "ConfigMap", "IngressClass", "Service", "NetworkPolicy"}
 
 func rank(o runtime.Object) int {
@@ -114,6 +114,9 @@ func remove(ctx context.Context, cfg *envconf.Config, objs []runtime.Object) err
 		}
 		if obj.GetNamespace() != "" {
 			continue // goes with its namespace
+		}
+		if o.GetObjectKind().GroupVersionKind().Kind == "CustomResourceDefinition" {
+			continue // kept for the next feature: deleting one takes a while
 		}
 		if err := r.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting %s: %w", manifests.ID(o), err))

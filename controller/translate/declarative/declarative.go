@@ -23,6 +23,76 @@ type Config struct {
 	Services      []*Service     `json:"services,omitempty"`
 	Upstreams     []*Upstream    `json:"upstreams,omitempty"`
 	Certificates  []*Certificate `json:"certificates,omitempty"`
+	Plugins       []*Plugin      `json:"plugins,omitempty"`
+	Consumers     []*Consumer    `json:"consumers,omitempty"`
+}
+
+// Consumer is a Kong consumer with its credentials nested.
+type Consumer struct {
+	ID                   *string       `json:"id,omitempty"`
+	Username             *string       `json:"username,omitempty"`
+	CustomID             *string       `json:"custom_id,omitempty"`
+	Tags                 []*string     `json:"tags,omitempty"`
+	KeyAuthCredentials   []*Credential `json:"keyauth_credentials,omitempty"`
+	BasicAuthCredentials []*Credential `json:"basicauth_credentials,omitempty"`
+	JWTSecrets           []*Credential `json:"jwt_secrets,omitempty"`
+	ACLs                 []*Credential `json:"acls,omitempty"`
+	HMACAuthCredentials  []*Credential `json:"hmacauth_credentials,omitempty"`
+}
+
+// Credential is one credential of a consumer. The kinds share one type;
+// each sets only its own fields (key-auth: key; basic-auth: username,
+// password; jwt: key, algorithm, secret, rsa_public_key; acl: group;
+// hmac-auth: username, secret).
+type Credential struct {
+	ID           *string   `json:"id,omitempty"`
+	Key          *string   `json:"key,omitempty"`
+	Username     *string   `json:"username,omitempty"`
+	Password     *string   `json:"password,omitempty"`
+	Secret       *string   `json:"secret,omitempty"`
+	Algorithm    *string   `json:"algorithm,omitempty"`
+	RSAPublicKey *string   `json:"rsa_public_key,omitempty"`
+	Group        *string   `json:"group,omitempty"`
+	Tags         []*string `json:"tags,omitempty"`
+}
+
+// Plugin is a Kong plugin at the top level of the document. Its parent is
+// named by id in Route, Service or Consumer (none of them for a global
+// plugin). It is konductor's own type rather than kong.Plugin: the config
+// is rendered once per KongPlugin and shared by every entity it is attached
+// to, instead of being re-encoded from a map for each of them.
+type Plugin struct {
+	ID           *string    `json:"id,omitempty"`
+	Name         *string    `json:"name,omitempty"`
+	InstanceName *string    `json:"instance_name,omitempty"`
+	Config       *RawObject `json:"config,omitempty"`
+	Enabled      *bool      `json:"enabled,omitempty"`
+	Protocols    []*string  `json:"protocols,omitempty"`
+	Route        *string    `json:"route,omitempty"`
+	Service      *string    `json:"service,omitempty"`
+	Consumer     *string    `json:"consumer,omitempty"`
+	Tags         []*string  `json:"tags,omitempty"`
+}
+
+// RawObject is a JSON object rendered verbatim; it must be compact, as
+// encoding/json would render it.
+type RawObject struct{ json []byte }
+
+// NewRawObject wraps compact JSON.
+func NewRawObject(compact []byte) *RawObject { return &RawObject{compact} }
+
+// Set makes r render compact.
+func (r *RawObject) Set(compact []byte) { r.json = compact }
+
+// Bytes returns the JSON; the caller must not modify it.
+func (r *RawObject) Bytes() []byte { return r.json }
+
+// MarshalJSON renders the object as given ("null" when empty).
+func (r RawObject) MarshalJSON() ([]byte, error) {
+	if len(r.json) == 0 {
+		return []byte("null"), nil
+	}
+	return r.json, nil
 }
 
 // Service is a Kong service with its routes nested.
@@ -65,6 +135,12 @@ func (c *Config) Counts() map[string]int {
 	}
 	for _, cert := range c.Certificates {
 		n["snis"] += len(cert.SNIs)
+	}
+	n["plugins"] = len(c.Plugins)
+	n["consumers"] = len(c.Consumers)
+	for _, cs := range c.Consumers {
+		n["credentials"] += len(cs.KeyAuthCredentials) + len(cs.BasicAuthCredentials) + len(cs.JWTSecrets) +
+			len(cs.ACLs) + len(cs.HMACAuthCredentials)
 	}
 	return n
 }

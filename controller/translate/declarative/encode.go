@@ -83,6 +83,22 @@ func (c *Config) split(parallel bool) (split, headHint, tailHint int) {
 			work += certificateWork + sniWork*len(cert.SNIs)
 		}
 	}
+	for _, p := range c.Plugins {
+		total += 350
+		work += pluginWork
+		if p != nil && p.Config != nil {
+			total += len(p.Config.json)
+		}
+	}
+	for _, cs := range c.Consumers {
+		total += 300
+		work += consumerWork
+		if cs != nil {
+			n := len(cs.KeyAuthCredentials) + len(cs.BasicAuthCredentials) + len(cs.JWTSecrets) + len(cs.ACLs) + len(cs.HMACAuthCredentials)
+			total += 250 * n
+			work += credentialWork * n
+		}
+	}
 	split = len(c.Services)
 	if parallel && len(c.Services) >= parallelMinServices {
 		headHint, headWork := 64, 0
@@ -110,6 +126,9 @@ const (
 	targetWork      = 1
 	certificateWork = 20
 	sniWork         = 3
+	pluginWork      = 8
+	consumerWork    = 4
+	credentialWork  = 4
 )
 
 func serviceCost(s *Service) int {
@@ -178,6 +197,12 @@ func (c *Config) appendTail(e *encoder, b []byte, split int) []byte {
 	}
 	if len(c.Certificates) > 0 {
 		b = arrayOf(append(b, `,"certificates":`...), c.Certificates, e.certificate)
+	}
+	if len(c.Plugins) > 0 {
+		b = arrayOf(append(b, `,"plugins":`...), c.Plugins, e.plugin)
+	}
+	if len(c.Consumers) > 0 {
+		b = arrayOf(append(b, `,"consumers":`...), c.Consumers, e.consumer)
 	}
 	return append(b, '}')
 }
@@ -380,6 +405,61 @@ func (e *encoder) route(b []byte, r *kong.Route) []byte {
 	b = appendInt(b, `,"https_redirect_status_code":`, r.HTTPSRedirectStatusCode)
 	b = appendBool(b, `,"request_buffering":`, r.RequestBuffering)
 	b = appendBool(b, `,"response_buffering":`, r.ResponseBuffering)
+	return closeObject(b, start)
+}
+
+func (e *encoder) plugin(b []byte, p *Plugin) []byte {
+	start := len(b)
+	b = appendStr(b, `,"id":`, p.ID)
+	b = appendStr(b, `,"name":`, p.Name)
+	b = appendStr(b, `,"instance_name":`, p.InstanceName)
+	if p.Config != nil {
+		raw, _ := p.Config.MarshalJSON()
+		b = append(append(b, `,"config":`...), raw...)
+	}
+	b = appendBool(b, `,"enabled":`, p.Enabled)
+	b = appendStrs(b, `,"protocols":`, p.Protocols)
+	b = appendStr(b, `,"route":`, p.Route)
+	b = appendStr(b, `,"service":`, p.Service)
+	b = appendStr(b, `,"consumer":`, p.Consumer)
+	b = e.appendTags(b, p.Tags)
+	return closeObject(b, start)
+}
+
+func (e *encoder) consumer(b []byte, c *Consumer) []byte {
+	start := len(b)
+	b = appendStr(b, `,"id":`, c.ID)
+	b = appendStr(b, `,"username":`, c.Username)
+	b = appendStr(b, `,"custom_id":`, c.CustomID)
+	b = e.appendTags(b, c.Tags)
+	for _, list := range []struct {
+		key   string
+		creds []*Credential
+	}{
+		{`,"keyauth_credentials":`, c.KeyAuthCredentials},
+		{`,"basicauth_credentials":`, c.BasicAuthCredentials},
+		{`,"jwt_secrets":`, c.JWTSecrets},
+		{`,"acls":`, c.ACLs},
+		{`,"hmacauth_credentials":`, c.HMACAuthCredentials},
+	} {
+		if len(list.creds) > 0 {
+			b = arrayOf(append(b, list.key...), list.creds, e.credential)
+		}
+	}
+	return closeObject(b, start)
+}
+
+func (e *encoder) credential(b []byte, c *Credential) []byte {
+	start := len(b)
+	b = appendStr(b, `,"id":`, c.ID)
+	b = appendStr(b, `,"key":`, c.Key)
+	b = appendStr(b, `,"username":`, c.Username)
+	b = appendStr(b, `,"password":`, c.Password)
+	b = appendStr(b, `,"secret":`, c.Secret)
+	b = appendStr(b, `,"algorithm":`, c.Algorithm)
+	b = appendStr(b, `,"rsa_public_key":`, c.RSAPublicKey)
+	b = appendStr(b, `,"group":`, c.Group)
+	b = e.appendTags(b, c.Tags)
 	return closeObject(b, start)
 }
 

@@ -1,0 +1,49 @@
+package manifests
+
+import (
+	"context"
+	"testing"
+
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// TestCRDsAreValid runs the API server's own validation of a
+// CustomResourceDefinition (schema structure, CEL rules and their cost) on
+// the Kong CRDs of the base, which kubectl would otherwise only reject at
+// apply time.
+func TestCRDsAreValid(t *testing.T) {
+	objs, err := RenderDir("../../deploy/base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := runtime.NewScheme()
+	if err := apiextensions.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, crd := range All[*apiextensionsv1.CustomResourceDefinition](objs) {
+		var internal apiextensions.CustomResourceDefinition
+		if err := s.Convert(crd, &internal, nil); err != nil {
+			t.Fatalf("%s: %v", crd.Name, err)
+		}
+		// The API server records the storage version before validating.
+		for _, v := range internal.Spec.Versions {
+			if v.Storage {
+				internal.Status.StoredVersions = []string{v.Name}
+			}
+		}
+		if errs := validation.ValidateCustomResourceDefinition(context.Background(), &internal); len(errs) > 0 {
+			t.Errorf("%s: %v", crd.Name, errs.ToAggregate())
+		}
+		kinds = append(kinds, crd.Spec.Names.Kind)
+	}
+	if len(kinds) != 3 {
+		t.Errorf("CRDs for %v, want KongPlugin, KongClusterPlugin and KongConsumer", kinds)
+	}
+}
