@@ -5,6 +5,7 @@ package suite
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -152,6 +153,8 @@ func setupLocal(root string) error {
 	world.Kongsim = true // the local cluster runs kongsim for the kong image
 	bin := envOr("KONDUCTOR_E2E_BIN", filepath.Join(root, "bin"))
 	images := cluster.DefaultImages(bin)
+	// The metrics pipeline, where hack/build-metrics.sh built it.
+	maps.Copy(images, cluster.MetricsImages(cluster.DefaultMetricsBinDir()))
 	world.Images = images
 	for _, img := range []string{"kong", "konductor", "konductor.dev/echo"} {
 		if _, ok := images[img]; !ok {
