@@ -8,7 +8,7 @@ BENCH      ?= .
 SEEDS      ?= 1000
 E2E_FLAGS  ?= -count=1 -timeout 60m -v
 
-.PHONY: all build test lint bench footprint run kongsim-demo sim e2e e2e-local images k8s-binaries postgres-start postgres-stop help
+.PHONY: all build test lint bench footprint run kongsim-demo sim e2e e2e-local images k8s-binaries metrics-binaries postgres-start postgres-stop help
 
 all: lint build test
 
@@ -60,6 +60,9 @@ images: ## container images konductor:dev, kongsim:dev, konductor.dev/echo:dev
 
 k8s-binaries: ## build (once, cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 	hack/build-k8s.sh
+
+metrics-binaries: ## build (once, cached) metrics-server, Prometheus and KEDA for the local cluster's autoscaling (METRICS_COMPONENTS=metrics-server for the CPU HPA alone)
+	hack/build-metrics.sh
 
 postgres-start: ## install (if needed) and start PostgreSQL on 127.0.0.1 for DB-mode tests
 	hack/postgres.sh start
