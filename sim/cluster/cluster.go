@@ -117,7 +117,7 @@ var controllers = []string{
 	"disruption-controller", "endpoints-controller", "endpointslice-controller",
 	"endpointslice-mirroring-controller", "service-cidr-controller",
 	"persistentvolume-binder-controller", "persistentvolumeclaim-protection-controller",
-	"persistentvolume-protection-controller", "horizontalpodautoscaling-controller",
+	"persistentvolume-protection-controller", "horizontal-pod-autoscaler-controller",
 }
 
 // Start sweeps clusters left by crashed runs, then starts etcd, the API
