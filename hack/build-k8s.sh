@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries of the local process cluster (etcd,
-# kube-apiserver, kube-controller-manager, kube-scheduler) from the Go modules
-# pinned in hack/k8s/go.mod, into a cache outside the repository keyed by the
-# Kubernetes version. The first build takes ~10-15 minutes on 2 cores; later
-# runs find the binaries, check that they answer --version, and do nothing.
+# kube-apiserver, kube-controller-manager, kube-scheduler) and kubectl from
+# the Go modules pinned in hack/k8s/go.mod, into a cache outside the
+# repository keyed by the Kubernetes version. The first build takes ~10-15
+# minutes on 2 cores (kubectl adds about 2); later runs find the binaries,
+# check that they report the pinned version, and do nothing.
 #
 # Usage: hack/build-k8s.sh [--find] [--check-replace] [--sync-replace]
 #   (no flag)        build if needed; print the bin directory on stdout
@@ -18,8 +19,8 @@
 # Environment:
 #   KONDUCTOR_CACHE  cache root (default $HOME/.cache/konductor)
 #   K8S_COMPONENTS   binaries to build (default: etcd kube-apiserver
-#                    kube-controller-manager kube-scheduler; kube-proxy is
-#                    available too)
+#                    kube-controller-manager kube-scheduler kubectl;
+#                    kube-proxy is available too)
 #   BUILD_NICE       niceness of the compiler (default 15: the build shares
 #                    the machine with tests)
 #
@@ -88,18 +89,19 @@ esac
 cache_root="${KONDUCTOR_CACHE:-$HOME/.cache/konductor}"
 dest_parent="$cache_root/k8s/$k8s_version"
 dest="$dest_parent/bin"
-read -r -a components <<<"${K8S_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler}"
+read -r -a components <<<"${K8S_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl}"
 
 package_of() {
   case "$1" in
   etcd) echo go.etcd.io/etcd/server/v3 ;;
-  kube-apiserver | kube-controller-manager | kube-scheduler | kube-proxy) echo "k8s.io/kubernetes/cmd/$1" ;;
+  kube-apiserver | kube-controller-manager | kube-scheduler | kube-proxy | kubectl) echo "k8s.io/kubernetes/cmd/$1" ;;
   *) die "unknown component $1" ;;
   esac
 }
 expected_version() {
   case "$1" in
   etcd) echo "etcd Version: ${etcd_version#v}" ;;
+  kubectl) echo "Client Version: $k8s_version" ;;
   *) echo "Kubernetes $k8s_version" ;;
   esac
 }
@@ -110,8 +112,10 @@ healthy() {
   # Capture first: with pipefail, `--version | grep -q` fails at random when
   # grep exits on the first line and the binary dies of SIGPIPE writing the
   # rest.
-  local out
-  out="$("$bin" --version 2>/dev/null)" || return 1
+  local out version_args=(--version)
+  # kubectl has no --version flag.
+  if [[ "$2" == kubectl ]]; then version_args=(version --client); fi
+  out="$("$bin" "${version_args[@]}" 2>/dev/null)" || return 1
   grep -qF "$(expected_version "$2")" <<<"$out"
 }
 missing_in() {

@@ -142,6 +142,9 @@ func up(o options, dir string) error {
 	defer tick.Stop()
 	for {
 		if _, err := os.Stat(filepath.Join(dir, cluster.ReadyFile)); err == nil {
+			if kubectl := filepath.Join(binDir, "kubectl"); fileExists(kubectl) {
+				fmt.Fprintf(os.Stderr, "kubectl: %s --kubeconfig=%s\n", kubectl, filepath.Join(dir, "kubeconfig"))
+			}
 			fmt.Println(filepath.Join(dir, "kubeconfig"))
 			return nil
 		}
@@ -155,6 +158,11 @@ func up(o options, dir string) error {
 		case <-tick.C:
 		}
 	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // serve runs the cluster until SIGTERM or SIGINT.

@@ -272,6 +272,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		APIServerHost: podHost,
 		APIServerPort: podPort,
 		CACert:        c.caPEM,
+		ServingCert:   &keys.KubeletServing,
 		Logf:          logf,
 	})
 	if err != nil {
@@ -388,6 +389,13 @@ func (c *Cluster) startAPIServer(ctx context.Context, binDir, etcdURL string, ke
 		"--cert-dir="+filepath.Join(c.Dir, "apiserver-certs"),
 		"--tls-cert-file="+keys.ServingCertFile, "--tls-private-key-file="+keys.ServingKeyFile,
 		"--client-ca-file="+keys.CACertFile,
+		// pods/log and nodes/proxy reach the node agent's kubelet API at
+		// the Node's InternalIP and daemonEndpoints port, verified by the
+		// cluster CA, with a client certificate the agent trusts.
+		"--kubelet-client-certificate="+keys.KubeletClientCertFile,
+		"--kubelet-client-key="+keys.KubeletClientKeyFile,
+		"--kubelet-certificate-authority="+keys.CACertFile,
+		"--kubelet-preferred-address-types=InternalIP",
 		"--token-auth-file="+filepath.Join(c.Dir, "pki", "tokens.csv"),
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",

@@ -52,13 +52,14 @@ var netIndex int
 var _ = Describe("the local process cluster", Ordered, func() {
 	var (
 		name, dir string
+		binDir    string
 		c         *cluster.Cluster
 		client    kubernetes.Interface
 		ctx       = context.Background()
 	)
 
 	BeforeAll(func() {
-		binDir := clustertest.Binaries(GinkgoT())
+		binDir = clustertest.Binaries(GinkgoT())
 		bin := GinkgoT().TempDir()
 		echo, kongsim := filepath.Join(bin, "echoserver"), filepath.Join(bin, "kongsim")
 		for out, pkg := range map[string]string{echo: "./echoserver", kongsim: "konductor.dev/cmd/kongsim"} {
@@ -262,6 +263,18 @@ var _ = Describe("the local process cluster", Ordered, func() {
 		))
 	})
 
+	It("serves container logs through the API server: tail, since, timestamps, limit, follow, previous", func() {
+		checkLogs(ctx, client)
+	})
+
+	It("serves the kubelet API with the kubelet's authentication and authorization", func() {
+		checkKubeletAPI(ctx, c, client)
+	})
+
+	It("answers kubectl logs", func() {
+		checkKubectlLogs(ctx, client, binDir, c.Kubeconfig)
+	})
+
 	It("kills a container that ignores SIGTERM once the grace period ends", func() {
 		stubborn := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "stubborn", Namespace: ns},
@@ -269,7 +282,7 @@ var _ = Describe("the local process cluster", Ordered, func() {
 				TerminationGracePeriodSeconds: ptr.To[int64](1),
 				Containers: []corev1.Container{{
 					Name: "main", Image: echoImage,
-					Command: []string{"sh", "-c", `trap "" TERM; while :; do sleep 0.1; done`},
+					Command: []string{"sh", "-c", `trap "" TERM; echo trapped; while :; do sleep 0.1; done`},
 				}},
 			},
 		}
@@ -283,6 +296,10 @@ var _ = Describe("the local process cluster", Ordered, func() {
 			}
 			return running.Status.Phase, nil
 		}).WithTimeout(30 * time.Second).Should(Equal(corev1.PodRunning))
+		// Running is not yet trapping: a SIGTERM before the trap would end
+		// the shell at once.
+		Eventually(podLogs).WithArguments(ctx, client, "stubborn", corev1.PodLogOptions{}).
+			WithTimeout(30 * time.Second).Should(Equal("trapped\n"))
 
 		began := time.Now()
 		Expect(client.CoreV1().Pods(ns).Delete(ctx, "stubborn", metav1.DeleteOptions{})).To(Succeed())

@@ -98,36 +98,45 @@ func (l *logInstance) closeChildEnds() {
 	}
 }
 
+// maxLogBatch bounds the records written to the file at once.
+const maxLogBatch = 64 * 1024
+
 // copy stamps every line read from r into the file as a record of stream.
+// Records of lines that arrived together go out in one write (a chatty
+// process costs a syscall per batch, not per line); a batch is written as
+// soon as nothing more is buffered, so the file is never behind what the
+// process wrote before it blocked or paused.
 func (l *logInstance) copy(r *os.File, stream string) {
 	defer l.copiers.Done()
 	defer r.Close()
 	br := bufio.NewReaderSize(r, maxLogLine)
+	var batch []byte
 	for {
 		line, err := br.ReadSlice('\n')
 		switch {
 		case err == nil:
-			l.record(stream, tagFull, line)
+			batch = l.appendRecord(batch, stream, tagFull, line)
 		case errors.Is(err, bufio.ErrBufferFull):
-			l.record(stream, tagPartial, line)
+			batch = l.appendRecord(batch, stream, tagPartial, line)
 		default:
 			// EOF (or a broken pipe): what is left had no newline; it is
 			// kept as a fragment so the bytes read back are the bytes
 			// written.
 			if len(line) > 0 {
-				l.record(stream, tagPartial, line)
+				batch = l.appendRecord(batch, stream, tagPartial, line)
 			}
+			l.write(batch)
 			return
+		}
+		if br.Buffered() == 0 || len(batch) >= maxLogBatch {
+			l.write(batch)
+			batch = batch[:0]
 		}
 	}
 }
 
-// record appends one record in a single write, so a reader never sees two
-// records interleaved.
-func (l *logInstance) record(stream string, tag byte, content []byte) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	buf := make([]byte, 0, len(content)+64)
+// appendRecord appends one record for content, stamped now.
+func (l *logInstance) appendRecord(buf []byte, stream string, tag byte, content []byte) []byte {
 	buf = l.now().UTC().AppendFormat(buf, time.RFC3339Nano)
 	buf = append(buf, ' ')
 	buf = append(buf, stream...)
@@ -136,7 +145,18 @@ func (l *logInstance) record(stream string, tag byte, content []byte) {
 	if tag == tagPartial || len(content) == 0 || content[len(content)-1] != '\n' {
 		buf = append(buf, '\n')
 	}
-	_, _ = l.f.Write(buf)
+	return buf
+}
+
+// write appends whole records in a single write, so a reader never sees
+// records of the two streams interleaved, and wakes followers.
+func (l *logInstance) write(records []byte) {
+	if len(records) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = l.f.Write(records)
 	close(l.changed)
 	l.changed = make(chan struct{})
 }
