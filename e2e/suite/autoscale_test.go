@@ -15,6 +15,7 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -190,8 +191,66 @@ func TestAutoscaleCPU(t *testing.T) {
 			}
 			return ctx
 		}).
+		Assess("an HPA on a metric nobody serves names the missing link", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			hpa := brokenHPA()
+			if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers(echoNamespace).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				_ = cs.AutoscalingV2().HorizontalPodAutoscalers(echoNamespace).Delete(context.WithoutCancel(ctx), hpa.Name, metav1.DeleteOptions{})
+			}()
+			// The HPA controller's condition, not a timeout, says why: no
+			// custom metrics API is registered for this metric.
+			err = poll(ctx, time.Minute, time.Second, func(ctx context.Context) error {
+				got, err := cs.AutoscalingV2().HorizontalPodAutoscalers(echoNamespace).Get(ctx, hpa.Name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				for _, c := range got.Status.Conditions {
+					if c.Type == autoscalingv2.ScalingActive && c.Status == corev1.ConditionFalse && c.Reason == "FailedGetPodsMetric" {
+						t.Logf("HPA %s: %s: %s", hpa.Name, c.Reason, c.Message)
+						return nil
+					}
+				}
+				return fmt.Errorf("no FailedGetPodsMetric condition yet (%s)", describeHPA(got))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ctx
+		}).
 		Feature()
 	testenv.Test(t, f)
+}
+
+// brokenHPA scales the echo backend on a per-pod metric that no metrics
+// API serves.
+func brokenHPA() *autoscalingv2.HorizontalPodAutoscaler {
+	minReplicas := int32(2)
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: echoNamespace, Name: "echo-on-a-missing-metric"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "echo"},
+			MinReplicas:    &minReplicas,
+			MaxReplicas:    4,
+			Metrics: []autoscalingv2.MetricSpec{{
+				Type: autoscalingv2.PodsMetricSourceType,
+				Pods: &autoscalingv2.PodsMetricSource{
+					Metric: autoscalingv2.MetricIdentifier{Name: "kong_requests_per_second_that_nobody_serves"},
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: ptrQuantity("100")},
+				},
+			}},
+		},
+	}
+}
+
+func ptrQuantity(s string) *resource.Quantity {
+	q := resource.MustParse(s)
+	return &q
 }
 
 // hpaSeesMetric returns nil once the HPA holds a current CPU value, else an
