@@ -213,6 +213,13 @@ func (c *containerRun) commandLine() ([]string, []string, map[string]string, err
 		podIP = sb.IP.String()
 	}
 	base := c.r.podEnv()
+	// A container running as another user cannot enter the agent's pod
+	// directory; its HOME is "/", as a runtime gives a user without a home
+	// in the image. (Tools probing ~/.kube/config then find nothing, rather
+	// than failing on a permission error.)
+	if id, err := containerIdentity(c.r.pod, c.spec); err == nil && id.uid != 0 && os.Geteuid() == 0 {
+		base["HOME"] = "/"
+	}
 	// The image's directory comes first on PATH, as an image's own bin
 	// directory would (exec probes and hooks find its tools by name).
 	base["PATH"] = filepath.Dir(bin) + string(os.PathListSeparator) + base["PATH"]
