@@ -83,3 +83,24 @@ func TestMetricsImagesMapOnlyBuiltBinaries(t *testing.T) {
 		}
 	}
 }
+
+// kong quit in a preStop hook finds kong on PATH: the kong image's
+// directory holds kong and kongsim, both the kongsim binary.
+func TestKongImageHasKongOnPath(t *testing.T) {
+	bin := t.TempDir()
+	kongsim := filepath.Join(bin, "kongsim")
+	if err := os.WriteFile(kongsim, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := DefaultImages(bin)
+	entry, err := m.Resolve("kong:3.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"kong", "kongsim"} {
+		path := filepath.Join(filepath.Dir(entry), name)
+		if target, err := filepath.EvalSymlinks(path); err != nil || target != kongsim {
+			t.Errorf("%s leads to %q (%v), want %s", path, target, err, kongsim)
+		}
+	}
+}
