@@ -87,7 +87,7 @@ healthy() {
   local bin="$1/$2" out
   [[ -x "$bin" ]] || return 1
   out="$(go version -m "$bin" 2>/dev/null)" || return 1
-  grep -qE "^[[:space:]]+dep[[:space:]]+$(main_of "$2")[[:space:]]+$(version_of "$2")([[:space:]]|$)" <<<"$out"
+  grep -qE "^[[:space:]]+(mod|dep)[[:space:]]+$(main_of "$2")[[:space:]]+$(version_of "$2")([[:space:]]|$)" <<<"$out"
 }
 missing_in() {
   local c
