@@ -175,7 +175,11 @@ func serve(o options) error {
 	}
 	images := cluster.DefaultImages(o.bin)
 	// The metrics pipeline (hack/build-metrics.sh), where built.
-	maps.Copy(images, cluster.MetricsImages(cluster.DefaultMetricsBinDir()))
+	metrics, err := cluster.MetricsImages(cluster.DefaultMetricsBinDir(), o.bin)
+	if err != nil {
+		return err
+	}
+	maps.Copy(images, metrics)
 	for _, kv := range o.images {
 		img, bin, ok := strings.Cut(kv, "=")
 		if !ok || img == "" || bin == "" {

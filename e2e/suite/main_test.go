@@ -154,7 +154,11 @@ func setupLocal(root string) error {
 	bin := envOr("KONDUCTOR_E2E_BIN", filepath.Join(root, "bin"))
 	images := cluster.DefaultImages(bin)
 	// The metrics pipeline, where hack/build-metrics.sh built it.
-	maps.Copy(images, cluster.MetricsImages(cluster.DefaultMetricsBinDir()))
+	metrics, err := cluster.MetricsImages(cluster.DefaultMetricsBinDir(), bin)
+	if err != nil {
+		return err
+	}
+	maps.Copy(images, metrics)
 	world.Images = images
 	for _, img := range []string{"kong", "konductor", "konductor.dev/echo"} {
 		if _, ok := images[img]; !ok {

@@ -68,10 +68,14 @@ func TestMetricsImagesMapOnlyBuiltBinaries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := MetricsImages(dir)
+	stageDir := t.TempDir()
+	m, err := MetricsImages(dir, stageDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for image, want := range map[string]string{
-		"registry.k8s.io/metrics-server/metrics-server:v0.8.0": filepath.Join(dir, "metrics-server"),
-		"ghcr.io/kedacore/keda-metrics-apiserver:2.20.2":       filepath.Join(dir, "keda-adapter"),
+		"registry.k8s.io/metrics-server/metrics-server:v0.8.0": filepath.Join(stageDir, "metrics-images", "metrics-server"),
+		"ghcr.io/kedacore/keda-metrics-apiserver:2.20.2":       filepath.Join(stageDir, "metrics-images", "keda-adapter"),
 	} {
 		if got, err := m.Resolve(image); err != nil || got != want {
 			t.Errorf("Resolve(%s) = %q, %v; want %q", image, got, err, want)

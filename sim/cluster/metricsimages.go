@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,17 +70,21 @@ func DefaultMetricsBinDir() string {
 }
 
 // MetricsImages maps the upstream images of the metrics pipeline to the
-// binaries in dir, leaving out what is not there:
+// binaries built into dir, leaving out what is not there:
 //
-//	registry.k8s.io/metrics-server/metrics-server → dir/metrics-server
-//	prom/prometheus, quay.io/prometheus/prometheus → dir/prometheus
-//	ghcr.io/kedacore/keda                          → dir/keda (the operator)
-//	ghcr.io/kedacore/keda-metrics-apiserver        → dir/keda-adapter
+//	registry.k8s.io/metrics-server/metrics-server → metrics-server
+//	prom/prometheus, quay.io/prometheus/prometheus → prometheus
+//	ghcr.io/kedacore/keda                          → keda (the operator)
+//	ghcr.io/kedacore/keda-metrics-apiserver        → keda-adapter
 //
 // Keys are last path elements, so any registry's copy of an image maps too.
 // The upstream manifests' commands (/keda, /keda-adapter, /bin/prometheus)
-// name the binaries, which the node agent then runs.
-func MetricsImages(dir string) node.ImageMap {
+// name the binaries, which the node agent then runs. The images run as
+// non-root users, who cannot reach a cache under a private home directory:
+// with stageDir set, the binaries are linked (or copied) into
+// stageDir/metrics-images, which must be searchable by every user (the
+// project's bin directory), and mapped there.
+func MetricsImages(dir, stageDir string) (node.ImageMap, error) {
 	m := node.ImageMap{}
 	for image, bin := range map[string]string{
 		"metrics-server":         "metrics-server",
@@ -88,9 +93,55 @@ func MetricsImages(dir string) node.ImageMap {
 		"keda-metrics-apiserver": "keda-adapter",
 	} {
 		path := filepath.Join(dir, bin)
-		if st, err := os.Stat(path); err == nil && !st.IsDir() {
-			m[image] = path
+		if st, err := os.Stat(path); err != nil || st.IsDir() {
+			continue
+		}
+		if stageDir != "" {
+			staged, err := stage(path, filepath.Join(stageDir, "metrics-images"))
+			if err != nil {
+				return nil, fmt.Errorf("staging %s: %w", bin, err)
+			}
+			path = staged
+		}
+		m[image] = path
+	}
+	return m, nil
+}
+
+// stage puts a current copy of the file src into dir: a hard link where
+// the file system allows, else a copy; an up-to-date one is kept.
+func stage(src, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	s, err := os.Stat(src)
+	if err != nil {
+		return "", err
+	}
+	if d, err := os.Stat(dst); err == nil && (os.SameFile(s, d) || (d.Size() == s.Size() && !d.ModTime().Before(s.ModTime()))) {
+		return dst, nil
+	}
+	tmp := dst + ".staging"
+	_ = os.Remove(tmp)
+	if err := os.Link(src, tmp); err != nil {
+		in, err := os.Open(src)
+		if err != nil {
+			return "", err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+		if err != nil {
+			return "", err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return "", err
+		}
+		if err := out.Close(); err != nil {
+			return "", err
 		}
 	}
-	return m
+	// Renamed into place: a running pod keeps the file it started with.
+	return dst, os.Rename(tmp, dst)
 }
