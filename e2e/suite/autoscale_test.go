@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
@@ -97,11 +98,13 @@ func TestAutoscaleCPU(t *testing.T) {
 			return ctx
 		}).
 		Assess("Kong scales out on CPU and back in without a failed request", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
+			rc := rest.CopyConfig(cfg.Client().RESTConfig())
+			rc.QPS, rc.Burst = 50, 100 // the scale-out poll reads every Kong pod
+			cs, err := kubernetes.NewForConfig(rc)
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := proxy(cfg)
+			p, err := loadProxy(ctx, cfg, cs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,6 +254,29 @@ func brokenHPA() *autoscalingv2.HorizontalPodAutoscaler {
 func ptrQuantity(s string) *resource.Quantity {
 	q := resource.MustParse(s)
 	return &q
+}
+
+// loadProxy is the proxy the load goes through: the kind NodePort, or on
+// the local cluster the kong-proxy Service's ClusterIP, which the host
+// reaches through the cluster's services proxy (as kube-proxy spreads
+// connections over ready endpoints).
+func loadProxy(ctx context.Context, cfg *envconf.Config, cs kubernetes.Interface) (harness.Proxy, error) {
+	if world.ProxyURL != "" {
+		return proxy(cfg)
+	}
+	svc, err := cs.CoreV1().Services(kongNamespace).Get(ctx, "kong-proxy", metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	port := int32(80)
+	for _, sp := range svc.Spec.Ports {
+		if sp.Name == "proxy" {
+			port = sp.Port
+		}
+	}
+	transport := &http.Transport{MaxIdleConnsPerHost: loadLoops + 1, IdleConnTimeout: 2 * time.Second}
+	return harness.URLProxy{Base: fmt.Sprintf("http://%s:%d", svc.Spec.ClusterIP, port),
+		Client: &http.Client{Timeout: 5 * time.Second, Transport: transport}}, nil
 }
 
 // hpaSeesMetric returns nil once the HPA holds a current CPU value, else an
