@@ -10,7 +10,7 @@ E2E_FLAGS  ?= -count=1 -timeout 60m -v
 
 MUTANT_FLAGS ?=
 
-.PHONY: all build test lint bench footprint run kongsim-demo sim mutants e2e e2e-local drill drill-smoke drill-suite images k8s-binaries postgres-start postgres-stop help
+.PHONY: all build test lint bench footprint run kongsim-demo sim mutants e2e e2e-local drill drill-smoke drill-suite images k8s-binaries metrics-binaries postgres-start postgres-stop help
 
 all: lint build test
 
@@ -58,6 +58,7 @@ e2e: ## e2e suite on kind (needs Docker; without it: SKIPPED, not passed)
 
 e2e-local: build k8s-binaries ## e2e suite on the local process cluster (no Docker; needs root)
 	hack/postgres.sh install
+	METRICS_COMPONENTS=metrics-server hack/build-metrics.sh >/dev/null
 	KONDUCTOR_E2E_PROVIDER=local KONDUCTOR_E2E_BIN=$(abspath $(BIN)) KONDUCTOR_K8S_BIN="$$(hack/build-k8s.sh)" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/suite/
 
 DRILLS      ?= chaos/drills
@@ -79,6 +80,9 @@ images: ## container images konductor:dev, kongsim:dev, konductor.dev/echo:dev
 
 k8s-binaries: ## build (once, cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 	hack/build-k8s.sh
+
+metrics-binaries: ## build (once, cached) metrics-server, Prometheus and KEDA for the local cluster's autoscaling (METRICS_COMPONENTS=metrics-server for the CPU HPA alone)
+	hack/build-metrics.sh
 
 postgres-start: ## install (if needed) and start PostgreSQL on 127.0.0.1 for DB-mode tests
 	hack/postgres.sh start

@@ -22,5 +22,8 @@ RUN --mount=type=cache,target=/root/go/pkg/mod \
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/kongsim /usr/local/bin/kongsim
+# `kong quit --wait=15`, Kong's recommended preStop hook, finds kong on PATH
+# (kongsim answers to either name).
+COPY --from=build /out/kongsim /usr/local/bin/kong
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/kongsim"]

@@ -31,6 +31,9 @@ const usage = `kongsim — a fake Kong 3.x node (Admin API, Status API, proxy).
 Usage:
   kongsim                        run a node
   kongsim migrations bootstrap   create the PostgreSQL schema (also: up, finish)
+  kongsim quit [--wait=N] [--timeout=N] [--prefix=DIR]
+                                 stop the node running in the prefix gracefully,
+                                 after N seconds (Kong's preStop: kong quit --wait=15)
   kongsim --help                 show this help
 
 Configuration (environment, as the Kong image reads it):
@@ -47,6 +50,7 @@ Configuration (environment, as the Kong image reads it):
   KONG_DECLARATIVE_CONFIG   declarative file loaded at start in DB-less mode
   KONG_NODE_ID              node id reported by GET / (default: random)
   KONG_LOG_LEVEL            debug, info (default), notice, warn or error
+  KONG_PREFIX               where the node writes pids/nginx.pid for kong quit
 
 Listen values follow Kong's syntax loosely: the Admin and Status APIs use the
 first host:port; the proxy listens on every comma-separated address, with TLS
@@ -54,7 +58,7 @@ where the address is flagged "ssl" (e.g. "0.0.0.0:8000, 0.0.0.0:8443 ssl"),
 serving the certificate whose SNI the client names, else a self-signed
 default, and offering HTTP/2 where also flagged "http2". Other flags
 ("reuseport backlog=16384") are ignored.
-On SIGTERM or SIGINT the node turns not-ready, finishes in-flight requests
+On SIGTERM, SIGINT or SIGQUIT the node turns not-ready, finishes in-flight requests
 and exits 0.
 `
 
@@ -67,6 +71,9 @@ func main() {
 type listening func(admin, proxy, status, proxySSL string)
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started listening) int {
+	if len(args) > 0 && args[0] == "quit" {
+		return quit(ctx, args[1:], getenv, stdout, stderr)
+	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "kongsim:", err)
@@ -89,7 +96,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "kongsim: unknown command %q\n\n%s", strings.Join(args, " "), usage)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	// SIGQUIT is what `kong quit` sends nginx: a graceful stop too.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
 	defer stop()
 	if err := serve(ctx, cfg, log, started); err != nil {
 		log.Error("kongsim failed", "err", err)
@@ -112,6 +120,7 @@ type config struct {
 	declarative     string
 	nodeID          string
 	logLevel        slog.Level
+	prefix          string // KONG_PREFIX, "" = no pid file
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -128,6 +137,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		pgDatabase:  env("KONG_PG_DATABASE", "kong"),
 		declarative: env("KONG_DECLARATIVE_CONFIG", ""),
 		nodeID:      env("KONG_NODE_ID", ""),
+		prefix:      env("KONG_PREFIX", ""),
 	}
 	if c.database != kong.DatabaseOff && c.database != kong.DatabasePostgres {
 		return c, fmt.Errorf("KONG_DATABASE=%q: expected off or postgres", c.database)
@@ -278,6 +288,11 @@ func serve(ctx context.Context, c config, log *slog.Logger, started listening) e
 		return err
 	}
 	defer node.Close()
+	removePid, err := writePidFile(c.prefix)
+	if err != nil {
+		return err
+	}
+	defer removePid()
 
 	type listener struct {
 		name  string

@@ -9,13 +9,16 @@
 // up and down are idempotent. The control-plane binaries come from
 // hack/build-k8s.sh (or $KONDUCTOR_K8S_BIN); pod images map to the binaries in
 // --bin (make build's output): kong → kongsim, konductor, konductor.dev/echo →
-// echoserver, postgres → the host's PostgreSQL.
+// echoserver, postgres → the host's PostgreSQL; metrics-server, prometheus,
+// keda and keda-metrics-apiserver → the binaries of hack/build-metrics.sh
+// (or $KONDUCTOR_METRICS_BIN) when built.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -171,6 +174,12 @@ func serve(o options) error {
 		return err
 	}
 	images := cluster.DefaultImages(o.bin)
+	// The metrics pipeline (hack/build-metrics.sh), where built.
+	metrics, err := cluster.MetricsImages(cluster.DefaultMetricsBinDir(), o.bin)
+	if err != nil {
+		return err
+	}
+	maps.Copy(images, metrics)
 	for _, kv := range o.images {
 		img, bin, ok := strings.Cut(kv, "=")
 		if !ok || img == "" || bin == "" {

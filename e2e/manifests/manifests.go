@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -33,7 +34,11 @@ func init() {
 var Overlays = []string{"dbless-sidecar", "dbless-gateway-discovery", "postgres"}
 
 // Components are the optional pieces under deploy/components.
-var Components = []string{"hpa", "pdb", "kongsim"}
+var Components = []string{"hpa", "pdb", "kongsim", "kong-metrics", "hpa-requests", "hpa-bandwidth"}
+
+// Addons are cluster add-ons under deploy/addons that the autoscaling
+// components need.
+var Addons = []string{"metrics-server", "prometheus"}
 
 // RepoRoot finds the repository around the working directory by its go.work.
 func RepoRoot() (string, error) {
@@ -139,7 +144,9 @@ func Render(b Build) ([]runtime.Object, error) {
 }
 
 // RenderDir renders the kustomization in dir and decodes every object
-// strictly (unknown or duplicated fields are errors) into its typed Go form.
+// strictly (unknown or duplicated fields are errors) into its typed Go form;
+// kinds client-go does not know (APIService, KongClusterPlugin, KEDA's
+// ScaledObject) stay *unstructured.Unstructured.
 func RenderDir(dir string) ([]runtime.Object, error) {
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	res, err := k.Run(filesys.MakeFsOnDisk(), dir)
@@ -155,6 +162,10 @@ func RenderDir(dir string) ([]runtime.Object, error) {
 			return nil, fmt.Errorf("manifests: %s: %w", r.CurId(), err)
 		}
 		obj, _, err := decoder.Decode(raw, nil, nil)
+		if runtime.IsNotRegisteredError(err) {
+			u := &unstructured.Unstructured{}
+			obj, err = u, yaml.Unmarshal(raw, &u.Object)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("manifests: %s %s/%s: %w", r.GetKind(), r.GetNamespace(), r.GetName(), err)
 		}

@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -193,6 +195,27 @@ func TestOverlays(t *testing.T) {
 				svc := Find[*corev1.Service](objs, "kong", "kong-proxy")
 				if svc.Spec.Type != corev1.ServiceTypeNodePort || svc.Spec.Ports[0].NodePort != 30080 || svc.Spec.Ports[1].NodePort != 30443 || svc.Spec.Ports[1].Port != 443 {
 					t.Errorf("kong-proxy is %s with ports %+v, want NodePort 30080 for 80 and 30443 for 443", svc.Spec.Type, svc.Spec.Ports)
+				}
+			},
+		},
+		{
+			name:  "gateway discovery scaled on requests/s",
+			build: Build{Overlay: "dbless-gateway-discovery", Components: []string{"kong-metrics", "hpa-requests", "pdb"}},
+			shape: func(t *testing.T, objs []runtime.Object) {
+				kong := deployment(t, objs, "kong")
+				if a := kong.Spec.Template.Annotations; a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != "8100" {
+					t.Errorf("Kong pods not annotated for scraping the Status API: %v", a)
+				}
+				so := Find[*unstructured.Unstructured](objs, "kong", "kong")
+				if so == nil || so.GetKind() != "ScaledObject" {
+					t.Fatal("no ScaledObject kong/kong")
+				}
+				triggers, _, _ := unstructured.NestedSlice(so.Object, "spec", "triggers")
+				if len(triggers) != 1 || !strings.Contains(fmt.Sprint(triggers[0]), "kong_http_requests_total") {
+					t.Errorf("ScaledObject triggers = %v, want a kong_http_requests_total query", triggers)
+				}
+				if Find[*unstructured.Unstructured](objs, "", "prometheus") == nil {
+					t.Error("no global prometheus KongClusterPlugin")
 				}
 			},
 		},
@@ -419,6 +442,32 @@ func TestRenderRejects(t *testing.T) {
 			_, err := Render(tt.build)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Render = %v; want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestAddons renders the cluster add-ons the autoscaling components need:
+// each builds, and each aggregated API is served by a Service of the add-on.
+func TestAddons(t *testing.T) {
+	for _, name := range Addons {
+		t.Run(name, func(t *testing.T) {
+			objs, err := RenderDir(filepath.Join(deployDir(t), "addons", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(Workloads(objs)) != 1 {
+				t.Errorf("%d workloads, want 1", len(Workloads(objs)))
+			}
+			for _, u := range All[*unstructured.Unstructured](objs) {
+				if u.GetKind() != "APIService" {
+					continue
+				}
+				ns, _, _ := unstructured.NestedString(u.Object, "spec", "service", "namespace")
+				svc, _, _ := unstructured.NestedString(u.Object, "spec", "service", "name")
+				if Find[*corev1.Service](objs, ns, svc) == nil {
+					t.Errorf("APIService %s names Service %s/%s, which the add-on lacks", u.GetName(), ns, svc)
+				}
 			}
 		})
 	}

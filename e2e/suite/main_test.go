@@ -5,6 +5,7 @@ package suite
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,6 +31,7 @@ import (
 //	KONDUCTOR_E2E_PROXY_PORT host port for the Kong proxy on kind (default 30080)
 //	KONDUCTOR_E2E_BIN       local only: directory of konductor, kongsim, echoserver (default bin)
 //	KONDUCTOR_E2E_CLUSTER   cluster name (default konductor-e2e)
+//
 // clusterName names the cluster (KONDUCTOR_E2E_CLUSTER, default
 // konductor-e2e): two runs on one host need different names.
 var clusterName = envOr("KONDUCTOR_E2E_CLUSTER", "konductor-e2e")
@@ -164,6 +166,12 @@ func setupLocal(root string) error {
 	world.Kongsim = true // the local cluster runs kongsim for the kong image
 	bin := envOr("KONDUCTOR_E2E_BIN", filepath.Join(root, "bin"))
 	images := cluster.DefaultImages(bin)
+	// The metrics pipeline, where hack/build-metrics.sh built it.
+	metrics, err := cluster.MetricsImages(cluster.DefaultMetricsBinDir(), bin)
+	if err != nil {
+		return err
+	}
+	maps.Copy(images, metrics)
 	world.Images = images
 	for _, img := range []string{"kong", "konductor", "konductor.dev/echo"} {
 		if _, ok := images[img]; !ok {

@@ -103,8 +103,11 @@ type Cluster struct {
 // controllers run by kube-controller-manager: what Deployments, Services,
 // service accounts, garbage collection and persistent volumes (binding and
 // the in-use protection finalizers; provisioning is package localpath's)
-// need. Node lifecycle, IPAM, HPA and attach/detach are left out: there
-// are no real kubelets or clouds.
+// need, and the HorizontalPodAutoscaler controller, which reads the
+// resource, custom and external metrics APIs through the API server's
+// aggregation layer (metrics-server, a metrics adapter). Node lifecycle,
+// IPAM and attach/detach are left out: there are no real kubelets or
+// clouds.
 var controllers = []string{
 	"serviceaccount-controller", "serviceaccount-token-controller",
 	"root-ca-certificate-publisher-controller", "clusterrole-aggregation-controller",
@@ -114,7 +117,7 @@ var controllers = []string{
 	"disruption-controller", "endpoints-controller", "endpointslice-controller",
 	"endpointslice-mirroring-controller", "service-cidr-controller",
 	"persistentvolume-binder-controller", "persistentvolumeclaim-protection-controller",
-	"persistentvolume-protection-controller",
+	"persistentvolume-protection-controller", "horizontal-pod-autoscaler-controller",
 }
 
 // Start sweeps clusters left by crashed runs, then starts etcd, the API
@@ -175,6 +178,10 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, err
 	}
 	c.caPEM = keys.CACertPEM
+	frontProxy, err := newFrontProxy(filepath.Join(dir, "pki"))
+	if err != nil {
+		return c, err
+	}
 
 	var etcdURL string
 	err = c.retryOnPortClash("etcd", func() (err error) {
@@ -188,7 +195,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return c, err
 	}
-	if err := c.retryOnPortClash("kube-apiserver", func() error { return c.startAPIServer(ctx, opts.BinDir, etcdURL, keys) }); err != nil {
+	if err := c.retryOnPortClash("kube-apiserver", func() error { return c.startAPIServer(ctx, opts.BinDir, etcdURL, keys, frontProxy) }); err != nil {
 		return c, err
 	}
 	if err := c.writeKubeconfig(c.Kubeconfig, "admin", c.adminToken); err != nil {
@@ -366,13 +373,13 @@ func (c *Cluster) writeTokens() (map[string]string, error) {
 	return tokens, os.WriteFile(filepath.Join(c.Dir, "pki", "tokens.csv"), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
 }
 
-func (c *Cluster) startAPIServer(ctx context.Context, binDir, etcdURL string, keys *pki) error {
+func (c *Cluster) startAPIServer(ctx context.Context, binDir, etcdURL string, keys *pki, fp *frontProxy) error {
 	port := freePort()
 	if port == 0 {
 		return errors.New("no free port on 127.0.0.1")
 	}
 	c.Server = "https://127.0.0.1:" + strconv.Itoa(port)
-	_, err := c.start("kube-apiserver", exec.Command(filepath.Join(binDir, "kube-apiserver"),
+	cmd := exec.Command(filepath.Join(binDir, "kube-apiserver"),
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(port),
 		// The advertise address is loopback, which the endpoint reconciler
@@ -399,7 +406,9 @@ func (c *Cluster) startAPIServer(ctx context.Context, binDir, etcdURL string, ke
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 		"--event-ttl=30m",
-	))
+	)
+	cmd.Args = append(cmd.Args, fp.apiServerFlags()...)
+	_, err := c.start("kube-apiserver", cmd)
 	if err != nil {
 		return err
 	}

@@ -13,10 +13,15 @@ import (
 // output of make build) and to the host's PostgreSQL server, leaving out
 // what is not there:
 //
-//	kong, kong/kong, kongsim → binDir/kongsim
+//	kong, kong/kong, kongsim → binDir/kong-image/kongsim
 //	konductor                → binDir/konductor
 //	konductor.dev/echo       → binDir/echoserver
 //	postgres                 → binDir/postgres-image/docker-entrypoint (pgentry)
+//
+// The kong image is a directory, binDir/kong-image, whose kong and kongsim
+// both lead to binDir/kongsim: the image's directory comes first on PATH, so
+// a preStop hook running `kong quit --wait=15` (Kong's recommended drain)
+// finds kong as it would in the Kong image.
 //
 // The postgres image is a directory, binDir/postgres-image, standing in for
 // the image's bin directory: docker-entrypoint, pg_isready and psql lead to
@@ -32,13 +37,44 @@ func DefaultImages(binDir string) node.ImageMap {
 			}
 		}
 	}
-	add(filepath.Join(binDir, "kongsim"), "kong", "kongsim")
+	if entry, err := kongImage(binDir); err == nil && entry != "" {
+		add(entry, "kong", "kongsim")
+	}
 	add(filepath.Join(binDir, "konductor"), "konductor")
 	add(filepath.Join(binDir, "echoserver"), "konductor.dev/echo")
 	if entry, err := postgresImage(binDir); err == nil && entry != "" {
 		add(entry, "postgres")
 	}
 	return m
+}
+
+// kongImage lays out binDir/kong-image and returns its kongsim, or "" when
+// kongsim is not built.
+func kongImage(binDir string) (string, error) {
+	kongsim := filepath.Join(binDir, "kongsim")
+	if st, err := os.Stat(kongsim); err != nil || st.IsDir() {
+		return "", nil
+	}
+	dir := filepath.Join(binDir, "kong-image")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	for _, name := range []string{"kong", "kongsim"} {
+		if err := symlinkTo(kongsim, filepath.Join(dir, name)); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(dir, "kongsim"), nil
+}
+
+// symlinkTo makes link point at target, in place: a running cluster may
+// use the directory.
+func symlinkTo(target, link string) error {
+	if got, err := os.Readlink(link); err == nil && got == target {
+		return nil
+	}
+	_ = os.Remove(link)
+	return os.Symlink(target, link)
 }
 
 // postgresImage lays out binDir/postgres-image and returns its entrypoint,

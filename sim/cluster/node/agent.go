@@ -18,10 +18,10 @@
 // metrics-server the containers' CPU and memory.
 //
 // Not provided: resource limits (nothing is enforced; resourceFieldRef
-// reports the declared values), image pulls, exec/attach/port-forward through the API,
-// gRPC probes, volume types other than those above (refused with an error
-// naming them). Without root there are no mount namespaces: containers
-// needing volumes or another user are refused.
+// reports the declared values), image pulls, exec/attach/port-forward
+// through the API, gRPC probes, volume types other than those above
+// (refused with an error naming them). Without root there are no mount
+// namespaces: containers needing volumes or another user are refused.
 package node
 
 import (

@@ -182,7 +182,7 @@ func (c *containerRun) start() (*proc.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ownPipes(out, c.r.pod, c.spec); err != nil {
+	if err := ownStdio(c.r.pod, c.spec, out.stdout, out.stderr); err != nil {
 		out.closeChildEnds()
 		return nil, err
 	}
@@ -213,6 +213,13 @@ func (c *containerRun) commandLine() ([]string, []string, map[string]string, err
 		podIP = sb.IP.String()
 	}
 	base := c.r.podEnv()
+	// A container running as another user cannot enter the agent's pod
+	// directory; its HOME is "/", as a runtime gives a user without a home
+	// in the image. (Tools probing ~/.kube/config then find nothing, rather
+	// than failing on a permission error.)
+	if id, err := containerIdentity(c.r.pod, c.spec); err == nil && id.uid != 0 && os.Geteuid() == 0 {
+		base["HOME"] = "/"
+	}
 	// The image's directory comes first on PATH, as an image's own bin
 	// directory would (exec probes and hooks find its tools by name).
 	base["PATH"] = filepath.Dir(bin) + string(os.PathListSeparator) + base["PATH"]
@@ -265,11 +272,11 @@ done
 for fd in "${fds[@]}"; do exec {fd}<&-; done
 exec "$@"`
 
-// ownPipes gives the write ends of a run's stdout and stderr pipes to the
-// container's user, as a runtime hands a container its stdio: a process
-// running as another user may reopen /dev/stdout (a log path such as
-// KONG_PROXY_ACCESS_LOG=/dev/stdout), which needs the pipe to be its own.
-func ownPipes(out *logInstance, pod *corev1.Pod, c *corev1.Container) error {
+// ownStdio gives the write ends of the container's output pipes to the
+// container's user, as runc does: a process that reopens /dev/stdout (a
+// logging setting such as KONG_PROXY_ACCESS_LOG=/dev/stdout) opens the pipe
+// itself, which a pipe of root's would refuse.
+func ownStdio(pod *corev1.Pod, c *corev1.Container, files ...*os.File) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
@@ -277,12 +284,9 @@ func ownPipes(out *logInstance, pod *corev1.Pod, c *corev1.Container) error {
 	if err != nil {
 		return nil // wrap reports it
 	}
-	for _, f := range []*os.File{out.stdout, out.stderr} {
-		if f == nil {
-			continue
-		}
+	for _, f := range files {
 		if err := f.Chown(int(id.uid), int(id.gid)); err != nil {
-			return fmt.Errorf("container %s: stdio for user %d: %w", c.Name, id.uid, err)
+			return err
 		}
 	}
 	return nil

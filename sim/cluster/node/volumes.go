@@ -671,7 +671,14 @@ func (r *podRunner) containerMounts(c *corev1.Container, vars map[string]string)
 		}
 		out = append(out, mountSpec{source: source, target: filepath.Clean(vm.MountPath), dir: st.IsDir(), readOnly: vm.ReadOnly || v.readOnly})
 	}
+	// Parents before children; but a mount over a directory holding the
+	// agent's pod directory (an emptyDir at /tmp while the cluster's state
+	// lives in /tmp) hides every source below it, so such mounts go last.
+	shadows := func(m mountSpec) bool { return strings.HasPrefix(r.dir+"/", strings.TrimSuffix(m.target, "/")+"/") }
 	sort.SliceStable(out, func(i, j int) bool {
+		if si, sj := shadows(out[i]), shadows(out[j]); si != sj {
+			return sj
+		}
 		return strings.Count(out[i].target, "/") < strings.Count(out[j].target, "/")
 	})
 	return out, nil

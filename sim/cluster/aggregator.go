@@ -1,0 +1,109 @@
+package cluster
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// frontProxyClientName is the common name of the certificate the API server
+// presents to aggregated API servers (metrics-server, a custom or external
+// metrics adapter); they accept X-Remote-User headers only from it.
+const frontProxyClientName = "front-proxy-client"
+
+// frontProxy is the key material of the API aggregation layer: a CA of its
+// own (kubeadm keeps it apart from the cluster CA, so a client certificate of
+// the cluster CA can never pass for the proxy) and the proxy's client
+// certificate signed by it.
+type frontProxy struct {
+	CAFile, ClientCertFile, ClientKeyFile string
+}
+
+// newFrontProxy writes the aggregation layer's CA and client certificate into
+// dir.
+func newFrontProxy(dir string) (*frontProxy, error) {
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "konductor-localcluster-front-proxy-ca"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("create front-proxy CA: %w", err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: frontProxyClientName},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("create front-proxy client certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	fp := &frontProxy{
+		CAFile:         filepath.Join(dir, "front-proxy-ca.crt"),
+		ClientCertFile: filepath.Join(dir, "front-proxy-client.crt"),
+		ClientKeyFile:  filepath.Join(dir, "front-proxy-client.key"),
+	}
+	for path, data := range map[string][]byte{
+		fp.CAFile:         pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		fp.ClientCertFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		fp.ClientKeyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return fp, nil
+}
+
+// apiServerFlags turn on the aggregation layer: the API server proxies the
+// groups of registered APIServices (metrics.k8s.io, external.metrics.k8s.io)
+// with the proxy's certificate and the caller's identity in request headers,
+// and publishes the CA and header names in kube-system's
+// extension-apiserver-authentication ConfigMap, where aggregated servers read
+// them. Routing goes to the Service's endpoints (pod IPs), not its cluster
+// IP: the host has a route to the pod network but runs no kube-proxy.
+func (fp *frontProxy) apiServerFlags() []string {
+	return []string{
+		"--requestheader-client-ca-file=" + fp.CAFile,
+		"--requestheader-allowed-names=" + frontProxyClientName,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + fp.ClientCertFile,
+		"--proxy-client-key-file=" + fp.ClientKeyFile,
+		"--enable-aggregator-routing=true",
+	}
+}
