@@ -191,7 +191,8 @@ func countEntities(t testing.TB, doc []byte) int {
 
 func isCollection(key string) bool {
 	switch key {
-	case "services", "routes", "upstreams", "targets", "plugins", "consumers", "certificates", "ca_certificates", "snis":
+	case "services", "routes", "upstreams", "targets", "plugins", "consumers", "certificates", "ca_certificates", "snis",
+		"keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls", "hmacauth_credentials":
 		return true
 	}
 	return false

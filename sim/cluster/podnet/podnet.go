@@ -138,6 +138,14 @@ func (b *Bridged) Add(ctx context.Context, name string) (*Sandbox, error) {
 	hostVeth := "kd" + strconv.Itoa(b.index) + "h" + strconv.Itoa(host)
 	podVeth := "kd" + strconv.Itoa(b.index) + "p" + strconv.Itoa(host)
 	sb := &Sandbox{Name: ns, IP: b.addr(host), NSPath: "/run/netns/" + ns}
+	// The kernel frees a deleted namespace, and the veth pair inside it,
+	// asynchronously: a pair of the index's previous owner (a cluster that
+	// just stopped, or our own earlier pod) can outlive "ip netns del" for a
+	// moment. The index and host number are ours now, so a device of that
+	// name is such a leftover: delete it rather than fail on "File exists".
+	if err := ip(ctx, "link", "del", hostVeth); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
+		return nil, fmt.Errorf("pod network for %s: removing a leftover %s: %w", name, hostVeth, err)
+	}
 	steps := [][]string{
 		{"netns", "add", ns},
 		{"link", "add", hostVeth, "type", "veth", "peer", "name", podVeth, "netns", ns},
