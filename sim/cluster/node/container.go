@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -334,6 +335,9 @@ func (c *containerRun) wrap(argv []string, vars map[string]string) (*exec.Cmd, e
 				ops = append(ops, "ro", m.target)
 			}
 		}
+		for _, dir := range hiddenImageDirs(c.r.a.cfg.Images, c.spec.Image, mounts) {
+			ops = append(ops, "dir", dir, dir)
+		}
 		if id.readOnlyRoot {
 			ops = append(ops, "ro", "/")
 		}
@@ -354,6 +358,34 @@ func (c *containerRun) wrap(argv []string, vars map[string]string) (*exec.Cmd, e
 		full = append([]string{"nsenter", "--net=" + sb.NSPath, "--"}, full...)
 	}
 	return exec.Command(full[0], full[1:]...), nil
+}
+
+// hiddenImageDirs lists the directories of the container's image (the
+// mapped binary's directory, which is first on PATH, and the directory of
+// the file it links to) that one of the container's volumes would hide: an
+// emptyDir at /tmp hides a binary built under /tmp. In a real container the
+// image is the root filesystem and a volume never hides it, so the mount
+// script binds these directories back at their own paths, on top of the
+// volume (the mount point is created inside the volume).
+func hiddenImageDirs(images ImageMap, image string, mounts []mountSpec) []string {
+	bin, err := images.Resolve(image)
+	if err != nil {
+		return nil
+	}
+	dirs := []string{filepath.Dir(bin)}
+	if real, err := filepath.EvalSymlinks(bin); err == nil && filepath.Dir(real) != dirs[0] {
+		dirs = append(dirs, filepath.Dir(real))
+	}
+	var hidden []string
+	for _, dir := range dirs {
+		for _, m := range mounts {
+			if m.dir && (dir == m.target || strings.HasPrefix(dir, strings.TrimSuffix(m.target, "/")+"/")) {
+				hidden = append(hidden, dir)
+				break
+			}
+		}
+	}
+	return hidden
 }
 
 // exited records the end of p and returns its termination state.
