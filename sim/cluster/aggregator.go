@@ -1,9 +1,6 @@
 package cluster
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -11,7 +8,6 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // frontProxyClientName is the common name of the certificate the API server
@@ -30,46 +26,17 @@ type frontProxy struct {
 // newFrontProxy writes the aggregation layer's CA and client certificate into
 // dir.
 func newFrontProxy(dir string) (*frontProxy, error) {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, caKey, caDER, err := newCA("konductor-localcluster-front-proxy-ca", x509.KeyUsageCertSign|x509.KeyUsageDigitalSignature)
 	if err != nil {
 		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "konductor-localcluster-front-proxy-ca"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("create front-proxy CA: %w", err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+	clientPEM, clientKeyPEM, err := issueLeaf(ca, caKey, &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: frontProxyClientName},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, ca, &key.PublicKey, caKey)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create front-proxy client certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
 	}
 	fp := &frontProxy{
 		CAFile:         filepath.Join(dir, "front-proxy-ca.crt"),
@@ -78,8 +45,8 @@ func newFrontProxy(dir string) (*frontProxy, error) {
 	}
 	for path, data := range map[string][]byte{
 		fp.CAFile:         pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		fp.ClientCertFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		fp.ClientKeyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		fp.ClientCertFile: clientPEM,
+		fp.ClientKeyFile:  clientKeyPEM,
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, err
