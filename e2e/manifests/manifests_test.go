@@ -456,8 +456,17 @@ func TestAddons(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(Workloads(objs)) != 1 {
-				t.Errorf("%d workloads, want 1", len(Workloads(objs)))
+			want := 1
+			if name == "keda" {
+				want = 2 // the operator and its metrics server
+			}
+			if len(Workloads(objs)) != want {
+				t.Errorf("%d workloads, want %d", len(Workloads(objs)), want)
+			}
+			for _, check := range []func([]runtime.Object) []error{checkResources, checkSelectors, checkServices} {
+				for _, err := range check(objs) {
+					t.Error(err)
+				}
 			}
 			for _, u := range All[*unstructured.Unstructured](objs) {
 				if u.GetKind() != "APIService" {
