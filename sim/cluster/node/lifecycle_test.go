@@ -209,7 +209,7 @@ func TestAgentOptionalSecretVolumeFillsIn(t *testing.T) {
 				Name: "main", Image: "konductor.dev/echo",
 				// Starts with an empty directory, exits 0 once the key
 				// shows; the deadline fails it.
-				Command: []string{"sh", "-c", `test -d ` + mnt + ` || exit 2; test -e ` + mnt + `/tls.key && exit 3; i=0; while [ $i -lt 900 ]; do grep -qx key ` + mnt + `/tls.key 2>/dev/null && exit 0; sleep 0.1; i=$((i+1)); done; exit 4`},
+				Command:      []string{"sh", "-c", `test -d ` + mnt + ` || exit 2; test -e ` + mnt + `/tls.key && exit 3; i=0; while [ $i -lt 900 ]; do grep -qx key ` + mnt + `/tls.key 2>/dev/null && exit 0; sleep 0.1; i=$((i+1)); done; exit 4`},
 				VolumeMounts: []corev1.VolumeMount{{Name: "certs", MountPath: mnt, ReadOnly: true}},
 			}},
 			Volumes: []corev1.Volume{{Name: "certs", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
