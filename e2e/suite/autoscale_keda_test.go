@@ -308,6 +308,24 @@ func testKEDAScaling(t *testing.T, s kedaScaling) {
 				t.Fatal(err)
 			}
 			t.Logf("chain check: %v", last)
+			// The HPA KEDA made agrees: it cannot read the metric.
+			hpaName := "keda-hpa-" + so.GetName()
+			err = poll(ctx, 2*time.Minute, time.Second, func(ctx context.Context) error {
+				hpa, err := cs.AutoscalingV2().HorizontalPodAutoscalers(echoNamespace).Get(ctx, hpaName, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				for _, c := range hpa.Status.Conditions {
+					if c.Type == autoscalingv2.ScalingActive && c.Status == corev1.ConditionFalse {
+						t.Logf("HPA %s: %s: %s", hpaName, c.Reason, c.Message)
+						return nil
+					}
+				}
+				return fmt.Errorf("HPA %s: no ScalingActive=False yet (%s)", hpaName, describeExternalHPA(hpa))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
 			return ctx
 		}).
 		Feature()
