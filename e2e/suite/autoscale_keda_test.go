@@ -40,8 +40,9 @@ import (
 // bounded load crosses it and the watcher's trickle alone does not.
 type kedaScaling struct {
 	component string
-	// what the trigger measures, for messages.
-	what string
+	// what the trigger measures: a unit for messages, and a name for the
+	// feature (no slash: it would nest the subtests).
+	what, feature string
 	// threshold per Kong pod: the load (a few hundred requests/s on a busy
 	// machine) is several times two pods' worth, the watcher's at most 20
 	// requests/s is well below.
@@ -91,13 +92,13 @@ func needKEDABinaries(ctx context.Context, t *testing.T) {
 // scales Kong from 2 out under a load step and back in after it, every new
 // Kong configured before it turns Ready and no request failing.
 func TestAutoscaleRequests(t *testing.T) {
-	testKEDAScaling(t, kedaScaling{component: "hpa-requests", what: "requests/s", threshold: 40})
+	testKEDAScaling(t, kedaScaling{component: "hpa-requests", what: "requests/s", feature: "requests per second", threshold: 40})
 }
 
 // TestAutoscaleBandwidth is TestAutoscaleRequests on bytes per second
 // (requests plus responses of a few hundred bytes each).
 func TestAutoscaleBandwidth(t *testing.T) {
-	testKEDAScaling(t, kedaScaling{component: "hpa-bandwidth", what: "bytes/s", threshold: 12000})
+	testKEDAScaling(t, kedaScaling{component: "hpa-bandwidth", what: "bytes/s", feature: "bandwidth", threshold: 12000})
 }
 
 // kedaDrillPatches make the shipped ScaledObject reachable by the test's
@@ -123,7 +124,7 @@ func testKEDAScaling(t *testing.T, s kedaScaling) {
 	skipUnlessRunnable(t)
 	needKEDABinaries(context.Background(), t)
 	var objs []runtime.Object
-	f := features.New("autoscaling on "+s.what+" through KEDA").
+	f := features.New("autoscaling on "+s.feature+" through KEDA").
 		WithLabel("overlay", "dbless-gateway-discovery").
 		Setup(func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			b := manifests.Build{DeployDir: world.DeployDir, Overlay: "dbless-gateway-discovery",
@@ -158,7 +159,7 @@ func testKEDAScaling(t *testing.T, s kedaScaling) {
 			t.Logf("overlay, kong-metrics, %s, pdb, Prometheus and KEDA available in %s", s.component, time.Since(start).Round(time.Millisecond))
 			return ctx
 		}).
-		Assess("Kong scales out on "+s.what+" and back in without a failed request", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+		Assess("Kong scales out on "+s.feature+" and back in without a failed request", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			rc := rest.CopyConfig(cfg.Client().RESTConfig())
 			rc.QPS, rc.Burst = 50, 100 // the scale-out poll reads every Kong pod
 			cs, err := kubernetes.NewForConfig(rc)
