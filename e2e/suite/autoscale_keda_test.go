@@ -43,11 +43,20 @@ type kedaScaling struct {
 	// what the trigger measures: a unit for messages, and a name for the
 	// feature (no slash: it would nest the subtests).
 	what, feature string
-	// threshold per Kong pod: the load (a few hundred requests/s on a busy
-	// machine) is several times two pods' worth, the watcher's at most 20
-	// requests/s is well below.
+	// threshold per Kong pod: the paced load (at most kedaLoadRate) is
+	// about five pods' worth, the watcher's at most 20 requests/s is far
+	// below two pods' worth.
 	threshold float64
 }
+
+// kedaLoadInterval paces each of the loadLoops request loops: at most
+// kedaLoadRate requests/s in all, so that the HPA's decision follows the
+// threshold rather than the maximum replica count, and the machine is not
+// saturated by the load.
+const (
+	kedaLoadInterval = 10 * time.Millisecond
+	kedaLoadRate     = loadLoops * int(time.Second/kedaLoadInterval)
+)
 
 // kedaMetricsComponents are the binaries of hack/build-metrics.sh the
 // KEDA features need on the local cluster, and the images they stand for.
@@ -92,13 +101,13 @@ func needKEDABinaries(ctx context.Context, t *testing.T) {
 // scales Kong from 2 out under a load step and back in after it, every new
 // Kong configured before it turns Ready and no request failing.
 func TestAutoscaleRequests(t *testing.T) {
-	testKEDAScaling(t, kedaScaling{component: "hpa-requests", what: "requests/s", feature: "requests per second", threshold: 40})
+	testKEDAScaling(t, kedaScaling{component: "hpa-requests", what: "requests/s", feature: "requests per second", threshold: 120})
 }
 
 // TestAutoscaleBandwidth is TestAutoscaleRequests on bytes per second
-// (requests plus responses of a few hundred bytes each).
+// (requests plus responses: about 380 bytes each through kongsim).
 func TestAutoscaleBandwidth(t *testing.T) {
-	testKEDAScaling(t, kedaScaling{component: "hpa-bandwidth", what: "bytes/s", feature: "bandwidth", threshold: 12000})
+	testKEDAScaling(t, kedaScaling{component: "hpa-bandwidth", what: "bytes/s", feature: "bandwidth", threshold: 50000})
 }
 
 // kedaDrillPatches make the shipped ScaledObject reachable by the test's
@@ -193,7 +202,7 @@ func testKEDAScaling(t *testing.T, s kedaScaling) {
 			loads := make([]*harness.Traffic, loadLoops)
 			loadStart := time.Now()
 			for i := range loads {
-				loads[i] = harness.StartTraffic(ctx, p, harness.TrafficOptions{Path: "/", Interval: loadInterval, MaxDuration: loadDuration})
+				loads[i] = harness.StartTraffic(ctx, p, harness.TrafficOptions{Path: "/", Interval: kedaLoadInterval, MaxDuration: loadDuration})
 			}
 			stopLoad := func() (sum harness.TrafficResult) {
 				for _, l := range loads {
@@ -225,7 +234,8 @@ func testKEDAScaling(t *testing.T, s kedaScaling) {
 				}
 				if decided == 0 && c.hpa.Status.DesiredReplicas > 2 {
 					decided = time.Since(loadStart)
-					t.Logf("HPA %s decided %d replicas %s after the load step (%s)", c.hpa.Name, c.hpa.Status.DesiredReplicas, decided.Round(time.Millisecond), describeExternalHPA(c.hpa))
+					t.Logf("HPA %s decided %d replicas %s after the load step (%s; threshold %.0f %s per pod, load at most %d requests/s)",
+						c.hpa.Name, c.hpa.Status.DesiredReplicas, decided.Round(time.Millisecond), describeExternalHPA(c.hpa), s.threshold, s.what, kedaLoadRate)
 				}
 				if decided == 0 {
 					return fmt.Errorf("HPA %s still wants %d (%s; Prometheus %.0f, external metrics API %.0f, scale-out above %.0f)",
