@@ -339,6 +339,58 @@ func testKEDAScaling(t *testing.T, s kedaScaling) {
 			}
 			return ctx
 		}).
+		Assess("with KEDA's metrics server down the chain names the APIService link", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			scale := func(ctx context.Context, n int32) error {
+				deployments := cs.AppsV1().Deployments("keda")
+				sc, err := deployments.GetScale(ctx, "keda-metrics-apiserver", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				sc.Spec.Replicas = n
+				_, err = deployments.UpdateScale(ctx, "keda-metrics-apiserver", sc, metav1.UpdateOptions{})
+				return err
+			}
+			if err := scale(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+			restored := false
+			defer func() {
+				if !restored {
+					_ = scale(context.WithoutCancel(ctx), 1)
+				}
+			}()
+			var last error
+			err = poll(ctx, 2*time.Minute, time.Second, func(ctx context.Context) error {
+				_, last = checkChain(ctx, cs, kongNamespace, "kong")
+				var broken *brokenLink
+				if errors.As(last, &broken) && broken.link == linkAPIService {
+					return nil
+				}
+				return fmt.Errorf("chain check says %v; want the APIService link", last)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("chain check: %v", last)
+			// Back up, the chain is whole again.
+			if err := scale(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			restored = true
+			began := time.Now()
+			if err := poll(ctx, 3*time.Minute, time.Second, func(ctx context.Context) error {
+				_, err := checkChain(ctx, cs, kongNamespace, "kong")
+				return err
+			}); err != nil {
+				t.Fatalf("the chain did not recover: %v", err)
+			}
+			t.Logf("chain whole again %s after the metrics server came back", time.Since(began).Round(time.Second))
+			return ctx
+		}).
 		Feature()
 	testenv.Test(t, f)
 }
