@@ -38,7 +38,7 @@ var Components = []string{"hpa", "pdb", "kongsim", "kong-metrics", "hpa-requests
 
 // Addons are cluster add-ons under deploy/addons that the autoscaling
 // components need.
-var Addons = []string{"metrics-server", "prometheus"}
+var Addons = []string{"metrics-server", "prometheus", "keda"}
 
 // RepoRoot finds the repository around the working directory by its go.work.
 func RepoRoot() (string, error) {

@@ -456,8 +456,42 @@ func TestAddons(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(Workloads(objs)) != 1 {
-				t.Errorf("%d workloads, want 1", len(Workloads(objs)))
+			want := 1
+			if name == "keda" {
+				want = 2 // the operator and its metrics server
+			}
+			if len(Workloads(objs)) != want {
+				t.Errorf("%d workloads, want %d", len(Workloads(objs)), want)
+			}
+			// The add-ons' images name their user, which a kubelet cannot
+			// check against runAsNonRoot: each pod names it as a number.
+			for _, w := range Workloads(objs) {
+				psc := w.Template.Spec.SecurityContext
+				for _, c := range w.Template.Spec.Containers {
+					nonRoot, user := false, int64(0)
+					if psc != nil {
+						nonRoot = psc.RunAsNonRoot != nil && *psc.RunAsNonRoot
+						if psc.RunAsUser != nil {
+							user = *psc.RunAsUser
+						}
+					}
+					if csc := c.SecurityContext; csc != nil {
+						if csc.RunAsNonRoot != nil {
+							nonRoot = *csc.RunAsNonRoot
+						}
+						if csc.RunAsUser != nil {
+							user = *csc.RunAsUser
+						}
+					}
+					if nonRoot && user == 0 {
+						t.Errorf("%s: container %q: runAsNonRoot without a non-zero runAsUser", w.ID, c.Name)
+					}
+				}
+			}
+			for _, check := range []func([]runtime.Object) []error{checkResources, checkSelectors, checkServices} {
+				for _, err := range check(objs) {
+					t.Error(err)
+				}
 			}
 			for _, u := range All[*unstructured.Unstructured](objs) {
 				if u.GetKind() != "APIService" {

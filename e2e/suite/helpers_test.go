@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -83,7 +84,17 @@ func apply(ctx context.Context, cfg *envconf.Config, objs []runtime.Object) erro
 	objs = slices.Clone(objs)
 	slices.SortStableFunc(objs, func(a, b runtime.Object) int { return rank(a) - rank(b) })
 	r := cfg.Client().Resources()
+	var crds []*apiextensionsv1.CustomResourceDefinition
 	for _, o := range objs {
+		// Custom resources wait until their definitions are served.
+		if crd, ok := o.(*apiextensionsv1.CustomResourceDefinition); ok {
+			crds = append(crds, crd)
+		} else if len(crds) > 0 {
+			if err := waitEstablished(ctx, cfg, crds); err != nil {
+				return err
+			}
+			crds = nil
+		}
 		obj, ok := o.(k8s.Object)
 		if !ok {
 			return fmt.Errorf("%s is not a Kubernetes object", manifests.ID(o))
@@ -98,6 +109,29 @@ func apply(ctx context.Context, cfg *envconf.Config, objs []runtime.Object) erro
 		}
 		if err != nil {
 			return fmt.Errorf("creating %s: %w", manifests.ID(o), err)
+		}
+	}
+	return nil
+}
+
+// waitEstablished waits until the API server serves every one of crds.
+func waitEstablished(ctx context.Context, cfg *envconf.Config, crds []*apiextensionsv1.CustomResourceDefinition) error {
+	r := cfg.Client().Resources()
+	for _, crd := range crds {
+		err := poll(ctx, time.Minute, 250*time.Millisecond, func(ctx context.Context) error {
+			var cur apiextensionsv1.CustomResourceDefinition
+			if err := r.Get(ctx, crd.Name, "", &cur); err != nil {
+				return err
+			}
+			for _, c := range cur.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					return nil
+				}
+			}
+			return fmt.Errorf("CustomResourceDefinition %s is not established yet", crd.Name)
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -188,6 +188,55 @@ func TestAgentConfigMapVolumeFollowsChanges(t *testing.T) {
 	}).WithTimeout(volumeRefresh+20*time.Second).Should(Equal(corev1.PodSucceeded), func() string { return w.logs("watcher") })
 }
 
+// TestAgentOptionalSecretVolumeFillsIn: a Secret created after the pod
+// started reaches an optional secret volume while the container runs, as
+// KEDA's operator needs (it mounts the certificate Secret it creates
+// itself); the non-root user reads the group-readable key through fsGroup.
+func TestAgentOptionalSecretVolumeFillsIn(t *testing.T) {
+	needRoot(t)
+	w := newAgentWorld(t)
+	root := t.TempDir()
+	for d := root; d != os.TempDir(); d = filepath.Dir(d) {
+		w.g.Expect(os.Chmod(d, 0o755)).To(Succeed())
+	}
+	mnt := filepath.Join(root, "certs")
+	w.create(&corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "late"},
+		Spec: corev1.PodSpec{
+			RestartPolicy:   corev1.RestartPolicyNever,
+			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), FSGroup: ptr.To[int64](65532)},
+			Containers: []corev1.Container{{
+				Name: "main", Image: "konductor.dev/echo",
+				// Starts with an empty directory, exits 0 once the key
+				// shows; the deadline fails it.
+				Command:      []string{"sh", "-c", `test -d ` + mnt + ` || exit 2; test -e ` + mnt + `/tls.key && exit 3; i=0; while [ $i -lt 900 ]; do grep -qx key ` + mnt + `/tls.key 2>/dev/null && exit 0; sleep 0.1; i=$((i+1)); done; exit 4`},
+				VolumeMounts: []corev1.VolumeMount{{Name: "certs", MountPath: mnt, ReadOnly: true}},
+			}},
+			Volumes: []corev1.Volume{{Name: "certs", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: "late-certs", Optional: ptr.To(true), DefaultMode: ptr.To[int32](0o440)}}}},
+		},
+	})
+	w.g.Eventually(func() (bool, error) {
+		p, err := w.get("late")
+		if err != nil || len(p.Status.ContainerStatuses) == 0 {
+			return false, err
+		}
+		return p.Status.ContainerStatuses[0].State.Running != nil, nil
+	}).WithTimeout(20*time.Second).Should(BeTrue(), func() string { return w.logs("late") })
+	_, err := w.client.CoreV1().Secrets("default").Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "late-certs", Namespace: "default"},
+		Data:       map[string][]byte{"tls.key": []byte("key\n")},
+	}, metav1.CreateOptions{})
+	w.g.Expect(err).NotTo(HaveOccurred())
+	w.g.Eventually(func() (corev1.PodPhase, error) {
+		p, err := w.get("late")
+		if err != nil {
+			return "", err
+		}
+		return p.Status.Phase, nil
+	}).WithTimeout(volumeRefresh+20*time.Second).Should(Equal(corev1.PodSucceeded), func() string { return w.logs("late") })
+}
+
 // TestAgentRefusesRootUnderRunAsNonRoot: the kubelet's
 // CreateContainerConfigError, and the container never starts.
 func TestAgentRefusesRootUnderRunAsNonRoot(t *testing.T) {
