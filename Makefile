@@ -58,7 +58,7 @@ e2e: ## e2e suite on kind (needs Docker; without it: SKIPPED, not passed)
 
 e2e-local: build k8s-binaries ## e2e suite on the local process cluster (no Docker; needs root)
 	hack/postgres.sh install
-	METRICS_COMPONENTS=metrics-server hack/build-metrics.sh >/dev/null
+	METRICS_COMPONENTS="metrics-server prometheus keda keda-adapter" hack/build-metrics.sh >/dev/null
 	KONDUCTOR_E2E_PROVIDER=local KONDUCTOR_E2E_BIN=$(abspath $(BIN)) KONDUCTOR_K8S_BIN="$$(hack/build-k8s.sh)" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/suite/
 
 DRILLS      ?= chaos/drills
