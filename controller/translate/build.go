@@ -29,12 +29,13 @@ type builder struct {
 	plugins        []pluginOut // the plugin entities this builder made
 }
 
-// Snapshots with fewer routes and backends than this are built on one
-// goroutine: for them a second one costs more than it saves.
+// Steps that make fewer entities than this (routes and backends, or
+// consumers) run on one goroutine: for them a second one costs more than it
+// saves.
 const parallelMinEntities = 2000
 
-func useParallel(routes, backends int) bool {
-	return routes+backends >= parallelMinEntities && runtime.GOMAXPROCS(0) > 1
+func useParallel(entities int) bool {
+	return entities >= parallelMinEntities && runtime.GOMAXPROCS(0) > 1
 }
 
 // build makes the entities of every decided route and backend, and runs
@@ -60,8 +61,11 @@ func (t *translator) build(also func(bd *builder)) {
 }
 
 // inParallel runs a and b, on two goroutines for a large snapshot.
-func (t *translator) inParallel(a, b func()) {
-	if !t.parallel {
+func (t *translator) inParallel(a, b func()) { runBoth(t.parallel, a, b) }
+
+// runBoth runs a and b, on two goroutines when parallel is set.
+func runBoth(parallel bool, a, b func()) {
+	if !parallel {
 		a()
 		b()
 		return

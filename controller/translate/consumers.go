@@ -106,20 +106,40 @@ var credentialKinds = map[string]credentialKind{
 // credential's key, by kind.
 type consumerClaim struct{ kind, value string }
 
-// translateConsumers decides the consumers, oldest first, and makes their
-// entities (in the decision pass: a consumer depends on nothing else).
-// A Secret's values never appear in a message.
+// consumerTranslator returns the translator that decides and builds the
+// consumers, possibly while t decides the Ingresses: it shares only the
+// lookups both read (Secrets) and has its own errors, slabs and scratch
+// space. The consumers' plugins are resolved by t in adoptConsumers, as
+// plugin entries are shared with the Ingresses and Services.
+func (t *translator) consumerTranslator() *translator {
+	return &translator{opts: t.opts, secrets: t.secrets, nsTags: make(map[string]string)}
+}
+
+// adoptConsumers takes the consumers ct decided and built, with its
+// reports, and attaches the consumers' plugins.
+func (t *translator) adoptConsumers(ct *translator) {
+	t.errs = append(t.errs, ct.errs...)
+	t.consumers = ct.consumers
+	for _, job := range ct.consumerJobs {
+		c := job.c
+		for _, e := range t.pluginsOf(c.Ref(), c.Annotations) {
+			e.attached++
+			t.consumerPlugins = append(t.consumerPlugins, consumerPlugin{e, c.Namespace + "/" + c.Name, job.id})
+		}
+	}
+}
+
+// translateConsumers decides the consumers, oldest first. A Secret's values
+// never appear in a message.
 func (t *translator) translateConsumers(in []*Consumer) {
-	consumers := slices.DeleteFunc(slices.Clone(in), func(c *Consumer) bool { return c == nil })
-	slices.SortFunc(consumers, func(a, b *Consumer) int {
-		if c := a.Created.Compare(b.Created.Time); c != 0 {
-			return c
+	// By age, then namespace/name, which a cluster keeps unique.
+	keys := make([]aged[*Consumer], 0, len(in))
+	for _, c := range in {
+		if c != nil {
+			keys = append(keys, aged[*Consumer]{created: c.Created.Time, namespace: c.Namespace, name: c.Name, obj: c})
 		}
-		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
+	}
+	consumers := oldestFirst(keys)
 	// owners maps each claimed value to its consumer, an index in consumers.
 	owners := make(map[consumerClaim]int32, 2*len(consumers))
 	t.consumerJobs = make([]consumerJob, 0, len(consumers))
@@ -158,10 +178,6 @@ func (t *translator) translateConsumers(in []*Consumer) {
 				job.creds = append(job.creds, cj)
 			}
 		}
-		job.plugins = t.pluginsOf(ref, c.Annotations)
-		for _, e := range job.plugins {
-			e.attached++
-		}
 		t.consumerJobs = append(t.consumerJobs, job)
 	}
 }
@@ -169,10 +185,10 @@ func (t *translator) translateConsumers(in []*Consumer) {
 // consumerJob is a consumer decided on, with its credentials, whose
 // entities buildConsumers makes.
 type consumerJob struct {
-	c       *Consumer
-	tags    []*string
-	creds   []credentialJob
-	plugins []*pluginEntry
+	c     *Consumer
+	tags  []*string
+	creds []credentialJob
+	id    string // set by buildConsumers
 }
 
 // credentialJob is a credential decided on.
@@ -183,11 +199,11 @@ type credentialJob struct {
 }
 
 // buildConsumers makes the entities of the decided consumers with bd. The
-// ids are hashes and the values copies, a pure function of each consumer,
-// so this runs beside the building of routes and backends.
+// ids are hashes and the values copies, a pure function of each consumer.
 func (t *translator) buildConsumers(bd *builder) {
 	t.consumers = make([]*declarative.Consumer, 0, len(t.consumerJobs))
-	for _, job := range t.consumerJobs {
+	for i := range t.consumerJobs {
+		job := &t.consumerJobs[i]
 		c := job.c
 		bd.ids.begin("consumers")
 		bd.ids.buf = append(append(append(bd.ids.buf, c.Namespace...), '/'), c.Name...)
@@ -207,9 +223,7 @@ func (t *translator) buildConsumers(bd *builder) {
 			t.buildCredential(bd, c.Namespace, cj, kc)
 		}
 		t.consumers = append(t.consumers, kc)
-		for _, e := range job.plugins {
-			t.consumerPlugins = append(t.consumerPlugins, consumerPlugin{e, c.Namespace + "/" + c.Name, block.id})
-		}
+		job.id = block.id
 	}
 }
 
