@@ -94,6 +94,18 @@ func (a adminAPI) route(w http.ResponseWriter, r *http.Request, segs []string) *
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"enabled_plugins": strs(availablePlugins()...)})
 		return nil
+	case len(segs) == 3 && segs[0] == "plugins" && segs[1] == "schema":
+		// Deprecated since Kong 1.2 and kept until 4.0: the config record
+		// of a plugin's schema alone.
+		if err := allow(http.MethodGet); err != nil {
+			return err
+		}
+		p := plugins[segs[2]]
+		if p == nil {
+			return messageError(http.StatusNotFound, "No plugin named '"+segs[2]+"'")
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"fields": schemaDocument(p.config)})
+		return nil
 	case segs[0] == "tags":
 		return a.tags(w, r, segs[1:])
 	case segs[0] == "targets":

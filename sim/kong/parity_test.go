@@ -420,10 +420,14 @@ var parityReads = []parityCase{
 		notFound(t, err)
 		return nil
 	}},
-	{name: "Plugins.GetSchema (deprecated path, gone in Kong 3)", run: func(t *testing.T, ctx context.Context, c *gokong.Client) error {
-		// Kong 3 removed GET /plugins/schema/{name}; go-kong keeps the
-		// function for older Kongs.
-		_, err := c.Plugins.GetSchema(ctx, s("key-auth"))
+	{name: "Plugins.GetSchema (deprecated)", run: func(t *testing.T, ctx context.Context, c *gokong.Client) error {
+		// GET /plugins/schema/{name} serves the config record alone.
+		sch, err := c.Plugins.GetSchema(ctx, s("key-auth"))
+		must(t, err)
+		if !schemaHasField(sch, "key_names") || schemaHasField(sch, "config") {
+			t.Fatalf("key-auth config schema: %v", sch)
+		}
+		_, err = c.Plugins.GetSchema(ctx, s("no-such-plugin"))
 		notFound(t, err)
 		return nil
 	}},
