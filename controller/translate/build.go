@@ -38,12 +38,11 @@ func useParallel(entities int) bool {
 	return entities >= parallelMinEntities && runtime.GOMAXPROCS(0) > 1
 }
 
-// build makes the entities of every decided route and backend, and runs
-// also alongside. Once the decisions are taken (which Ingress owns which
-// path, which Service ports are used), each entity is a pure function of
-// its own inputs, so the work may be split between two goroutines without
-// changing a byte.
-func (t *translator) build(also func(bd *builder)) {
+// build makes the entities of every decided route and backend. Once the
+// decisions are taken (which Ingress owns which path, which Service ports
+// are used), each entity is a pure function of its own inputs, so the work
+// may be split between two goroutines without changing a byte.
+func (t *translator) build() {
 	routes, backends := len(t.routes)/2, len(t.backends)/2
 	other := &t.builder
 	if t.parallel {
@@ -53,7 +52,6 @@ func (t *translator) build(also func(bd *builder)) {
 		t.builder.buildAll(t.routes[:routes], t.backends[:backends])
 	}, func() {
 		other.buildAll(t.routes[routes:], t.backends[backends:])
-		also(other)
 	})
 	if other != &t.builder {
 		t.builder.plugins = append(t.builder.plugins, other.plugins...)

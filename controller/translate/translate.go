@@ -31,6 +31,7 @@ func translate(s Snapshot, o Options, parallel func(entities int) bool) Result {
 		for i, ing := range t.ingresses {
 			t.translateIngress(int32(i), ing)
 		}
+		slices.SortFunc(t.routed, compareRefs)
 	}, func() {
 		ct.translateConsumers(s.Consumers)
 		ct.buildConsumers(&ct.builder)
@@ -498,12 +499,10 @@ func (t *translator) parseService(e *serviceEntry) {
 
 func (t *translator) result() Result {
 	var translated []ObjectRef // nil when empty, as documented in the golden files
-	t.build(func(bd *builder) {
-		if len(t.routed) > 0 {
-			translated = t.routed
-			slices.SortFunc(translated, compareRefs)
-		}
-	})
+	if len(t.routed) > 0 {
+		translated = t.routed
+	}
+	t.build()
 	cfg := declarative.New()
 
 	// Routes go under their services, sorted by name; all route lists share
@@ -515,16 +514,18 @@ func (t *translator) result() Result {
 	for _, r := range t.routes {
 		r.backend.service.Routes = append(r.backend.service.Routes, r.route)
 	}
-	t.inParallel(func() { cfg.Services = t.sortedServices() }, func() { cfg.Upstreams = t.sortedUpstreams() })
+	t.inParallel(func() { cfg.Services = t.sortedServices() }, func() {
+		cfg.Upstreams = t.sortedUpstreams()
+		for _, e := range t.globals {
+			t.builder.attachPlugin(e, "", "", "")
+		}
+		for _, cp := range t.consumerPlugins {
+			t.builder.attachPlugin(cp.e, "consumer", cp.name, cp.id)
+		}
+		cfg.Plugins = sortedPlugins(t.builder.plugins)
+	})
 	cfg.Certificates = t.certificates()
-	for _, e := range t.globals {
-		t.builder.attachPlugin(e, "", "", "")
-	}
-	for _, cp := range t.consumerPlugins {
-		t.builder.attachPlugin(cp.e, "consumer", cp.name, cp.id)
-	}
 	cfg.Consumers = t.consumers
-	cfg.Plugins = sortedPlugins(t.builder.plugins)
 
 	body, err := cfg.Marshal()
 	if err != nil {
