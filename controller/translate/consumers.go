@@ -207,9 +207,12 @@ func (t *translator) buildConsumers(bd *builder) {
 		c := job.c
 		bd.ids.begin("consumers")
 		bd.ids.buf = append(append(append(bd.ids.buf, c.Namespace...), '/'), c.Name...)
-		var idText [idLen]byte
 		block := t.consumerBlocks.one()
-		block.id = string(bd.ids.append(idText[:0]))
+		tb := &bd.text
+		tb.reset()
+		tb.buf = bd.ids.append(tb.buf)
+		tb.end()
+		block.id = tb.cut().at(0)
 		block.username, block.customID = c.Username, c.CustomID
 		kc := &block.consumer
 		kc.ID, kc.Tags = &block.id, job.tags
@@ -219,8 +222,8 @@ func (t *translator) buildConsumers(bd *builder) {
 		if c.CustomID != "" {
 			kc.CustomID = &block.customID
 		}
-		for _, cj := range job.creds {
-			t.buildCredential(bd, c.Namespace, cj, kc)
+		for i, cj := range job.creds {
+			t.buildCredential(bd, c.Namespace, cj, kc, len(job.creds)-i)
 		}
 		t.consumers = append(t.consumers, kc)
 		job.id = block.id
@@ -275,9 +278,9 @@ func (t *translator) credential(consumers []*Consumer, idx int32, i int, name st
 	}
 	// Kong keeps key-auth and jwt keys and basic-auth and hmac-auth
 	// usernames unique across consumers, and an ACL group unique within one.
-	cl := consumerClaim{kindName, string(sec.Data[kind.unique])}
+	cl := consumerClaim{kindName, t.copyText(sec.Data[kind.unique])}
 	if kind.unique == "" {
-		cl = consumerClaim{kindName + " of " + ref.String(), string(sec.Data[kind.required[0]])}
+		cl = consumerClaim{kindName + " of " + ref.String(), t.copyText(sec.Data[kind.required[0]])}
 	}
 	if owner, taken := owners[cl]; taken {
 		what := "the " + kindName + " " + kind.unique
@@ -293,8 +296,9 @@ func (t *translator) credential(consumers []*Consumer, idx int32, i int, name st
 }
 
 // buildCredential makes the credential cj of a consumer in namespace and
-// adds it to kc.
-func (t *translator) buildCredential(bd *builder, namespace string, cj credentialJob, kc *declarative.Consumer) {
+// adds it to kc; room credentials of kc, this one included, are still to
+// be made, which bounds the length of a list started here.
+func (t *translator) buildCredential(bd *builder, namespace string, cj credentialJob, kc *declarative.Consumer, room int) {
 	name, kindName, sec := cj.name, cj.kindName, cj.sec
 	kind := credentialKinds[kindName]
 	// The id and the values are cut from one string.
@@ -332,25 +336,34 @@ func (t *translator) buildCredential(bd *builder, namespace string, cj credentia
 	switch kindName {
 	case "key-auth":
 		set(&c.Key, "key")
-		kc.KeyAuthCredentials = append(kc.KeyAuthCredentials, c)
+		t.appendCredential(&kc.KeyAuthCredentials, c, room)
 	case "basic-auth":
 		set(&c.Username, "username")
 		set(&c.Password, "password")
-		kc.BasicAuthCredentials = append(kc.BasicAuthCredentials, c)
+		t.appendCredential(&kc.BasicAuthCredentials, c, room)
 	case "jwt":
 		set(&c.Key, "key")
 		set(&c.Algorithm, "algorithm")
 		set(&c.Secret, "secret")
 		set(&c.RSAPublicKey, "rsa_public_key")
-		kc.JWTSecrets = append(kc.JWTSecrets, c)
+		t.appendCredential(&kc.JWTSecrets, c, room)
 	case "acl":
 		set(&c.Group, "group")
-		kc.ACLs = append(kc.ACLs, c)
+		t.appendCredential(&kc.ACLs, c, room)
 	case "hmac-auth":
 		set(&c.Username, "username")
 		set(&c.Secret, "secret")
-		kc.HMACAuthCredentials = append(kc.HMACAuthCredentials, c)
+		t.appendCredential(&kc.HMACAuthCredentials, c, room)
 	}
+}
+
+// appendCredential appends c to a consumer's list of one kind, starting
+// the list from a slab with room for the consumer's remaining credentials.
+func (t *translator) appendCredential(list *[]*declarative.Credential, c *declarative.Credential, room int) {
+	if *list == nil {
+		*list = t.credentialLists.take(room)[:0]
+	}
+	*list = append(*list, c)
 }
 
 // credentialKindNames lists the konghq.com/credential values understood.

@@ -115,6 +115,8 @@ type translator struct {
 	consumerBlocks   slab[consumerBlock]
 	pluginLists      slab[*pluginEntry]
 	credentialBlocks slab[credentialBlock]
+	credentialLists  slab[*declarative.Credential]
+	backendLists     slab[*backend]
 
 	hosts    slab[string]        // the hosts of each rule
 	settings slab[routeSettings] // the route settings of each Ingress
@@ -479,6 +481,11 @@ func (t *translator) backendFor(rb resolvedBackend) *backend {
 	b.port, b.entry = rb.port, e
 	for _, p := range e.plugins {
 		p.attached++
+	}
+	if e.backends == nil {
+		// A backend per port at most, but for an ExternalName Service's
+		// undeclared port numbers.
+		e.backends = t.backendLists.take(max(1, len(e.svc.Ports)))[:0]
 	}
 	e.backends = append(e.backends, b)
 	t.backends = append(t.backends, b)
