@@ -111,6 +111,7 @@ type config struct {
 	database        string
 	proxyListen     string // first plain proxy address, "" = none
 	proxyListens    []listenAddr
+	listenSettings  [3]string // KONG_PROXY_LISTEN, KONG_ADMIN_LISTEN, KONG_STATUS_LISTEN as given, for GET /
 	adminListen     string
 	statusListen    string
 	pgHost, pgPort  string
@@ -143,7 +144,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("KONG_DATABASE=%q: expected off or postgres", c.database)
 	}
 	var err error
-	if c.proxyListens, err = parseListens(env("KONG_PROXY_LISTEN", "0.0.0.0:8000")); err != nil {
+	c.listenSettings = [3]string{env("KONG_PROXY_LISTEN", "0.0.0.0:8000"), env("KONG_ADMIN_LISTEN", "127.0.0.1:8001"),
+		env("KONG_STATUS_LISTEN", "off")}
+	if c.proxyListens, err = parseListens(c.listenSettings[0]); err != nil {
 		return c, fmt.Errorf("KONG_PROXY_LISTEN: %w", err)
 	}
 	for _, l := range c.proxyListens {
@@ -265,6 +268,7 @@ func bootstrap(ctx context.Context, c config) error {
 func serve(ctx context.Context, c config, log *slog.Logger, started listening) error {
 	opts := kong.Options{
 		Database: c.database, UpdateFrequency: c.updateFrequency, NodeID: c.nodeID, Logger: log,
+		ProxyListen: c.listenSettings[0], AdminListen: c.listenSettings[1], StatusListen: c.listenSettings[2],
 	}
 	if h, err := os.Hostname(); err == nil {
 		opts.Hostname = h

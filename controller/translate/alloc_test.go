@@ -2,6 +2,7 @@ package translate
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +43,37 @@ func TestTextBatchCutsPieces(t *testing.T) {
 		if p.at(0) != "name" || p.at(1) != "" || p.at(2) != "id" {
 			t.Fatalf("round %d: pieces %q %q %q", round, p.at(0), p.at(1), p.at(2))
 		}
+	}
+}
+
+// Strings cut from the arena keep their bytes while later batches fill the
+// chunk, outgrow it and move on to new chunks.
+func TestTextBatchArenaNeverRewritesCutText(t *testing.T) {
+	var b textBatch
+	var cut []string
+	var want []string
+	for i := range 2000 {
+		b.reset()
+		piece := strings.Repeat(string(rune('a'+i%26)), 1+i%40)
+		if i%500 == 7 {
+			piece = strings.Repeat("x", 3*arenaChunk) // outgrows any chunk
+		}
+		b.buf = append(b.buf, piece...)
+		b.end()
+		cut = append(cut, b.cut().at(0))
+		want = append(want, piece)
+	}
+	for i := range cut {
+		if cut[i] != want[i] {
+			t.Fatalf("piece %d became %.20q, want %.20q", i, cut[i], want[i])
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		b.reset()
+		b.buf = append(b.buf, "k8s-name:example"...)
+		b.end()
+		_ = b.cut()
+	}); n > 0.1 {
+		t.Fatalf("%.2f allocations per batch, want the arena's share only", n)
 	}
 }

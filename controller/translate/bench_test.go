@@ -49,11 +49,10 @@ func processCPU() time.Duration {
 func BenchmarkTranslate1k(b *testing.B)  { benchmarkTranslate(b, 1_000) }
 func BenchmarkTranslate10k(b *testing.B) { benchmarkTranslate(b, 10_000) }
 
-// BenchmarkTranslate10kPluginsConsumers is the 10k workload with a
-// KongPlugin on every Ingress and 10k KongConsumers with a key-auth
-// credential each.
-func BenchmarkTranslate10kPluginsConsumers(b *testing.B) {
-	const n = 10_000
+// pluginsConsumersSnapshot is benchSnapshot(n) with a KongPlugin
+// (rate-limiting, its own config) on every Ingress and n KongConsumers of
+// the Ingresses' namespaces, each with a key-auth credential Secret.
+func pluginsConsumersSnapshot(n int) Snapshot {
 	snap := benchSnapshot(n)
 	for i, ing := range snap.Ingresses {
 		name := fmt.Sprintf("limit-%05d", i)
@@ -68,14 +67,24 @@ func BenchmarkTranslate10kPluginsConsumers(b *testing.B) {
 				Labels: map[string]string{LabelCredential: "key-auth"}},
 			Data: map[string][]byte{"key": []byte("key-" + user)}})
 	}
+	return snap
+}
+
+// BenchmarkTranslate10kPluginsConsumers is the 10k workload with a
+// KongPlugin on every Ingress's route and 10k KongConsumers with a key-auth
+// credential each; every one of them must reach the document.
+func BenchmarkTranslate10kPluginsConsumers(b *testing.B) {
+	const n = 10_000
+	snap := pluginsConsumersSnapshot(n)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpuBefore := processCPU()
 	for b.Loop() {
 		res := Translate(snap, Options{})
-		if len(res.Translated) != n || len(res.Config.Plugins) != n || len(res.Config.Consumers) != n || len(res.Errors) != 0 {
-			b.Fatalf("translated %d Ingresses, %d plugins, %d consumers; errors %v", len(res.Translated),
-				len(res.Config.Plugins), len(res.Config.Consumers), res.Errors[:min(3, len(res.Errors))])
+		counts := res.Config.Counts()
+		if len(res.Translated) != n || counts["plugins"] != n || counts["consumers"] != n || counts["credentials"] != n || len(res.Errors) != 0 {
+			b.Fatalf("translated %d Ingresses, %d plugins, %d consumers, %d credentials; errors %v", len(res.Translated),
+				counts["plugins"], counts["consumers"], counts["credentials"], res.Errors[:min(3, len(res.Errors))])
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")

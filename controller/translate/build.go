@@ -29,20 +29,20 @@ type builder struct {
 	plugins        []pluginOut // the plugin entities this builder made
 }
 
-// Snapshots with fewer routes and backends than this are built on one
-// goroutine: for them a second one costs more than it saves.
+// Steps that make fewer entities than this (routes and backends, or
+// consumers) run on one goroutine: for them a second one costs more than it
+// saves.
 const parallelMinEntities = 2000
 
-func useParallel(routes, backends int) bool {
-	return routes+backends >= parallelMinEntities && runtime.GOMAXPROCS(0) > 1
+func useParallel(entities int) bool {
+	return entities >= parallelMinEntities && runtime.GOMAXPROCS(0) > 1
 }
 
-// build makes the entities of every decided route and backend, and runs
-// also alongside. Once the decisions are taken (which Ingress owns which
-// path, which Service ports are used), each entity is a pure function of
-// its own inputs, so the work may be split between two goroutines without
-// changing a byte.
-func (t *translator) build(also func(bd *builder)) {
+// build makes the entities of every decided route and backend. Once the
+// decisions are taken (which Ingress owns which path, which Service ports
+// are used), each entity is a pure function of its own inputs, so the work
+// may be split between two goroutines without changing a byte.
+func (t *translator) build() {
 	routes, backends := len(t.routes)/2, len(t.backends)/2
 	other := &t.builder
 	if t.parallel {
@@ -52,7 +52,6 @@ func (t *translator) build(also func(bd *builder)) {
 		t.builder.buildAll(t.routes[:routes], t.backends[:backends])
 	}, func() {
 		other.buildAll(t.routes[routes:], t.backends[backends:])
-		also(other)
 	})
 	if other != &t.builder {
 		t.builder.plugins = append(t.builder.plugins, other.plugins...)
@@ -60,8 +59,11 @@ func (t *translator) build(also func(bd *builder)) {
 }
 
 // inParallel runs a and b, on two goroutines for a large snapshot.
-func (t *translator) inParallel(a, b func()) {
-	if !t.parallel {
+func (t *translator) inParallel(a, b func()) { runBoth(t.parallel, a, b) }
+
+// runBoth runs a and b, on two goroutines when parallel is set.
+func runBoth(parallel bool, a, b func()) {
+	if !parallel {
 		a()
 		b()
 		return

@@ -106,20 +106,40 @@ var credentialKinds = map[string]credentialKind{
 // credential's key, by kind.
 type consumerClaim struct{ kind, value string }
 
-// translateConsumers decides the consumers, oldest first, and makes their
-// entities (in the decision pass: a consumer depends on nothing else).
-// A Secret's values never appear in a message.
+// consumerTranslator returns the translator that decides and builds the
+// consumers, possibly while t decides the Ingresses: it shares only the
+// lookups both read (Secrets) and has its own errors, slabs and scratch
+// space. The consumers' plugins are resolved by t in adoptConsumers, as
+// plugin entries are shared with the Ingresses and Services.
+func (t *translator) consumerTranslator() *translator {
+	return &translator{opts: t.opts, secrets: t.secrets, nsTags: make(map[string]string)}
+}
+
+// adoptConsumers takes the consumers ct decided and built, with its
+// reports, and attaches the consumers' plugins.
+func (t *translator) adoptConsumers(ct *translator) {
+	t.errs = append(t.errs, ct.errs...)
+	t.consumers = ct.consumers
+	for _, job := range ct.consumerJobs {
+		c := job.c
+		for _, e := range t.pluginsOf(c.Ref(), c.Annotations) {
+			e.attached++
+			t.consumerPlugins = append(t.consumerPlugins, consumerPlugin{e, c.Namespace + "/" + c.Name, job.id})
+		}
+	}
+}
+
+// translateConsumers decides the consumers, oldest first. A Secret's values
+// never appear in a message.
 func (t *translator) translateConsumers(in []*Consumer) {
-	consumers := slices.DeleteFunc(slices.Clone(in), func(c *Consumer) bool { return c == nil })
-	slices.SortFunc(consumers, func(a, b *Consumer) int {
-		if c := a.Created.Compare(b.Created.Time); c != 0 {
-			return c
+	// By age, then namespace/name, which a cluster keeps unique.
+	keys := make([]aged[*Consumer], 0, len(in))
+	for _, c := range in {
+		if c != nil {
+			keys = append(keys, aged[*Consumer]{created: c.Created.Time, namespace: c.Namespace, name: c.Name, obj: c})
 		}
-		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
+	}
+	consumers := oldestFirst(keys)
 	// owners maps each claimed value to its consumer, an index in consumers.
 	owners := make(map[consumerClaim]int32, 2*len(consumers))
 	t.consumerJobs = make([]consumerJob, 0, len(consumers))
@@ -158,10 +178,6 @@ func (t *translator) translateConsumers(in []*Consumer) {
 				job.creds = append(job.creds, cj)
 			}
 		}
-		job.plugins = t.pluginsOf(ref, c.Annotations)
-		for _, e := range job.plugins {
-			e.attached++
-		}
 		t.consumerJobs = append(t.consumerJobs, job)
 	}
 }
@@ -169,10 +185,10 @@ func (t *translator) translateConsumers(in []*Consumer) {
 // consumerJob is a consumer decided on, with its credentials, whose
 // entities buildConsumers makes.
 type consumerJob struct {
-	c       *Consumer
-	tags    []*string
-	creds   []credentialJob
-	plugins []*pluginEntry
+	c     *Consumer
+	tags  []*string
+	creds []credentialJob
+	id    string // set by buildConsumers
 }
 
 // credentialJob is a credential decided on.
@@ -183,17 +199,20 @@ type credentialJob struct {
 }
 
 // buildConsumers makes the entities of the decided consumers with bd. The
-// ids are hashes and the values copies, a pure function of each consumer,
-// so this runs beside the building of routes and backends.
+// ids are hashes and the values copies, a pure function of each consumer.
 func (t *translator) buildConsumers(bd *builder) {
 	t.consumers = make([]*declarative.Consumer, 0, len(t.consumerJobs))
-	for _, job := range t.consumerJobs {
+	for i := range t.consumerJobs {
+		job := &t.consumerJobs[i]
 		c := job.c
 		bd.ids.begin("consumers")
 		bd.ids.buf = append(append(append(bd.ids.buf, c.Namespace...), '/'), c.Name...)
-		var idText [idLen]byte
 		block := t.consumerBlocks.one()
-		block.id = string(bd.ids.append(idText[:0]))
+		tb := &bd.text
+		tb.reset()
+		tb.buf = bd.ids.append(tb.buf)
+		tb.end()
+		block.id = tb.cut().at(0)
 		block.username, block.customID = c.Username, c.CustomID
 		kc := &block.consumer
 		kc.ID, kc.Tags = &block.id, job.tags
@@ -203,13 +222,11 @@ func (t *translator) buildConsumers(bd *builder) {
 		if c.CustomID != "" {
 			kc.CustomID = &block.customID
 		}
-		for _, cj := range job.creds {
-			t.buildCredential(bd, c.Namespace, cj, kc)
+		for i, cj := range job.creds {
+			t.buildCredential(bd, c.Namespace, cj, kc, len(job.creds)-i)
 		}
 		t.consumers = append(t.consumers, kc)
-		for _, e := range job.plugins {
-			t.consumerPlugins = append(t.consumerPlugins, consumerPlugin{e, c.Namespace + "/" + c.Name, block.id})
-		}
+		job.id = block.id
 	}
 }
 
@@ -261,9 +278,9 @@ func (t *translator) credential(consumers []*Consumer, idx int32, i int, name st
 	}
 	// Kong keeps key-auth and jwt keys and basic-auth and hmac-auth
 	// usernames unique across consumers, and an ACL group unique within one.
-	cl := consumerClaim{kindName, string(sec.Data[kind.unique])}
+	cl := consumerClaim{kindName, t.copyText(sec.Data[kind.unique])}
 	if kind.unique == "" {
-		cl = consumerClaim{kindName + " of " + ref.String(), string(sec.Data[kind.required[0]])}
+		cl = consumerClaim{kindName + " of " + ref.String(), t.copyText(sec.Data[kind.required[0]])}
 	}
 	if owner, taken := owners[cl]; taken {
 		what := "the " + kindName + " " + kind.unique
@@ -279,8 +296,9 @@ func (t *translator) credential(consumers []*Consumer, idx int32, i int, name st
 }
 
 // buildCredential makes the credential cj of a consumer in namespace and
-// adds it to kc.
-func (t *translator) buildCredential(bd *builder, namespace string, cj credentialJob, kc *declarative.Consumer) {
+// adds it to kc; room credentials of kc, this one included, are still to
+// be made, which bounds the length of a list started here.
+func (t *translator) buildCredential(bd *builder, namespace string, cj credentialJob, kc *declarative.Consumer, room int) {
 	name, kindName, sec := cj.name, cj.kindName, cj.sec
 	kind := credentialKinds[kindName]
 	// The id and the values are cut from one string.
@@ -318,25 +336,34 @@ func (t *translator) buildCredential(bd *builder, namespace string, cj credentia
 	switch kindName {
 	case "key-auth":
 		set(&c.Key, "key")
-		kc.KeyAuthCredentials = append(kc.KeyAuthCredentials, c)
+		t.appendCredential(&kc.KeyAuthCredentials, c, room)
 	case "basic-auth":
 		set(&c.Username, "username")
 		set(&c.Password, "password")
-		kc.BasicAuthCredentials = append(kc.BasicAuthCredentials, c)
+		t.appendCredential(&kc.BasicAuthCredentials, c, room)
 	case "jwt":
 		set(&c.Key, "key")
 		set(&c.Algorithm, "algorithm")
 		set(&c.Secret, "secret")
 		set(&c.RSAPublicKey, "rsa_public_key")
-		kc.JWTSecrets = append(kc.JWTSecrets, c)
+		t.appendCredential(&kc.JWTSecrets, c, room)
 	case "acl":
 		set(&c.Group, "group")
-		kc.ACLs = append(kc.ACLs, c)
+		t.appendCredential(&kc.ACLs, c, room)
 	case "hmac-auth":
 		set(&c.Username, "username")
 		set(&c.Secret, "secret")
-		kc.HMACAuthCredentials = append(kc.HMACAuthCredentials, c)
+		t.appendCredential(&kc.HMACAuthCredentials, c, room)
 	}
+}
+
+// appendCredential appends c to a consumer's list of one kind, starting
+// the list from a slab with room for the consumer's remaining credentials.
+func (t *translator) appendCredential(list *[]*declarative.Credential, c *declarative.Credential, room int) {
+	if *list == nil {
+		*list = t.credentialLists.take(room)[:0]
+	}
+	*list = append(*list, c)
 }
 
 // credentialKindNames lists the konghq.com/credential values understood.

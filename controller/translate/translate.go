@@ -20,16 +20,25 @@ import (
 // never fails as a whole: problems are reported per object in Result.Errors.
 func Translate(s Snapshot, o Options) Result { return translate(s, o, useParallel) }
 
-// translate is Translate with the choice of building on one goroutine or
-// two made by parallel, given the number of routes and backends.
-func translate(s Snapshot, o Options, parallel func(routes, backends int) bool) Result {
-	t := newTranslator(s, o)
-	for i, ing := range t.ingresses {
-		t.translateIngress(int32(i), ing)
-	}
-	t.translateConsumers(s.Consumers)
+// translate is Translate with the choice of working on one goroutine or
+// two made by parallel, given the number of entities a step makes.
+func translate(s Snapshot, o Options, parallel func(entities int) bool) Result {
+	t := newTranslator(s, o, parallel)
+	// Consumers depend on nothing an Ingress decides, so they are decided
+	// and built beside the Ingresses, by a translator of their own.
+	ct := t.consumerTranslator()
+	runBoth(parallel(len(s.Consumers)), func() {
+		for i, ing := range t.ingresses {
+			t.translateIngress(int32(i), ing)
+		}
+		slices.SortFunc(t.routed, compareRefs)
+	}, func() {
+		ct.translateConsumers(s.Consumers)
+		ct.buildConsumers(&ct.builder)
+	})
+	t.adoptConsumers(ct)
 	t.globalPlugins()
-	t.parallel = parallel(len(t.routes), len(t.backends))
+	t.parallel = parallel(len(t.routes) + len(t.backends))
 	return t.result()
 }
 
@@ -106,6 +115,8 @@ type translator struct {
 	consumerBlocks   slab[consumerBlock]
 	pluginLists      slab[*pluginEntry]
 	credentialBlocks slab[credentialBlock]
+	credentialLists  slab[*declarative.Credential]
+	backendLists     slab[*backend]
 
 	hosts    slab[string]        // the hosts of each rule
 	settings slab[routeSettings] // the route settings of each Ingress
@@ -116,40 +127,58 @@ type translator struct {
 	builder
 }
 
-func newTranslator(s Snapshot, o Options) *translator {
+// newTranslator indexes the snapshot. For a large one the indexes are made
+// on two goroutines: the Ingresses, Services and their slices on one, the
+// plugins and Secrets on the other.
+func newTranslator(s Snapshot, o Options, parallel func(entities int) bool) *translator {
 	t := &translator{
-		opts:      o,
-		ingresses: ingressesOldestFirst(s.Ingresses),
-		services:  make(map[nsName]*serviceEntry, len(s.Services)),
-		secrets:   make(map[nsName]*corev1.Secret, len(s.Secrets)),
-		claims:    make(map[claim]int32, 2*len(s.Ingresses)),
-		routes:    make([]routeOf, 0, len(s.Ingresses)),
-		backends:  make([]*backend, 0, len(s.Services)),
-		routed:    make([]ObjectRef, 0, len(s.Ingresses)),
-		paths:     make(map[pathKey]kongPathsEntry),
-		nsTags:    make(map[string]string),
-		certs:     make(map[nsName]*certificate),
-		snis:      make(map[string]sniClaim),
-		plugins:   make(map[nsName]*pluginEntry, len(s.Plugins)),
+		opts:   o,
+		paths:  make(map[pathKey]kongPathsEntry),
+		nsTags: make(map[string]string),
+		certs:  make(map[nsName]*certificate),
+		snis:   make(map[string]sniClaim),
 	}
-	pluginEntries := make([]pluginEntry, len(s.Plugins))
-	for i, p := range s.Plugins {
-		if p != nil {
-			pluginEntries[i].p = p
-			t.plugins[nsName{p.Namespace, p.Name}] = &pluginEntries[i]
+	runBoth(parallel(len(s.Ingresses)+len(s.Services)+len(s.Plugins)+len(s.Secrets)), func() {
+		t.ingresses = ingressesOldestFirst(s.Ingresses)
+		t.claims = make(map[claim]int32, 2*len(s.Ingresses))
+		t.routes = make([]routeOf, 0, len(s.Ingresses))
+		t.backends = make([]*backend, 0, len(s.Services))
+		t.routed = make([]ObjectRef, 0, len(s.Ingresses))
+		t.indexServices(s.Services, s.EndpointSlices)
+	}, func() {
+		t.plugins = make(map[nsName]*pluginEntry, len(s.Plugins))
+		pluginEntries := make([]pluginEntry, len(s.Plugins))
+		for i, p := range s.Plugins {
+			if p != nil {
+				pluginEntries[i].p = p
+				t.plugins[nsName{p.Namespace, p.Name}] = &pluginEntries[i]
+			}
 		}
-	}
-	entries := make([]serviceEntry, len(s.Services))
-	for i, svc := range s.Services {
+		t.secrets = make(map[nsName]*corev1.Secret, len(s.Secrets))
+		for _, sec := range s.Secrets {
+			if sec != nil {
+				t.secrets[nsName{sec.Namespace, sec.Name}] = sec
+			}
+		}
+	})
+	return t
+}
+
+// indexServices maps the Services by namespace/name, each with its
+// EndpointSlices.
+func (t *translator) indexServices(services []*Service, endpointSlices []*EndpointSlice) {
+	t.services = make(map[nsName]*serviceEntry, len(services))
+	entries := make([]serviceEntry, len(services))
+	for i, svc := range services {
 		if svc != nil {
 			entries[i].svc = svc
 			t.services[nsName{svc.Namespace, svc.Name}] = &entries[i]
 		}
 	}
 	// Slices are kept in snapshot order; all of them share one allocation.
-	owners := make([]*serviceEntry, len(s.EndpointSlices))
+	owners := make([]*serviceEntry, len(endpointSlices))
 	total := 0
-	for i, es := range s.EndpointSlices {
+	for i, es := range endpointSlices {
 		if es == nil {
 			continue
 		}
@@ -167,33 +196,22 @@ func newTranslator(s Snapshot, o Options) *translator {
 			if e.slices == nil {
 				e.slices, all = all[:0:e.sliceCount], all[e.sliceCount:]
 			}
-			e.slices = append(e.slices, s.EndpointSlices[i])
+			e.slices = append(e.slices, endpointSlices[i])
 		}
 	}
-	for _, sec := range s.Secrets {
-		if sec != nil {
-			t.secrets[nsName{sec.Namespace, sec.Name}] = sec
-		}
-	}
-	return t
 }
 
 // ingressesOldestFirst orders Ingresses so that the oldest wins every
-// conflict: by creation time, then namespace/name as a stable tie-break.
+// conflict: by creation time, then namespace/name (and uid) as a stable
+// tie-break.
 func ingressesOldestFirst(in []*networkingv1.Ingress) []*networkingv1.Ingress {
-	out := make([]*networkingv1.Ingress, 0, len(in))
+	keys := make([]aged[*networkingv1.Ingress], 0, len(in))
 	for _, ing := range in {
 		if ing != nil {
-			out = append(out, ing)
+			keys = append(keys, aged[*networkingv1.Ingress]{ing.CreationTimestamp.Time, ing.Namespace, ing.Name, string(ing.UID), ing})
 		}
 	}
-	slices.SortFunc(out, func(a, b *networkingv1.Ingress) int {
-		if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		return compareRefs(ingressRef(a), ingressRef(b))
-	})
-	return out
+	return oldestFirst(keys)
 }
 
 func ingressRef(ing *networkingv1.Ingress) ObjectRef {
@@ -464,6 +482,11 @@ func (t *translator) backendFor(rb resolvedBackend) *backend {
 	for _, p := range e.plugins {
 		p.attached++
 	}
+	if e.backends == nil {
+		// A backend per port at most, but for an ExternalName Service's
+		// undeclared port numbers.
+		e.backends = t.backendLists.take(max(1, len(e.svc.Ports)))[:0]
+	}
 	e.backends = append(e.backends, b)
 	t.backends = append(t.backends, b)
 	return b
@@ -483,13 +506,10 @@ func (t *translator) parseService(e *serviceEntry) {
 
 func (t *translator) result() Result {
 	var translated []ObjectRef // nil when empty, as documented in the golden files
-	t.build(func(bd *builder) {
-		t.buildConsumers(bd)
-		if len(t.routed) > 0 {
-			translated = t.routed
-			slices.SortFunc(translated, compareRefs)
-		}
-	})
+	if len(t.routed) > 0 {
+		translated = t.routed
+	}
+	t.build()
 	cfg := declarative.New()
 
 	// Routes go under their services, sorted by name; all route lists share
@@ -501,16 +521,18 @@ func (t *translator) result() Result {
 	for _, r := range t.routes {
 		r.backend.service.Routes = append(r.backend.service.Routes, r.route)
 	}
-	t.inParallel(func() { cfg.Services = t.sortedServices() }, func() { cfg.Upstreams = t.sortedUpstreams() })
+	t.inParallel(func() { cfg.Services = t.sortedServices() }, func() {
+		cfg.Upstreams = t.sortedUpstreams()
+		for _, e := range t.globals {
+			t.builder.attachPlugin(e, "", "", "")
+		}
+		for _, cp := range t.consumerPlugins {
+			t.builder.attachPlugin(cp.e, "consumer", cp.name, cp.id)
+		}
+		cfg.Plugins = sortedPlugins(t.builder.plugins)
+	})
 	cfg.Certificates = t.certificates()
-	for _, e := range t.globals {
-		t.builder.attachPlugin(e, "", "", "")
-	}
-	for _, cp := range t.consumerPlugins {
-		t.builder.attachPlugin(cp.e, "consumer", cp.name, cp.id)
-	}
 	cfg.Consumers = t.consumers
-	cfg.Plugins = sortedPlugins(t.builder.plugins)
 
 	body, err := cfg.Marshal()
 	if err != nil {

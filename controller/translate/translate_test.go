@@ -153,7 +153,7 @@ func derefAll(ptrs []*string) []string {
 
 // entityID is UUIDv5 as the uuid package defines it.
 func TestEntityIDIsUUIDv5(t *testing.T) {
-	tr := newTranslator(Snapshot{}, Options{})
+	tr := newTranslator(Snapshot{}, Options{}, useParallel)
 	for _, key := range []string{"", "default.echo.80", "ns/ü"} {
 		want := uuid.NewSHA1(idSpace, []byte("routes/"+key)).String()
 		if got := tr.entityID("routes", key); got != want {
@@ -198,23 +198,37 @@ func TestRegexPriority(t *testing.T) {
 	}
 }
 
-// Building on two goroutines gives the very same result as on one.
+// Working on two goroutines gives the very same result as on one.
 func TestParallelBuildIsIdentical(t *testing.T) {
-	snap := benchSnapshot(300)
+	snap := pluginsConsumersSnapshot(300)
 	// Some Ingresses share a Service, so backends have several routes.
 	for i, ing := range snap.Ingresses[:100] {
 		ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name = snap.Services[i%7].Name
 		ing.Namespace = snap.Services[i%7].Namespace
+		ing.Annotations = nil // their KongPlugins are of another namespace
 	}
-	one := translate(snap, Options{}, func(int, int) bool { return false })
-	two := translate(snap, Options{}, func(int, int) bool { return true })
+	// Some consumers have plugins, shared with a route (so instance names
+	// take a suffix), and one consumer's plugin is missing.
+	for i, c := range snap.Consumers[200:210] {
+		p := snap.Plugins[200+i]
+		p.InstanceName = "shared"
+		c.Annotations = map[string]string{AnnotationPlugins: p.Name}
+	}
+	snap.Consumers[299].Annotations = map[string]string{AnnotationPlugins: "ghost"}
+	one := translate(snap, Options{}, func(int) bool { return false })
+	two := translate(snap, Options{}, func(int) bool { return true })
 	if !bytes.Equal(one.Body, two.Body) || one.Hash != two.Hash {
 		t.Fatalf("bodies differ:\n one %.300s\n two %.300s", one.Body, two.Body)
 	}
 	if !slices.Equal(one.Translated, two.Translated) || !slices.Equal(one.Errors, two.Errors) {
 		t.Fatalf("Translated or Errors differ")
 	}
-	if len(one.Config.Services) < 200 || len(one.Errors) != 0 {
-		t.Fatalf("snapshot does not translate as intended: %d services, errors %v", len(one.Config.Services), one.Errors)
+	counts := one.Config.Counts()
+	if counts["services"] < 200 || counts["consumers"] != 300 || counts["plugins"] != 200+10 ||
+		len(one.Errors) != 1 || one.Errors[0].Reason != ReasonPluginNotFound {
+		t.Fatalf("snapshot does not translate as intended: %v, errors %v", counts, one.Errors)
+	}
+	if !bytes.Contains(one.Body, []byte(`"instance_name":"shared-`)) {
+		t.Fatalf("a KongPlugin on a route and a consumer did not get instance names per parent")
 	}
 }

@@ -94,6 +94,20 @@ func (a adminAPI) route(w http.ResponseWriter, r *http.Request, segs []string) *
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"enabled_plugins": strs(availablePlugins()...)})
 		return nil
+	case len(segs) == 3 && segs[0] == "plugins" && segs[1] == "schema":
+		// Deprecated since Kong 1.2 and kept until 4.0: the config record
+		// of a plugin's schema alone.
+		if err := allow(http.MethodGet); err != nil {
+			return err
+		}
+		p := plugins[segs[2]]
+		if p == nil {
+			return messageError(http.StatusNotFound, "No plugin named '"+segs[2]+"'")
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"fields": schemaDocument(p.config)})
+		return nil
+	case segs[0] == "tags":
+		return a.tags(w, r, segs[1:])
 	case segs[0] == "targets":
 		// Kong 3 disables the top-level targets endpoints: targets are
 		// reached only below their upstream.
@@ -131,21 +145,25 @@ func (a adminAPI) root(w http.ResponseWriter, r *http.Request) *apiError {
 		avail[p] = map[string]any{"version": n.opts.Version, "priority": priority}
 	}
 	dbUpdate := n.opts.UpdateFrequency.Seconds()
+	configuration := map[string]any{
+		"database":            n.opts.Database,
+		"router_flavor":       "traditional_compatible",
+		"role":                "traditional",
+		"db_update_frequency": dbUpdate,
+		"plugins":             strs("bundled"),
+		"loaded_plugins":      loadedPlugins(),
+	}
+	for k, v := range n.listens {
+		configuration[k] = v
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"version":     n.opts.Version,
-		"edition":     "community",
-		"node_id":     n.opts.NodeID,
-		"hostname":    n.opts.Hostname,
-		"tagline":     "Welcome to kong",
-		"lua_version": "LuaJIT 2.1.0-20231117",
-		"configuration": map[string]any{
-			"database":            n.opts.Database,
-			"router_flavor":       "traditional_compatible",
-			"role":                "traditional",
-			"db_update_frequency": dbUpdate,
-			"plugins":             strs("bundled"),
-			"loaded_plugins":      loadedPlugins(),
-		},
+		"version":       n.opts.Version,
+		"edition":       "community",
+		"node_id":       n.opts.NodeID,
+		"hostname":      n.opts.Hostname,
+		"tagline":       "Welcome to kong",
+		"lua_version":   "LuaJIT 2.1.0-20231117",
+		"configuration": configuration,
 		"plugins": map[string]any{
 			"available_on_server": avail,
 			"enabled_in_cluster":  enabled,
@@ -664,6 +682,16 @@ func (a adminAPI) list(w http.ResponseWriter, r *http.Request, st *State, sch *e
 			return codedError(http.StatusBadRequest, codeInvalidSize, "size must be an integer between 1 and 1000", nil)
 		}
 		size = v
+	}
+	if sch.collection == "consumers" && sc == nil && q.Has("custom_id") {
+		// Kong answers a search by custom_id with that consumer alone,
+		// unpaginated.
+		body := []byte(`{"data":[`)
+		if e := st.byUnique("consumers", "custom_id", q.Get("custom_id")); e != nil {
+			body = append(body, st.encoded(sch.collection, asString(e["id"]))...)
+		}
+		writeRaw(w, http.StatusOK, append(body, `],"next":null}`...))
+		return nil
 	}
 	match, apiErr := tagFilter(q.Get("tags"))
 	if apiErr != nil {

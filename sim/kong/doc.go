@@ -29,6 +29,11 @@
 // plugin does, and Node.ProxyTLSConfig serves TLS proxy listeners with
 // the loaded certificates by SNI.
 //
+// GET / reports the node's listen settings (Options.ProxyListen and the
+// like) as Kong parses them: configuration.proxy_listen and
+// proxy_listeners, which go-kong's Listeners reads. GET /tags and
+// GET /tags/{tag} list the tags of every entity.
+//
 // Nodes open no sockets and stop their goroutines when Run's context ends,
 // so simulations run them under testing/synctest and reach them through
 // NewInMemoryTransport.
@@ -82,6 +87,8 @@
 //   - Auto-generated credential secrets (a key-auth key left out) are
 //     random in DB mode, as in Kong, but derived from the entity id in a
 //     declarative load, so that reloading a document keeps its hash.
+//   - The offset of GET /tags counts rows, so a page after a write may
+//     repeat or skip a row.
 //   - Certificates' cert_alt/key_alt are not served, and no client
 //     certificate is asked for.
 //   - Consumer groups and the credentials of plugins kongsim lacks

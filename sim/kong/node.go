@@ -54,6 +54,11 @@ type Options struct {
 	// Observer, if set, is told about every configuration the node starts
 	// serving, after the proxy accepted it.
 	Observer Observer
+	// ProxyListen, StreamListen, AdminListen and StatusListen are the
+	// KONG_*_LISTEN values GET / reports (configuration.proxy_listen and
+	// proxy_listeners, and so on); empty means Kong's default. The node
+	// opens no sockets: whoever serves its handlers listens.
+	ProxyListen, StreamListen, AdminListen, StatusListen string
 }
 
 // Observer watches the configurations a node serves.
@@ -85,6 +90,8 @@ type Node struct {
 	log     *slog.Logger
 	proxy   *proxy.Proxy
 	metrics *nodeMetrics
+
+	listens map[string]any // the *_listen settings of GET /'s configuration
 
 	mu       sync.Mutex
 	state    *State // DB-less: the loaded config; DB mode: the proxy's cache
@@ -133,7 +140,11 @@ func NewNode(opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	n := &Node{opts: opts, dbless: opts.Database == DatabaseOff, log: opts.Logger, state: emptyState()}
+	listens, err := listenSettings(opts)
+	if err != nil {
+		return nil, fmt.Errorf("kongsim: %w", err)
+	}
+	n := &Node{opts: opts, dbless: opts.Database == DatabaseOff, log: opts.Logger, state: emptyState(), listens: listens}
 	n.metrics = newNodeMetrics(n)
 	n.proxy = proxy.New(proxy.Options{Version: opts.Version, Transport: opts.ProxyTransport, Now: opts.Now, Observe: n.metrics.observe})
 	if n.dbless && len(opts.DeclarativeConfig) > 0 {
