@@ -61,6 +61,9 @@ type cluster struct {
 
 	// upstreamPort is the port of the apps' endpoints (127.0.0.1).
 	upstreamPort int32
+	// kongLatency delays every Admin API request (a database-backed Kong
+	// answers in milliseconds, not in zero virtual time); 0: none.
+	kongLatency time.Duration
 
 	mu       sync.Mutex
 	replicas []*replica
@@ -164,6 +167,9 @@ func newDiscoveryCluster(t testing.TB, n int) *cluster {
 func (c *cluster) roundTrip(r *replica, req *http.Request) (*http.Response, error) {
 	if r.kongCut.Load() {
 		return nil, errUnreachable
+	}
+	if c.kongLatency > 0 {
+		time.Sleep(c.kongLatency)
 	}
 	for i, n := range c.kong {
 		if req.URL.Host == kongHost(i) || req.URL.Host == kongPodAddr(i) {
