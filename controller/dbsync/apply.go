@@ -84,15 +84,62 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 	}
 	log = log.With("target", n.target.Name)
 
-	if takeover := term.Epoch != s.synced.Epoch || term.Identity != s.synced.Identity; takeover {
+	takeover := term.Epoch != s.synced.Epoch || term.Identity != s.synced.Identity
+	warm := false
+	if takeover {
 		s.synced = term
-		if res, stop := s.prewrite(ctx, n, term, set, log); stop {
+		var stop bool
+		if warm, res, stop = s.prewrite(ctx, n, term, set, log); stop {
 			return res
 		}
 	}
 
 	listStart := time.Now()
-	have, err := listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, s.warm)
+	var (
+		have       *Set
+		prewritten []Entity // written while the listing ran
+	)
+	hint := s.warmUpstreams()
+	if !warm {
+		have, err = listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, hint)
+	} else {
+		// A takeover with a usable warm listing: a change that arrives
+		// while Kong is re-listed is written from the warm listing at
+		// once too; the verified pass below then reconciles those
+		// writes, whichever side of the listing they landed on.
+		listed := make(chan struct{})
+		go func() {
+			defer close(listed)
+			have, err = listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, hint)
+		}()
+		version := d.Version
+	wait:
+		for {
+			select {
+			case <-listed:
+				break wait
+			case <-s.wake:
+				nd := s.latest()
+				if nd == nil || nd.Version <= version {
+					continue
+				}
+				version = nd.Version
+				nset, serr := s.prepare(nd)
+				if serr != nil || nset.Len() == 0 {
+					continue // the verified pass refuses it
+				}
+				a := s.applyProvisional(ctx, n, term, upserts(nset, s.warm))
+				for _, op := range a.ok {
+					prewritten = append(prewritten, op.Entity)
+				}
+				log.Info("takeover: wrote a change that arrived while re-listing", "version", nd.Version, "writes", a.done, "err", a.err)
+				if errors.Is(a.err, errNotWriter) {
+					<-listed
+					return syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}
+				}
+			}
+		}
+	}
 	if err != nil {
 		// Nothing more is written on an incomplete picture: a missing
 		// listing would read as "delete everything of that kind".
@@ -116,7 +163,7 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 		}
 	}
 
-	plan := Diff(set, have)
+	plan := reconcile(Diff(set, have), set, prewritten)
 	if set.Len() == 0 && have.Len() > 0 && !s.o.AllowEmpty {
 		return syncResult{outcome: outcomeRefused, err: fmt.Errorf(
 			"refusing to delete all %d managed entities: the desired configuration is empty (set AllowEmpty to allow it)", have.Len())}
@@ -166,30 +213,50 @@ const minStalePrewrites = 64
 
 // prewrite starts a takeover: it writes the creates and updates that the
 // warm listing says set needs, before the re-listing that every sync
-// makes. It writes nothing without a warm listing or with an empty set,
-// and never deletes. Kong refusing one of these writes is not reported:
-// the listing may be stale (a conflicting entity the verified pass
-// deletes first), and the verified pass decides. stop says the sync must
-// end with res: the term ended.
-func (s *Syncer) prewrite(ctx context.Context, n *node, term fence.Term, set *Set, log *slog.Logger) (res syncResult, stop bool) {
+// makes. It writes nothing without a warm listing, with an empty set or
+// when the listing looks stale, and never deletes. warm says it used the
+// warm listing; stop says the sync must end with res: the term ended.
+func (s *Syncer) prewrite(ctx context.Context, n *node, term fence.Term, set *Set, log *slog.Logger) (warm bool, res syncResult, stop bool) {
 	if s.warm == nil || set.Len() == 0 {
 		s.observeTakeover("cold", 0)
-		return syncResult{}, false
+		return false, syncResult{}, false
 	}
-	var ops []Op
-	for _, op := range Diff(set, s.warm).Ops {
-		if op.Action != Delete {
-			ops = append(ops, op)
-		}
-	}
+	ops := upserts(set, s.warm)
 	if len(ops) > max(minStalePrewrites, set.Len()/10) {
 		// So much to write means the listing predates a big change the
 		// previous leader has probably made since: most of these writes
 		// would be redundant and would delay the few that are not.
 		s.observeTakeover("stale", 0)
 		log.Info("takeover: the recent listing differs too much from the desired configuration; re-listing first", "planned", len(ops))
-		return syncResult{}, false
+		return false, syncResult{}, false
 	}
+	a := s.applyProvisional(ctx, n, term, ops)
+	s.observeTakeover("warm", a.done)
+	if len(ops) > 0 {
+		log.Info("takeover: wrote the changes a recent listing shows before re-listing", "writes", a.done, "planned", len(ops), "err", a.err)
+	}
+	if errors.Is(a.err, errNotWriter) {
+		return true, syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}, true
+	}
+	return true, syncResult{}, false
+}
+
+// upserts are the creates and updates that turn have into set.
+func upserts(set, have *Set) []Op {
+	var ops []Op
+	for _, op := range Diff(set, have).Ops {
+		if op.Action != Delete {
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+// applyProvisional writes ops that come from a listing that may be stale:
+// Kong refusing one is not reported (the verified pass decides; a
+// conflicting entity may be one it deletes first). The writes Kong took
+// are applied to the warm listing.
+func (s *Syncer) applyProvisional(ctx context.Context, n *node, term fence.Term, ops []Op) *applier {
 	a := &applier{s: s, n: n, term: term, failed: map[string]bool{}, provisional: true}
 	for _, phase := range (Plan{Ops: ops}).Phases() {
 		a.run(ctx, phase)
@@ -197,14 +264,55 @@ func (s *Syncer) prewrite(ctx context.Context, n *node, term fence.Term, set *Se
 			break
 		}
 	}
-	s.observeTakeover("warm", a.done)
-	if len(ops) > 0 {
-		log.Info("takeover: wrote the changes a recent listing shows before re-listing", "writes", a.done, "planned", len(ops), "err", a.err)
+	s.wrote(a.ok)
+	return a
+}
+
+// reconcile adds to plan what the entities written while the listing ran
+// need: the listing may have read each of them before or after our write,
+// so one that set no longer holds is deleted, and one whose content set
+// changed since is written again, whatever the listing showed.
+func reconcile(plan Plan, set *Set, prewritten []Entity) Plan {
+	if len(prewritten) == 0 {
+		return plan
 	}
-	if errors.Is(a.err, errNotWriter) {
-		return syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}, true
+	type key struct {
+		kind Kind
+		id   string
 	}
-	return syncResult{}, false
+	planned := map[key]bool{}
+	for _, op := range plan.Ops {
+		planned[key{op.Entity.Kind, op.Entity.ID}] = true
+	}
+	for _, p := range prewritten {
+		k := key{p.Kind, p.ID}
+		if planned[k] {
+			continue
+		}
+		planned[k] = true
+		want, ok := set[p.Kind][p.ID]
+		switch {
+		case !ok:
+			plan.Ops = append(plan.Ops, Op{Action: Delete, Entity: p})
+		case want.Parent != p.Parent || !Equal(p.Kind, want.Obj, p.Obj):
+			plan.Ops = append(plan.Ops, Op{Action: Update, Entity: want})
+		}
+	}
+	sortOps(plan.Ops)
+	return plan
+}
+
+// warmUpstreams are the upstream ids of the warm listing, to list their
+// targets without waiting for the upstream listing.
+func (s *Syncer) warmUpstreams() map[string]bool {
+	if s.warm == nil {
+		return nil
+	}
+	ids := make(map[string]bool, len(s.warm[KindUpstream]))
+	for id := range s.warm[KindUpstream] {
+		ids[id] = true
+	}
+	return ids
 }
 
 // refreshWarm lists Kong as a standby: reads only, with no term.
@@ -213,7 +321,7 @@ func (s *Syncer) refreshWarm(ctx context.Context) {
 	if !ok {
 		return
 	}
-	have, err := listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, s.warm)
+	have, err := listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, s.warmUpstreams())
 	if err != nil {
 		if ctx.Err() == nil {
 			s.nodeResult(n, err)

@@ -139,12 +139,12 @@ func listTargets(ctx context.Context, kc *kong.Client, up, tag string, timeout t
 // listAll reads every managed entity of every kind, with at most
 // concurrency requests in flight: the kinds side by side, and the targets
 // one listing per upstream. Targets need their upstream's id, so without a
-// hint they wait for the upstream listing; the upstreams of hint (an
-// earlier listing) are listed at once, side by side with the kinds, and
+// hint they wait for the upstream listing; the upstreams in hint (ids from
+// an earlier listing) are listed at once, side by side with the kinds, and
 // only upstreams the hint lacked wait. Whatever the hint says, the result
 // holds exactly the targets of the upstreams this listing found: the hint
 // only orders the requests. Any failure fails the whole listing.
-func listAll(ctx context.Context, kc *kong.Client, tag string, timeout time.Duration, concurrency int, hint *Set) (*Set, error) {
+func listAll(ctx context.Context, kc *kong.Client, tag string, timeout time.Duration, concurrency int, hint map[string]bool) (*Set, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -216,10 +216,8 @@ func listAll(ctx context.Context, kc *kong.Client, tag string, timeout time.Dura
 			return err
 		})
 	}
-	if hint != nil {
-		for up := range hint[KindUpstream] {
-			spawn(listUpstream(up, true))
-		}
+	for up := range hint {
+		spawn(listUpstream(up, true))
 	}
 	select {
 	case <-upstreamsListed:
@@ -230,11 +228,7 @@ func listAll(ctx context.Context, kc *kong.Client, tag string, timeout time.Dura
 		var rest []string
 		for up := range into[KindUpstream] {
 			_, listed := targets[up]
-			hinted := false
-			if hint != nil {
-				_, hinted = hint[KindUpstream][up]
-			}
-			if !listed && (!hinted || gone[up]) {
+			if !listed && (!hint[up] || gone[up]) {
 				rest = append(rest, up)
 			}
 		}

@@ -3,9 +3,9 @@ package hatest
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
-	"log/slog"
 	"strconv"
 	"testing"
 	"testing/synctest"
