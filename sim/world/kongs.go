@@ -136,6 +136,9 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, req.Context().Err()
 		}
 	}
+	if d := w.cfg.AdminLatency; d > 0 {
+		time.Sleep(d)
+	}
 	w.mu.Lock()
 	node, rejecting := slot.node, slot.rejecting
 	dead = t.replica.dead
