@@ -45,7 +45,7 @@ type Result struct {
 	// write of the change's route to the database, before any Kong node
 	// polls it.
 	ChangesInDatabase []time.Duration
-	Traffic        TrafficStats
+	Traffic           TrafficStats
 	// Writes counts controller writes (Kong writes and API writes other
 	// than Events): the crash-after-write plans number them.
 	Writes int

@@ -204,10 +204,10 @@ type World struct {
 	traffic    TrafficStats
 	// refused holds the Kong nodes (incarnations) that have refused an
 	// anonymous request to app 0 (Config.KeyAuth).
-	refused    map[*kong.Node]bool
-	apps       int
+	refused map[*kong.Node]bool
+	apps    int
 	// appAt names the app each add-app step added, by the step's time.
-	appAt map[time.Duration]int
+	appAt      map[time.Duration]int
 	wg         sync.WaitGroup
 	faultStart map[string]time.Time
 	failovers  []failover
