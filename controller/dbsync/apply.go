@@ -95,49 +95,13 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 	}
 
 	listStart := time.Now()
-	var (
-		have       *Set
-		prewritten []Entity // written while the listing ran
-	)
-	hint := s.warmUpstreams()
+	var have *Set
 	if !warm {
-		have, err = listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, hint)
+		have, err = listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, s.warmUpstreams())
 	} else {
-		// A takeover with a usable warm listing: a change that arrives
-		// while Kong is re-listed is written from the warm listing at
-		// once too; the verified pass below then reconciles those
-		// writes, whichever side of the listing they landed on.
-		listed := make(chan struct{})
-		go func() {
-			defer close(listed)
-			have, err = listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, hint)
-		}()
-		version := d.Version
-	wait:
-		for {
-			select {
-			case <-listed:
-				break wait
-			case <-s.wake:
-				nd := s.latest()
-				if nd == nil || nd.Version <= version {
-					continue
-				}
-				version = nd.Version
-				nset, serr := s.prepare(nd)
-				if serr != nil || nset.Len() == 0 {
-					continue // the verified pass refuses it
-				}
-				a := s.applyProvisional(ctx, n, term, upserts(nset, s.warm))
-				for _, op := range a.ok {
-					prewritten = append(prewritten, op.Entity)
-				}
-				log.Info("takeover: wrote a change that arrived while re-listing", "version", nd.Version, "writes", a.done, "err", a.err)
-				if errors.Is(a.err, errNotWriter) {
-					<-listed
-					return syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}
-				}
-			}
+		var stop bool
+		if have, res, stop, err = s.listDuringTakeover(ctx, n, term, d.Version, log); stop {
+			return res
 		}
 	}
 	if err != nil {
@@ -163,7 +127,7 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 		}
 	}
 
-	plan := reconcile(Diff(set, have), set, prewritten)
+	plan := Diff(set, have)
 	if set.Len() == 0 && have.Len() > 0 && !s.o.AllowEmpty {
 		return syncResult{outcome: outcomeRefused, err: fmt.Errorf(
 			"refusing to delete all %d managed entities: the desired configuration is empty (set AllowEmpty to allow it)", have.Len())}
@@ -268,38 +232,58 @@ func (s *Syncer) applyProvisional(ctx context.Context, n *node, term fence.Term,
 	return a
 }
 
-// reconcile adds to plan what the entities written while the listing ran
-// need: the listing may have read each of them before or after our write,
-// so one that set no longer holds is deleted, and one whose content set
-// changed since is written again, whatever the listing showed.
-func reconcile(plan Plan, set *Set, prewritten []Entity) Plan {
-	if len(prewritten) == 0 {
-		return plan
-	}
-	type key struct {
-		kind Kind
-		id   string
-	}
-	planned := map[key]bool{}
-	for _, op := range plan.Ops {
-		planned[key{op.Entity.Kind, op.Entity.ID}] = true
-	}
-	for _, p := range prewritten {
-		k := key{p.Kind, p.ID}
-		if planned[k] {
-			continue
+// maxTakeoverRestarts bounds how often changes that arrive during a
+// takeover's listing restart it, so that a stream of changes cannot keep
+// the takeover from ever completing a listing.
+const maxTakeoverRestarts = 3
+
+// listDuringTakeover lists Kong for a takeover that holds a warm listing.
+// A Desired newer than version that arrives meanwhile stops the listing,
+// is written from the warm listing at once (creates and updates only, as
+// in prewrite), and the listing starts over, at most maxTakeoverRestarts
+// times; later ones wait for the listing. So every write made from the
+// warm listing has completed before the listing the sync uses began,
+// which therefore shows it. stop says the sync must end with res: the
+// term ended.
+func (s *Syncer) listDuringTakeover(ctx context.Context, n *node, term fence.Term, version uint64, log *slog.Logger) (have *Set, res syncResult, stop bool, err error) {
+	for restarts := 0; ; restarts++ {
+		lctx, cancel := context.WithCancel(ctx)
+		listed := make(chan struct{})
+		hint := s.warmUpstreams()
+		go func() {
+			defer close(listed)
+			have, err = listAll(lctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, hint)
+		}()
+		var next *Desired
+		for next == nil && restarts < maxTakeoverRestarts {
+			select {
+			case <-listed:
+				cancel()
+				return have, syncResult{}, false, err
+			case <-s.wake:
+				if nd := s.latest(); nd != nil && nd.Version > version {
+					next = nd
+				}
+			}
 		}
-		planned[k] = true
-		want, ok := set[p.Kind][p.ID]
-		switch {
-		case !ok:
-			plan.Ops = append(plan.Ops, Op{Action: Delete, Entity: p})
-		case want.Parent != p.Parent || !Equal(p.Kind, want.Obj, p.Obj):
-			plan.Ops = append(plan.Ops, Op{Action: Update, Entity: want})
+		if next == nil {
+			<-listed
+			cancel()
+			return have, syncResult{}, false, err
+		}
+		cancel()
+		<-listed
+		version = next.Version
+		set, serr := s.prepare(next)
+		if serr != nil || set.Len() == 0 {
+			continue // the sync refuses it after the listing
+		}
+		a := s.applyProvisional(ctx, n, term, upserts(set, s.warm))
+		log.Info("takeover: wrote a change that arrived while re-listing; listing again", "version", next.Version, "writes", a.done, "err", a.err)
+		if errors.Is(a.err, errNotWriter) {
+			return nil, syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}, true, nil
 		}
 	}
-	sortOps(plan.Ops)
-	return plan
 }
 
 // warmUpstreams are the upstream ids of the warm listing, to list their

@@ -70,12 +70,13 @@
 //     Desired by more than a tenth of it (at least 64 entities) it is
 //     taken for stale and skipped: those writes would mostly be redundant.
 //  2. lists Kong completely, as every sync does. A Desired that arrives
-//     meanwhile is written the same way at once.
+//     meanwhile stops the listing, is written the same way at once, and
+//     the listing starts over (at most three times; later changes wait
+//     for the listing), so every write made from the warm listing has
+//     completed before the listing used in step 3 began.
 //  3. diffs the newest Desired against that fresh listing and applies the
-//     difference, deletes included, with every guard above; the entities
-//     written in step 2 are written again or deleted as the newest Desired
-//     says, whichever side of the listing their write landed on. Only
-//     then is the Desired reported applied (OnApplied, AllApplied).
+//     difference, deletes included, with every guard above. Only then is
+//     the Desired reported applied (OnApplied, AllApplied).
 //
 // Why a stale listing is safe here. The warm listing was taken before the
 // lock was won, so the previous leader may have written after it. Steps 1
@@ -84,20 +85,22 @@
 // entity as the Desired wants it, which is what step 3 would make of it
 // too. So a stale listing can only (a) make such a write redundant (Kong
 // held that content already) or (b) hide a write that is needed (Kong
-// changed since), which step 3 makes from its fresh listing. It never
-// decides a delete: an entity missing from the Desired is deleted only
-// from a complete listing taken within this term, after the previous
-// term's last write (the election's fencing guarantees that no write of
-// the previous term starts after ours may, see package election), exactly
-// as before. Nothing of ours is lost either: what the previous leader
-// wrote after the warm listing and the Desired still wants is rewritten
-// with the same content or left alone. The writes carry this term's epoch
-// through the Gate and fence.Transport like every other, so a term that
-// ends mid-takeover stops them. Step 1 writes nothing for an empty
-// Desired, so AllowEmpty keeps its meaning, and a listing that fails in
-// step 2 stops the sync before any delete and before anything is
-// reported applied; the upserts of steps 1 and 2 may have been written
-// by then, each a write the Desired asks for. The figures:
+// changed since), which step 3 makes from its fresh listing; and as step
+// 3's listing began after those writes completed, it shows them, so step 3
+// corrects any of them that a newer Desired no longer wants. It never
+// decides a delete: an entity missing from the Desired is deleted only from
+// a complete listing taken within this term, so after the previous term's
+// last write (the election's fencing: no write of the previous term starts
+// once another replica can lead; see package election and its Limits),
+// exactly as before. Nothing of ours is lost either: what the previous
+// leader wrote after the warm listing and the Desired still wants is
+// rewritten with the same content or left alone. The writes carry this
+// term's epoch through the Gate and fence.Transport like every other, so a
+// term that ends mid-takeover stops them. Step 1 writes nothing for an
+// empty Desired, so AllowEmpty keeps its meaning, and a listing that fails
+// in step 2 stops the sync before any delete and before anything is
+// reported applied; the upserts of steps 1 and 2 may have been written by
+// then, each a write the Desired asks for. The figures:
 // konductor_kong_db_takeovers_total{listing="warm"|"stale"|"cold"},
 // Status.Takeovers, konductor_kong_db_standby_listings_total and
 // konductor_kong_db_listing_duration_seconds.
