@@ -17,19 +17,23 @@ import (
 
 // TestMeasureDBHandoverOnPostgreSQL measures, in real time against
 // PostgreSQL (two kongsim nodes sharing it, polling every 100ms), three
-// controllers and a configuration of 300 apps (1,200 managed entities),
+// controllers and a configuration of KONDUCTOR_HANDOVER_APPS apps (default
+// 100; four managed entities each),
 // how long a change made at the instant the leader is lost takes to reach
 // the database (the new leader's first write) and every node's proxy:
 // after a graceful stop, and after a crash (the lease runs out: this
 // cluster has no kubelet, so the crash is measured from the new term). It
 // logs the figures. The repetitions are KONDUCTOR_HANDOVER_REPS (default
-// 3, to keep `make test` short). Run it with
+// 2, to keep `make test` short). Run it with
 //
-//	KONDUCTOR_HANDOVER_REPS=20 go test -count=1 -v -run TestMeasureDBHandoverOnPostgreSQL ./sim/hatest/
+//	KONDUCTOR_HANDOVER_REPS=20 KONDUCTOR_HANDOVER_APPS=300 go test -count=1 -v -run TestMeasureDBHandoverOnPostgreSQL ./sim/hatest/
 func TestMeasureDBHandoverOnPostgreSQL(t *testing.T) {
-	reps := 3
+	reps, apps := 2, 100
 	if v, err := strconv.Atoi(os.Getenv("KONDUCTOR_HANDOVER_REPS")); err == nil && v > 0 {
 		reps = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("KONDUCTOR_HANDOVER_APPS")); err == nil && v > 0 {
+		apps = v
 	}
 	g := NewWithT(t)
 	db := pgtest.NewProxy(t, pgtest.DSN(t))
@@ -58,7 +62,7 @@ func TestMeasureDBHandoverOnPostgreSQL(t *testing.T) {
 		o.KongDriftCheckInterval = 30 * time.Second
 		return o
 	}
-	for i := range 300 {
+	for i := range apps {
 		if err := c.api.Seed(app(fmt.Sprintf("bulk-%d", i), 8080)...); err != nil {
 			t.Fatal(err)
 		}
@@ -74,8 +78,9 @@ func TestMeasureDBHandoverOnPostgreSQL(t *testing.T) {
 		}
 	}
 	c.startAll()
-	// The first leader writes 1,200 entities; measure from a settled state.
-	for i := range 300 {
+	// The first leader writes four entities per app; measure from a
+	// settled state.
+	for i := range apps {
 		g.Eventually(servesEverywhere(fmt.Sprintf("bulk-%d", i))).WithTimeout(120 * time.Second).WithPolling(10 * time.Millisecond).Should(Succeed())
 	}
 	// Let the standbys take a listing of it (dbsync's WarmInterval).
