@@ -299,25 +299,44 @@ func (s *Syncer) warmUpstreams() map[string]bool {
 	return ids
 }
 
-// refreshWarm lists Kong as a standby: reads only, with no term.
-func (s *Syncer) refreshWarm(ctx context.Context) {
+// refreshWarm lists Kong as a standby: reads only, with no term. Any
+// wake-up (above all the Resync of a takeover) aborts it, so that a
+// takeover never waits for a standby listing; it reports whether the
+// listing completed.
+func (s *Syncer) refreshWarm(ctx context.Context) bool {
 	n, ok := s.pick()
 	if !ok {
-		return
+		return true
 	}
-	have, err := listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, s.warmUpstreams())
-	if err != nil {
-		if ctx.Err() == nil {
-			s.nodeResult(n, err)
-			s.o.Logger.Debug("standby listing failed; keeping the previous one", "target", n.target.Name, "err", err)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-s.wake:
+			cancel()
+			s.mu.Lock()
+			s.pokeLocked() // for the Run loop, which this wake-up was for
+			s.mu.Unlock()
+		case <-done:
 		}
-		return
+	}()
+	have, err := listAll(lctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, s.warmUpstreams())
+	if lctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		s.nodeResult(n, err)
+		s.o.Logger.Debug("standby listing failed; keeping the previous one", "target", n.target.Name, "err", err)
+		return true
 	}
 	s.nodeResult(n, nil)
 	s.keepWarm(have)
 	if s.metrics != nil {
 		s.metrics.warmListings.Inc()
 	}
+	return true
 }
 
 // keepWarm makes a complete listing the one the Syncer holds.

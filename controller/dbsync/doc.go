@@ -60,8 +60,9 @@
 // entities), and a new leader used to start from nothing: it built the
 // desired entities and listed Kong only after winning the lock. Now a
 // standby (a Syncer its Gate does not let write) builds the entities of
-// every Desired it is given at once, and lists Kong every WarmInterval
-// (reads only, no term): its "warm" listing. The first sync of a new term
+// every Desired it is given at once, and lists Kong every WarmInterval and
+// a second after each new Desired, by when the leader has usually written
+// the same change (reads only, no term): its "warm" listing. The first sync of a new term
 // (a term other than that of the previous sync) with a warm listing then:
 //
 //  1. writes at once, from the warm listing, the creates and updates the

@@ -333,6 +333,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		retryAt   time.Time // no sync before this (errors)
 		checkAt   time.Time // next drift check; zero: none scheduled
 		warmAt    time.Time // next standby listing
+		warmHash  string    // the Desired's hash when the standby last listed
 		needSync  = true
 		appliedOK string // hash of the Desired last fully applied
 		rejected  string // hash of the Desired Kong last refused entities of
@@ -369,10 +370,18 @@ func (s *Syncer) Run(ctx context.Context) error {
 					checkAt = time.Time{}
 					_, _ = s.prepare(d)
 					if s.o.WarmInterval > 0 {
+						if d.Hash != warmHash && !warmAt.IsZero() {
+							// The leader is writing this change now: list
+							// again once it has, so that a takeover finds
+							// it in the listing instead of rewriting it.
+							warmAt = minTime(warmAt, now.Add(warmSettle))
+						}
 						if !now.Before(warmAt) {
-							s.refreshWarm(ctx)
+							warmHash = d.Hash
+							if s.refreshWarm(ctx) {
+								warmAt = time.Now().Add(s.o.Rand.Jitter(s.o.WarmInterval))
+							}
 							now = time.Now()
-							warmAt = now.Add(s.o.Rand.Jitter(s.o.WarmInterval))
 						}
 						wakeAt = warmAt
 					}
@@ -432,6 +441,17 @@ func (s *Syncer) Run(ctx context.Context) error {
 		timer.Stop()
 	}
 	return nil
+}
+
+// warmSettle is how long after a new Desired a standby lists Kong again:
+// about the time the leader takes to write the same change.
+const warmSettle = time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func (s *Syncer) backoff(n int) time.Duration {

@@ -192,7 +192,15 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 	latency := r.latency
 	r.mu.Unlock()
 	if latency > 0 {
-		time.Sleep(latency)
+		// A request its sender gives up on ends at once, as on a real
+		// connection.
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, req.Context().Err()
+		}
 	}
 	if req.URL.Path == "/targets" || strings.HasPrefix(req.URL.Path, "/targets/") {
 		// Real Kong disables the top-level targets endpoints (targets live

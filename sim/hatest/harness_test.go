@@ -169,7 +169,13 @@ func (c *cluster) roundTrip(r *replica, req *http.Request) (*http.Response, erro
 		return nil, errUnreachable
 	}
 	if c.kongLatency > 0 {
-		time.Sleep(c.kongLatency)
+		t := time.NewTimer(c.kongLatency)
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, req.Context().Err()
+		}
 	}
 	for i, n := range c.kong {
 		if req.URL.Host == kongHost(i) || req.URL.Host == kongPodAddr(i) {

@@ -137,7 +137,13 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if d := w.cfg.AdminLatency; d > 0 {
-		time.Sleep(d)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, req.Context().Err()
+		}
 	}
 	w.mu.Lock()
 	node, rejecting := slot.node, slot.rejecting
