@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -41,6 +42,7 @@ var (
 	failfast = flag.Bool("failfast", false, "stop at the first run that breaks an invariant")
 	stall    = flag.Duration("stall", 2*time.Minute, "fail a run whose virtual time has not advanced for this long (wall clock)")
 	runLimit = flag.Duration("run-timeout", 5*time.Minute, "fail a run that takes longer than this (wall clock; a healthy one takes about a second)")
+	parallel = flag.Int("parallel", runtime.GOMAXPROCS(0), "runs at a time (each run is its own virtual-time bubble and uses about one core); the report is the same for any value")
 )
 
 func main() {
@@ -96,21 +98,13 @@ func simulate(t *testing.T) {
 		cfgs[i].Options = withPodEvidence(cfgs[i].Options, *evidence)
 	}
 	start := time.Now()
+	results := runAll(t, cfgs, replay)
 	var failovers, recoveries, applied, inDB []time.Duration
 	byKind := map[string][]time.Duration{}
 	fired := map[string]int{}
 	var failed []*world.Result
 	var virtual time.Duration
-	for _, cfg := range cfgs {
-		var res *world.Result
-		stop := watch(&cfg, replay)
-		synctest.Test(t, func(t *testing.T) {
-			var err error
-			if res, err = world.Run(t.Context(), cfg); err != nil {
-				t.Fatal(err)
-			}
-		})
-		stop()
+	for _, res := range results {
 		failovers = append(failovers, res.Failovers...)
 		recoveries = append(recoveries, res.Recoveries...)
 		applied = append(applied, res.ChangesApplied...)
@@ -124,9 +118,6 @@ func simulate(t *testing.T) {
 		}
 		if res.Failed() {
 			failed = append(failed, res)
-			if *failfast {
-				break
-			}
 		}
 		if len(cfgs) == 1 {
 			fmt.Println(res.Summary())
@@ -176,6 +167,51 @@ func simulate(t *testing.T) {
 		return
 	}
 	fmt.Println("\nall invariants held")
+}
+
+// runAll runs cfgs -parallel at a time and returns their results in the
+// order of cfgs, so the report does not depend on scheduling. With
+// -failfast no run starts after one has failed, and the results end at the
+// first failure in that order.
+func runAll(t *testing.T, cfgs []world.Config, replay func(uint64) string) []*world.Result {
+	results := make([]*world.Result, len(cfgs))
+	var failedOnce atomic.Bool
+	slots := make(chan struct{}, max(*parallel, 1))
+	var wg sync.WaitGroup
+	for i := range cfgs {
+		if *failfast && failedOnce.Load() {
+			break
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			cfg := cfgs[i]
+			stop := watch(&cfg, replay)
+			defer stop()
+			synctest.Test(t, func(t *testing.T) {
+				res, err := world.Run(t.Context(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				results[i] = res
+			})
+			if results[i] != nil && results[i].Failed() {
+				failedOnce.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+	done := results[:0]
+	for _, res := range results {
+		if res == nil {
+			break
+		}
+		done = append(done, res)
+		if *failfast && res.Failed() {
+			break
+		}
+	}
+	return done
 }
 
 // stats is "n=… min … p50 … p99 … max …".

@@ -120,15 +120,7 @@ func TestFailover(t *testing.T) {
 			o := controllerOptions(t, ctx, cfg)
 			bound := o.ElectionLeaseDuration + o.ElectionRetryPeriod + failoverMargin
 
-			var lock corev1.ConfigMap
-			var leader string
-			err = poll(ctx, bound, 250*time.Millisecond, func(ctx context.Context) error {
-				if err := r.Get(ctx, o.ElectionLockName(), o.ElectionNamespace, &lock); err != nil {
-					return err
-				}
-				leader, err = harness.LeaderPod(&lock)
-				return err
-			})
+			leader, err := lockHolder(ctx, cfg, o, bound, 250*time.Millisecond, "")
 			if err != nil {
 				t.Fatalf("no leader: %v", err)
 			}
@@ -141,21 +133,7 @@ func TestFailover(t *testing.T) {
 			}
 			t.Logf("deleted leader pod %s", leader)
 
-			var successor string
-			err = poll(ctx, bound, 100*time.Millisecond, func(ctx context.Context) error {
-				if err := r.Get(ctx, o.ElectionLockName(), o.ElectionNamespace, &lock); err != nil {
-					return err
-				}
-				pod, err := harness.LeaderPod(&lock)
-				if err != nil {
-					return err
-				}
-				if pod == leader {
-					return fmt.Errorf("pod %s still holds the lock", leader)
-				}
-				successor = pod
-				return nil
-			})
+			successor, err := lockHolder(ctx, cfg, o, bound, 100*time.Millisecond, leader)
 			if err != nil {
 				t.Fatalf("no new leader: %v", err)
 			}
@@ -213,12 +191,7 @@ func TestKongRestart(t *testing.T) {
 			if err := expectStatus(ctx, p, "/", http.StatusOK, routeTimeout); err != nil {
 				t.Fatal(err)
 			}
-			kongPods := func(ctx context.Context) ([]corev1.Pod, error) {
-				var pods corev1.PodList
-				err := r.List(ctx, &pods, resources.WithLabelSelector("app.kubernetes.io/name=kong"))
-				return slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.Namespace != kongNamespace }), err
-			}
-			before, err := kongPods(ctx)
+			before, err := kongPods(ctx, cfg)
 			if err != nil || len(before) < 2 {
 				t.Fatalf("want 2 or more Kong pods, have %d (%v)", len(before), err)
 			}
@@ -239,7 +212,7 @@ func TestKongRestart(t *testing.T) {
 			// already route "/" — its readiness gates traffic on configuration.
 			var replacement string
 			err = poll(ctx, deployTimeout, 100*time.Millisecond, func(ctx context.Context) error {
-				pods, err := kongPods(ctx)
+				pods, err := kongPods(ctx, cfg)
 				if err != nil {
 					return err
 				}

@@ -22,8 +22,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/klient/k8s"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 
+	"konductor.dev/controller/options"
 	"konductor.dev/e2e/harness"
 	"konductor.dev/e2e/manifests"
 )
@@ -344,4 +346,34 @@ func describeFailure(ctx context.Context, t *testing.T, cfg *envconf.Config) {
 			}
 		}
 	}
+}
+
+// lockHolder polls the election lock until it names a holder other than
+// previous (empty: any holder) and returns that pod's name.
+func lockHolder(ctx context.Context, cfg *envconf.Config, o *options.Options, timeout, interval time.Duration, previous string) (string, error) {
+	var holder string
+	err := poll(ctx, timeout, interval, func(ctx context.Context) error {
+		var lock corev1.ConfigMap
+		if err := cfg.Client().Resources().Get(ctx, o.ElectionLockName(), o.ElectionNamespace, &lock); err != nil {
+			return err
+		}
+		pod, err := harness.LeaderPod(&lock)
+		if err != nil {
+			return err
+		}
+		if pod == previous {
+			return fmt.Errorf("pod %s still holds the lock", previous)
+		}
+		holder = pod
+		return nil
+	})
+	return holder, err
+}
+
+// kongPods lists the Kong pods of the overlay's namespace, terminating
+// ones included.
+func kongPods(ctx context.Context, cfg *envconf.Config) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	err := cfg.Client().Resources().List(ctx, &pods, resources.WithLabelSelector("app.kubernetes.io/name=kong"))
+	return slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.Namespace != kongNamespace }), err
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"testing"
 	"time"
 
@@ -97,15 +96,7 @@ func TestPluginsThroughFailover(t *testing.T) {
 
 			o := controllerOptions(t, ctx, cfg)
 			bound := o.ElectionLeaseDuration + o.ElectionRetryPeriod + failoverMargin
-			var lock corev1.ConfigMap
-			var leader string
-			err = poll(ctx, bound, 250*time.Millisecond, func(ctx context.Context) error {
-				if err := r.Get(ctx, o.ElectionLockName(), o.ElectionNamespace, &lock); err != nil {
-					return err
-				}
-				leader, err = harness.LeaderPod(&lock)
-				return err
-			})
+			leader, err := lockHolder(ctx, cfg, o, bound, 250*time.Millisecond, "")
 			if err != nil {
 				t.Fatalf("no leader: %v", err)
 			}
@@ -118,20 +109,7 @@ func TestPluginsThroughFailover(t *testing.T) {
 				t.Fatalf("deleting leader pod %s: %v", leader, err)
 			}
 			t.Logf("deleted leader pod %s", leader)
-			err = poll(ctx, bound, 100*time.Millisecond, func(ctx context.Context) error {
-				if err := r.Get(ctx, o.ElectionLockName(), o.ElectionNamespace, &lock); err != nil {
-					return err
-				}
-				pod, err := harness.LeaderPod(&lock)
-				if err != nil {
-					return err
-				}
-				if pod == leader {
-					return fmt.Errorf("pod %s still holds the lock", leader)
-				}
-				return nil
-			})
-			if err != nil {
+			if _, err := lockHolder(ctx, cfg, o, bound, 100*time.Millisecond, leader); err != nil {
 				t.Fatalf("no new leader: %v", err)
 			}
 			var ctrl appsv1.Deployment
@@ -191,11 +169,10 @@ func TestPluginsThroughFailover(t *testing.T) {
 				t.Fatalf("before the restart: %v", err)
 			}
 
-			var pods corev1.PodList
-			if err := r.List(ctx, &pods, resources.WithLabelSelector("app.kubernetes.io/name=kong")); err != nil {
+			kongs, err := kongPods(ctx, cfg)
+			if err != nil {
 				t.Fatal(err)
 			}
-			kongs := slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.Namespace != kongNamespace })
 			if len(kongs) == 0 {
 				t.Fatal("no Kong pod")
 			}
@@ -210,11 +187,11 @@ func TestPluginsThroughFailover(t *testing.T) {
 			// The old pod may still be terminating; wait for the
 			// Deployment to be whole again before the burst.
 			err = poll(ctx, deployTimeout, 500*time.Millisecond, func(ctx context.Context) error {
-				var pods corev1.PodList
-				if err := r.List(ctx, &pods, resources.WithLabelSelector("app.kubernetes.io/name=kong")); err != nil {
+				pods, err := kongPods(ctx, cfg)
+				if err != nil {
 					return err
 				}
-				for _, pod := range pods.Items {
+				for _, pod := range pods {
 					if pod.Name == kongs[0].Name {
 						return fmt.Errorf("Kong pod %s still exists", pod.Name)
 					}

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"flag"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -65,17 +66,22 @@ func TestNemesisSeeds(t *testing.T) {
 		n = min(n, 20)
 	}
 	start := time.Now()
-	failovers := 0
-	for seed := first; seed < first+uint64(n); seed++ {
-		// One subtest per seed, so that even a panic names the seed.
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			res := runWorld(t, Nemesis(seed))
-			failovers += len(res.Failovers)
-			requireClean(t, res, fmt.Sprintf("go test ./sim/scenarios -run TestNemesisSeeds -seed %d", seed))
-		})
-	}
+	var failovers atomic.Int64
+	// The group returns when every parallel seed has finished; each seed
+	// is its own bubble, so they run side by side (go test -parallel).
+	t.Run("seeds", func(t *testing.T) {
+		for seed := first; seed < first+uint64(n); seed++ {
+			// One subtest per seed, so that even a panic names the seed.
+			t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+				t.Parallel()
+				res := runWorld(t, Nemesis(seed))
+				failovers.Add(int64(len(res.Failovers)))
+				requireClean(t, res, fmt.Sprintf("go test ./sim/scenarios -run TestNemesisSeeds -seed %d", seed))
+			})
+		}
+	})
 	wall := time.Since(start)
-	t.Logf("%d seeds, %d failovers in %v (%.0f failovers per wall minute)", n, failovers, wall, float64(failovers)/wall.Minutes())
+	t.Logf("%d seeds, %d failovers in %v (%.0f failovers per wall minute)", n, failovers.Load(), wall, float64(failovers.Load())/wall.Minutes())
 }
 
 func TestGeneratedPlans(t *testing.T) {

@@ -332,7 +332,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// the goroutine scheduler's choice, not the seed's.
 	stagger := rand.New(rand.NewPCG(cfg.Seed, 0x7374616767))
 	for i := range cfg.Controllers {
+		// Oracles and probes already running read w.replicas under w.mu.
+		w.mu.Lock()
 		w.replicas = append(w.replicas, &replica{index: i, name: fmt.Sprintf("konductor-%d", i)})
+		w.mu.Unlock()
 		if i > 0 {
 			time.Sleep(50*time.Millisecond + time.Duration(stagger.Int64N(int64(400*time.Millisecond))))
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -28,7 +29,7 @@ type podRunner struct {
 	cancel   context.CancelFunc
 	stopOnce sync.Once
 	grace    time.Duration
-	hard     bool // shutdown of the agent: no API calls, no grace
+	hard     atomic.Bool // shutdown of the agent: no API calls, no grace
 
 	mu         sync.Mutex
 	sandbox    *podnet.Sandbox
@@ -74,7 +75,7 @@ func (r *podRunner) terminate(grace time.Duration) {
 // shutdown stops the pod at once and leaves its object alone.
 func (r *podRunner) shutdown() {
 	r.stopOnce.Do(func() {
-		r.hard = true
+		r.hard.Store(true)
 		r.cancel()
 	})
 }
@@ -116,7 +117,7 @@ func (r *podRunner) run() {
 	// statusLoop writes the final status and returns.
 	<-statusDone
 	r.teardown()
-	if !r.hard {
+	if !r.hard.Load() {
 		r.a.finishDeletion(r.pod)
 	}
 }
@@ -176,7 +177,7 @@ func (r *podRunner) trySetup() error {
 // event records a Kubernetes Event about the pod, once per distinct
 // Warning message in a row (a retry loop does not flood).
 func (r *podRunner) event(typ, reason, message string) {
-	if r.hard || r.ctx.Err() != nil {
+	if r.hard.Load() || r.ctx.Err() != nil {
 		return
 	}
 	r.mu.Lock()
@@ -306,7 +307,7 @@ func (r *podRunner) runInitContainers() bool {
 // those still running after the grace period.
 func (r *podRunner) stopContainers() {
 	grace := r.grace
-	if r.hard {
+	if r.hard.Load() {
 		grace = 0
 	}
 	var wg sync.WaitGroup
@@ -348,7 +349,7 @@ func (r *podRunner) statusLoop() {
 func (r *podRunner) writeStatus() {
 	pods := r.a.cfg.Client.CoreV1().Pods(r.pod.Namespace)
 	ctx := context.WithoutCancel(r.ctx)
-	if r.hard {
+	if r.hard.Load() {
 		return
 	}
 	for attempt := 0; attempt < 5; attempt++ {
