@@ -114,8 +114,8 @@ func TestMeasureDBHandover(t *testing.T) {
 				fromChange = append(fromChange, h.applied.Sub(h.changed))
 				fromLock = append(fromLock, h.applied.Sub(h.locked))
 			}
-			t.Log(summary("DB mode graceful handover (change at the stop → first write of the change)", fromChange))
-			t.Log(summary("DB mode graceful handover (new term → first write of the change)", fromLock))
+			t.Log(summary("DB mode graceful handover (change at the stop → the change's route written)", fromChange))
+			t.Log(summary("DB mode graceful handover (new term → the change's route written)", fromLock))
 		})
 	})
 	t.Run("crash", func(t *testing.T) {
@@ -126,7 +126,7 @@ func TestMeasureDBHandover(t *testing.T) {
 			for _, h := range hs {
 				fromLock = append(fromLock, h.applied.Sub(h.locked))
 			}
-			t.Log(summary("DB mode crash failover (new term → first write of the change)", fromLock))
+			t.Log(summary("DB mode crash failover (new term → the change's route written)", fromLock))
 		})
 	})
 }
