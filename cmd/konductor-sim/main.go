@@ -99,7 +99,7 @@ func simulate(t *testing.T) {
 	}
 	start := time.Now()
 	results := runAll(t, cfgs, replay)
-	var failovers, recoveries, applied []time.Duration
+	var failovers, recoveries, applied, inDB []time.Duration
 	byKind := map[string][]time.Duration{}
 	fired := map[string]int{}
 	var failed []*world.Result
@@ -108,6 +108,7 @@ func simulate(t *testing.T) {
 		failovers = append(failovers, res.Failovers...)
 		recoveries = append(recoveries, res.Recoveries...)
 		applied = append(applied, res.ChangesApplied...)
+		inDB = append(inDB, res.ChangesInDatabase...)
 		for k, v := range res.FailoversByKind {
 			byKind[k] = append(byKind[k], v...)
 		}
@@ -134,7 +135,10 @@ func simulate(t *testing.T) {
 	for _, k := range kinds {
 		fmt.Printf("  after %-18s %s\n", k+":", stats(byKind[k]))
 	}
-	fmt.Printf("change made at a leader kill → applied on every Kong: %s\n", stats(applied))
+	fmt.Printf("change made at a leader kill or stop → applied on every Kong: %s\n", stats(applied))
+	if len(inDB) > 0 {
+		fmt.Printf("  (database mode) → its route written to the database: %s\n", stats(inDB))
+	}
 	fmt.Printf("Kong recovery (started empty → configured): %s\n", stats(recoveries))
 	if len(failovers) > 0 {
 		fmt.Printf("simulated failovers per wall minute: %.0f\n", float64(len(failovers))/wall.Minutes())

@@ -34,14 +34,39 @@ type syncResult struct {
 	outcome outcome
 	err     error
 	writes  int
+	// desired is the Desired the sync applied: the newest one the Syncer
+	// held once the listing was complete.
+	desired *Desired
+}
+
+// prepare returns d's entities, built once per Desired: a standby builds
+// them ahead of a takeover.
+func (s *Syncer) prepare(d *Desired) (*Set, error) {
+	if s.desiredSet == nil && s.setErr == nil || s.desiredHash != d.Hash {
+		s.desiredSet, s.setErr = DesiredSet(d.Config)
+		s.desiredHash = d.Hash
+	}
+	return s.desiredSet, s.setErr
+}
+
+// latest returns the newest Desired given to SetDesired.
+func (s *Syncer) latest() *Desired {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.desired
 }
 
 // syncOnce lists, diffs and applies d once. repair says that d was already
-// applied, so any write restores drift.
+// applied, so any write restores drift. The first sync of a term that
+// finds a warm listing first writes, from it, the creates and updates d
+// needs (never a delete); then, as every sync, it lists Kong completely
+// and applies the difference to the newest Desired. See the package doc
+// for why that is safe.
 func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syncResult) {
 	start := time.Now()
 	log := s.o.Logger.With("version", d.Version)
 	defer func() {
+		res.desired = d
 		s.finish(d, res, time.Since(start), log)
 	}()
 
@@ -49,12 +74,9 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 	if !ok || !term.Valid(start) {
 		return syncResult{outcome: outcomeNotWriter, err: errNotWriter}
 	}
-	if s.desiredSet == nil || s.desiredHash != d.Hash {
-		s.desiredSet, s.setErr = DesiredSet(d.Config)
-		s.desiredHash = d.Hash
-	}
-	if s.setErr != nil {
-		return syncResult{outcome: outcomeRefused, err: fmt.Errorf("invalid desired configuration: %w", s.setErr)}
+	set, err := s.prepare(d)
+	if err != nil {
+		return syncResult{outcome: outcomeRefused, err: fmt.Errorf("invalid desired configuration: %w", err)}
 	}
 	n, ok := s.pick()
 	if !ok {
@@ -62,21 +84,51 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 	}
 	log = log.With("target", n.target.Name)
 
-	have := NewSet()
-	for _, kind := range Kinds {
-		if err := s.list(ctx, n, kind, have); err != nil {
-			// Nothing is written on an incomplete picture: a missing
-			// listing would read as "delete everything of that kind".
-			if ctx.Err() == nil {
-				s.nodeResult(n, err)
-			}
-			return syncResult{outcome: outcomeError, err: err}
+	takeover := term.Epoch != s.synced.Epoch || term.Identity != s.synced.Identity
+	warm := false
+	if takeover {
+		s.synced = term
+		var stop bool
+		if warm, res, stop = s.prewrite(ctx, n, term, set, log); stop {
+			return res
 		}
 	}
-	s.nodeResult(n, nil)
 
-	plan := Diff(s.desiredSet, have)
-	if s.desiredSet.Len() == 0 && have.Len() > 0 && !s.o.AllowEmpty {
+	listStart := time.Now()
+	var have *Set
+	if !warm {
+		have, err = listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, s.warmUpstreams())
+	} else {
+		var stop bool
+		if have, res, stop, err = s.listDuringTakeover(ctx, n, term, d.Version, log); stop {
+			return res
+		}
+	}
+	if err != nil {
+		// Nothing more is written on an incomplete picture: a missing
+		// listing would read as "delete everything of that kind".
+		if ctx.Err() == nil {
+			s.nodeResult(n, err)
+		}
+		return syncResult{outcome: outcomeError, err: err}
+	}
+	s.nodeResult(n, nil)
+	s.keepWarm(have)
+	if s.metrics != nil {
+		s.metrics.listSeconds.Observe(time.Since(listStart).Seconds())
+	}
+	// The listing is as good for any Desired: a change that arrived
+	// while listing is applied now rather than after another listing.
+	if nd := s.latest(); nd != nil && nd.Version > d.Version {
+		d, repair = nd, false
+		log = s.o.Logger.With("version", d.Version, "target", n.target.Name)
+		if set, err = s.prepare(d); err != nil {
+			return syncResult{outcome: outcomeRefused, err: fmt.Errorf("invalid desired configuration: %w", err)}
+		}
+	}
+
+	plan := Diff(set, have)
+	if set.Len() == 0 && have.Len() > 0 && !s.o.AllowEmpty {
 		return syncResult{outcome: outcomeRefused, err: fmt.Errorf(
 			"refusing to delete all %d managed entities: the desired configuration is empty (set AllowEmpty to allow it)", have.Len())}
 	}
@@ -92,6 +144,7 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 			break
 		}
 	}
+	s.wrote(a.ok)
 	if repair && a.done > 0 {
 		s.observeRepairs(a.doneByKind)
 		log.Info("repaired configuration drift", "writes", a.done)
@@ -117,17 +170,196 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 	return syncResult{outcome: outcomeApplied, writes: a.done}
 }
 
-// list reads one kind, each page bounded by Timeout. Targets are read
-// below the upstreams already in into, so upstreams must be listed first.
-func (s *Syncer) list(ctx context.Context, n *node, kind Kind, into *Set) error {
-	if kind == KindTarget {
-		ups := make([]string, 0, len(into[KindUpstream]))
-		for id := range into[KindUpstream] {
-			ups = append(ups, id)
-		}
-		return listManagedTargets(ctx, n.kong, ups, s.o.Tag, s.o.Timeout, s.o.Concurrency, into)
+// minStalePrewrites is the number of writes a takeover makes from a warm
+// listing however small the configuration; beyond it and a tenth of the
+// configuration the listing counts as stale.
+const minStalePrewrites = 64
+
+// prewrite starts a takeover: it writes the creates and updates that the
+// warm listing says set needs, before the re-listing that every sync
+// makes. It writes nothing without a warm listing, with an empty set or
+// when the listing looks stale, and never deletes. warm says it used the
+// warm listing; stop says the sync must end with res: the term ended.
+func (s *Syncer) prewrite(ctx context.Context, n *node, term fence.Term, set *Set, log *slog.Logger) (warm bool, res syncResult, stop bool) {
+	if s.warm == nil || set.Len() == 0 {
+		s.observeTakeover("cold", 0)
+		return false, syncResult{}, false
 	}
-	return listManaged(ctx, n.kong, kind, s.o.Tag, s.o.Timeout, into)
+	ops := upserts(set, s.warm)
+	if len(ops) > max(minStalePrewrites, set.Len()/10) {
+		// So much to write means the listing predates a big change the
+		// previous leader has probably made since: most of these writes
+		// would be redundant and would delay the few that are not.
+		s.observeTakeover("stale", 0)
+		log.Info("takeover: the recent listing differs too much from the desired configuration; re-listing first", "planned", len(ops))
+		return false, syncResult{}, false
+	}
+	a := s.applyProvisional(ctx, n, term, ops)
+	s.observeTakeover("warm", a.done)
+	if len(ops) > 0 {
+		log.Info("takeover: wrote the changes a recent listing shows before re-listing", "writes", a.done, "planned", len(ops), "err", a.err)
+	}
+	if errors.Is(a.err, errNotWriter) {
+		return true, syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}, true
+	}
+	return true, syncResult{}, false
+}
+
+// upserts are the creates and updates that turn have into set.
+func upserts(set, have *Set) []Op {
+	var ops []Op
+	for _, op := range Diff(set, have).Ops {
+		if op.Action != Delete {
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+// applyProvisional writes ops that come from a listing that may be stale:
+// Kong refusing one is not reported (the verified pass decides; a
+// conflicting entity may be one it deletes first). The writes Kong took
+// are applied to the warm listing.
+func (s *Syncer) applyProvisional(ctx context.Context, n *node, term fence.Term, ops []Op) *applier {
+	a := &applier{s: s, n: n, term: term, failed: map[string]bool{}, provisional: true}
+	for _, phase := range (Plan{Ops: ops}).Phases() {
+		a.run(ctx, phase)
+		if a.err != nil {
+			break
+		}
+	}
+	s.wrote(a.ok)
+	return a
+}
+
+// maxTakeoverRestarts bounds how often changes that arrive during a
+// takeover's listing restart it, so that a stream of changes cannot keep
+// the takeover from ever completing a listing.
+const maxTakeoverRestarts = 3
+
+// listDuringTakeover lists Kong for a takeover that holds a warm listing.
+// A Desired newer than version that arrives meanwhile stops the listing,
+// is written from the warm listing at once (creates and updates only, as
+// in prewrite), and the listing starts over, at most maxTakeoverRestarts
+// times; later ones wait for the listing. So every write made from the
+// warm listing has completed before the listing the sync uses began,
+// which therefore shows it. stop says the sync must end with res: the
+// term ended.
+func (s *Syncer) listDuringTakeover(ctx context.Context, n *node, term fence.Term, version uint64, log *slog.Logger) (have *Set, res syncResult, stop bool, err error) {
+	for restarts := 0; ; restarts++ {
+		lctx, cancel := context.WithCancel(ctx)
+		listed := make(chan struct{})
+		hint := s.warmUpstreams()
+		go func() {
+			defer close(listed)
+			have, err = listAll(lctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, hint)
+		}()
+		var next *Desired
+		for next == nil && restarts < maxTakeoverRestarts {
+			select {
+			case <-listed:
+				cancel()
+				return have, syncResult{}, false, err
+			case <-s.wake:
+				if nd := s.latest(); nd != nil && nd.Version > version {
+					next = nd
+				}
+			}
+		}
+		if next == nil {
+			<-listed
+			cancel()
+			return have, syncResult{}, false, err
+		}
+		cancel()
+		<-listed
+		version = next.Version
+		set, serr := s.prepare(next)
+		if serr != nil || set.Len() == 0 {
+			continue // the sync refuses it after the listing
+		}
+		a := s.applyProvisional(ctx, n, term, upserts(set, s.warm))
+		log.Info("takeover: wrote a change that arrived while re-listing; listing again", "version", next.Version, "writes", a.done, "err", a.err)
+		if errors.Is(a.err, errNotWriter) {
+			return nil, syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}, true, nil
+		}
+	}
+}
+
+// warmUpstreams are the upstream ids of the warm listing, to list their
+// targets without waiting for the upstream listing.
+func (s *Syncer) warmUpstreams() map[string]bool {
+	if s.warm == nil {
+		return nil
+	}
+	ids := make(map[string]bool, len(s.warm[KindUpstream]))
+	for id := range s.warm[KindUpstream] {
+		ids[id] = true
+	}
+	return ids
+}
+
+// refreshWarm lists Kong as a standby: reads only, with no term. Any
+// wake-up (above all the Resync of a takeover) aborts it, so that a
+// takeover never waits for a standby listing; it reports whether the
+// listing completed.
+func (s *Syncer) refreshWarm(ctx context.Context) bool {
+	n, ok := s.pick()
+	if !ok {
+		return true
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-s.wake:
+			cancel()
+			s.mu.Lock()
+			s.pokeLocked() // for the Run loop, which this wake-up was for
+			s.mu.Unlock()
+		case <-done:
+		}
+	}()
+	have, err := listAll(lctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, s.warmUpstreams())
+	if lctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		s.nodeResult(n, err)
+		s.o.Logger.Debug("standby listing failed; keeping the previous one", "target", n.target.Name, "err", err)
+		return true
+	}
+	s.nodeResult(n, nil)
+	s.keepWarm(have)
+	if s.metrics != nil {
+		s.metrics.warmListings.Inc()
+	}
+	return true
+}
+
+// keepWarm makes a complete listing the one the Syncer holds.
+func (s *Syncer) keepWarm(have *Set) {
+	s.warm = have
+	s.mu.Lock()
+	s.status.WarmListed = time.Now()
+	s.mu.Unlock()
+}
+
+// wrote applies this Syncer's successful writes to its listing, so that
+// it stays what Kong holds as far as we know.
+func (s *Syncer) wrote(ops []Op) {
+	if s.warm == nil {
+		return
+	}
+	for _, op := range ops {
+		if op.Action == Delete {
+			delete(s.warm[op.Entity.Kind], op.Entity.ID)
+		} else {
+			s.warm.Add(op.Entity)
+		}
+	}
 }
 
 // finish records a sync's result in status and metrics.
@@ -168,7 +400,12 @@ type applier struct {
 	n    *node
 	term fence.Term
 
+	// provisional writes come from a listing that may be stale: Kong
+	// refusing one is left to the verified pass instead of reported.
+	provisional bool
+
 	mu         sync.Mutex
+	ok         []Op            // the ops Kong accepted
 	err        error           // first failure that stops the sync
 	failed     map[string]bool // ids of parents Kong refused
 	rejections []kongsync.Rejection
@@ -242,6 +479,7 @@ func (a *applier) one(ctx context.Context, op Op, term fence.Term) {
 	e := op.Entity
 	if err == nil {
 		a.mu.Lock()
+		a.ok = append(a.ok, op)
 		a.done++
 		a.doneByKind[e.Kind]++
 		a.mu.Unlock()
@@ -255,6 +493,9 @@ func (a *applier) one(ctx context.Context, op Op, term fence.Term) {
 		defer a.mu.Unlock()
 		if op.Action != Delete && e.Kind.depth() < maxDepth {
 			a.failed[e.ID] = true
+		}
+		if a.provisional {
+			return
 		}
 		a.rejections = append(a.rejections, kongsync.Rejection{
 			EntityType: e.Kind.String(), EntityName: e.Name(), EntityID: e.ID, Tags: e.Tags(),

@@ -109,10 +109,15 @@ func Diff(desired, existing *Set) Plan {
 			}
 		}
 	}
+	sortOps(ops)
+	return Plan{Ops: ops}
+}
+
+// sortOps orders ops by phase, then kind, then id.
+func sortOps(ops []Op) {
 	slices.SortFunc(ops, func(a, b Op) int {
 		return cmp.Or(cmp.Compare(a.Phase(), b.Phase()), cmp.Compare(a.Entity.Kind, b.Entity.Kind), cmp.Compare(a.Entity.ID, b.Entity.ID))
 	})
-	return Plan{Ops: ops}
 }
 
 // Kong's defaults for fields konductor may leave unset, by kind and Go

@@ -105,79 +105,167 @@ func anys[T any](l []*T) []any {
 	return out
 }
 
-// listManagedTargets reads the targets of every upstream in upstreams and
-// keeps those carrying tag. Kong serves targets only below their upstream
-// (GET /targets is disabled), so this is one listing per upstream, at most
-// concurrency at a time.
-func listManagedTargets(ctx context.Context, kc *kong.Client, upstreams []string, tag string, timeout time.Duration, concurrency int, into *Set) error {
+// listTargets reads the targets of one upstream carrying tag. Kong serves
+// targets only below their upstream (GET /targets is disabled).
+func listTargets(ctx context.Context, kc *kong.Client, up, tag string, timeout time.Duration) ([]Entity, error) {
+	var found []Entity
+	opt := &kong.ListOpt{Size: pageSize}
+	for opt != nil {
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		l, next, err := kc.Targets.List(pctx, &up, opt)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("listing targets of upstream %s: %w", up, err)
+		}
+		for _, t := range l {
+			if !slices.Contains(derefAll(t.Tags), tag) {
+				continue
+			}
+			if e, ok := existing(KindTarget, t); ok {
+				if e.Parent == "" {
+					e.Parent = up
+				}
+				found = append(found, e)
+			}
+		}
+		if next != nil && next.Offset == opt.Offset {
+			return nil, fmt.Errorf("listing targets of upstream %s: Kong returned the same page offset twice", up)
+		}
+		opt = next
+	}
+	return found, nil
+}
+
+// listAll reads every managed entity of every kind, with at most
+// concurrency requests in flight: the kinds side by side, and the targets
+// one listing per upstream. Targets need their upstream's id, so without a
+// hint they wait for the upstream listing; the upstreams in hint (ids from
+// an earlier listing) are listed at once, side by side with the kinds, and
+// only upstreams the hint lacked wait. Whatever the hint says, the result
+// holds exactly the targets of the upstreams this listing found: the hint
+// only orders the requests. Any failure fails the whole listing.
+func listAll(ctx context.Context, kc *kong.Client, tag string, timeout time.Duration, concurrency int, hint map[string]bool) (*Set, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		mu       sync.Mutex
 		firstErr error
 		wg       sync.WaitGroup
+		into     = NewSet()
+		// targets by upstream id; an upstream listed early that Kong
+		// no longer has answers 404 and is recorded as gone.
+		targets = map[string][]Entity{}
+		gone    = map[string]bool{}
 	)
-	sem := make(chan struct{}, concurrency)
-	for _, up := range upstreams {
+	sem := make(chan struct{}, max(concurrency, 1))
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	spawn := func(f func() error) {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
+			return
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			var found []Entity
-			opt := &kong.ListOpt{Size: pageSize}
-			for opt != nil {
-				pctx, pcancel := context.WithTimeout(ctx, timeout)
-				l, next, err := kc.Targets.List(pctx, &up, opt)
-				pcancel()
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("listing targets of upstream %s: %w", up, err)
-					}
-					mu.Unlock()
-					cancel()
-					return
-				}
-				for _, t := range l {
-					if !slices.Contains(derefAll(t.Tags), tag) {
-						continue
-					}
-					if e, ok := existing(KindTarget, t); ok {
-						if e.Parent == "" {
-							e.Parent = up
-						}
-						found = append(found, e)
-					}
-				}
-				if next != nil && next.Offset == opt.Offset {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("listing targets of upstream %s: Kong returned the same page offset twice", up)
-					}
-					mu.Unlock()
-					cancel()
-					return
-				}
-				opt = next
+			if err := f(); err != nil {
+				fail(err)
 			}
-			mu.Lock()
-			for _, e := range found {
-				into.Add(e)
-			}
-			mu.Unlock()
 		})
 	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		// The caller's context ended before every upstream was listed.
-		firstErr = fmt.Errorf("listing targets: %w", ctx.Err())
+	listUpstream := func(up string, early bool) func() error {
+		return func() error {
+			found, err := listTargets(ctx, kc, up, tag, timeout)
+			if early && kong.IsNotFoundErr(err) {
+				mu.Lock()
+				gone[up] = true
+				mu.Unlock()
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			targets[up] = found
+			mu.Unlock()
+			return nil
+		}
 	}
-	return firstErr
+	upstreamsListed := make(chan struct{})
+	for _, kind := range Kinds {
+		if kind == KindTarget {
+			continue
+		}
+		spawn(func() error {
+			part := NewSet()
+			err := listManaged(ctx, kc, kind, tag, timeout, part)
+			if err == nil {
+				mu.Lock()
+				into[kind] = part[kind]
+				mu.Unlock()
+			}
+			if kind == KindUpstream {
+				close(upstreamsListed)
+			}
+			return err
+		})
+	}
+	for up := range hint {
+		spawn(listUpstream(up, true))
+	}
+	select {
+	case <-upstreamsListed:
+	case <-ctx.Done():
+	}
+	if ctx.Err() == nil {
+		mu.Lock()
+		var rest []string
+		for up := range into[KindUpstream] {
+			_, listed := targets[up]
+			if !listed && (!hint[up] || gone[up]) {
+				rest = append(rest, up)
+			}
+		}
+		mu.Unlock()
+		for _, up := range rest {
+			spawn(listUpstream(up, false))
+		}
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() == nil {
+		// An early listing that found its upstream gone may have ended
+		// after the upstream listing showed it again (re-created): list
+		// those once more, now that the upstream exists.
+		var again []string
+		for up := range into[KindUpstream] {
+			if _, listed := targets[up]; !listed {
+				again = append(again, up)
+			}
+		}
+		for _, up := range again {
+			spawn(listUpstream(up, false))
+		}
+		wg.Wait()
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		// The caller's context ended before everything was listed.
+		return nil, fmt.Errorf("listing: %w", err)
+	}
+	for up := range into[KindUpstream] {
+		for _, e := range targets[up] {
+			into.Add(e)
+		}
+	}
+	return into, nil
 }
 
 // write performs op: a PUT by id for creates and updates (go-kong's Create

@@ -43,7 +43,14 @@ type Options struct {
 	Identity string
 
 	// Concurrency bounds the writes in flight; default 8.
-	Concurrency   int
+	Concurrency int
+	// ListConcurrency bounds the listing requests in flight (the kinds
+	// side by side, one per upstream for targets); default 16.
+	ListConcurrency int
+	// WarmInterval is how often a standby (a Syncer its Gate does not let
+	// write) lists Kong, so that it holds a recent listing when it takes
+	// over; default 10s, negative: never. See the package doc.
+	WarmInterval  time.Duration
 	Timeout       time.Duration // per request; default 10s
 	BackoffMin    time.Duration // first retry delay; default 250ms
 	BackoffMax    time.Duration // retry delay cap; default 30s
@@ -73,11 +80,13 @@ type Options struct {
 
 // Default timings.
 const (
-	DefaultConcurrency   = 8
-	DefaultTimeout       = 10 * time.Second
-	DefaultBackoffMin    = 250 * time.Millisecond
-	DefaultBackoffMax    = 30 * time.Second
-	DefaultDriftInterval = 30 * time.Second
+	DefaultConcurrency     = 8
+	DefaultListConcurrency = 16
+	DefaultWarmInterval    = 10 * time.Second
+	DefaultTimeout         = 10 * time.Second
+	DefaultBackoffMin      = 250 * time.Millisecond
+	DefaultBackoffMax      = 30 * time.Second
+	DefaultDriftInterval   = 30 * time.Second
 )
 
 // TargetHealth is what the Syncer knows about one Kong node.
@@ -101,8 +110,25 @@ type Status struct {
 	LastSync time.Time
 	// LastError describes the last failed sync; empty after a success.
 	LastError string
+	// WarmListed is when the listing the Syncer holds (a standby's warm
+	// listing, or the last sync's) was taken; zero before the first.
+	WarmListed time.Time
+	// Takeovers are the last (at most 16) first syncs of a new term.
+	Takeovers []Takeover
 	Targets   []TargetHealth
 }
+
+// Takeover is how the first sync of one term started.
+type Takeover struct {
+	// Listing is "warm" when a recent listing let the sync write the
+	// changes before re-listing, "cold" when it had to list first.
+	Listing string
+	// Prewrites counts the entities written from the warm listing.
+	Prewrites int
+	At        time.Time
+}
+
+const maxTakeovers = 16
 
 // Syncer keeps Kong's database on the desired configuration.
 type Syncer struct {
@@ -123,6 +149,14 @@ type Syncer struct {
 	desiredSet  *Set
 	desiredHash string
 	setErr      error
+	// warm is the last complete listing, with this Syncer's own writes
+	// since then applied to it; nil before the first. It may be stale:
+	// it is only ever used to write upserts at a takeover and to order
+	// the next listing's requests, never to delete (package doc).
+	warm *Set
+	// synced is the term of the last sync that passed the gate; a sync
+	// under another term is the first of a takeover.
+	synced fence.Term
 }
 
 type node struct {
@@ -137,6 +171,12 @@ type node struct {
 func New(o Options) *Syncer {
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
+	}
+	if o.ListConcurrency <= 0 {
+		o.ListConcurrency = DefaultListConcurrency
+	}
+	if o.WarmInterval == 0 {
+		o.WarmInterval = DefaultWarmInterval
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -261,6 +301,7 @@ func (s *Syncer) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.status
+	st.Takeovers = slices.Clone(s.status.Takeovers)
 	st.Targets = make([]TargetHealth, len(s.targets))
 	for i, n := range s.targets {
 		st.Targets[i] = TargetHealth{Target: n.target, Healthy: n.healthy, LastError: n.lastErr}
@@ -291,6 +332,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 		failures  int
 		retryAt   time.Time // no sync before this (errors)
 		checkAt   time.Time // next drift check; zero: none scheduled
+		warmAt    time.Time // next standby listing
+		warmHash  string    // the Desired's hash when the standby last listed
 		needSync  = true
 		appliedOK string // hash of the Desired last fully applied
 		rejected  string // hash of the Desired Kong last refused entities of
@@ -319,9 +362,29 @@ func (s *Syncer) Run(ctx context.Context) error {
 				term, ok := s.o.Gate.Permit()
 				if !ok {
 					// Not the writer: wait for Resync, which the caller
-					// sends after winning leadership.
+					// sends after winning leadership. Meanwhile keep the
+					// desired entities and a recent listing ready, so
+					// that the first sync of a takeover neither builds
+					// nor waits for them (package doc).
 					needSync = true
 					checkAt = time.Time{}
+					_, _ = s.prepare(d)
+					if s.o.WarmInterval > 0 {
+						if d.Hash != warmHash && !warmAt.IsZero() {
+							// The leader is writing this change now: list
+							// again once it has, so that a takeover finds
+							// it in the listing instead of rewriting it.
+							warmAt = minTime(warmAt, now.Add(warmSettle))
+						}
+						if !now.Before(warmAt) {
+							warmHash = d.Hash
+							if s.refreshWarm(ctx) {
+								warmAt = time.Now().Add(s.o.Rand.Jitter(s.o.WarmInterval))
+							}
+							now = time.Now()
+						}
+						wakeAt = warmAt
+					}
 					break
 				}
 				if !term.Valid(now) {
@@ -332,6 +395,11 @@ func (s *Syncer) Run(ctx context.Context) error {
 					break
 				}
 				res := s.syncOnce(ctx, d, appliedOK == d.Hash)
+				if res.desired != nil {
+					// The sync applied the newest Desired it had after
+					// listing.
+					d = res.desired
+				}
 				now = time.Now()
 				switch res.outcome {
 				case outcomeApplied, outcomeUnchanged:
@@ -373,6 +441,17 @@ func (s *Syncer) Run(ctx context.Context) error {
 		timer.Stop()
 	}
 	return nil
+}
+
+// warmSettle is how long after a new Desired a standby lists Kong again:
+// about the time the leader takes to write the same change.
+const warmSettle = time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func (s *Syncer) backoff(n int) time.Duration {

@@ -179,6 +179,9 @@ type router struct {
 	down  map[string]bool
 	// failList makes GET of this collection answer 500.
 	failList string
+	// latency delays every request (a database-backed Kong answers in
+	// milliseconds, not in zero virtual time).
+	latency time.Duration
 }
 
 func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -186,7 +189,19 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 	rt, ok := r.nodes[req.URL.Host]
 	down := r.down[req.URL.Host]
 	failList := r.failList
+	latency := r.latency
 	r.mu.Unlock()
+	if latency > 0 {
+		// A request its sender gives up on ends at once, as on a real
+		// connection.
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, req.Context().Err()
+		}
+	}
 	if req.URL.Path == "/targets" || strings.HasPrefix(req.URL.Path, "/targets/") {
 		// Real Kong disables the top-level targets endpoints (targets live
 		// below their upstream); kongsim serves them, so refuse them here

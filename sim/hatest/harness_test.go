@@ -61,6 +61,9 @@ type cluster struct {
 
 	// upstreamPort is the port of the apps' endpoints (127.0.0.1).
 	upstreamPort int32
+	// kongLatency delays every Admin API request (a database-backed Kong
+	// answers in milliseconds, not in zero virtual time); 0: none.
+	kongLatency time.Duration
 
 	mu       sync.Mutex
 	replicas []*replica
@@ -164,6 +167,15 @@ func newDiscoveryCluster(t testing.TB, n int) *cluster {
 func (c *cluster) roundTrip(r *replica, req *http.Request) (*http.Response, error) {
 	if r.kongCut.Load() {
 		return nil, errUnreachable
+	}
+	if c.kongLatency > 0 {
+		t := time.NewTimer(c.kongLatency)
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, req.Context().Err()
+		}
 	}
 	for i, n := range c.kong {
 		if req.URL.Host == kongHost(i) || req.URL.Host == kongPodAddr(i) {

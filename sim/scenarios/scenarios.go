@@ -115,6 +115,12 @@ func init() {
 				{At: 181 * s, Kind: world.InputAddApp},
 			}}
 		}},
+		Scenario{"leader-sigkill-db", "leader-sigkill with Kong on a database: each change made at a kill reaches the database through the new leader's takeover", func(seed uint64) world.Config {
+			c := LeaderKills(seed)
+			c.Controllers, c.Kongs, c.Database, c.Apps, c.AdminLatency = 3, 2, true, dbScenarioApps, dbAdminLatency
+			return c
+		}},
+		Scenario{"graceful-handover-db", "the leader is stopped gracefully 10 times with Kong on a database, a change made at each stop", GracefulHandoversDB},
 		Scenario{"database-mode", "Kong with a shared database, configured through one Admin API by the leader: leader crash, Kong restart, new app", func(seed uint64) world.Config {
 			return world.Config{Seed: seed, Controllers: 2, Kongs: 2, Database: true, Steps: []world.Step{
 				{At: 20 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
@@ -140,6 +146,30 @@ func LeaderKills(seed uint64) world.Config {
 	}
 	return world.Config{Seed: seed, Controllers: 3, Kongs: 3, Steps: steps}
 }
+
+// GracefulHandoversDB stops the leader gracefully 10 times, 25s apart, with
+// Kong on a database (60 apps, see dbAdminLatency) and an input change at
+// each stop: the stopping leader
+// drains and releases the lock, a standby takes over at once, and the
+// change reaches every Kong.
+func GracefulHandoversDB(seed uint64) world.Config {
+	var steps []world.Step
+	for i := range 10 {
+		at := time.Duration(20+25*i) * s
+		steps = append(steps,
+			world.Step{At: at, Kind: world.FaultStop, Replica: world.LeaderReplica, For: 5 * s},
+			world.Step{At: at, Kind: world.InputAddApp})
+	}
+	return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Database: true, Apps: dbScenarioApps, AdminLatency: dbAdminLatency, Steps: steps}
+}
+
+// The DB-mode handover scenarios run 60 apps (240 managed entities, 60
+// upstreams to list targets below) on a Kong whose Admin API answers in
+// 3ms, so that listing Kong takes the time it takes on PostgreSQL.
+const (
+	dbScenarioApps = 60
+	dbAdminLatency = 3 * time.Millisecond
+)
 
 // Nemesis is the random scenario of one seed.
 func Nemesis(seed uint64) world.Config {

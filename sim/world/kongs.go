@@ -136,6 +136,15 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, req.Context().Err()
 		}
 	}
+	if d := w.cfg.AdminLatency; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, req.Context().Err()
+		}
+	}
 	w.mu.Lock()
 	node, rejecting := slot.node, slot.rejecting
 	dead = t.replica.dead

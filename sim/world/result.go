@@ -41,7 +41,11 @@ type Result struct {
 	// ChangesApplied: from an input change made at the instant the leader
 	// was killed to every Kong serving it.
 	ChangesApplied []time.Duration
-	Traffic        TrafficStats
+	// ChangesInDatabase (database mode): from the same changes to the
+	// write of the change's route to the database, before any Kong node
+	// polls it.
+	ChangesInDatabase []time.Duration
+	Traffic           TrafficStats
 	// Writes counts controller writes (Kong writes and API writes other
 	// than Events): the crash-after-write plans number them.
 	Writes int
@@ -68,6 +72,7 @@ func (w *World) result() *Result {
 	w.checkSingleWriter(audits)
 	w.checkEvidenceTakeovers()
 	w.checkNothingLost()
+	inDB := w.changesInDatabase(audits)
 	final := w.finalHash()
 	w.checkRecovery(final)
 	w.checkFired()
@@ -89,6 +94,7 @@ func (w *World) result() *Result {
 	}
 	res.Failovers, res.FailoversByKind = w.failoverTimes()
 	res.ChangesApplied = w.changesAppliedLocked()
+	res.ChangesInDatabase = inDB
 	res.Trace = append(res.Trace, w.trace...)
 	// Derived history: per Kong slot, its writes at their virtual times.
 	// Writes to one Kong at one virtual instant are concurrent: the

@@ -369,6 +369,10 @@ func (w *World) inject(s *Step) (heal func()) {
 		w.mu.Lock()
 		i := w.apps
 		w.apps++
+		if w.appAt == nil {
+			w.appAt = map[time.Duration]int{}
+		}
+		w.appAt[s.At] = i
 		w.mu.Unlock()
 		if err := w.api.Apply(appObjects(i)...); err != nil {
 			w.violate("world", "adding app %d: %v", i, err)

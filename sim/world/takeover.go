@@ -1,7 +1,11 @@
 package world
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"maps"
+	"net/http"
 	"slices"
 	"time"
 
@@ -112,11 +116,12 @@ func (w *World) checkEvidenceTakeovers() {
 	}
 }
 
-// leaderLosses are the steps that take the leader's process away.
-var leaderLosses = []string{FaultCrash, FaultKubeletLate}
+// leaderLosses are the steps that take the leader's process away, or (a
+// graceful stop) make it hand over.
+var leaderLosses = []string{FaultCrash, FaultKubeletLate, FaultStop}
 
 // changesAppliedLocked measures, for each input change made at the same
-// instant as a leader-loss step, how long until every Kong up at the end
+// instant as a leader-loss step (or a graceful stop), how long until every Kong up at the end
 // served a configuration with more entities than it had at the change;
 // changes during a Kong restart are not measured. w.mu held.
 func (w *World) changesAppliedLocked() []time.Duration {
@@ -160,6 +165,44 @@ func (w *World) changesAppliedLocked() []time.Duration {
 		}
 		if measured {
 			out = append(out, worst)
+		}
+	}
+	return out
+}
+
+// changesInDatabase measures, in database mode, for each input change made
+// at the same instant as a leader-loss step, how long until the change's
+// route was written to the database.
+func (w *World) changesInDatabase(audits []auditRow) []time.Duration {
+	if w.db == nil {
+		return nil
+	}
+	recs, _, err := w.db.Load(context.Background())
+	if err != nil {
+		return nil
+	}
+	w.mu.Lock()
+	appAt := maps.Clone(w.appAt)
+	w.mu.Unlock()
+	var out []time.Duration
+	for _, s := range w.cfg.Steps {
+		i, added := appAt[s.At]
+		if s.Kind != InputAddApp || !added || !slices.ContainsFunc(w.cfg.Steps, func(o Step) bool {
+			return o.At == s.At && slices.Contains(leaderLosses, o.Kind)
+		}) {
+			continue
+		}
+		at := w.start.Add(s.At)
+		for _, r := range recs {
+			if r.Type != "routes" || !bytes.Contains(r.Body, []byte(`"`+appHost(i)+`"`)) {
+				continue
+			}
+			for _, a := range audits {
+				if a.Method == http.MethodPut && a.Path == "/routes/"+r.ID && !a.Time.Before(at) {
+					out = append(out, a.Time.Sub(at))
+					break
+				}
+			}
 		}
 	}
 	return out

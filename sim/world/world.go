@@ -107,6 +107,9 @@ type Config struct {
 	// in-memory backend) and the controllers with static Admin URLs and
 	// the DB-mode pusher; Kong cannot be scaled then.
 	Database bool
+	// AdminLatency delays every Kong Admin API request (a Kong on
+	// PostgreSQL answers in milliseconds); 0: none.
+	AdminLatency time.Duration
 	// KeyAuth protects app 0 with key-auth (a KongPlugin, a KongConsumer
 	// and its credential Secret) and adds the "auth" oracle: once a Kong
 	// refused an anonymous request to app 0 it never lets one through,
@@ -201,8 +204,10 @@ type World struct {
 	traffic    TrafficStats
 	// refused holds the Kong nodes (incarnations) that have refused an
 	// anonymous request to app 0 (Config.KeyAuth).
-	refused    map[*kong.Node]bool
-	apps       int
+	refused map[*kong.Node]bool
+	apps    int
+	// appAt names the app each add-app step added, by the step's time.
+	appAt      map[time.Duration]int
 	wg         sync.WaitGroup
 	faultStart map[string]time.Time
 	failovers  []failover
