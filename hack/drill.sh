@@ -5,7 +5,10 @@
 #   hack/drill.sh [konductor-chaos run flags] DRILL...
 #
 # BIN (default bin) holds konductor-chaos, localcluster and the pod binaries;
-# CHAOS_CLUSTER (default chaos) names the cluster. Needs root.
+# CHAOS_CLUSTER (default chaos) names the cluster; DRILL_RUNS (default 1)
+# runs the whole set that many times in a row on the one cluster (each run
+# writes its own journal and report; a drill's topology is deployed and
+# removed by the drill itself). Needs root.
 set -uo pipefail
 bin=${BIN:-bin}
 name=${CHAOS_CLUSTER:-chaos}
@@ -15,4 +18,16 @@ if [[ $(id -u) != 0 ]]; then
 fi
 kubeconfig=$("$bin/localcluster" up --name "$name") || { echo "drill: the local cluster did not start" >&2; exit 2; }
 trap '"$bin/localcluster" down --name "$name" >/dev/null || echo "drill: localcluster down failed" >&2' EXIT
-"$bin/konductor-chaos" run -provider local -kubeconfig "$kubeconfig" "$@"
+runs=${DRILL_RUNS:-1}
+status=0
+for ((run = 1; run <= runs; run++)); do
+  ((runs > 1)) && echo "drill: run $run of $runs" >&2
+  "$bin/konductor-chaos" run -provider local -kubeconfig "$kubeconfig" "$@"
+  rc=$?
+  case $rc in
+  0) ;;
+  130 | 2) exit $rc ;; # interrupted, or a setup error the next run would repeat
+  *) status=$rc ;;
+  esac
+done
+exit $status

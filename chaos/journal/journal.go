@@ -35,6 +35,12 @@ const (
 	EventLockHolder = "lock-holder" // Value: the holder identity ("" when released)
 	EventConfigHash = "config-hash" // Subject: a Kong pod; Value: its configuration hash
 	EventPodPhase   = "pod-phase"   // Subject: a pod; Value: phase (Ready, NotReady, Deleted)
+	// EventKongAPIUp is when a Kong restarted in place answers on its
+	// Admin API again (its Status API where the Admin API is pod-local).
+	EventKongAPIUp = "kong-api-up" // Subject: the Kong pod
+	// EventKongConfigured is when that Kong reports ready (it holds a
+	// configuration); Seconds: since EventKongAPIUp.
+	EventKongConfigured = "kong-configured" // Subject: the Kong pod; Seconds
 )
 
 // Error classes of requests.

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,7 +38,7 @@ func (t *Target) Inject(ctx context.Context, a drill.Action, j *journal.Writer) 
 	case drill.FaultLeaderCrash, drill.FaultLeaderDelete:
 		in, recovered = t.leaderFault(ctx, a, verifyBy)
 	case drill.FaultKongRestart:
-		in, recovered = t.kongRestart(ctx, a, verifyBy)
+		in, recovered = t.kongRestart(ctx, a, j, verifyBy, recoverBy)
 	case drill.FaultKongKill:
 		in, recovered = t.kongPodKill(ctx, a, verifyBy)
 	case drill.FaultScaleKong:
@@ -222,8 +224,16 @@ func (t *Target) leaderFault(ctx context.Context, a drill.Action, verifyBy time.
 		}
 		in.Detail = "deleted pod " + pod.Name + " gracefully"
 	}
+	// A change made during the handover: recovered once a new leader
+	// holds the lock and the change is on every Kong, which the old
+	// leader, on its way out or dead, no longer pushes.
+	name, host, err := t.applyProbeIngress(ctx)
+	if err != nil {
+		in.Detail = "the change made during the handover: " + err.Error()
+		return in, nil
+	}
 	in.Verified = true
-	in.Detail += "; leader was " + old
+	in.Detail += "; leader was " + old + "; recovered once a new leader holds the lock and host " + host + ", created then, routes on every Kong"
 	return in, func(ctx context.Context) error {
 		rec, err := t.leaderRecord(ctx)
 		if err != nil {
@@ -232,7 +242,10 @@ func (t *Target) leaderFault(ctx context.Context, a drill.Action, verifyBy time.
 		if rec.HolderIdentity == "" || rec.HolderIdentity == old {
 			return fmt.Errorf("lock still held by %q", rec.HolderIdentity)
 		}
-		return nil
+		if err := t.serving(ctx, "/", host); err != nil {
+			return fmt.Errorf("new leader %s: the change made during the handover: %w", rec.HolderIdentity, err)
+		}
+		return t.deleteProbeIngress(context.WithoutCancel(ctx), name)
 	}
 }
 
@@ -243,7 +256,7 @@ func pick(pods []corev1.Pod, s drill.Selector) []corev1.Pod {
 	return pods[:s.Count(len(pods))]
 }
 
-func (t *Target) kongRestart(ctx context.Context, a drill.Action, verifyBy time.Duration) (engine.Injection, func(context.Context) error) {
+func (t *Target) kongRestart(ctx context.Context, a drill.Action, j *journal.Writer, verifyBy, recoverBy time.Duration) (engine.Injection, func(context.Context) error) {
 	var in engine.Injection
 	if err := t.needsLocal("kong-restart (SIGKILL of the Kong container)"); err != nil {
 		in.Detail = err.Error()
@@ -268,14 +281,25 @@ func (t *Target) kongRestart(ctx context.Context, a drill.Action, verifyBy time.
 		}
 		victims = append(victims, victim{p, proc})
 	}
+	// Each victim's restart is watched from the kill on: when its API
+	// answers again, and when it is configured from then on.
+	watchCtx, stopWatch := context.WithTimeout(ctx, verifyBy+recoverBy)
+	var watchers sync.WaitGroup
 	for _, v := range victims {
 		if err := signalGroup(v.proc.pid, syscall.SIGKILL); err != nil {
+			stopWatch()
 			in.Detail = err.Error()
 			return in, nil
 		}
 		in.Subjects = append(in.Subjects, v.pod.Name)
 		in.Killed = append(in.Killed, hostPort(v.pod.Status.PodIP, t.ports.proxy))
+		watchers.Go(func() { t.watchKongRestart(watchCtx, j, v.pod.Name, v.pod.Status.PodIP) })
 	}
+	defer func() {
+		if !in.Verified {
+			stopWatch()
+		}
+	}()
 	var details []string
 	for _, v := range victims {
 		d, err := t.restarted(ctx, &v.pod, t.kongContainer, v.proc, verifyBy)
@@ -296,7 +320,78 @@ func (t *Target) kongRestart(ctx context.Context, a drill.Action, verifyBy time.
 				return fmt.Errorf("Kong %s is not ready again", v.pod.Name)
 			}
 		}
-		return t.serving(ctx, "/", EchoHost)
+		if err := t.serving(ctx, "/", EchoHost); err != nil {
+			return err
+		}
+		// A Ready Kong has long answered /status/ready, so the watchers
+		// are done or about to be.
+		watchers.Wait()
+		stopWatch()
+		return nil
+	}
+}
+
+// watchKongRestart journals when the Kong at ip, just killed, answers on
+// its Admin API again (its Status API when the Admin API listens only
+// inside the pod) and, from then, how long until it reports ready: the
+// time the controller takes to configure a Kong restarted in place. It
+// first waits for the API to fail, so an answer of the killed process
+// still exiting is not taken for the restarted one.
+func (t *Target) watchKongRestart(ctx context.Context, j *journal.Writer, pod, ip string) {
+	if t.ports.status == 0 {
+		return
+	}
+	up := "http://" + hostPort(ip, t.ports.status) + "/status"
+	if t.ports.admin != 0 {
+		up = "http://" + hostPort(ip, t.ports.admin) + "/"
+	}
+	answers := func(url string) (int, bool) {
+		rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		code, err := t.get(rctx, url, "")
+		return code, err == nil
+	}
+	const every = 10 * time.Millisecond
+	for {
+		if _, ok := answers(up); !ok {
+			break
+		}
+		if !sleep(ctx, every) {
+			return
+		}
+	}
+	for {
+		if _, ok := answers(up); ok {
+			break
+		}
+		if !sleep(ctx, every) {
+			return
+		}
+	}
+	upAt := j.Now()
+	j.Add(journal.Record{T: upAt, Kind: journal.KindEvent, Event: journal.EventKongAPIUp, Subject: pod})
+	ready := "http://" + hostPort(ip, t.ports.status) + "/status/ready"
+	for {
+		if code, ok := answers(ready); ok && code == http.StatusOK {
+			break
+		}
+		if !sleep(ctx, every) {
+			return
+		}
+	}
+	now := j.Now()
+	j.Add(journal.Record{T: now, Kind: journal.KindEvent, Event: journal.EventKongConfigured, Subject: pod, Seconds: now.Sub(upAt).Seconds()})
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

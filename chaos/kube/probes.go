@@ -108,17 +108,12 @@ var probeSeq atomic.Int64
 // propagation creates an Ingress for a new host and measures the time
 // until every Kong replica routes it.
 func (t *Target) propagation(ctx context.Context, p drill.Probe) (float64, error) {
-	n := probeSeq.Add(1)
-	name := fmt.Sprintf("chaos-probe-%d", n)
-	host := fmt.Sprintf("p%d-%d.chaos.test", n, time.Now().UnixNano()%1e9)
-	t.mu.Lock()
-	t.probeIngresses = append(t.probeIngresses, name)
-	t.mu.Unlock()
 	start := time.Now()
-	if err := t.ap.apply(ctx, []*unstructured.Unstructured{ingressObject(name, host)}); err != nil {
+	name, host, err := t.applyProbeIngress(ctx)
+	if err != nil {
 		return 0, err
 	}
-	err := t.waitServing(ctx, "/", host, p.Tolerance.Within.D())
+	err = t.waitServing(ctx, "/", host, p.Tolerance.Within.D())
 	took := time.Since(start)
 	if derr := t.deleteProbeIngress(context.WithoutCancel(ctx), name); derr != nil && err == nil {
 		err = derr
@@ -127,6 +122,18 @@ func (t *Target) propagation(ctx context.Context, p drill.Probe) (float64, error
 		return took.Seconds(), fmt.Errorf("host %s: %w", host, err)
 	}
 	return took.Seconds(), nil
+}
+
+// applyProbeIngress creates an Ingress for a new host (removed by the
+// remove-probe-objects rollback if the drill does not remove it first).
+func (t *Target) applyProbeIngress(ctx context.Context) (name, host string, err error) {
+	n := probeSeq.Add(1)
+	name = fmt.Sprintf("chaos-probe-%d", n)
+	host = fmt.Sprintf("p%d-%d.chaos.test", n, time.Now().UnixNano()%1e9)
+	t.mu.Lock()
+	t.probeIngresses = append(t.probeIngresses, name)
+	t.mu.Unlock()
+	return name, host, t.ap.apply(ctx, []*unstructured.Unstructured{ingressObject(name, host)})
 }
 
 func (t *Target) deleteProbeIngress(ctx context.Context, name string) error {

@@ -352,6 +352,15 @@ func (t *Target) Teardown(ctx context.Context) error {
 	}
 	objs := append(slices.Clone(t.objs), t.echoObjects()...)
 	err := t.ap.remove(ctx, objs)
+	// The verdict is in: the pods need not drain (Kong's preStop waits
+	// 15 s), so they go at once. A terminating namespace admits no new pod
+	// for a ReplicaSet to create meanwhile.
+	zero := int64(0)
+	for _, ns := range []string{t.ns, EchoNamespace} {
+		if derr := t.cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); derr != nil && !apierrors.IsNotFound(derr) {
+			err = errors.Join(err, fmt.Errorf("deleting the pods of namespace %s: %w", ns, derr))
+		}
+	}
 	for _, ns := range []string{t.ns, EchoNamespace} {
 		err = errors.Join(err, poll(ctx, t.o.ReadyTimeout, time.Second, func(ctx context.Context) error {
 			_, err := t.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})

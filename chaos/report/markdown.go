@@ -57,6 +57,9 @@ func drillSection(b *strings.Builder, s *Summary) {
 		{fmt.Sprintf("recovery p50 / p99 / max (n=%d)", s.Recovery.N()), triple(s.Recovery)},
 		{fmt.Sprintf("propagation p50 / p99 / max (n=%d)", s.Propagate.N()), triple(s.Propagate)},
 	}
+	if s.KongConfigured.N() > 0 {
+		rows = append(rows, [2]string{fmt.Sprintf("Kong restarted in place: API answers → configured p50 / p99 / max (n=%d)", s.KongConfigured.N()), triple(s.KongConfigured)})
+	}
 	for _, r := range rows {
 		fmt.Fprintf(b, "| %s | %s |\n", r[0], r[1])
 	}

@@ -37,10 +37,13 @@ type Summary struct {
 	Failover  Durations // fault → a new lock holder (leader faults)
 	Recovery  Durations // fault → recovered, as the engine observed it
 	Propagate Durations // change-propagates probes
-	Probes    []ProbeVerdict
-	Rollbacks []ProbeVerdict
-	Reps      int
-	Timeline  Timeline
+	// KongConfigured: a Kong restarted in place, from its API answering
+	// again to reporting ready (configured).
+	KongConfigured Durations
+	Probes         []ProbeVerdict
+	Rollbacks      []ProbeVerdict
+	Reps           int
+	Timeline       Timeline
 }
 
 // Failure is one failed request.
@@ -202,6 +205,9 @@ func summarize(title string, recs []journal.Record) *Summary {
 				s.Faults[i].Recovered = s.Faults[i].At + time.Duration(r.Seconds*float64(time.Second))
 			}
 		case journal.KindEvent:
+			if r.Event == journal.EventKongConfigured {
+				s.KongConfigured.Samples = append(s.KongConfigured.Samples, r.Seconds)
+			}
 			if r.Event == journal.EventLockHolder {
 				holder = r.Value
 				if holder != "" {
