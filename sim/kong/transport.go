@@ -50,20 +50,30 @@ func (t *InMemoryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if in.Host == "" {
 		in.Host = req.URL.Host
 	}
-	rec := httptest.NewRecorder()
-	t.Handler.ServeHTTP(presizing{rec}, in)
+	rec := &recorder{ResponseRecorder: httptest.NewRecorder()}
+	t.Handler.ServeHTTP(rec, in)
 	resp := rec.Result()
+	if rec.deferred != nil {
+		resp.Body = io.NopCloser(rec.deferred)
+	}
 	resp.Request = req
 	return resp, nil
 }
 
-// presizing grows the recorded body to the announced Content-Length
-// before the first write: a configuration response is megabytes, which the
-// recorder would otherwise copy while doubling its buffer.
-type presizing struct{ *httptest.ResponseRecorder }
+// recorder records a response in memory. A body announced with a
+// Content-Length gets a buffer of that size before the first write: a
+// configuration response is megabytes, which the recorder would otherwise
+// copy while doubling its buffer. A deferred body (see bodyDeferrer) is
+// not recorded at all: the client reads it from its source.
+type recorder struct {
+	*httptest.ResponseRecorder
+	deferred io.Reader
+}
 
-func (w presizing) WriteHeader(code int) {
-	if n, err := strconv.Atoi(w.Header().Get("Content-Length")); err == nil && n > 0 && n < 1<<30 {
+func (w *recorder) deferBody(r io.Reader) { w.deferred = r }
+
+func (w *recorder) WriteHeader(code int) {
+	if n, err := strconv.Atoi(w.Header().Get("Content-Length")); err == nil && n > 0 && n < 1<<30 && w.deferred == nil {
 		w.Body.Grow(n)
 	}
 	w.ResponseRecorder.WriteHeader(code)
