@@ -208,7 +208,7 @@ func (n *Node) poll(ctx context.Context) {
 
 // configureProxy makes st what the proxy routes with.
 func (n *Node) configureProxy(st *State) error {
-	if err := n.proxy.Update(st.ProxyConfig()); err != nil {
+	if err := n.proxy.Stage(st.ProxyConfig()); err != nil {
 		return err
 	}
 	if n.opts.Observer != nil {
