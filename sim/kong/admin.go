@@ -322,7 +322,7 @@ func loadedEntitiesSize(st *State) int {
 			size += n - 1
 		}
 		t.rows.Ascend(func(r *row) bool {
-			size += jsonStringLen(r.id) + 1 + len(r.enc)
+			size += jsonStringLen(r.id) + 1 + r.encLen(st.stampAt)
 			return true
 		})
 	}
@@ -415,7 +415,7 @@ func (b *loadedBody) fill() {
 			}
 			out = appendJSONString(out, r.id)
 			out = append(out, ':')
-			out = append(out, r.enc...)
+			out = r.appendEnc(out, b.st.stampAt)
 			b.after = r.id
 			return true
 		})

@@ -432,12 +432,15 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 					}
 					it.row, l.buf = newRow(sch, it.ent, l.buf)
 				}
+				if it.stamp.created {
+					it.row.restamp = it.stamp
+				}
 			}
 			list[i] = it.row
 		}
 		rows[c] = list
 	}
-	return prev.derive(rows), nil
+	return prev.derive(rows, l.createdAt), nil
 }
 
 // normalize validates one item, setting its entity (stamped with its id
@@ -459,19 +462,13 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 		it.id = numberedID(it.coll, it.idKey, it.literalID, seen)
 		it.stamp, it.facts = t.stamp, t.facts
 		switch {
-		case it.id == t.id && (!t.stamp.created || t.stamp.at == l.createdAt):
-			it.ent, it.row = t.ent, t.row
 		case it.id == t.id:
-			// The same entity at another load time: the row shares the
-			// entity map and carries the new stamps (see row.entity), so
-			// it.ent keeps the template's map, whose load-time stamps
-			// are stale; the next reuse restamps from it in turn.
+			// The same entity: the same row. What this load stamps
+			// is the load time of the State holding the row, so the
+			// row needs no restamping (see row.restamp); it.ent keeps
+			// the template's stamps, which nothing reads.
+			it.ent, it.row = t.ent, t.row
 			it.stamp.at = l.createdAt
-			it.ent = t.ent
-			if cap(l.buf)-len(l.buf) < 4096 {
-				l.buf = make([]byte, 0, 64<<10)
-			}
-			it.row, l.buf = t.row.restamped(it.stamp, l.buf)
 		default:
 			// The same entity under another id.
 			it.ent = maps.Clone(t.ent)

@@ -24,7 +24,7 @@ func (s *State) ProxyConfig() proxy.Config {
 		}
 		return true
 	})
-	routes := byCreation(s.rowsOf("routes"))
+	routes := byCreation(s.rowsOf("routes"), s.stampAt)
 	c.Routes = make([]proxy.Route, 0, len(routes))
 	for _, r := range routes {
 		if !disabled[r.wire.parent] {
@@ -40,7 +40,7 @@ func (s *State) ProxyConfig() proxy.Config {
 	c.Upstreams = make([]proxy.Upstream, 0, upstreams.rows.Len())
 	upstreams.rows.Ascend(func(r *row) bool {
 		u := r.wire.upstream
-		for _, t := range byCreation(targets[r.id]) {
+		for _, t := range byCreation(targets[r.id], s.stampAt) {
 			u.Targets = append(u.Targets, t.wire.target)
 		}
 		c.Upstreams = append(c.Upstreams, u)
@@ -80,7 +80,7 @@ func (s *State) ProxyConfig() proxy.Config {
 		cr.BasicAuth = append(cr.BasicAuth, r.wire.basicAuth)
 	}
 	// ACL groups in creation order, as Kong lists a consumer's groups.
-	for _, r := range byCreation(s.rowsOf("acls")) {
+	for _, r := range byCreation(s.rowsOf("acls"), s.stampAt) {
 		cr.ACLs = append(cr.ACLs, r.wire.acl)
 	}
 	for _, r := range s.rowsOf("jwt_secrets") {
@@ -199,10 +199,10 @@ func wireOf(coll string, e entity) *wire {
 	return w
 }
 
-// byCreation sorts rows listed in id order by created_at, keeping id order
-// among equals.
-func byCreation(list []*row) []*row {
-	sort.SliceStable(list, func(a, b int) bool { return list[a].created < list[b].created })
+// byCreation sorts rows listed in id order by created_at in a State of
+// load time at, keeping id order among equals.
+func byCreation(list []*row, at int64) []*row {
+	sort.SliceStable(list, func(a, b int) bool { return list[a].createdAt(at) < list[b].createdAt(at) })
 	return list
 }
 

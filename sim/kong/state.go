@@ -32,6 +32,9 @@ type State struct {
 	tables map[string]*table
 	count  int
 	hash   string
+	// stampAt is the time of the declarative load that made the state:
+	// the created_at of the rows that load stamped (see row.restamp).
+	stampAt int64
 	// cloning serializes with: a B-tree must not be cloned concurrently.
 	cloning sync.Mutex
 }
@@ -47,8 +50,6 @@ type table struct {
 	// ("f\x00"+field+"\x00"+parentID), so children list in id order.
 	index *btree.BTreeG[indexKey]
 	sum   digestSum
-	// encBytes is the size of the rows' encodings, to size responses.
-	encBytes int
 }
 
 // row is one entity with its encodings. Rows are immutable once in a
@@ -65,39 +66,79 @@ type row struct {
 	stamps  memberSpans
 	wire    *wire   // see wireOf
 	created float64 // the entity's created_at, which orders routes and targets
-	// restamp, when it stamps anything, overrides e's timestamps: a row
-	// reused by a later declarative load shares the earlier row's entity
-	// map instead of copying it for new load-time stamps (see entity).
+	// restamp, when it stamps created_at, marks a row stamped by a
+	// declarative load: its created_at (and updated_at, when it stamps
+	// that too) is the load time of the State holding it (State.stampAt),
+	// while e, enc and created carry restamp.at, the time of the load
+	// that made the row. Every load restamps what it stamps, so a later
+	// load reuses the row as it is and only reads of it at another load
+	// time render the new stamps (see entityAt, appendEnc).
 	restamp stampUse
 }
 
-// entity returns the row's entity. A restamped row materializes a copy
-// with its own timestamps on each call: reads are rare next to the
-// once-per-second restamp of every reused row.
-func (r *row) entity() entity {
-	if !r.restamp.created && !r.restamp.updated {
+// floats reports whether the row's stamps differ at load time at from
+// those e and enc carry.
+func (r *row) floats(at int64) bool { return r.restamp.created && r.restamp.at != at }
+
+// entityAt returns the row's entity in a State of load time at. A row
+// whose stamps float materializes a copy on each call: reads are rare
+// next to loads.
+func (r *row) entityAt(at int64) entity {
+	if !r.floats(at) {
 		return r.e
 	}
 	e := maps.Clone(r.e)
-	if r.restamp.created {
-		e["created_at"] = float64(r.restamp.at)
-	}
+	e["created_at"] = float64(at)
 	if r.restamp.updated {
 		e["updated_at"] = e["created_at"]
 	}
 	return e
 }
 
-// stampValue is the value of a timestamp member of the row's entity.
-func (r *row) stampValue(name string) any {
-	if name == "updated_at" && r.restamp.updated {
-		// updated_at copies created_at when absent (see stampTimes).
-		name = "created_at"
+// createdAt is the row's created_at in a State of load time at.
+func (r *row) createdAt(at int64) float64 {
+	if r.restamp.created {
+		return float64(at)
 	}
-	if name == "created_at" && r.restamp.created {
-		return float64(r.restamp.at)
+	return r.created
+}
+
+// appendEnc appends the row's JSON in a State of load time at: enc, with
+// the stamps that float rendered anew.
+func (r *row) appendEnc(out []byte, at int64) []byte {
+	if !r.floats(at) {
+		return append(out, r.enc...)
 	}
-	return r.e[name]
+	last := 0
+	for _, cut := range r.stamps.spans() {
+		out = append(out, r.enc[last:cut[0]]...)
+		member := r.enc[cut[0]:cut[1]]
+		if member[0] == ',' {
+			out = append(out, ',')
+			member = member[1:]
+		}
+		if bytes.HasPrefix(member, []byte(`"updated_at"`)) && !r.restamp.updated {
+			out = append(out, member...) // given in the document
+		} else {
+			out = append(out, member[:bytes.IndexByte(member, ':')+1]...)
+			out = appendJSON(out, float64(at))
+		}
+		last = cut[1]
+	}
+	return append(out, r.enc[last:]...)
+}
+
+// encLen is len(r.appendEnc(nil, at)).
+func (r *row) encLen(at int64) int {
+	if !r.floats(at) {
+		return len(r.enc)
+	}
+	var scratch [64]byte
+	stamps := 1
+	if r.restamp.updated {
+		stamps = 2
+	}
+	return len(r.enc) + stamps*(len(appendJSON(scratch[:0], float64(at)))-len(appendJSON(scratch[:0], float64(r.restamp.at))))
 }
 
 type indexKey struct{ key, id string }
@@ -127,7 +168,7 @@ func newTable() *table {
 
 // clone is O(1): the trees copy their nodes lazily as either side changes.
 func (t *table) clone() *table {
-	return &table{rows: t.rows.Clone(), index: t.index.Clone(), sum: t.sum, encBytes: t.encBytes}
+	return &table{rows: t.rows.Clone(), index: t.index.Clone(), sum: t.sum}
 }
 
 func (t *table) get(id string) *row {
@@ -181,37 +222,6 @@ func digestWithoutStamps(enc []byte, stamps memberSpans) [16]byte {
 	return sum
 }
 
-// restamped returns r with the load-time timestamps of stamp: the
-// entity map is shared (see entity), the encoding is patched where the
-// timestamps are and the digest, which leaves them out, is kept.
-func (r *row) restamped(stamp stampUse, buf []byte) (*row, []byte) {
-	n := &row{id: r.id, e: r.e, sum: r.sum, keys: r.keys, stamps: r.stamps, wire: r.wire, restamp: stamp}
-	n.created, _ = n.stampValue("created_at").(float64)
-	start := len(buf)
-	last := 0
-	for k, cut := range r.stamps.spans() {
-		buf = append(buf, r.enc[last:cut[0]]...)
-		from := len(buf) - start
-		member := r.enc[cut[0]:cut[1]]
-		if member[0] == ',' {
-			buf = append(buf, ',')
-			member = member[1:]
-		}
-		name := "created_at"
-		if bytes.HasPrefix(member, []byte(`"updated_at"`)) {
-			name = "updated_at"
-		}
-		buf = appendJSONString(buf, name)
-		buf = append(buf, ':')
-		buf = appendJSON(buf, n.stampValue(name))
-		n.stamps.span[k] = [2]int{from, len(buf) - start}
-		last = cut[1]
-	}
-	buf = append(buf, r.enc[last:]...)
-	n.enc = buf[start:len(buf):len(buf)]
-	return n, buf
-}
-
 // set indexes e, replacing the entity with its id if any; buf is scratch
 // space for the encoding.
 func (t *table) set(sch *entitySchema, e entity, buf []byte) []byte {
@@ -231,7 +241,6 @@ func (t *table) insertRow(r *row) {
 		t.index.ReplaceOrInsert(indexKey{k, r.id})
 	}
 	t.sum.add(r.sum)
-	t.encBytes += len(r.enc)
 }
 
 // replaceRow puts r in the place of old, a row with the same id.
@@ -247,7 +256,6 @@ func (t *table) replaceRow(old, r *row) {
 	}
 	t.sum.sub(old.sum)
 	t.sum.add(r.sum)
-	t.encBytes += len(r.enc) - len(old.enc)
 }
 
 func (t *table) removeRow(old *row) {
@@ -256,7 +264,6 @@ func (t *table) removeRow(old *row) {
 		t.index.Delete(indexKey{k, old.id})
 	}
 	t.sum.sub(old.sum)
-	t.encBytes -= len(old.enc)
 }
 
 func (t *table) remove(sch *entitySchema, id string) {
@@ -306,7 +313,7 @@ func newState(ents map[string][]entity) *State {
 func (s *State) with(puts []put, deletes []store.Key) *State {
 	s.cloning.Lock()
 	defer s.cloning.Unlock()
-	next := &State{tables: maps.Clone(s.tables)}
+	next := &State{tables: maps.Clone(s.tables), stampAt: s.stampAt}
 	touched := map[string]bool{}
 	table := func(c string) *table {
 		if !touched[c] {
@@ -333,10 +340,10 @@ func (s *State) with(puts []put, deletes []store.Key) *State {
 // same pointer) costs a look-up, a changed one a replacement, and rows of s
 // absent from rows are removed. The result is the same as indexing rows
 // from scratch, since tables are sets ordered by id and the hash is a sum.
-func (s *State) derive(rows map[string][]*row) *State {
+func (s *State) derive(rows map[string][]*row, stampAt int64) *State {
 	s.cloning.Lock()
 	defer s.cloning.Unlock()
-	next := &State{tables: make(map[string]*table, len(collections))}
+	next := &State{tables: make(map[string]*table, len(collections)), stampAt: stampAt}
 	for _, c := range collections {
 		prev := s.tables[c]
 		list := rows[c]
@@ -431,7 +438,7 @@ func (s *State) Count() int { return s.count }
 
 func (s *State) get(coll, id string) entity {
 	if r := s.tables[coll].get(strings.ToLower(id)); r != nil {
-		return r.entity()
+		return r.entityAt(s.stampAt)
 	}
 	return nil
 }
@@ -440,7 +447,7 @@ func (s *State) get(coll, id string) entity {
 func (s *State) byName(coll, name string) entity {
 	t := s.tables[coll]
 	if id, ok := t.lookupKey("n\x00" + name); ok {
-		return t.get(id).entity()
+		return t.get(id).entityAt(s.stampAt)
 	}
 	return nil
 }
@@ -450,7 +457,7 @@ func (s *State) byName(coll, name string) entity {
 func (s *State) byUnique(coll, field, value string) entity {
 	t := s.tables[coll]
 	if id, ok := t.lookupKey("u\x00" + field + "\x00" + value); ok {
-		return t.get(id).entity()
+		return t.get(id).entityAt(s.stampAt)
 	}
 	return nil
 }
@@ -471,7 +478,7 @@ func (s *State) list(coll string) []entity {
 	t := s.tables[coll]
 	out := make([]entity, 0, t.rows.Len())
 	t.rows.Ascend(func(r *row) bool {
-		out = append(out, r.entity())
+		out = append(out, r.entityAt(s.stampAt))
 		return true
 	})
 	return out
@@ -484,7 +491,7 @@ func (s *State) scan(coll string, sc *scope, after string, visit func(entity) bo
 	t := s.tables[coll]
 	if sc == nil {
 		t.rows.AscendGreaterOrEqual(&row{id: after}, func(r *row) bool {
-			return r.id == after || visit(r.entity())
+			return r.id == after || visit(r.entityAt(s.stampAt))
 		})
 		return
 	}
@@ -493,7 +500,7 @@ func (s *State) scan(coll string, sc *scope, after string, visit func(entity) bo
 		if k.key != prefix {
 			return false
 		}
-		return k.id == after || visit(t.get(k.id).entity())
+		return k.id == after || visit(t.get(k.id).entityAt(s.stampAt))
 	})
 }
 
@@ -546,7 +553,13 @@ func toRecord(sch *entitySchema, e entity) store.Record {
 }
 
 // encoded returns the stored JSON of an entity of this state.
-func (s *State) encoded(coll, id string) []byte { return s.tables[coll].get(id).enc }
+func (s *State) encoded(coll, id string) []byte {
+	r := s.tables[coll].get(id)
+	if !r.floats(s.stampAt) {
+		return r.enc
+	}
+	return r.appendEnc(nil, s.stampAt)
+}
 
 // stateFromRecords rebuilds a State from what a backend returned.
 func stateFromRecords(recs []store.Record) (*State, error) {

@@ -1,7 +1,6 @@
 package kong
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -26,25 +25,18 @@ func (t *InMemoryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if err := req.Context().Err(); err != nil {
 		return nil, err
 	}
-	var body []byte
-	if req.Body != nil {
-		// Configurations are megabytes: read a body of known length
-		// into one buffer of that size.
-		var buf bytes.Buffer
-		if req.ContentLength > 0 && req.ContentLength < 1<<30 {
-			buf.Grow(int(req.ContentLength) + bytes.MinRead)
-		}
-		_, err := buf.ReadFrom(req.Body)
-		_ = req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		body = buf.Bytes()
-	}
-	// The handler sees a server-side request, as net/http would build it.
+	// The handler reads the client's body as a server reads it off the
+	// connection: not copied first (a configuration is megabytes, and
+	// the handler makes its own copy).
 	in := req.Clone(req.Context())
-	in.Body = io.NopCloser(bytes.NewReader(body))
-	in.ContentLength = int64(len(body))
+	in.Body = http.NoBody
+	if req.Body != nil && req.Body != http.NoBody {
+		in.Body = req.Body
+		defer req.Body.Close()
+		if in.ContentLength == 0 {
+			in.ContentLength = -1 // unknown, as a client's 0 with a body means
+		}
+	}
 	in.RequestURI = req.URL.RequestURI()
 	in.RemoteAddr = "127.0.0.1:1"
 	if in.Host == "" {
