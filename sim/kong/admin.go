@@ -230,9 +230,12 @@ func (a adminAPI) postConfig(w http.ResponseWriter, r *http.Request) *apiError {
 		return messageError(http.StatusTooManyRequests, "Currently loading previous configuration")
 	}
 	defer n.loading.Unlock()
-	body, apiErr := configBody(r)
+	body, apiErr := configBody(r, n.bodyBuf)
 	if apiErr != nil {
 		return apiErr
+	}
+	if cap(body) <= maxKeptBody {
+		n.bodyBuf = body[:0]
 	}
 	q := r.URL.Query()
 	st, decl, err := n.decl.load(body, n.opts.Now().Unix(), n.Config())
@@ -430,9 +433,13 @@ func (b *loadedBody) fill() {
 	b.pending = out
 }
 
+// maxKeptBody bounds the body buffer a node keeps between loads.
+const maxKeptBody = 64 << 20
+
 // configBody reads the declarative text of POST /config: the raw body, or
-// the "config" field of a form (`curl -F config=@kong.yml`).
-func configBody(r *http.Request) ([]byte, *apiError) {
+// the "config" field of a form (`curl -F config=@kong.yml`). A raw body is
+// read into buf when it fits.
+func configBody(r *http.Request, buf []byte) ([]byte, *apiError) {
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mediaType {
 	case "multipart/form-data":
@@ -459,14 +466,14 @@ func configBody(r *http.Request) ([]byte, *apiError) {
 		return []byte(r.PostFormValue("config")), nil
 	}
 	// A body of known length is read into one buffer of that size.
-	var buf bytes.Buffer
+	b := bytes.NewBuffer(buf[:0])
 	if r.ContentLength > 0 && r.ContentLength < 1<<30 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		b.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
-	if _, err := buf.ReadFrom(r.Body); err != nil {
+	if _, err := b.ReadFrom(r.Body); err != nil {
 		return nil, messageError(http.StatusBadRequest, "failed reading the request body")
 	}
-	return buf.Bytes(), nil
+	return b.Bytes(), nil
 }
 
 func (a adminAPI) schemas(w http.ResponseWriter, r *http.Request, segs []string) *apiError {

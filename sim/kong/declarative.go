@@ -193,6 +193,45 @@ type declLoad struct {
 	// noTransform is "_transform: false": values are stored as given,
 	// without the transformations of a write (basic-auth hashing).
 	noTransform bool
+	// base is the state the reused cache's load made, nil without one.
+	base *State
+	// scratch holds the validation's maps, reused from load to load.
+	scratch *declScratch
+}
+
+// declScratch holds the maps a load's validation fills, per collection.
+// A node's loads run one at a time, so each clears and reuses those of
+// the previous one instead of allocating them anew for thousands of
+// entities.
+type declScratch struct {
+	names map[string]map[string]string    // endpoint key -> id
+	ids   map[string]map[string]*declItem // id -> item
+	uniq  map[string]map[string]bool      // see uniqueKeys
+	seen  map[string]map[string]int       // see numberedID
+}
+
+// take returns coll's maps, empty (see release), made for about n
+// entities the first time.
+func (s *declScratch) take(coll string, n int) (names map[string]string, ids map[string]*declItem, uniq map[string]bool, seen map[string]int) {
+	if s.names == nil {
+		s.names, s.ids = map[string]map[string]string{}, map[string]map[string]*declItem{}
+		s.uniq, s.seen = map[string]map[string]bool{}, map[string]map[string]int{}
+	}
+	if s.names[coll] == nil {
+		s.names[coll], s.ids[coll] = make(map[string]string, n), make(map[string]*declItem, n)
+		s.uniq[coll], s.seen[coll] = make(map[string]bool, n), map[string]int{}
+	}
+	return s.names[coll], s.ids[coll], s.uniq[coll], s.seen[coll]
+}
+
+// release empties every map, so that they keep no item alive.
+func (s *declScratch) release() {
+	for c := range s.names {
+		clear(s.names[c])
+		clear(s.ids[c])
+		clear(s.uniq[c])
+		clear(s.seen[c])
+	}
 }
 
 type loadedElement struct {
@@ -224,6 +263,9 @@ func (l *declLoad) collect(members []docMember, cache *declCache) bool {
 	}
 	if cache != nil && cache.noTransform != l.noTransform {
 		cache = nil
+	}
+	if cache != nil {
+		l.base = cache.state
 	}
 	switch v := version.(type) {
 	case nil:
@@ -348,6 +390,11 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 
 	// Validate collections parents-first so that children can resolve
 	// parents by name and learn generated parent ids.
+	sc := l.scratch
+	if sc == nil {
+		sc = &declScratch{}
+	}
+	defer sc.release()
 	names := map[string]map[string]string{} // collection -> endpoint key -> id
 	resolve := func(coll, key string) (string, bool) {
 		id, ok := names[coll][key]
@@ -357,10 +404,9 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 	var bad []*declItem
 	for _, c := range collections {
 		sch := schemas[c]
-		names[c] = make(map[string]string, len(items[c]))
-		ids[c] = make(map[string]*declItem, len(items[c]))
-		uniq := make(map[string]bool, len(items[c]))
-		seen := map[string]int{}
+		var uniq map[string]bool
+		var seen map[string]int
+		names[c], ids[c], uniq, seen = sc.take(c, len(items[c]))
 		for _, it := range items[c] {
 			l.normalize(it, sch, resolve, seen)
 			if it.errs != nil {
@@ -418,11 +464,18 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 			encode++
 		}
 	}
+	// Rows reused from the load that made prev are known to be in it:
+	// deriving the new state looks up only the others.
+	var fresh map[string][]*row
+	if l.base != nil && l.base == prev {
+		fresh = make(map[string][]*row, len(collections))
+	}
 	rows := make(map[string][]*row, len(collections))
 	for _, c := range collections {
 		sch := schemas[c]
 		list := make([]*row, len(items[c]))
 		for i, it := range items[c] {
+			known := it.tmpl != nil && it.row != nil && it.row == it.tmpl.row
 			if it.row == nil {
 				if encode < 64 {
 					it.row, _ = newRow(sch, it.ent, nil)
@@ -436,11 +489,14 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 					it.row.restamp = it.stamp
 				}
 			}
+			if fresh != nil && !known {
+				fresh[c] = append(fresh[c], it.row)
+			}
 			list[i] = it.row
 		}
 		rows[c] = list
 	}
-	return prev.derive(rows, l.createdAt), nil
+	return prev.derive(rows, fresh, l.createdAt), nil
 }
 
 // normalize validates one item, setting its entity (stamped with its id

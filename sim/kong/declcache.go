@@ -23,6 +23,14 @@ type declCache struct {
 	// noTransform records the load's "_transform: false": elements'
 	// outcomes depend on it (basic-auth passwords are hashed or not).
 	noTransform bool
+	// state is the state the load made: its rows are those of the
+	// cached items.
+	state *State
+	// items and elements count the load's items and top-level elements,
+	// to size the next load's lists.
+	items, elements int
+	// scratch is handed from load to load (see declScratch).
+	scratch *declScratch
 }
 
 // cachedElement is the outcome of one top-level element: the element and
@@ -81,12 +89,19 @@ func (c *declCache) element(coll string, raw []byte) *cachedElement {
 func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *declCache, error) {
 	if members, ok := splitDocument(body); ok {
 		l := newDeclLoad(createdAt)
+		if c != nil {
+			l.scratch = c.scratch
+			l.order = make([]*declItem, 0, c.items)
+			l.elements = make([]loadedElement, 0, c.elements)
+		}
 		if l.collect(members, c) {
 			st, err := l.finish(prev)
 			if err != nil {
 				return nil, nil, err
 			}
-			return st, l.cache(), nil
+			next := l.cache()
+			next.state = st
+			return st, next, nil
 		}
 	}
 	// YAML, the wrapped form, or a document the splitter leaves to the
@@ -129,7 +144,11 @@ func (l *declLoad) cache() *declCache {
 	for _, el := range l.elements {
 		sizes[el.coll]++
 	}
-	c := &declCache{byColl: make(map[string]map[string]*cachedElement, len(sizes)), noTransform: l.noTransform}
+	c := &declCache{byColl: make(map[string]map[string]*cachedElement, len(sizes)), noTransform: l.noTransform,
+		items: len(l.order), elements: len(l.elements), scratch: l.scratch}
+	if c.scratch == nil {
+		c.scratch = &declScratch{}
+	}
 	for coll, n := range sizes {
 		c.byColl[coll] = make(map[string]*cachedElement, n)
 	}

@@ -97,7 +97,11 @@ type Node struct {
 	loading sync.Mutex // one POST /config at a time
 	// decl is what the last accepted declarative load leaves for the
 	// next one to reuse; guarded by loading.
-	decl     *declCache
+	decl *declCache
+	// bodyBuf is the buffer POST /config reads its body into, reused by
+	// the next load: a load keeps no slice of its body (what it keeps is
+	// decoded or copied). Guarded by loading.
+	bodyBuf  []byte
 	writing  sync.Mutex // one DB-mode entity write at a time
 	draining atomic.Bool
 	requests atomic.Int64

@@ -336,11 +336,14 @@ func (s *State) with(puts []put, deletes []store.Key) *State {
 }
 
 // derive returns the state holding exactly rows (per collection, unique
-// ids), built from s by applying the differences: a row already in s (the
-// same pointer) costs a look-up, a changed one a replacement, and rows of s
-// absent from rows are removed. The result is the same as indexing rows
-// from scratch, since tables are sets ordered by id and the hash is a sum.
-func (s *State) derive(rows map[string][]*row, stampAt int64) *State {
+// ids) at load time stampAt, built from s by applying the differences: a
+// row already in s (the same pointer) costs a look-up, a changed one a
+// replacement, and rows of s absent from rows are removed. The result is
+// the same as indexing rows from scratch, since tables are sets ordered by
+// id and the hash is a sum. When fresh is not nil, it lists per collection
+// the rows of rows that may not be in s: the others are known to be, and
+// are not looked up.
+func (s *State) derive(rows, fresh map[string][]*row, stampAt int64) *State {
 	s.cloning.Lock()
 	defer s.cloning.Unlock()
 	next := &State{tables: make(map[string]*table, len(collections)), stampAt: stampAt}
@@ -351,23 +354,29 @@ func (s *State) derive(rows map[string][]*row, stampAt int64) *State {
 			next.tables[c] = prev
 			continue
 		}
+		changes := list
+		if fresh != nil {
+			changes = fresh[c]
+		}
+		if len(changes) == 0 && prev.rows.Len() == len(list) {
+			next.tables[c] = prev // every row known to be there
+			continue
+		}
 		t := prev.clone()
-		kept := 0
 		key := &row{} // one search key for the whole table
-		for _, r := range list {
+		for _, r := range changes {
 			key.id = r.id
 			old, _ := t.rows.Get(key)
 			switch {
 			case old == nil:
 				t.insertRow(r)
-				continue
 			case old != r:
 				t.replaceRow(old, r)
 			}
-			kept++
 		}
-		// Every row of prev was matched by id unless fewer were found.
-		if kept < prev.rows.Len() {
+		// Every row of list is in t now; t holds more when rows of prev
+		// are gone.
+		if t.rows.Len() > len(list) {
 			present := make(map[string]bool, len(list))
 			for _, r := range list {
 				present[r.id] = true
