@@ -324,10 +324,7 @@ func loadedEntitiesSize(st *State) int {
 		if n := t.rows.Len(); n > 1 {
 			size += n - 1
 		}
-		t.rows.Ascend(func(r *row) bool {
-			size += jsonStringLen(r.id) + 1 + r.encLen(st.stampAt)
-			return true
-		})
+		size += t.encSize(st.stampAt)
 	}
 	return size
 }
@@ -343,13 +340,14 @@ type loadedBody struct {
 	done    bool   // everything is rendered
 	pending []byte // rendered, not yet read
 	chunk   []byte // pending's backing array, reused
+	stamp   []byte // stampText of the state's load time
 }
 
 // loadedChunk is how much a loadedBody renders at a time (a row longer
 // than that makes a longer chunk).
 const loadedChunk = 32 << 10
 
-func newLoadedBody(st *State) *loadedBody { return &loadedBody{st: st} }
+func newLoadedBody(st *State) *loadedBody { return &loadedBody{st: st, stamp: stampText(st.stampAt)} }
 
 func (b *loadedBody) Read(p []byte) (int, error) {
 	for len(b.pending) == 0 {
@@ -418,7 +416,11 @@ func (b *loadedBody) fill() {
 			}
 			out = appendJSONString(out, r.id)
 			out = append(out, ':')
-			out = r.appendEnc(out, b.st.stampAt)
+			if r.floats(b.st.stampAt) {
+				out = r.appendEncStamped(out, b.stamp)
+			} else {
+				out = append(out, r.enc...)
+			}
 			b.after = r.id
 			return true
 		})

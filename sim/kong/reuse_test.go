@@ -168,11 +168,13 @@ func sameState(t *testing.T, got, want *State) {
 	}
 	if g, w := loadedEntities(got), loadedEntities(want); !bytes.Equal(g, w) {
 		t.Fatalf("entities differ:\n got %.800s\nwant %.800s", g, w)
+	} else if loadedEntitiesSize(got) != len(g) {
+		t.Fatalf("the answer's size is %d bytes, its Content-Length %d", len(g), loadedEntitiesSize(got))
 	}
 	for _, c := range collections {
 		gt, wt := got.tables[c], want.tables[c]
-		if gt.sum != wt.sum {
-			t.Fatalf("%s: sum %v, want %v", c, gt.sum, wt.sum)
+		if gt.sum != wt.sum || gt.encSize(got.stampAt) != wt.encSize(want.stampAt) {
+			t.Fatalf("%s: sum/size %v/%d, want %v/%d", c, gt.sum, gt.encSize(got.stampAt), wt.sum, wt.encSize(want.stampAt))
 		}
 		gr, wr := got.rowsOf(c), want.rowsOf(c)
 		for i := range wr {
@@ -217,6 +219,16 @@ func TestReusedLoadEqualsFreshLoad(t *testing.T) {
 		}},
 		{name: "time passes", apply: func(m *model, _ *rand.Rand, clock *reuseClock) []byte {
 			clock.now = clock.now.Add(7 * time.Second)
+			return nil
+		}},
+		{name: "the clock jumps to a time of another width", apply: func(m *model, _ *rand.Rand, clock *reuseClock) []byte {
+			// Stamps rendered at the new time are longer or shorter
+			// than those the reused rows carry.
+			if clock.now.Unix() < 1e10 {
+				clock.now = time.Unix(12_345_678_901, 0)
+			} else {
+				clock.now = time.Unix(1_700_000_000, 0)
+			}
 			return nil
 		}},
 		{name: "time passes and a path changes", apply: func(m *model, rng *rand.Rand, clock *reuseClock) []byte {

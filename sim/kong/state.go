@@ -50,6 +50,29 @@ type table struct {
 	// ("f\x00"+field+"\x00"+parentID), so children list in id order.
 	index *btree.BTreeG[indexKey]
 	sum   digestSum
+	// size sums, over the rows, the id's JSON, a colon and enc: the
+	// table's share of a POST /config answer, before floating stamps are
+	// rendered at the state's load time; floatStamps counts the stamps
+	// that float and floatWidth sums the widths of the times they carry
+	// in enc (see row.floatingStamps).
+	size, floatStamps, floatWidth int
+}
+
+// account adds (sign 1) or removes (sign -1) r's share of the sizes.
+func (t *table) account(r *row, sign int) {
+	t.size += sign * (jsonStringLen(r.id) + 1 + len(r.enc))
+	n, width := r.floatingStamps()
+	t.floatStamps += sign * n
+	t.floatWidth += sign * n * width
+}
+
+// encSize is the size of the rows' ids and encodings in a State of load
+// time at (see size).
+func (t *table) encSize(at int64) int {
+	if t.floatStamps == 0 {
+		return t.size
+	}
+	return t.size + t.floatStamps*len(stampText(at)) - t.floatWidth
 }
 
 // row is one entity with its encodings. Rows are immutable once in a
@@ -109,6 +132,12 @@ func (r *row) appendEnc(out []byte, at int64) []byte {
 	if !r.floats(at) {
 		return append(out, r.enc...)
 	}
+	return r.appendEncStamped(out, stampText(at))
+}
+
+// appendEncStamped is appendEnc for a row whose stamps float, with
+// stamp the JSON of the load time (see stampText).
+func (r *row) appendEncStamped(out, stamp []byte) []byte {
 	last := 0
 	for _, cut := range r.stamps.spans() {
 		out = append(out, r.enc[last:cut[0]]...)
@@ -121,11 +150,27 @@ func (r *row) appendEnc(out []byte, at int64) []byte {
 			out = append(out, member...) // given in the document
 		} else {
 			out = append(out, member[:bytes.IndexByte(member, ':')+1]...)
-			out = appendJSON(out, float64(at))
+			out = append(out, stamp...)
 		}
 		last = cut[1]
 	}
 	return append(out, r.enc[last:]...)
+}
+
+// stampText is the JSON of a load time.
+func stampText(at int64) []byte { return appendJSON(nil, float64(at)) }
+
+// floatingStamps is how many of the row's stamp members float, and the
+// width of the time they carry in enc.
+func (r *row) floatingStamps() (n, width int) {
+	if !r.restamp.created {
+		return 0, 0
+	}
+	n = 1
+	if r.restamp.updated {
+		n = 2
+	}
+	return n, len(stampText(r.restamp.at))
 }
 
 // encLen is len(r.appendEnc(nil, at)).
@@ -133,12 +178,8 @@ func (r *row) encLen(at int64) int {
 	if !r.floats(at) {
 		return len(r.enc)
 	}
-	var scratch [64]byte
-	stamps := 1
-	if r.restamp.updated {
-		stamps = 2
-	}
-	return len(r.enc) + stamps*(len(appendJSON(scratch[:0], float64(at)))-len(appendJSON(scratch[:0], float64(r.restamp.at))))
+	n, width := r.floatingStamps()
+	return len(r.enc) + n*(len(stampText(at))-width)
 }
 
 type indexKey struct{ key, id string }
@@ -168,7 +209,7 @@ func newTable() *table {
 
 // clone is O(1): the trees copy their nodes lazily as either side changes.
 func (t *table) clone() *table {
-	return &table{rows: t.rows.Clone(), index: t.index.Clone(), sum: t.sum}
+	return &table{rows: t.rows.Clone(), index: t.index.Clone(), sum: t.sum, size: t.size, floatStamps: t.floatStamps, floatWidth: t.floatWidth}
 }
 
 func (t *table) get(id string) *row {
@@ -241,6 +282,7 @@ func (t *table) insertRow(r *row) {
 		t.index.ReplaceOrInsert(indexKey{k, r.id})
 	}
 	t.sum.add(r.sum)
+	t.account(r, 1)
 }
 
 // replaceRow puts r in the place of old, a row with the same id.
@@ -256,6 +298,8 @@ func (t *table) replaceRow(old, r *row) {
 	}
 	t.sum.sub(old.sum)
 	t.sum.add(r.sum)
+	t.account(old, -1)
+	t.account(r, 1)
 }
 
 func (t *table) removeRow(old *row) {
@@ -264,6 +308,7 @@ func (t *table) removeRow(old *row) {
 		t.index.Delete(indexKey{k, old.id})
 	}
 	t.sum.sub(old.sum)
+	t.account(old, -1)
 }
 
 func (t *table) remove(sch *entitySchema, id string) {
