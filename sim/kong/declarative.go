@@ -61,9 +61,13 @@ var nesting = map[string][]struct{ key, coll, field string }{
 }
 
 type declItem struct {
-	coll        string
-	raw         map[string]any // as given, without nested children
-	path        []any          // position in the document, for "fields"
+	coll string
+	raw  map[string]any // as given, without nested children
+	// path is the position in the document, for "fields"; nil for an
+	// item instantiated from the cache, whose position is elem and its
+	// template's subPath (see position).
+	path        []any
+	elem        int
 	parent      *declItem
 	parentField string
 	id          string
@@ -81,6 +85,19 @@ type declItem struct {
 	stamp     stampUse
 	facts     *entityFacts
 	row       *row // the encoded entity, once valid
+}
+
+// position is the item's place in the document: [collection, index]
+// then the steps below its top-level element.
+func (it *declItem) position() []any {
+	if it.path != nil || it.tmpl == nil {
+		return it.path
+	}
+	top := it
+	for top.parent != nil {
+		top = top.parent
+	}
+	return append([]any{top.coll, it.elem}, it.tmpl.subPath...)
 }
 
 // entityFacts are what validation reads from a valid entity besides its id
@@ -301,7 +318,7 @@ func (l *declLoad) collect(members []docMember, cache *declCache) bool {
 				start := len(l.order)
 				from := cache.element(k, raw)
 				if from != nil {
-					l.instantiate(from, k, i)
+					l.instantiate(from, i)
 				} else {
 					var v any
 					if !decodeJSON(raw, &v) {
@@ -615,7 +632,7 @@ func idKeyOf(it *declItem) (key string, literal bool) {
 	}
 	sch := schemas[it.coll]
 	if it.ent == nil {
-		return "position:" + fmt.Sprint(it.path...), false
+		return "position:" + fmt.Sprint(it.position()...), false
 	}
 	if key = uniqueName(sch, it.ent); key != "" {
 		return key, false
@@ -705,9 +722,9 @@ func newDeclarativeError(top errTree, bad []*declItem) *DeclarativeError {
 		fields[k] = v
 	}
 	flat := []FlattenedError{}
-	sort.SliceStable(bad, func(i, j int) bool { return pathLess(bad[i].path, bad[j].path) })
+	sort.SliceStable(bad, func(i, j int) bool { return pathLess(bad[i].position(), bad[j].position()) })
 	for _, it := range bad {
-		fields = setAt(fields, it.path, it.errs).(map[string]any)
+		fields = setAt(fields, it.position(), it.errs).(map[string]any)
 		sch := schemas[it.coll]
 		fe := FlattenedError{
 			EntityType: sch.singular,

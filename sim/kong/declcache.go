@@ -115,22 +115,13 @@ func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *de
 }
 
 // instantiate adds the items of a cached element found at index i of
-// coll's array, to be checked against this load in normalize.
-func (l *declLoad) instantiate(ce *cachedElement, coll string, i int) {
+// its collection's array, to be checked against this load in normalize.
+func (l *declLoad) instantiate(ce *cachedElement, i int) {
 	made := make([]declItem, len(ce.items))
-	n := 0
-	for j := range ce.items {
-		n += 2 + len(ce.items[j].subPath)
-	}
-	paths := make([]any, 0, n)
-	index := any(i)
 	for j := range ce.items {
 		t := &ce.items[j]
 		it := &made[j]
-		start := len(paths)
-		paths = append(append(paths, coll, index), t.subPath...)
-		*it = declItem{coll: t.coll, raw: t.raw, parentField: t.parentField, tmpl: t,
-			path: paths[start:len(paths):len(paths)]}
+		*it = declItem{coll: t.coll, raw: t.raw, parentField: t.parentField, tmpl: t, elem: i}
 		if t.parent >= 0 {
 			it.parent = &made[t.parent]
 		}
@@ -173,7 +164,7 @@ func (l *declLoad) cache() *declCache {
 				}
 			}
 			ce.items[j] = cachedItem{
-				coll: it.coll, parentField: it.parentField, parent: parent, subPath: it.path[2:],
+				coll: it.coll, parentField: it.parentField, parent: parent, subPath: it.position()[2:],
 				raw: it.raw, parentID: parentID, lookups: it.lookups, idKey: it.idKey, literalID: it.literalID,
 				id: it.id, ent: it.ent, row: it.row, stamp: it.stamp, facts: it.facts,
 			}
