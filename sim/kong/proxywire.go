@@ -1,8 +1,11 @@
 package kong
 
 import (
+	"cmp"
 	"crypto/tls"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"konductor.dev/sim/kong/proxy"
@@ -31,17 +34,33 @@ func (s *State) ProxyConfig() proxy.Config {
 			c.Routes = append(c.Routes, r.wire.route)
 		}
 	}
-	targets := map[string][]*row{}
-	s.tables["targets"].rows.Ascend(func(r *row) bool {
-		targets[r.wire.parent] = append(targets[r.wire.parent], r)
-		return true
+	// Targets grouped by upstream, each group in creation order (id
+	// order among equals), all in one array.
+	targets := s.rowsOf("targets")
+	slices.SortStableFunc(targets, func(a, b *row) int {
+		if c := strings.Compare(a.wire.parent, b.wire.parent); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.createdAt(s.stampAt), b.createdAt(s.stampAt))
 	})
+	all := make([]proxy.Target, len(targets))
+	for i, t := range targets {
+		all[i] = t.wire.target
+	}
 	upstreams := s.tables["upstreams"]
 	c.Upstreams = make([]proxy.Upstream, 0, upstreams.rows.Len())
+	next := 0
 	upstreams.rows.Ascend(func(r *row) bool {
 		u := r.wire.upstream
-		for _, t := range byCreation(targets[r.id], s.stampAt) {
-			u.Targets = append(u.Targets, t.wire.target)
+		for next < len(targets) && targets[next].wire.parent < r.id {
+			next++ // a target of no upstream: none in a valid state
+		}
+		start := next
+		for next < len(targets) && targets[next].wire.parent == r.id {
+			next++
+		}
+		if next > start {
+			u.Targets = all[start:next:next]
 		}
 		c.Upstreams = append(c.Upstreams, u)
 		return true

@@ -144,13 +144,15 @@ type Proxy struct {
 	// the last configuration built, whose balancers the next one keeps.
 	build sync.Mutex
 	built *state
-	// checked holds, by id, the routes of the last staged configuration,
-	// which passed the router's checks: an equal route is not checked
-	// again.
-	checkMu sync.Mutex
-	checked map[string]*Route
-	now     func() time.Time
-	observe func(*Observation)
+	// checked holds, by id, routes of the staged configurations that
+	// passed the router's checks: an equal route is not checked again.
+	// names and services are check's sets, kept for the next check.
+	checkMu  sync.Mutex
+	checked  map[string]*Route
+	names    map[string]bool
+	services map[string]bool
+	now      func() time.Time
+	observe  func(*Observation)
 	// Plugin state that outlives configurations.
 	counters    *rateCounters
 	correlation *correlationGenerator
@@ -276,8 +278,8 @@ func (p *Proxy) Update(c Config) error {
 // compiles; a configuration replaced before any request needed it (a
 // burst of updates, a node nobody sends traffic to) costs its check only.
 // Kong, too, answers a configuration load before its router is rebuilt.
-// Routes equal to those of the previous staged configuration, which
-// passed the router's checks then, are not checked again.
+// A route equal to one an earlier Stage checked (by id) is not checked
+// by the router again.
 func (p *Proxy) Stage(c Config) error {
 	if err := p.check(c); err != nil {
 		return err
@@ -294,33 +296,40 @@ func (p *Proxy) Stage(c Config) error {
 // forgetChecks drops the routes remembered by Stage.
 func (p *Proxy) forgetChecks() {
 	p.checkMu.Lock()
-	p.checked = nil
+	clear(p.checked)
 	p.checkMu.Unlock()
 }
 
 // check reports the first error compile would report for c.
 func (p *Proxy) check(c Config) error {
-	names := make(map[string]bool, len(c.Upstreams))
+	p.checkMu.Lock()
+	defer p.checkMu.Unlock()
+	// The sets are kept from check to check: a configuration is
+	// thousands of entities.
+	if p.names == nil {
+		p.names, p.services, p.checked = map[string]bool{}, map[string]bool{}, map[string]*Route{}
+	}
+	clear(p.names)
+	clear(p.services)
 	for _, u := range c.Upstreams {
-		if err := checkUpstream(u, names); err != nil {
+		if err := checkUpstream(u, p.names); err != nil {
 			return err
 		}
 	}
-	services := make(map[string]bool, len(c.Services))
 	for _, s := range c.Services {
 		if err := checkService(s); err != nil {
 			return err
 		}
-		services[s.ID] = true
+		p.services[s.ID] = true
 	}
 	for _, r := range c.Routes {
-		if err := checkRoute(r, func(id string) bool { return services[id] }); err != nil {
+		if err := checkRoute(r, func(id string) bool { return p.services[id] }); err != nil {
 			return err
 		}
 	}
-	p.checkMu.Lock()
-	defer p.checkMu.Unlock()
-	checked := make(map[string]*Route, len(c.Routes))
+	if len(p.checked) > 2*len(c.Routes)+64 {
+		clear(p.checked) // mostly routes gone since
+	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		if old := p.checked[r.ID]; old == nil || !sameMatchFields(old, r) {
@@ -328,9 +337,10 @@ func (p *Proxy) check(c Config) error {
 				return err
 			}
 		}
-		checked[r.ID] = r
+		// Always the newest route, so that the map keeps no older
+		// configuration alive.
+		p.checked[r.ID] = r
 	}
-	p.checked = checked
 	return nil
 }
 
