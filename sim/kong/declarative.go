@@ -316,7 +316,7 @@ func (l *declLoad) collect(members []docMember, cache *declCache) bool {
 			}
 			for i, raw := range m.elems {
 				start := len(l.order)
-				from := cache.element(k, raw)
+				from := cache.element(k, i, raw)
 				if from != nil {
 					l.instantiate(from, i)
 				} else {

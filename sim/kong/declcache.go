@@ -20,6 +20,9 @@ import (
 // A declCache is immutable once built; a nil one is empty.
 type declCache struct {
 	byColl map[string]map[string]*cachedElement
+	// seq lists, per collection, the outcomes of the load's elements in
+	// document order.
+	seq map[string][]*cachedElement
 	// noTransform records the load's "_transform: false": elements'
 	// outcomes depend on it (basic-auth passwords are hashed or not).
 	noTransform bool
@@ -74,10 +77,16 @@ func lookupsHold(refs []resolvedRef, resolve resolver) bool {
 
 func decodeJSON(b []byte, v *any) bool { return json.Unmarshal(b, v) == nil }
 
-// element returns the outcome cached for an element of coll, or nil.
-func (c *declCache) element(coll string, raw []byte) *cachedElement {
+// element returns the outcome cached for the element at index i of
+// coll's array, or nil. It tries first the element the previous load had
+// at that index: a document resent with a few changes has nearly every
+// element where it was, and comparing bytes costs less than hashing them.
+func (c *declCache) element(coll string, i int, raw []byte) *cachedElement {
 	if c == nil {
 		return nil
+	}
+	if seq := c.seq[coll]; i < len(seq) && seq[i].key == string(raw) {
+		return seq[i]
 	}
 	return c.byColl[coll][string(raw)]
 }
@@ -143,16 +152,22 @@ func (l *declLoad) cache() *declCache {
 	for coll, n := range sizes {
 		c.byColl[coll] = make(map[string]*cachedElement, n)
 	}
+	c.seq = make(map[string][]*cachedElement, len(sizes))
+	for coll, n := range sizes {
+		c.seq[coll] = make([]*cachedElement, 0, n)
+	}
+	// Of elements with the same bytes, the last one's outcome is kept:
+	// any is a valid template (see normalize), and one map write per
+	// element is the cost.
 	for _, el := range l.elements {
 		m := c.byColl[el.coll]
-		if _, dup := m[string(el.raw)]; dup {
-			continue
-		}
 		if el.from != nil && unchanged(el) {
 			m[el.from.key] = el.from
+			c.seq[el.coll] = append(c.seq[el.coll], el.from)
 			continue
 		}
 		ce := &cachedElement{key: string(el.raw), items: make([]cachedItem, len(el.items))}
+		c.seq[el.coll] = append(c.seq[el.coll], ce)
 		for j, it := range el.items {
 			parent, parentID := -1, ""
 			if it.parent != nil {
