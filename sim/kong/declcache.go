@@ -96,7 +96,7 @@ func (c *declCache) element(coll string, i int, raw []byte) *cachedElement {
 // produced, or any other: rows are compared, not assumed). It returns the
 // cache for the next load; on error prev and c stay as they are.
 func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *declCache, error) {
-	if members, ok := splitDocument(body); ok {
+	if members, ok := splitDocument(body, c); ok {
 		l := newDeclLoad(createdAt)
 		if c != nil {
 			l.scratch = c.scratch
