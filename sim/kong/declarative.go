@@ -216,15 +216,29 @@ type declLoad struct {
 	scratch *declScratch
 }
 
-// declScratch holds the maps a load's validation fills, per collection.
-// A node's loads run one at a time, so each clears and reuses those of
-// the previous one instead of allocating them anew for thousands of
-// entities.
+// declScratch holds the items of the elements a load takes from the
+// reuse cache and the maps its validation fills, per collection. A node's
+// loads run one at a time, so each clears and reuses those of the previous
+// one instead of allocating them anew for thousands of entities; nothing
+// keeps an item past its load.
 type declScratch struct {
 	names map[string]map[string]string    // endpoint key -> id
 	ids   map[string]map[string]*declItem // id -> item
 	uniq  map[string]map[string]bool      // see uniqueKeys
 	seen  map[string]map[string]int       // see numberedID
+	slab  []declItem
+	used  int // items of slab handed out
+}
+
+// items returns n zero items.
+func (s *declScratch) items(n int) []declItem {
+	if s.used+n > len(s.slab) {
+		// The items handed out stay where they are, in the old slab.
+		s.slab, s.used = make([]declItem, max(2*len(s.slab), n, 1024)), 0
+	}
+	made := s.slab[s.used : s.used+n : s.used+n]
+	s.used += n
+	return made
 }
 
 // take returns coll's maps, empty (see release), made for about n
@@ -241,8 +255,11 @@ func (s *declScratch) take(coll string, n int) (names map[string]string, ids map
 	return s.names[coll], s.ids[coll], s.uniq[coll], s.seen[coll]
 }
 
-// release empties every map, so that they keep no item alive.
+// release empties every map and the slab, so that they keep no item, and
+// no entity, alive.
 func (s *declScratch) release() {
+	clear(s.slab[:s.used])
+	s.used = 0
 	for c := range s.names {
 		clear(s.names[c])
 		clear(s.ids[c])
@@ -411,7 +428,6 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 	if sc == nil {
 		sc = &declScratch{}
 	}
-	defer sc.release()
 	names := map[string]map[string]string{} // collection -> endpoint key -> id
 	resolve := func(coll, key string) (string, bool) {
 		id, ok := names[coll][key]

@@ -100,6 +100,7 @@ func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *de
 		l := newDeclLoad(createdAt)
 		if c != nil {
 			l.scratch = c.scratch
+			defer c.scratch.release() // once the next cache is made
 			l.order = make([]*declItem, 0, c.items)
 			l.elements = make([]loadedElement, 0, c.elements)
 		}
@@ -126,7 +127,12 @@ func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *de
 // instantiate adds the items of a cached element found at index i of
 // its collection's array, to be checked against this load in normalize.
 func (l *declLoad) instantiate(ce *cachedElement, i int) {
-	made := make([]declItem, len(ce.items))
+	var made []declItem
+	if l.scratch != nil {
+		made = l.scratch.items(len(ce.items))
+	} else {
+		made = make([]declItem, len(ce.items))
+	}
 	for j := range ce.items {
 		t := &ce.items[j]
 		it := &made[j]
