@@ -228,6 +228,28 @@ type declScratch struct {
 	seen  map[string]map[string]int       // see numberedID
 	slab  []declItem
 	used  int // items of slab handed out
+	// order, elements and byColl are a load's lists (declLoad's order,
+	// elements and items), kept for the next load.
+	order    []*declItem
+	elements []loadedElement
+	byColl   map[string][]*declItem
+}
+
+// lists hands l the lists of the previous load, emptied.
+func (s *declScratch) lists(l *declLoad) {
+	l.order, l.elements = s.order[:0], s.elements[:0]
+	if s.byColl == nil {
+		s.byColl = map[string][]*declItem{}
+	}
+	for c, list := range s.byColl {
+		s.byColl[c] = list[:0]
+	}
+	l.items = s.byColl
+}
+
+// keepLists takes l's lists back, for the next load.
+func (s *declScratch) keepLists(l *declLoad) {
+	s.order, s.elements, s.byColl = l.order, l.elements, l.items
 }
 
 // items returns n zero items.
@@ -260,6 +282,12 @@ func (s *declScratch) take(coll string, n int) (names map[string]string, ids map
 func (s *declScratch) release() {
 	clear(s.slab[:s.used])
 	s.used = 0
+	clear(s.order[:cap(s.order)])
+	clear(s.elements[:cap(s.elements)])
+	for c, list := range s.byColl {
+		clear(list[:cap(list)])
+		s.byColl[c] = list[:0]
+	}
 	for c := range s.names {
 		clear(s.names[c])
 		clear(s.ids[c])

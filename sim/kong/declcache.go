@@ -29,9 +29,6 @@ type declCache struct {
 	// state is the state the load made: its rows are those of the
 	// cached items.
 	state *State
-	// items and elements count the load's items and top-level elements,
-	// to size the next load's lists.
-	items, elements int
 	// scratch is handed from load to load (see declScratch).
 	scratch *declScratch
 }
@@ -100,9 +97,9 @@ func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *de
 		l := newDeclLoad(createdAt)
 		if c != nil {
 			l.scratch = c.scratch
+			c.scratch.lists(l)
 			defer c.scratch.release() // once the next cache is made
-			l.order = make([]*declItem, 0, c.items)
-			l.elements = make([]loadedElement, 0, c.elements)
+			defer c.scratch.keepLists(l)
 		}
 		if l.collect(members, c) {
 			st, err := l.finish(prev)
@@ -151,7 +148,7 @@ func (l *declLoad) cache() *declCache {
 		sizes[el.coll]++
 	}
 	c := &declCache{byColl: make(map[string]map[string]*cachedElement, len(sizes)), noTransform: l.noTransform,
-		items: len(l.order), elements: len(l.elements), scratch: l.scratch}
+		scratch: l.scratch}
 	if c.scratch == nil {
 		c.scratch = &declScratch{}
 	}
