@@ -18,7 +18,8 @@
 //
 // Update compiles a new configuration and swaps it in atomically: a request
 // routes and balances with the configuration it started with, so in-flight
-// requests keep the old one. Connections to upstreams are pooled across
+// requests keep the old one. Stage checks a configuration as Update does
+// but compiles it on the first request that routes with it. Connections to upstreams are pooled across
 // requests and configurations.
 //
 // Not modelled: upstream algorithms other than round-robin (all balance by
