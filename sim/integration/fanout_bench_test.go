@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,6 +181,8 @@ func benchFanOut(b *testing.B, hashOnly, stallFirst bool) {
 	}
 	v := uint64(2)
 	b.ReportAllocs()
+	stopProfile := profilePushes(b)
+	defer stopProfile()
 	cpu0 := processCPU()
 	var took, others []time.Duration
 	for b.Loop() {
@@ -196,6 +199,29 @@ func benchFanOut(b *testing.B, hashOnly, stallFirst bool) {
 	b.ReportMetric(ms(percentile(others, 50)), "others-p50-ms")
 	b.ReportMetric(ms(processCPU()-cpu0)/float64(len(took)), "cpu-ms/push")
 	b.ReportMetric(float64(len(bodies[0]))/(1<<20), "MiB/body")
+}
+
+// profilePushes writes a CPU profile of the measured pushes alone (not
+// the replicas' first loads) to the file KONDUCTOR_FANOUT_CPUPROFILE
+// names, if set; call the function it returns when they are done.
+func profilePushes(tb testing.TB) func() {
+	path := os.Getenv("KONDUCTOR_FANOUT_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		tb.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			tb.Error(err)
+		}
+	}
 }
 
 // fanOutReplicas is 50, or KONDUCTOR_FANOUT_REPLICAS for a quicker look.

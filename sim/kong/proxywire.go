@@ -36,16 +36,28 @@ func (s *State) ProxyConfig() proxy.Config {
 	}
 	// Targets grouped by upstream, each group in creation order (id
 	// order among equals), all in one array.
-	targets := s.rowsOf("targets")
-	slices.SortStableFunc(targets, func(a, b *row) int {
+	// The order is sorted as indexes into the rows (listed in id order,
+	// which breaks ties): moving pointers would cost write barriers
+	// while the collector runs.
+	byID := s.rowsOf("targets")
+	order := make([]int32, len(byID))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := byID[i], byID[j]
 		if c := strings.Compare(a.wire.parent, b.wire.parent); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.createdAt(s.stampAt), b.createdAt(s.stampAt))
+		if c := cmp.Compare(a.createdAt(s.stampAt), b.createdAt(s.stampAt)); c != 0 {
+			return c
+		}
+		return cmp.Compare(i, j)
 	})
-	all := make([]proxy.Target, len(targets))
-	for i, t := range targets {
-		all[i] = t.wire.target
+	targets := make([]*row, len(order))
+	all := make([]proxy.Target, len(order))
+	for k, i := range order {
+		targets[k], all[k] = byID[i], byID[i].wire.target
 	}
 	upstreams := s.tables["upstreams"]
 	c.Upstreams = make([]proxy.Upstream, 0, upstreams.rows.Len())
@@ -221,7 +233,10 @@ func wireOf(coll string, e entity) *wire {
 // byCreation sorts rows listed in id order by created_at in a State of
 // load time at, keeping id order among equals.
 func byCreation(list []*row, at int64) []*row {
-	sort.SliceStable(list, func(a, b int) bool { return list[a].createdAt(at) < list[b].createdAt(at) })
+	less := func(a, b int) bool { return list[a].createdAt(at) < list[b].createdAt(at) }
+	if !sort.SliceIsSorted(list, less) { // usually: one load stamped them all
+		sort.SliceStable(list, less)
+	}
 	return list
 }
 
