@@ -30,7 +30,7 @@ var kongsimBinary struct {
 }
 
 // buildKongsim builds cmd/kongsim once per test binary.
-func buildKongsim(t *testing.T) string {
+func buildKongsim(t testing.TB) string {
 	t.Helper()
 	b := &kongsimBinary
 	b.once.Do(func() {
@@ -63,7 +63,7 @@ type kongProcess struct {
 // startKongsim starts a DB-less kongsim whose Admin API and proxy listen
 // on admin and proxy (127.0.0.1:0 picks free ports), and returns once it
 // serves. The process is stopped with SIGTERM at test cleanup.
-func startKongsim(t *testing.T, bin, admin, proxy string) *kongProcess {
+func startKongsim(t testing.TB, bin, admin, proxy string) *kongProcess {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
@@ -111,7 +111,7 @@ func startKongsim(t *testing.T, bin, admin, proxy string) *kongProcess {
 }
 
 // stop sends SIGTERM and waits for a graceful exit (SIGKILL after 10s).
-func (p *kongProcess) stop(t *testing.T) {
+func (p *kongProcess) stop(t testing.TB) {
 	p.stopOnce.Do(func() {
 		select {
 		case <-p.exited:

@@ -1,7 +1,6 @@
 package kong
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -249,9 +248,12 @@ func (a adminAPI) postConfig(w http.ResponseWriter, r *http.Request) *apiError {
 		return messageError(http.StatusTooManyRequests, "Currently loading previous configuration")
 	}
 	defer n.loading.Unlock()
-	body, apiErr := configBody(r)
+	body, apiErr := configBody(r, n.bodyBuf)
 	if apiErr != nil {
 		return apiErr
+	}
+	if cap(body) <= maxKeptBody {
+		n.bodyBuf = body[:0]
 	}
 	q := r.URL.Query()
 	st, decl, err := n.decl.load(body, n.opts.Now().Unix(), n.Config())
@@ -299,17 +301,34 @@ func (a adminAPI) postConfig(w http.ResponseWriter, r *http.Request) *apiError {
 func loadedEntities(st *State) []byte {
 	var b bytes.Buffer
 	b.Grow(loadedEntitiesSize(st))
-	writeLoadedEntities(&b, st)
+	_, _ = newLoadedBody(st).WriteTo(&b)
 	return b.Bytes()
 }
 
 // writeLoaded answers a successful POST /config. The body is megabytes of
-// already encoded rows: it is written row by row rather than assembled.
+// already encoded rows: it is rendered piece by piece as it is written
+// rather than assembled, and a writer that can defer it (the in-memory
+// transport) hands the rendering to the client's reads, so that a client
+// reading a part of it pays for that part only.
 func writeLoaded(w http.ResponseWriter, st *State) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(loadedEntitiesSize(st)))
+	body := newLoadedBody(st)
+	if d, ok := w.(bodyDeferrer); ok {
+		d.deferBody(body)
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
 	w.WriteHeader(http.StatusCreated)
-	writeLoadedEntities(w, st)
+	_, _ = body.WriteTo(w)
+}
+
+// bodyDeferrer is a ResponseWriter that takes a body as a reader for its
+// client to read later, instead of having it written now. The reader
+// must render the same bytes whenever it is read: it reads an immutable
+// State.
+type bodyDeferrer interface {
+	deferBody(r io.Reader)
 }
 
 // loadedEntitiesSize is the exact length of loadedEntities(st).
@@ -323,48 +342,124 @@ func loadedEntitiesSize(st *State) int {
 		if n := t.rows.Len(); n > 1 {
 			size += n - 1
 		}
-		t.rows.Ascend(func(r *row) bool {
-			size += jsonStringLen(r.id) + 1 + len(r.enc)
-			return true
-		})
+		size += t.encSize(st.stampAt)
 	}
 	return size
 }
 
-func writeLoadedEntities(out io.Writer, st *State) {
-	// Rows are small: batch them into fewer writes.
-	w := bufio.NewWriterSize(out, 64<<10)
-	defer w.Flush()
-	var scratch []byte
-	scratch = append(scratch, '{')
-	for i, c := range collections {
-		if i > 0 {
-			scratch = append(scratch, ',')
-		}
-		scratch = appendJSONString(scratch, c)
-		scratch = append(scratch, ':', '{')
-		first := true
-		st.tables[c].rows.Ascend(func(r *row) bool {
-			if !first {
-				scratch = append(scratch, ',')
-			}
-			first = false
-			scratch = appendJSONString(scratch, r.id)
-			scratch = append(scratch, ':')
-			_, _ = w.Write(scratch)
-			_, _ = w.Write(r.enc)
-			scratch = scratch[:0]
-			return true
-		})
-		scratch = append(scratch, '}')
-	}
-	scratch = append(scratch, '}')
-	_, _ = w.Write(scratch)
+// loadedBody renders loadedEntities(st) a chunk at a time: a reader over
+// an immutable State that holds at most a chunk of the rendering.
+type loadedBody struct {
+	st      *State
+	coll    int    // index in collections of the collection being rendered
+	opened  bool   // its key and opening brace are rendered
+	after   string // the id of the last row rendered in it; "" for none
+	started bool   // the document's opening brace is rendered
+	done    bool   // everything is rendered
+	pending []byte // rendered, not yet read
+	chunk   []byte // pending's backing array, reused
+	stamp   []byte // stampText of the state's load time
 }
 
+// loadedChunk is how much a loadedBody renders at a time (a row longer
+// than that makes a longer chunk).
+const loadedChunk = 32 << 10
+
+func newLoadedBody(st *State) *loadedBody { return &loadedBody{st: st, stamp: stampText(st.stampAt)} }
+
+func (b *loadedBody) Read(p []byte) (int, error) {
+	for len(b.pending) == 0 {
+		if b.done {
+			return 0, io.EOF
+		}
+		b.fill()
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	return n, nil
+}
+
+// WriteTo writes the rest of the body to w, a chunk per write.
+func (b *loadedBody) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		for len(b.pending) == 0 {
+			if b.done {
+				return total, nil
+			}
+			b.fill()
+		}
+		n, err := w.Write(b.pending)
+		total += int64(n)
+		b.pending = b.pending[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// fill renders the next chunk into pending, which must be empty.
+func (b *loadedBody) fill() {
+	out := b.chunk[:0]
+	if !b.started {
+		out = append(out, '{')
+		b.started = true
+	}
+	for len(out) < loadedChunk {
+		if b.coll == len(collections) {
+			out = append(out, '}')
+			b.done = true
+			break
+		}
+		c := collections[b.coll]
+		if !b.opened {
+			if b.coll > 0 {
+				out = append(out, ',')
+			}
+			out = appendJSONString(out, c)
+			out = append(out, ':', '{')
+			b.opened, b.after = true, ""
+		}
+		full := false
+		b.st.tables[c].rows.AscendGreaterOrEqual(&row{id: b.after}, func(r *row) bool {
+			if b.after != "" && r.id == b.after {
+				return true
+			}
+			if len(out) >= loadedChunk {
+				full = true
+				return false
+			}
+			if b.after != "" {
+				out = append(out, ',')
+			}
+			out = appendJSONString(out, r.id)
+			out = append(out, ':')
+			if r.floats(b.st.stampAt) {
+				out = r.appendEncStamped(out, b.stamp)
+			} else {
+				out = append(out, r.enc...)
+			}
+			b.after = r.id
+			return true
+		})
+		if full {
+			break
+		}
+		out = append(out, '}')
+		b.coll++
+		b.opened = false
+	}
+	b.chunk = out
+	b.pending = out
+}
+
+// maxKeptBody bounds the body buffer a node keeps between loads.
+const maxKeptBody = 64 << 20
+
 // configBody reads the declarative text of POST /config: the raw body, or
-// the "config" field of a form (`curl -F config=@kong.yml`).
-func configBody(r *http.Request) ([]byte, *apiError) {
+// the "config" field of a form (`curl -F config=@kong.yml`). A raw body is
+// read into buf when it fits.
+func configBody(r *http.Request, buf []byte) ([]byte, *apiError) {
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mediaType {
 	case "multipart/form-data":
@@ -391,14 +486,14 @@ func configBody(r *http.Request) ([]byte, *apiError) {
 		return []byte(r.PostFormValue("config")), nil
 	}
 	// A body of known length is read into one buffer of that size.
-	var buf bytes.Buffer
+	b := bytes.NewBuffer(buf[:0])
 	if r.ContentLength > 0 && r.ContentLength < 1<<30 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		b.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
-	if _, err := buf.ReadFrom(r.Body); err != nil {
+	if _, err := b.ReadFrom(r.Body); err != nil {
 		return nil, messageError(http.StatusBadRequest, "failed reading the request body")
 	}
-	return buf.Bytes(), nil
+	return b.Bytes(), nil
 }
 
 func (a adminAPI) schemas(w http.ResponseWriter, r *http.Request, segs []string) *apiError {

@@ -61,9 +61,13 @@ var nesting = map[string][]struct{ key, coll, field string }{
 }
 
 type declItem struct {
-	coll        string
-	raw         map[string]any // as given, without nested children
-	path        []any          // position in the document, for "fields"
+	coll string
+	raw  map[string]any // as given, without nested children
+	// path is the position in the document, for "fields"; nil for an
+	// item instantiated from the cache, whose position is elem and its
+	// template's subPath (see position).
+	path        []any
+	elem        int
 	parent      *declItem
 	parentField string
 	id          string
@@ -81,6 +85,19 @@ type declItem struct {
 	stamp     stampUse
 	facts     *entityFacts
 	row       *row // the encoded entity, once valid
+}
+
+// position is the item's place in the document: [collection, index]
+// then the steps below its top-level element.
+func (it *declItem) position() []any {
+	if it.path != nil || it.tmpl == nil {
+		return it.path
+	}
+	top := it
+	for top.parent != nil {
+		top = top.parent
+	}
+	return append([]any{top.coll, it.elem}, it.tmpl.subPath...)
 }
 
 // entityFacts are what validation reads from a valid entity besides its id
@@ -193,6 +210,90 @@ type declLoad struct {
 	// noTransform is "_transform: false": values are stored as given,
 	// without the transformations of a write (basic-auth hashing).
 	noTransform bool
+	// base is the state the reused cache's load made, nil without one.
+	base *State
+	// scratch holds the validation's maps, reused from load to load.
+	scratch *declScratch
+}
+
+// declScratch holds the items of the elements a load takes from the
+// reuse cache and the maps its validation fills, per collection. A node's
+// loads run one at a time, so each clears and reuses those of the previous
+// one instead of allocating them anew for thousands of entities; nothing
+// keeps an item past its load.
+type declScratch struct {
+	names map[string]map[string]string    // endpoint key -> id
+	ids   map[string]map[string]*declItem // id -> item
+	uniq  map[string]map[string]bool      // see uniqueKeys
+	seen  map[string]map[string]int       // see numberedID
+	slab  []declItem
+	used  int // items of slab handed out
+	// order, elements and byColl are a load's lists (declLoad's order,
+	// elements and items), kept for the next load.
+	order    []*declItem
+	elements []loadedElement
+	byColl   map[string][]*declItem
+}
+
+// lists hands l the lists of the previous load, emptied.
+func (s *declScratch) lists(l *declLoad) {
+	l.order, l.elements = s.order[:0], s.elements[:0]
+	if s.byColl == nil {
+		s.byColl = map[string][]*declItem{}
+	}
+	for c, list := range s.byColl {
+		s.byColl[c] = list[:0]
+	}
+	l.items = s.byColl
+}
+
+// keepLists takes l's lists back, for the next load.
+func (s *declScratch) keepLists(l *declLoad) {
+	s.order, s.elements, s.byColl = l.order, l.elements, l.items
+}
+
+// items returns n zero items.
+func (s *declScratch) items(n int) []declItem {
+	if s.used+n > len(s.slab) {
+		// The items handed out stay where they are, in the old slab.
+		s.slab, s.used = make([]declItem, max(2*len(s.slab), n, 1024)), 0
+	}
+	made := s.slab[s.used : s.used+n : s.used+n]
+	s.used += n
+	return made
+}
+
+// take returns coll's maps, empty (see release), made for about n
+// entities the first time.
+func (s *declScratch) take(coll string, n int) (names map[string]string, ids map[string]*declItem, uniq map[string]bool, seen map[string]int) {
+	if s.names == nil {
+		s.names, s.ids = map[string]map[string]string{}, map[string]map[string]*declItem{}
+		s.uniq, s.seen = map[string]map[string]bool{}, map[string]map[string]int{}
+	}
+	if s.names[coll] == nil {
+		s.names[coll], s.ids[coll] = make(map[string]string, n), make(map[string]*declItem, n)
+		s.uniq[coll], s.seen[coll] = make(map[string]bool, n), map[string]int{}
+	}
+	return s.names[coll], s.ids[coll], s.uniq[coll], s.seen[coll]
+}
+
+// release empties every map and the slab, so that they keep no item, and
+// no entity, alive.
+func (s *declScratch) release() {
+	clear(s.slab[:s.used])
+	s.used = 0
+	clear(s.order[:cap(s.order)])
+	clear(s.elements[:cap(s.elements)])
+	for c, list := range s.byColl {
+		clear(list[:cap(list)])
+		s.byColl[c] = list[:0]
+	}
+	for c := range s.names {
+		clear(s.names[c])
+		clear(s.ids[c])
+		clear(s.uniq[c])
+		clear(s.seen[c])
+	}
 }
 
 type loadedElement struct {
@@ -224,6 +325,9 @@ func (l *declLoad) collect(members []docMember, cache *declCache) bool {
 	}
 	if cache != nil && cache.noTransform != l.noTransform {
 		cache = nil
+	}
+	if cache != nil {
+		l.base = cache.state
 	}
 	switch v := version.(type) {
 	case nil:
@@ -257,9 +361,9 @@ func (l *declLoad) collect(members []docMember, cache *declCache) bool {
 			}
 			for i, raw := range m.elems {
 				start := len(l.order)
-				from := cache.element(k, raw)
+				from := cache.element(k, i, raw)
 				if from != nil {
-					l.instantiate(from, k, i)
+					l.instantiate(from, i)
 				} else {
 					var v any
 					if !decodeJSON(raw, &v) {
@@ -348,6 +452,10 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 
 	// Validate collections parents-first so that children can resolve
 	// parents by name and learn generated parent ids.
+	sc := l.scratch
+	if sc == nil {
+		sc = &declScratch{}
+	}
 	names := map[string]map[string]string{} // collection -> endpoint key -> id
 	resolve := func(coll, key string) (string, bool) {
 		id, ok := names[coll][key]
@@ -357,10 +465,9 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 	var bad []*declItem
 	for _, c := range collections {
 		sch := schemas[c]
-		names[c] = make(map[string]string, len(items[c]))
-		ids[c] = make(map[string]*declItem, len(items[c]))
-		uniq := make(map[string]bool, len(items[c]))
-		seen := map[string]int{}
+		var uniq map[string]bool
+		var seen map[string]int
+		names[c], ids[c], uniq, seen = sc.take(c, len(items[c]))
 		for _, it := range items[c] {
 			l.normalize(it, sch, resolve, seen)
 			if it.errs != nil {
@@ -418,11 +525,18 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 			encode++
 		}
 	}
+	// Rows reused from the load that made prev are known to be in it:
+	// deriving the new state looks up only the others.
+	var fresh map[string][]*row
+	if l.base != nil && l.base == prev {
+		fresh = make(map[string][]*row, len(collections))
+	}
 	rows := make(map[string][]*row, len(collections))
 	for _, c := range collections {
 		sch := schemas[c]
 		list := make([]*row, len(items[c]))
 		for i, it := range items[c] {
+			known := it.tmpl != nil && it.row != nil && it.row == it.tmpl.row
 			if it.row == nil {
 				if encode < 64 {
 					it.row, _ = newRow(sch, it.ent, nil)
@@ -432,12 +546,18 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 					}
 					it.row, l.buf = newRow(sch, it.ent, l.buf)
 				}
+				if it.stamp.created {
+					it.row.restamp = it.stamp
+				}
+			}
+			if fresh != nil && !known {
+				fresh[c] = append(fresh[c], it.row)
 			}
 			list[i] = it.row
 		}
 		rows[c] = list
 	}
-	return prev.derive(rows), nil
+	return prev.derive(rows, fresh, l.createdAt), nil
 }
 
 // normalize validates one item, setting its entity (stamped with its id
@@ -459,19 +579,13 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 		it.id = numberedID(it.coll, it.idKey, it.literalID, seen)
 		it.stamp, it.facts = t.stamp, t.facts
 		switch {
-		case it.id == t.id && (!t.stamp.created || t.stamp.at == l.createdAt):
-			it.ent, it.row = t.ent, t.row
 		case it.id == t.id:
-			// The same entity at another load time: the row shares the
-			// entity map and carries the new stamps (see row.entity), so
-			// it.ent keeps the template's map, whose load-time stamps
-			// are stale; the next reuse restamps from it in turn.
+			// The same entity: the same row. What this load stamps
+			// is the load time of the State holding the row, so the
+			// row needs no restamping (see row.restamp); it.ent keeps
+			// the template's stamps, which nothing reads.
+			it.ent, it.row = t.ent, t.row
 			it.stamp.at = l.createdAt
-			it.ent = t.ent
-			if cap(l.buf)-len(l.buf) < 4096 {
-				l.buf = make([]byte, 0, 64<<10)
-			}
-			it.row, l.buf = t.row.restamped(it.stamp, l.buf)
 		default:
 			// The same entity under another id.
 			it.ent = maps.Clone(t.ent)
@@ -562,7 +676,7 @@ func idKeyOf(it *declItem) (key string, literal bool) {
 	}
 	sch := schemas[it.coll]
 	if it.ent == nil {
-		return "position:" + fmt.Sprint(it.path...), false
+		return "position:" + fmt.Sprint(it.position()...), false
 	}
 	if key = uniqueName(sch, it.ent); key != "" {
 		return key, false
@@ -652,9 +766,9 @@ func newDeclarativeError(top errTree, bad []*declItem) *DeclarativeError {
 		fields[k] = v
 	}
 	flat := []FlattenedError{}
-	sort.SliceStable(bad, func(i, j int) bool { return pathLess(bad[i].path, bad[j].path) })
+	sort.SliceStable(bad, func(i, j int) bool { return pathLess(bad[i].position(), bad[j].position()) })
 	for _, it := range bad {
-		fields = setAt(fields, it.path, it.errs).(map[string]any)
+		fields = setAt(fields, it.position(), it.errs).(map[string]any)
 		sch := schemas[it.coll]
 		fe := FlattenedError{
 			EntityType: sch.singular,

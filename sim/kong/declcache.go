@@ -20,9 +20,17 @@ import (
 // A declCache is immutable once built; a nil one is empty.
 type declCache struct {
 	byColl map[string]map[string]*cachedElement
+	// seq lists, per collection, the outcomes of the load's elements in
+	// document order.
+	seq map[string][]*cachedElement
 	// noTransform records the load's "_transform: false": elements'
 	// outcomes depend on it (basic-auth passwords are hashed or not).
 	noTransform bool
+	// state is the state the load made: its rows are those of the
+	// cached items.
+	state *State
+	// scratch is handed from load to load (see declScratch).
+	scratch *declScratch
 }
 
 // cachedElement is the outcome of one top-level element: the element and
@@ -66,10 +74,16 @@ func lookupsHold(refs []resolvedRef, resolve resolver) bool {
 
 func decodeJSON(b []byte, v *any) bool { return json.Unmarshal(b, v) == nil }
 
-// element returns the outcome cached for an element of coll, or nil.
-func (c *declCache) element(coll string, raw []byte) *cachedElement {
+// element returns the outcome cached for the element at index i of
+// coll's array, or nil. It tries first the element the previous load had
+// at that index: a document resent with a few changes has nearly every
+// element where it was, and comparing bytes costs less than hashing them.
+func (c *declCache) element(coll string, i int, raw []byte) *cachedElement {
 	if c == nil {
 		return nil
+	}
+	if seq := c.seq[coll]; i < len(seq) && seq[i].key == string(raw) {
+		return seq[i]
 	}
 	return c.byColl[coll][string(raw)]
 }
@@ -79,14 +93,22 @@ func (c *declCache) element(coll string, raw []byte) *cachedElement {
 // produced, or any other: rows are compared, not assumed). It returns the
 // cache for the next load; on error prev and c stay as they are.
 func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *declCache, error) {
-	if members, ok := splitDocument(body); ok {
+	if members, ok := splitDocument(body, c); ok {
 		l := newDeclLoad(createdAt)
+		if c != nil {
+			l.scratch = c.scratch
+			c.scratch.lists(l)
+			defer c.scratch.release() // once the next cache is made
+			defer c.scratch.keepLists(l)
+		}
 		if l.collect(members, c) {
 			st, err := l.finish(prev)
 			if err != nil {
 				return nil, nil, err
 			}
-			return st, l.cache(), nil
+			next := l.cache()
+			next.state = st
+			return st, next, nil
 		}
 	}
 	// YAML, the wrapped form, or a document the splitter leaves to the
@@ -100,22 +122,18 @@ func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *de
 }
 
 // instantiate adds the items of a cached element found at index i of
-// coll's array, to be checked against this load in normalize.
-func (l *declLoad) instantiate(ce *cachedElement, coll string, i int) {
-	made := make([]declItem, len(ce.items))
-	n := 0
-	for j := range ce.items {
-		n += 2 + len(ce.items[j].subPath)
+// its collection's array, to be checked against this load in normalize.
+func (l *declLoad) instantiate(ce *cachedElement, i int) {
+	var made []declItem
+	if l.scratch != nil {
+		made = l.scratch.items(len(ce.items))
+	} else {
+		made = make([]declItem, len(ce.items))
 	}
-	paths := make([]any, 0, n)
-	index := any(i)
 	for j := range ce.items {
 		t := &ce.items[j]
 		it := &made[j]
-		start := len(paths)
-		paths = append(append(paths, coll, index), t.subPath...)
-		*it = declItem{coll: t.coll, raw: t.raw, parentField: t.parentField, tmpl: t,
-			path: paths[start:len(paths):len(paths)]}
+		*it = declItem{coll: t.coll, raw: t.raw, parentField: t.parentField, tmpl: t, elem: i}
 		if t.parent >= 0 {
 			it.parent = &made[t.parent]
 		}
@@ -129,20 +147,30 @@ func (l *declLoad) cache() *declCache {
 	for _, el := range l.elements {
 		sizes[el.coll]++
 	}
-	c := &declCache{byColl: make(map[string]map[string]*cachedElement, len(sizes)), noTransform: l.noTransform}
+	c := &declCache{byColl: make(map[string]map[string]*cachedElement, len(sizes)), noTransform: l.noTransform,
+		scratch: l.scratch}
+	if c.scratch == nil {
+		c.scratch = &declScratch{}
+	}
 	for coll, n := range sizes {
 		c.byColl[coll] = make(map[string]*cachedElement, n)
 	}
+	c.seq = make(map[string][]*cachedElement, len(sizes))
+	for coll, n := range sizes {
+		c.seq[coll] = make([]*cachedElement, 0, n)
+	}
+	// Of elements with the same bytes, the last one's outcome is kept:
+	// any is a valid template (see normalize), and one map write per
+	// element is the cost.
 	for _, el := range l.elements {
 		m := c.byColl[el.coll]
-		if _, dup := m[string(el.raw)]; dup {
-			continue
-		}
 		if el.from != nil && unchanged(el) {
 			m[el.from.key] = el.from
+			c.seq[el.coll] = append(c.seq[el.coll], el.from)
 			continue
 		}
 		ce := &cachedElement{key: string(el.raw), items: make([]cachedItem, len(el.items))}
+		c.seq[el.coll] = append(c.seq[el.coll], ce)
 		for j, it := range el.items {
 			parent, parentID := -1, ""
 			if it.parent != nil {
@@ -154,7 +182,7 @@ func (l *declLoad) cache() *declCache {
 				}
 			}
 			ce.items[j] = cachedItem{
-				coll: it.coll, parentField: it.parentField, parent: parent, subPath: it.path[2:],
+				coll: it.coll, parentField: it.parentField, parent: parent, subPath: it.position()[2:],
 				raw: it.raw, parentID: parentID, lookups: it.lookups, idKey: it.idKey, literalID: it.literalID,
 				id: it.id, ent: it.ent, row: it.row, stamp: it.stamp, facts: it.facts,
 			}

@@ -30,7 +30,12 @@ const maxSplitDepth = 5000
 // {"config": "<text>"} wrapper, duplicate or escaped keys, malformed
 // structure): the caller then decodes the whole document as before, which
 // also produces the exact parse errors.
-func splitDocument(body []byte) (members []docMember, ok bool) {
+//
+// prev, when not nil, is the previous load's cache: an element that
+// starts with the bytes of the previous load's element at its index, an
+// object, is that object (an object's bytes delimit it), and is taken
+// without being scanned.
+func splitDocument(body []byte, prev *declCache) (members []docMember, ok bool) {
 	s := splitter{b: bytes.TrimSpace(body)}
 	if len(s.b) == 0 || s.b[0] != '{' {
 		return nil, false
@@ -54,7 +59,11 @@ func splitDocument(body []byte) (members []docMember, ok bool) {
 		s.space()
 		m := docMember{key: key}
 		if schemas[key] != nil && s.peek() == '[' {
-			if m.elems, ok = s.array(); !ok {
+			var seen []*cachedElement
+			if prev != nil {
+				seen = prev.seq[key]
+			}
+			if m.elems, ok = s.array(seen); !ok {
 				return nil, false
 			}
 			m.isArray = true
@@ -129,18 +138,22 @@ func (s *splitter) key() (string, bool) {
 	return "", false
 }
 
-// array splits the array at s.i into its elements' bytes.
-func (s *splitter) array() ([][]byte, bool) {
+// array splits the array at s.i into its elements' bytes; seen are the
+// elements a previous load had at the same indexes (see splitDocument).
+func (s *splitter) array(seen []*cachedElement) ([][]byte, bool) {
 	s.i++ // '['
 	s.space()
-	elems := [][]byte{}
+	elems := make([][]byte, 0, len(seen))
 	if s.peek() == ']' {
 		s.i++
 		return elems, true
 	}
 	for {
 		start := s.i
-		if !s.value() {
+		if n := len(elems); n < len(seen) && len(seen[n].key) > 0 && seen[n].key[0] == '{' &&
+			len(s.b)-start >= len(seen[n].key) && string(s.b[start:start+len(seen[n].key)]) == seen[n].key {
+			s.i += len(seen[n].key)
+		} else if !s.value() {
 			return nil, false
 		}
 		elems = append(elems, s.b[start:s.i])

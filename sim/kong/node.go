@@ -104,7 +104,11 @@ type Node struct {
 	loading sync.Mutex // one POST /config at a time
 	// decl is what the last accepted declarative load leaves for the
 	// next one to reuse; guarded by loading.
-	decl     *declCache
+	decl *declCache
+	// bodyBuf is the buffer POST /config reads its body into, reused by
+	// the next load: a load keeps no slice of its body (what it keeps is
+	// decoded or copied). Guarded by loading.
+	bodyBuf  []byte
 	writing  sync.Mutex // one DB-mode entity write at a time
 	draining atomic.Bool
 	requests atomic.Int64
@@ -219,7 +223,7 @@ func (n *Node) poll(ctx context.Context) {
 
 // configureProxy makes st what the proxy routes with.
 func (n *Node) configureProxy(st *State) error {
-	if err := n.proxy.Update(st.ProxyConfig()); err != nil {
+	if err := n.proxy.Stage(st.ProxyConfig()); err != nil {
 		return err
 	}
 	if n.opts.Observer != nil {

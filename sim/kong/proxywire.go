@@ -1,8 +1,11 @@
 package kong
 
 import (
+	"cmp"
 	"crypto/tls"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"konductor.dev/sim/kong/proxy"
@@ -24,24 +27,52 @@ func (s *State) ProxyConfig() proxy.Config {
 		}
 		return true
 	})
-	routes := byCreation(s.rowsOf("routes"))
+	routes := byCreation(s.rowsOf("routes"), s.stampAt)
 	c.Routes = make([]proxy.Route, 0, len(routes))
 	for _, r := range routes {
 		if !disabled[r.wire.parent] {
 			c.Routes = append(c.Routes, r.wire.route)
 		}
 	}
-	targets := map[string][]*row{}
-	s.tables["targets"].rows.Ascend(func(r *row) bool {
-		targets[r.wire.parent] = append(targets[r.wire.parent], r)
-		return true
+	// Targets grouped by upstream, each group in creation order (id
+	// order among equals), all in one array.
+	// The order is sorted as indexes into the rows (listed in id order,
+	// which breaks ties): moving pointers would cost write barriers
+	// while the collector runs.
+	byID := s.rowsOf("targets")
+	order := make([]int32, len(byID))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := byID[i], byID[j]
+		if c := strings.Compare(a.wire.parent, b.wire.parent); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.createdAt(s.stampAt), b.createdAt(s.stampAt)); c != 0 {
+			return c
+		}
+		return cmp.Compare(i, j)
 	})
+	targets := make([]*row, len(order))
+	all := make([]proxy.Target, len(order))
+	for k, i := range order {
+		targets[k], all[k] = byID[i], byID[i].wire.target
+	}
 	upstreams := s.tables["upstreams"]
 	c.Upstreams = make([]proxy.Upstream, 0, upstreams.rows.Len())
+	next := 0
 	upstreams.rows.Ascend(func(r *row) bool {
 		u := r.wire.upstream
-		for _, t := range byCreation(targets[r.id]) {
-			u.Targets = append(u.Targets, t.wire.target)
+		for next < len(targets) && targets[next].wire.parent < r.id {
+			next++ // a target of no upstream: none in a valid state
+		}
+		start := next
+		for next < len(targets) && targets[next].wire.parent == r.id {
+			next++
+		}
+		if next > start {
+			u.Targets = all[start:next:next]
 		}
 		c.Upstreams = append(c.Upstreams, u)
 		return true
@@ -80,7 +111,7 @@ func (s *State) ProxyConfig() proxy.Config {
 		cr.BasicAuth = append(cr.BasicAuth, r.wire.basicAuth)
 	}
 	// ACL groups in creation order, as Kong lists a consumer's groups.
-	for _, r := range byCreation(s.rowsOf("acls")) {
+	for _, r := range byCreation(s.rowsOf("acls"), s.stampAt) {
 		cr.ACLs = append(cr.ACLs, r.wire.acl)
 	}
 	for _, r := range s.rowsOf("jwt_secrets") {
@@ -199,10 +230,13 @@ func wireOf(coll string, e entity) *wire {
 	return w
 }
 
-// byCreation sorts rows listed in id order by created_at, keeping id order
-// among equals.
-func byCreation(list []*row) []*row {
-	sort.SliceStable(list, func(a, b int) bool { return list[a].created < list[b].created })
+// byCreation sorts rows listed in id order by created_at in a State of
+// load time at, keeping id order among equals.
+func byCreation(list []*row, at int64) []*row {
+	less := func(a, b int) bool { return list[a].createdAt(at) < list[b].createdAt(at) }
+	if !sort.SliceIsSorted(list, less) { // usually: one load stamped them all
+		sort.SliceStable(list, less)
+	}
 	return list
 }
 

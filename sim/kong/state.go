@@ -32,6 +32,9 @@ type State struct {
 	tables map[string]*table
 	count  int
 	hash   string
+	// stampAt is the time of the declarative load that made the state:
+	// the created_at of the rows that load stamped (see row.restamp).
+	stampAt int64
 	// cloning serializes with: a B-tree must not be cloned concurrently.
 	cloning sync.Mutex
 }
@@ -47,8 +50,29 @@ type table struct {
 	// ("f\x00"+field+"\x00"+parentID), so children list in id order.
 	index *btree.BTreeG[indexKey]
 	sum   digestSum
-	// encBytes is the size of the rows' encodings, to size responses.
-	encBytes int
+	// size sums, over the rows, the id's JSON, a colon and enc: the
+	// table's share of a POST /config answer, before floating stamps are
+	// rendered at the state's load time; floatStamps counts the stamps
+	// that float and floatWidth sums the widths of the times they carry
+	// in enc (see row.floatingStamps).
+	size, floatStamps, floatWidth int
+}
+
+// account adds (sign 1) or removes (sign -1) r's share of the sizes.
+func (t *table) account(r *row, sign int) {
+	t.size += sign * (jsonStringLen(r.id) + 1 + len(r.enc))
+	n, width := r.floatingStamps()
+	t.floatStamps += sign * n
+	t.floatWidth += sign * n * width
+}
+
+// encSize is the size of the rows' ids and encodings in a State of load
+// time at (see size).
+func (t *table) encSize(at int64) int {
+	if t.floatStamps == 0 {
+		return t.size
+	}
+	return t.size + t.floatStamps*len(stampText(at)) - t.floatWidth
 }
 
 // row is one entity with its encodings. Rows are immutable once in a
@@ -65,39 +89,97 @@ type row struct {
 	stamps  memberSpans
 	wire    *wire   // see wireOf
 	created float64 // the entity's created_at, which orders routes and targets
-	// restamp, when it stamps anything, overrides e's timestamps: a row
-	// reused by a later declarative load shares the earlier row's entity
-	// map instead of copying it for new load-time stamps (see entity).
+	// restamp, when it stamps created_at, marks a row stamped by a
+	// declarative load: its created_at (and updated_at, when it stamps
+	// that too) is the load time of the State holding it (State.stampAt),
+	// while e, enc and created carry restamp.at, the time of the load
+	// that made the row. Every load restamps what it stamps, so a later
+	// load reuses the row as it is and only reads of it at another load
+	// time render the new stamps (see entityAt, appendEnc).
 	restamp stampUse
 }
 
-// entity returns the row's entity. A restamped row materializes a copy
-// with its own timestamps on each call: reads are rare next to the
-// once-per-second restamp of every reused row.
-func (r *row) entity() entity {
-	if !r.restamp.created && !r.restamp.updated {
+// floats reports whether the row's stamps differ at load time at from
+// those e and enc carry.
+func (r *row) floats(at int64) bool { return r.restamp.created && r.restamp.at != at }
+
+// entityAt returns the row's entity in a State of load time at. A row
+// whose stamps float materializes a copy on each call: reads are rare
+// next to loads.
+func (r *row) entityAt(at int64) entity {
+	if !r.floats(at) {
 		return r.e
 	}
 	e := maps.Clone(r.e)
-	if r.restamp.created {
-		e["created_at"] = float64(r.restamp.at)
-	}
+	e["created_at"] = float64(at)
 	if r.restamp.updated {
 		e["updated_at"] = e["created_at"]
 	}
 	return e
 }
 
-// stampValue is the value of a timestamp member of the row's entity.
-func (r *row) stampValue(name string) any {
-	if name == "updated_at" && r.restamp.updated {
-		// updated_at copies created_at when absent (see stampTimes).
-		name = "created_at"
+// createdAt is the row's created_at in a State of load time at.
+func (r *row) createdAt(at int64) float64 {
+	if r.restamp.created {
+		return float64(at)
 	}
-	if name == "created_at" && r.restamp.created {
-		return float64(r.restamp.at)
+	return r.created
+}
+
+// appendEnc appends the row's JSON in a State of load time at: enc, with
+// the stamps that float rendered anew.
+func (r *row) appendEnc(out []byte, at int64) []byte {
+	if !r.floats(at) {
+		return append(out, r.enc...)
 	}
-	return r.e[name]
+	return r.appendEncStamped(out, stampText(at))
+}
+
+// appendEncStamped is appendEnc for a row whose stamps float, with
+// stamp the JSON of the load time (see stampText).
+func (r *row) appendEncStamped(out, stamp []byte) []byte {
+	last := 0
+	for _, cut := range r.stamps.spans() {
+		out = append(out, r.enc[last:cut[0]]...)
+		member := r.enc[cut[0]:cut[1]]
+		if member[0] == ',' {
+			out = append(out, ',')
+			member = member[1:]
+		}
+		if bytes.HasPrefix(member, []byte(`"updated_at"`)) && !r.restamp.updated {
+			out = append(out, member...) // given in the document
+		} else {
+			out = append(out, member[:bytes.IndexByte(member, ':')+1]...)
+			out = append(out, stamp...)
+		}
+		last = cut[1]
+	}
+	return append(out, r.enc[last:]...)
+}
+
+// stampText is the JSON of a load time.
+func stampText(at int64) []byte { return appendJSON(nil, float64(at)) }
+
+// floatingStamps is how many of the row's stamp members float, and the
+// width of the time they carry in enc.
+func (r *row) floatingStamps() (n, width int) {
+	if !r.restamp.created {
+		return 0, 0
+	}
+	n = 1
+	if r.restamp.updated {
+		n = 2
+	}
+	return n, len(stampText(r.restamp.at))
+}
+
+// encLen is len(r.appendEnc(nil, at)).
+func (r *row) encLen(at int64) int {
+	if !r.floats(at) {
+		return len(r.enc)
+	}
+	n, width := r.floatingStamps()
+	return len(r.enc) + n*(len(stampText(at))-width)
 }
 
 type indexKey struct{ key, id string }
@@ -127,7 +209,7 @@ func newTable() *table {
 
 // clone is O(1): the trees copy their nodes lazily as either side changes.
 func (t *table) clone() *table {
-	return &table{rows: t.rows.Clone(), index: t.index.Clone(), sum: t.sum, encBytes: t.encBytes}
+	return &table{rows: t.rows.Clone(), index: t.index.Clone(), sum: t.sum, size: t.size, floatStamps: t.floatStamps, floatWidth: t.floatWidth}
 }
 
 func (t *table) get(id string) *row {
@@ -181,37 +263,6 @@ func digestWithoutStamps(enc []byte, stamps memberSpans) [16]byte {
 	return sum
 }
 
-// restamped returns r with the load-time timestamps of stamp: the
-// entity map is shared (see entity), the encoding is patched where the
-// timestamps are and the digest, which leaves them out, is kept.
-func (r *row) restamped(stamp stampUse, buf []byte) (*row, []byte) {
-	n := &row{id: r.id, e: r.e, sum: r.sum, keys: r.keys, stamps: r.stamps, wire: r.wire, restamp: stamp}
-	n.created, _ = n.stampValue("created_at").(float64)
-	start := len(buf)
-	last := 0
-	for k, cut := range r.stamps.spans() {
-		buf = append(buf, r.enc[last:cut[0]]...)
-		from := len(buf) - start
-		member := r.enc[cut[0]:cut[1]]
-		if member[0] == ',' {
-			buf = append(buf, ',')
-			member = member[1:]
-		}
-		name := "created_at"
-		if bytes.HasPrefix(member, []byte(`"updated_at"`)) {
-			name = "updated_at"
-		}
-		buf = appendJSONString(buf, name)
-		buf = append(buf, ':')
-		buf = appendJSON(buf, n.stampValue(name))
-		n.stamps.span[k] = [2]int{from, len(buf) - start}
-		last = cut[1]
-	}
-	buf = append(buf, r.enc[last:]...)
-	n.enc = buf[start:len(buf):len(buf)]
-	return n, buf
-}
-
 // set indexes e, replacing the entity with its id if any; buf is scratch
 // space for the encoding.
 func (t *table) set(sch *entitySchema, e entity, buf []byte) []byte {
@@ -231,7 +282,7 @@ func (t *table) insertRow(r *row) {
 		t.index.ReplaceOrInsert(indexKey{k, r.id})
 	}
 	t.sum.add(r.sum)
-	t.encBytes += len(r.enc)
+	t.account(r, 1)
 }
 
 // replaceRow puts r in the place of old, a row with the same id.
@@ -247,7 +298,8 @@ func (t *table) replaceRow(old, r *row) {
 	}
 	t.sum.sub(old.sum)
 	t.sum.add(r.sum)
-	t.encBytes += len(r.enc) - len(old.enc)
+	t.account(old, -1)
+	t.account(r, 1)
 }
 
 func (t *table) removeRow(old *row) {
@@ -256,7 +308,7 @@ func (t *table) removeRow(old *row) {
 		t.index.Delete(indexKey{k, old.id})
 	}
 	t.sum.sub(old.sum)
-	t.encBytes -= len(old.enc)
+	t.account(old, -1)
 }
 
 func (t *table) remove(sch *entitySchema, id string) {
@@ -306,7 +358,7 @@ func newState(ents map[string][]entity) *State {
 func (s *State) with(puts []put, deletes []store.Key) *State {
 	s.cloning.Lock()
 	defer s.cloning.Unlock()
-	next := &State{tables: maps.Clone(s.tables)}
+	next := &State{tables: maps.Clone(s.tables), stampAt: s.stampAt}
 	touched := map[string]bool{}
 	table := func(c string) *table {
 		if !touched[c] {
@@ -329,14 +381,17 @@ func (s *State) with(puts []put, deletes []store.Key) *State {
 }
 
 // derive returns the state holding exactly rows (per collection, unique
-// ids), built from s by applying the differences: a row already in s (the
-// same pointer) costs a look-up, a changed one a replacement, and rows of s
-// absent from rows are removed. The result is the same as indexing rows
-// from scratch, since tables are sets ordered by id and the hash is a sum.
-func (s *State) derive(rows map[string][]*row) *State {
+// ids) at load time stampAt, built from s by applying the differences: a
+// row already in s (the same pointer) costs a look-up, a changed one a
+// replacement, and rows of s absent from rows are removed. The result is
+// the same as indexing rows from scratch, since tables are sets ordered by
+// id and the hash is a sum. When fresh is not nil, it lists per collection
+// the rows of rows that may not be in s: the others are known to be, and
+// are not looked up.
+func (s *State) derive(rows, fresh map[string][]*row, stampAt int64) *State {
 	s.cloning.Lock()
 	defer s.cloning.Unlock()
-	next := &State{tables: make(map[string]*table, len(collections))}
+	next := &State{tables: make(map[string]*table, len(collections)), stampAt: stampAt}
 	for _, c := range collections {
 		prev := s.tables[c]
 		list := rows[c]
@@ -344,23 +399,29 @@ func (s *State) derive(rows map[string][]*row) *State {
 			next.tables[c] = prev
 			continue
 		}
+		changes := list
+		if fresh != nil {
+			changes = fresh[c]
+		}
+		if len(changes) == 0 && prev.rows.Len() == len(list) {
+			next.tables[c] = prev // every row known to be there
+			continue
+		}
 		t := prev.clone()
-		kept := 0
 		key := &row{} // one search key for the whole table
-		for _, r := range list {
+		for _, r := range changes {
 			key.id = r.id
 			old, _ := t.rows.Get(key)
 			switch {
 			case old == nil:
 				t.insertRow(r)
-				continue
 			case old != r:
 				t.replaceRow(old, r)
 			}
-			kept++
 		}
-		// Every row of prev was matched by id unless fewer were found.
-		if kept < prev.rows.Len() {
+		// Every row of list is in t now; t holds more when rows of prev
+		// are gone.
+		if t.rows.Len() > len(list) {
 			present := make(map[string]bool, len(list))
 			for _, r := range list {
 				present[r.id] = true
@@ -431,7 +492,7 @@ func (s *State) Count() int { return s.count }
 
 func (s *State) get(coll, id string) entity {
 	if r := s.tables[coll].get(strings.ToLower(id)); r != nil {
-		return r.entity()
+		return r.entityAt(s.stampAt)
 	}
 	return nil
 }
@@ -440,7 +501,7 @@ func (s *State) get(coll, id string) entity {
 func (s *State) byName(coll, name string) entity {
 	t := s.tables[coll]
 	if id, ok := t.lookupKey("n\x00" + name); ok {
-		return t.get(id).entity()
+		return t.get(id).entityAt(s.stampAt)
 	}
 	return nil
 }
@@ -450,7 +511,7 @@ func (s *State) byName(coll, name string) entity {
 func (s *State) byUnique(coll, field, value string) entity {
 	t := s.tables[coll]
 	if id, ok := t.lookupKey("u\x00" + field + "\x00" + value); ok {
-		return t.get(id).entity()
+		return t.get(id).entityAt(s.stampAt)
 	}
 	return nil
 }
@@ -471,7 +532,7 @@ func (s *State) list(coll string) []entity {
 	t := s.tables[coll]
 	out := make([]entity, 0, t.rows.Len())
 	t.rows.Ascend(func(r *row) bool {
-		out = append(out, r.entity())
+		out = append(out, r.entityAt(s.stampAt))
 		return true
 	})
 	return out
@@ -484,7 +545,7 @@ func (s *State) scan(coll string, sc *scope, after string, visit func(entity) bo
 	t := s.tables[coll]
 	if sc == nil {
 		t.rows.AscendGreaterOrEqual(&row{id: after}, func(r *row) bool {
-			return r.id == after || visit(r.entity())
+			return r.id == after || visit(r.entityAt(s.stampAt))
 		})
 		return
 	}
@@ -493,7 +554,7 @@ func (s *State) scan(coll string, sc *scope, after string, visit func(entity) bo
 		if k.key != prefix {
 			return false
 		}
-		return k.id == after || visit(t.get(k.id).entity())
+		return k.id == after || visit(t.get(k.id).entityAt(s.stampAt))
 	})
 }
 
@@ -546,7 +607,13 @@ func toRecord(sch *entitySchema, e entity) store.Record {
 }
 
 // encoded returns the stored JSON of an entity of this state.
-func (s *State) encoded(coll, id string) []byte { return s.tables[coll].get(id).enc }
+func (s *State) encoded(coll, id string) []byte {
+	r := s.tables[coll].get(id)
+	if !r.floats(s.stampAt) {
+		return r.enc
+	}
+	return r.appendEnc(nil, s.stampAt)
+}
 
 // stateFromRecords rebuilds a State from what a backend returned.
 func stateFromRecords(recs []store.Record) (*State, error) {

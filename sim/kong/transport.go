@@ -1,7 +1,6 @@
 package kong
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -26,44 +25,47 @@ func (t *InMemoryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if err := req.Context().Err(); err != nil {
 		return nil, err
 	}
-	var body []byte
-	if req.Body != nil {
-		// Configurations are megabytes: read a body of known length
-		// into one buffer of that size.
-		var buf bytes.Buffer
-		if req.ContentLength > 0 && req.ContentLength < 1<<30 {
-			buf.Grow(int(req.ContentLength) + bytes.MinRead)
-		}
-		_, err := buf.ReadFrom(req.Body)
-		_ = req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		body = buf.Bytes()
-	}
-	// The handler sees a server-side request, as net/http would build it.
+	// The handler reads the client's body as a server reads it off the
+	// connection: not copied first (a configuration is megabytes, and
+	// the handler makes its own copy).
 	in := req.Clone(req.Context())
-	in.Body = io.NopCloser(bytes.NewReader(body))
-	in.ContentLength = int64(len(body))
+	in.Body = http.NoBody
+	if req.Body != nil && req.Body != http.NoBody {
+		in.Body = req.Body
+		defer req.Body.Close()
+		if in.ContentLength == 0 {
+			in.ContentLength = -1 // unknown, as a client's 0 with a body means
+		}
+	}
 	in.RequestURI = req.URL.RequestURI()
 	in.RemoteAddr = "127.0.0.1:1"
 	if in.Host == "" {
 		in.Host = req.URL.Host
 	}
-	rec := httptest.NewRecorder()
-	t.Handler.ServeHTTP(presizing{rec}, in)
+	rec := &recorder{ResponseRecorder: httptest.NewRecorder()}
+	t.Handler.ServeHTTP(rec, in)
 	resp := rec.Result()
+	if rec.deferred != nil {
+		resp.Body = io.NopCloser(rec.deferred)
+	}
 	resp.Request = req
 	return resp, nil
 }
 
-// presizing grows the recorded body to the announced Content-Length
-// before the first write: a configuration response is megabytes, which the
-// recorder would otherwise copy while doubling its buffer.
-type presizing struct{ *httptest.ResponseRecorder }
+// recorder records a response in memory. A body announced with a
+// Content-Length gets a buffer of that size before the first write: a
+// configuration response is megabytes, which the recorder would otherwise
+// copy while doubling its buffer. A deferred body (see bodyDeferrer) is
+// not recorded at all: the client reads it from its source.
+type recorder struct {
+	*httptest.ResponseRecorder
+	deferred io.Reader
+}
 
-func (w presizing) WriteHeader(code int) {
-	if n, err := strconv.Atoi(w.Header().Get("Content-Length")); err == nil && n > 0 && n < 1<<30 {
+func (w *recorder) deferBody(r io.Reader) { w.deferred = r }
+
+func (w *recorder) WriteHeader(code int) {
+	if n, err := strconv.Atoi(w.Header().Get("Content-Length")); err == nil && n > 0 && n < 1<<30 && w.deferred == nil {
 		w.Body.Grow(n)
 	}
 	w.ResponseRecorder.WriteHeader(code)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -377,14 +378,34 @@ func TestRetryOnRefusedConnection(t *testing.T) {
 	}
 }
 
+// applyModes are the two ways to load a configuration: compiled at once
+// (Update) or when first used (Stage). They must accept, refuse and route
+// alike.
+var applyModes = []struct {
+	name  string
+	apply func(*Proxy, Config) error
+}{{"Update", (*Proxy).Update}, {"Stage", (*Proxy).Stage}}
+
 func TestUpdateRejectsBadConfigAndKeepsTheOld(t *testing.T) {
+	for _, mode := range applyModes {
+		t.Run(mode.name, func(t *testing.T) { testRejectsBadConfig(t, mode.apply) })
+	}
+}
+
+func testRejectsBadConfig(t *testing.T, apply func(*Proxy, Config) error) {
 	echo := newEcho(t, "A")
 	host, port := hostPort(t, echo)
 	good := Config{
 		Services: []Service{{ID: "a", Host: host, Port: port}},
-		Routes:   []Route{{Name: "r", ServiceID: "a", Paths: []string{"/"}}},
+		Routes:   []Route{{ID: "r1", Name: "r", ServiceID: "a", Paths: []string{"/"}}},
 	}
 	p, proxySrv := startProxy(t, good, nil)
+	if err := apply(p, good); err != nil {
+		t.Fatal(err)
+	}
+	withRoute := func(r Route) Config {
+		return Config{Services: good.Services, Routes: append(slices.Clone(good.Routes), r)}
+	}
 	bad := []struct {
 		name string
 		cfg  Config
@@ -392,17 +413,37 @@ func TestUpdateRejectsBadConfigAndKeepsTheOld(t *testing.T) {
 	}{
 		{"bad regex", Config{Services: good.Services, Routes: []Route{{Name: "broken", ServiceID: "a", Paths: []string{"~/a("}}}},
 			`route "broken": paths[0]: invalid regex`},
+		// The same route id as the accepted route, now with a bad regex:
+		// a route is checked again when what the router reads changed.
+		{"accepted route changed to a bad regex", Config{Services: good.Services, Routes: []Route{{ID: "r1", Name: "r", ServiceID: "a", Paths: []string{"/", "~/a("}}}},
+			`route "r": paths[1]: invalid regex`},
+		{"bad header regex", withRoute(Route{Name: "hdr", ServiceID: "a", Headers: map[string][]string{"x-a": {"~*("}}}),
+			`route "hdr": headers.x-a[0]: invalid regex`},
+		{"bad host", withRoute(Route{Name: "h", ServiceID: "a", Hosts: []string{"a.*.b"}}),
+			`route "h": hosts[0]`},
+		{"bad sni", withRoute(Route{Name: "s", ServiceID: "a", Protocols: []string{"https"}, SNIs: []string{"x:0"}}),
+			`route "s": snis[0]`},
 		{"unknown service", Config{Routes: []Route{{Name: "orphan", ServiceID: "nope", Paths: []string{"/"}}}},
 			`route "orphan": service "nope" not found`},
+		{"service without host", Config{Services: []Service{{ID: "b", Name: "nohost"}}},
+			`service "nohost": host is required`},
+		{"negative retries", Config{Services: []Service{{ID: "b", Name: "neg", Host: "x", Retries: -1}}},
+			`service "neg": retries must not be negative`},
 		{"bad path_handling", Config{Services: good.Services, Routes: []Route{{Name: "ph", ServiceID: "a", PathHandling: "v2"}}},
 			`route "ph": path_handling`},
 		{"bad target", Config{Upstreams: []Upstream{{Name: "u", Targets: []Target{{Target: "a:b:c", Weight: 1}}}}},
 			`upstream "u": targets[0]: invalid target "a:b:c"`},
+		{"bad weight", Config{Upstreams: []Upstream{{Name: "u", Targets: []Target{{Target: "a:1", Weight: 70000}}}}},
+			`upstream "u": targets[0]: weight 70000 outside 0-65535`},
+		{"duplicate upstream", Config{Upstreams: []Upstream{{Name: "u"}, {Name: "u"}}},
+			`upstream "u": duplicate name`},
+		{"upstream without name", Config{Upstreams: []Upstream{{ID: "u1"}}},
+			`upstream "u1": name is required`},
 		{"bad redirect code", Config{Services: good.Services, Routes: []Route{{Name: "rc", ServiceID: "a", HTTPSRedirectStatusCode: 200}}},
 			`route "rc": https_redirect_status_code`},
 	}
 	for _, tt := range bad {
-		err := p.Update(tt.cfg)
+		err := apply(p, tt.cfg)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want it to contain %q", tt.name, err, tt.want)
 		}
@@ -413,6 +454,12 @@ func TestUpdateRejectsBadConfigAndKeepsTheOld(t *testing.T) {
 }
 
 func TestInFlightRequestKeepsItsConfig(t *testing.T) {
+	for _, mode := range applyModes {
+		t.Run(mode.name, func(t *testing.T) { testInFlightKeepsConfig(t, mode.apply) })
+	}
+}
+
+func testInFlightKeepsConfig(t *testing.T, apply func(*Proxy, Config) error) {
 	arrived, release := make(chan struct{}), make(chan struct{})
 	blocking := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(arrived)
@@ -430,7 +477,7 @@ func TestInFlightRequestKeepsItsConfig(t *testing.T) {
 	done := make(chan response, 1)
 	go func() { done <- do(t, client, "GET", proxySrv.URL+"/old", "", nil, "") }()
 	<-arrived
-	if err := p.Update(Config{}); err != nil {
+	if err := apply(p, Config{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := do(t, client, "GET", proxySrv.URL+"/old", "", nil, ""); got.status != 404 {
@@ -544,6 +591,12 @@ func TestCustomTransportSeesAUsualURL(t *testing.T) {
 }
 
 func TestUpdatesKeepTheRoundRobinGoing(t *testing.T) {
+	for _, mode := range applyModes {
+		t.Run(mode.name, func(t *testing.T) { testRoundRobinAcrossUpdates(t, mode.apply) })
+	}
+}
+
+func testRoundRobinAcrossUpdates(t *testing.T, apply func(*Proxy, Config) error) {
 	a, b := newEcho(t, "A"), newEcho(t, "B")
 	cfg := Config{
 		Services: []Service{{ID: "s", Host: "pool"}},
@@ -558,10 +611,13 @@ func TestUpdatesKeepTheRoundRobinGoing(t *testing.T) {
 	counts := map[string]int{}
 	for range 8 {
 		// An update that leaves the targets alone must not restart the
-		// rotation, or the first target would take all traffic.
+		// rotation, or the first target would take all traffic; staged
+		// configurations that no request used in between count not.
 		cfg.Routes[0].Methods = nil
-		if err := p.Update(cfg); err != nil {
-			t.Fatal(err)
+		for range 2 {
+			if err := apply(p, cfg); err != nil {
+				t.Fatal(err)
+			}
 		}
 		counts[do(t, client, "GET", proxySrv.URL+"/", "", nil, "").echo.Server]++
 	}

@@ -18,7 +18,8 @@
 //
 // Update compiles a new configuration and swaps it in atomically: a request
 // routes and balances with the configuration it started with, so in-flight
-// requests keep the old one. Connections to upstreams are pooled across
+// requests keep the old one. Stage checks a configuration as Update does
+// but compiles it on the first request that routes with it. Connections to upstreams are pooled across
 // requests and configurations.
 //
 // Not modelled: upstream algorithms other than round-robin (all balance by
@@ -33,9 +34,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,6 +141,17 @@ type Proxy struct {
 	state         atomic.Pointer[state]
 	// compiler reuses the regexes of the previous configuration.
 	compiler *router.Compiler
+	// build serializes the building of staged configurations; built is
+	// the last configuration built, whose balancers the next one keeps.
+	build sync.Mutex
+	built *state
+	// checked holds, by id, routes of the staged configurations that
+	// passed the router's checks: an equal route is not checked again.
+	// names and services are check's sets, kept for the next check.
+	checkMu  sync.Mutex
+	checked  map[string]*Route
+	names    map[string]bool
+	services map[string]bool
 	now      func() time.Time
 	observe  func(*Observation)
 	// Plugin state that outlives configurations.
@@ -150,13 +164,19 @@ type Proxy struct {
 // Requests is the number of requests the proxy received.
 func (p *Proxy) Requests() int64 { return p.requests.Load() }
 
-// state is one compiled configuration; immutable once published.
+// state is one configuration. Its routing part (router, routes,
+// balancers) is compiled when it is published by Update, or on first use
+// (ready) when it was staged; nothing of it changes once compiled.
 type state struct {
+	plugins *pluginSet // nil when no plugin is configured
+	certs   *certIndex
+
+	once      sync.Once
+	staged    *Config // until compiled
+	p         *Proxy
 	router    *router.Router
 	routes    []routeEntry // indexed like the router's routes
 	balancers map[string]*balancer
-	plugins   *pluginSet // nil when no plugin is configured
-	certs     *certIndex
 }
 
 func (st *state) balancer(upstream string) *balancer {
@@ -164,6 +184,27 @@ func (st *state) balancer(upstream string) *balancer {
 		return nil
 	}
 	return st.balancers[upstream]
+}
+
+// ready returns st with its routing part compiled.
+func (st *state) ready() *state {
+	st.once.Do(func() {
+		if st.staged == nil {
+			return
+		}
+		p := st.p
+		p.build.Lock()
+		defer p.build.Unlock()
+		built, err := compile(*st.staged, p.compiler, p.built)
+		if err != nil {
+			// Stage checked everything compile checks.
+			panic(fmt.Sprintf("proxy: a staged configuration failed to compile: %v", err))
+		}
+		st.router, st.routes, st.balancers = built.router, built.routes, built.balancers
+		st.staged, st.p = nil, nil
+		p.built = st
+	})
+	return st
 }
 
 type routeEntry struct {
@@ -196,7 +237,10 @@ func New(o Options) *Proxy {
 		p.transport, p.ownsTransport = newTransport(), true
 	}
 	empty, _ := router.Compile(nil)
-	p.state.Store(&state{router: empty})
+	st := &state{router: empty}
+	st.once.Do(func() {})
+	p.state.Store(st)
+	p.built = st
 	return p
 }
 
@@ -210,7 +254,9 @@ func (p *Proxy) Close() {
 // Update compiles c and swaps it in atomically. On error, which names the
 // offending route, service or upstream, the previous configuration stays.
 func (p *Proxy) Update(c Config) error {
-	st, err := compile(c, p.compiler, p.state.Load())
+	p.build.Lock()
+	st, err := compile(c, p.compiler, p.built)
+	p.build.Unlock()
 	if err != nil {
 		return err
 	}
@@ -218,21 +264,163 @@ func (p *Proxy) Update(c Config) error {
 		return err
 	}
 	st.certs = compileCertificates(c.Certificates)
+	st.once.Do(func() {})
+	p.build.Lock()
+	p.built = st
+	p.build.Unlock()
+	p.state.Store(st)
+	p.forgetChecks()
+	return nil
+}
+
+// Stage is Update that leaves compiling the routes, services and
+// upstreams to the first request routed with c. It checks c as Update
+// does, and fails with the same error, so that a configuration it accepts
+// compiles; a configuration replaced before any request needed it (a
+// burst of updates, a node nobody sends traffic to) costs its check only.
+// Kong, too, answers a configuration load before its router is rebuilt.
+// A route equal to one an earlier Stage checked (by id) is not checked
+// by the router again.
+func (p *Proxy) Stage(c Config) error {
+	if err := p.check(c); err != nil {
+		return err
+	}
+	plugins, err := compilePlugins(c, p)
+	if err != nil {
+		return err
+	}
+	st := &state{plugins: plugins, certs: compileCertificates(c.Certificates), staged: &c, p: p}
 	p.state.Store(st)
 	return nil
+}
+
+// forgetChecks drops the routes remembered by Stage.
+func (p *Proxy) forgetChecks() {
+	p.checkMu.Lock()
+	clear(p.checked)
+	p.checkMu.Unlock()
+}
+
+// check reports the first error compile would report for c.
+func (p *Proxy) check(c Config) error {
+	p.checkMu.Lock()
+	defer p.checkMu.Unlock()
+	// The sets are kept from check to check: a configuration is
+	// thousands of entities.
+	if p.names == nil {
+		p.names, p.services, p.checked = map[string]bool{}, map[string]bool{}, map[string]*Route{}
+	}
+	clear(p.names)
+	clear(p.services)
+	for _, u := range c.Upstreams {
+		if err := checkUpstream(u, p.names); err != nil {
+			return err
+		}
+	}
+	for _, s := range c.Services {
+		if err := checkService(s); err != nil {
+			return err
+		}
+		p.services[s.ID] = true
+	}
+	for _, r := range c.Routes {
+		if err := checkRoute(r, func(id string) bool { return p.services[id] }); err != nil {
+			return err
+		}
+	}
+	if len(p.checked) > 2*len(c.Routes)+64 {
+		clear(p.checked) // mostly routes gone since
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if old := p.checked[r.ID]; old == nil || !sameMatchFields(old, r) {
+			if err := p.compiler.Check(routerRoute(*r)); err != nil {
+				return err
+			}
+		}
+		// Always the newest route, so that the map keeps no older
+		// configuration alive.
+		p.checked[r.ID] = r
+	}
+	return nil
+}
+
+// sameMatchFields reports whether two routes agree on everything the
+// router checks.
+func sameMatchFields(a, b *Route) bool {
+	return slices.Equal(a.Protocols, b.Protocols) && slices.Equal(a.Hosts, b.Hosts) &&
+		slices.Equal(a.Paths, b.Paths) && slices.Equal(a.SNIs, b.SNIs) &&
+		maps.EqualFunc(a.Headers, b.Headers, slices.Equal)
+}
+
+func checkUpstream(u Upstream, names map[string]bool) error {
+	if u.Name == "" {
+		return fmt.Errorf("upstream %q: name is required", u.ID)
+	}
+	if names[u.Name] {
+		return fmt.Errorf("upstream %q: duplicate name", u.Name)
+	}
+	names[u.Name] = true
+	for i, t := range u.Targets {
+		if _, _, err := parseTarget(t.Target); err != nil {
+			return fmt.Errorf("upstream %q: targets[%d]: %w", u.Name, i, err)
+		}
+		if t.Weight < 0 || t.Weight > 65535 {
+			return fmt.Errorf("upstream %q: targets[%d]: weight %d outside 0-65535", u.Name, i, t.Weight)
+		}
+	}
+	return nil
+}
+
+func checkService(s Service) error {
+	if s.ID == "" {
+		return fmt.Errorf("%s: id is required", entityLabel("service", s.Name, s.ID))
+	}
+	if s.Host == "" {
+		return fmt.Errorf("%s: host is required", entityLabel("service", s.Name, s.ID))
+	}
+	if s.Retries < 0 {
+		return fmt.Errorf("%s: retries must not be negative", entityLabel("service", s.Name, s.ID))
+	}
+	return nil
+}
+
+// checkRoute checks what the proxy itself reads of r; hasService tells
+// whether a service id is configured.
+func checkRoute(r Route, hasService func(id string) bool) error {
+	if r.ServiceID != "" && !hasService(r.ServiceID) {
+		return fmt.Errorf("%s: service %q not found", entityLabel("route", r.Name, r.ID), r.ServiceID)
+	}
+	switch r.PathHandling {
+	case "", "v0", "v1":
+	default:
+		return fmt.Errorf("%s: path_handling: expected one of v0, v1, got %q", entityLabel("route", r.Name, r.ID), r.PathHandling)
+	}
+	switch r.HTTPSRedirectStatusCode {
+	case 0, 426, 301, 302, 307, 308:
+	default:
+		return fmt.Errorf("%s: https_redirect_status_code: expected one of 426, 301, 302, 307, 308, got %d", entityLabel("route", r.Name, r.ID), r.HTTPSRedirectStatusCode)
+	}
+	return nil
+}
+
+// routerRoute is what the router is given of r.
+func routerRoute(r Route) router.Route {
+	return router.Route{
+		ID: r.ID, Name: r.Name, Protocols: r.Protocols, Methods: r.Methods, Hosts: r.Hosts,
+		Paths: r.Paths, SNIs: r.SNIs, Headers: r.Headers, RegexPriority: r.RegexPriority,
+	}
 }
 
 // compile builds a state from c. An upstream whose targets did not change
 // keeps its balancer from prev, so that frequent updates do not restart the
 // round-robin at the first target every time.
 func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
+	names := make(map[string]bool, len(c.Upstreams))
 	balancers := make(map[string]*balancer, len(c.Upstreams))
 	for _, u := range c.Upstreams {
-		if u.Name == "" {
-			return nil, fmt.Errorf("upstream %q: name is required", u.ID)
-		}
-		if _, dup := balancers[u.Name]; dup {
-			return nil, fmt.Errorf("upstream %q: duplicate name", u.Name)
+		if err := checkUpstream(u, names); err != nil {
+			return nil, err
 		}
 		b, err := newBalancer(u)
 		if err != nil {
@@ -246,11 +434,8 @@ func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
 
 	services := make(map[string]*serviceEntry, len(c.Services))
 	for _, s := range c.Services {
-		if s.ID == "" {
-			return nil, fmt.Errorf("%s: id is required", entityLabel("service", s.Name, s.ID))
-		}
-		if s.Host == "" {
-			return nil, fmt.Errorf("%s: host is required", entityLabel("service", s.Name, s.ID))
+		if err := checkService(s); err != nil {
+			return nil, err
 		}
 		se := &serviceEntry{svc: s, scheme: "http"}
 		switch s.Protocol {
@@ -262,9 +447,6 @@ func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
 			if se.scheme == "https" {
 				se.svc.Port = 443
 			}
-		}
-		if se.svc.Retries < 0 {
-			return nil, fmt.Errorf("%s: retries must not be negative", entityLabel("service", s.Name, s.ID))
 		}
 		for _, d := range []*time.Duration{&se.svc.ConnectTimeout, &se.svc.ReadTimeout, &se.svc.WriteTimeout} {
 			if *d <= 0 {
@@ -285,22 +467,12 @@ func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
 	rs := make([]router.Route, len(c.Routes))
 	entries := make([]routeEntry, len(c.Routes))
 	for i, r := range c.Routes {
+		if err := checkRoute(r, func(id string) bool { return services[id] != nil }); err != nil {
+			return nil, err
+		}
 		e := routeEntry{route: r}
 		if r.ServiceID != "" {
 			e.service = services[r.ServiceID]
-			if e.service == nil {
-				return nil, fmt.Errorf("%s: service %q not found", entityLabel("route", r.Name, r.ID), r.ServiceID)
-			}
-		}
-		switch r.PathHandling {
-		case "", "v0", "v1":
-		default:
-			return nil, fmt.Errorf("%s: path_handling: expected one of v0, v1, got %q", entityLabel("route", r.Name, r.ID), r.PathHandling)
-		}
-		switch r.HTTPSRedirectStatusCode {
-		case 0, 426, 301, 302, 307, 308:
-		default:
-			return nil, fmt.Errorf("%s: https_redirect_status_code: expected one of 426, 301, 302, 307, 308, got %d", entityLabel("route", r.Name, r.ID), r.HTTPSRedirectStatusCode)
 		}
 		hasHTTP, hasHTTPS := len(r.Protocols) == 0, len(r.Protocols) == 0
 		for _, proto := range r.Protocols {
@@ -309,10 +481,7 @@ func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
 		}
 		e.httpsOnly = hasHTTPS && !hasHTTP
 		entries[i] = e
-		rs[i] = router.Route{
-			ID: r.ID, Name: r.Name, Protocols: r.Protocols, Methods: r.Methods, Hosts: r.Hosts,
-			Paths: r.Paths, SNIs: r.SNIs, Headers: r.Headers, RegexPriority: r.RegexPriority,
-		}
+		rs[i] = routerRoute(r)
 	}
 	rt, err := compiler.Compile(rs)
 	if err != nil {
@@ -349,7 +518,7 @@ const maxBufferedBody = 16 << 20
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	p.requests.Add(1)
-	st := p.state.Load()
+	st := p.state.Load().ready()
 	requestID := newRequestID()
 
 	scheme, sni := "http", ""

@@ -272,8 +272,65 @@ func (c *regexCache) get(pattern string, pathLiteral func() string) (compiledReg
 // Len reports the number of routes compiled.
 func (rt *Router) Len() int { return len(rt.routes) }
 
+// Check reports the error Compile would report for r alone: its
+// regexes, hosts and SNIs. The regexes it compiles are kept for the next
+// Compile, so checking a configuration first and compiling it later
+// compiles each regex once.
+func (cp *Compiler) Check(r Route) error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.cache == nil {
+		cp.cache = map[string]compiledRegex{}
+	}
+	_, err := prepare(&r, 0, &regexCache{old: cp.cache, used: cp.cache})
+	return err
+}
+
 func (rt *Router) add(i int, regexes *regexCache) error {
-	r := &rt.routes[i]
+	p, err := prepare(&rt.routes[i], i, regexes)
+	if err != nil || p == nil {
+		return err
+	}
+	for k, cand := range p.cands {
+		if len(p.hosts) == 0 {
+			rt.anyHost.put(p.literals[k], cand)
+			continue
+		}
+		for _, hp := range p.hosts {
+			hc := *cand
+			hc.port = hp.port
+			var m map[string]*bucket
+			switch hp.kind {
+			case hostExact:
+				m = rt.exact
+			case hostSuffix:
+				m = rt.suffix
+			default:
+				m = rt.prefix
+			}
+			b := m[hp.key]
+			if b == nil {
+				b = newBucket()
+				m[hp.key] = b
+			}
+			b.put(p.literals[k], &hc)
+		}
+	}
+	return nil
+}
+
+// prepared is a route compiled for the index: its candidates (one per
+// path, or one without paths), each with the literal prefix it is
+// bucketed by, and its hosts.
+type prepared struct {
+	cands    []*candidate
+	literals []string
+	hosts    []hostPattern
+}
+
+// prepare compiles route r, the i-th of its configuration; nil without
+// an error is a route that never matches HTTP traffic.
+func prepare(r *Route, i int, regexes *regexCache) (*prepared, error) {
 	c := &compiled{index: i, route: r}
 	if len(r.Protocols) == 0 {
 		c.allowHTTP, c.allowHTTPS = true, true
@@ -287,18 +344,18 @@ func (rt *Router) add(i int, regexes *regexCache) error {
 		}
 	}
 	if !c.allowHTTP && !c.allowHTTPS {
-		return nil // a stream-only route never matches HTTP traffic
+		return nil, nil // a stream-only route never matches HTTP traffic
 	}
 	for _, m := range r.Methods {
 		c.methods = append(c.methods, strings.ToUpper(m))
 	}
 	if err := c.compileHeaders(regexes); err != nil {
-		return err
+		return nil, err
 	}
 	for j, s := range r.SNIs {
 		hp, err := parseHost(s)
 		if err != nil {
-			return fmt.Errorf("%s: snis[%d]: %w", r.label(), j, err)
+			return nil, fmt.Errorf("%s: snis[%d]: %w", r.label(), j, err)
 		}
 		c.snis = append(c.snis, hp)
 	}
@@ -313,7 +370,7 @@ func (rt *Router) add(i int, regexes *regexCache) error {
 	for j, h := range r.Hosts {
 		hp, err := parseHost(h)
 		if err != nil {
-			return fmt.Errorf("%s: hosts[%d]: %w", r.label(), j, err)
+			return nil, fmt.Errorf("%s: hosts[%d]: %w", r.label(), j, err)
 		}
 		if hp.kind != hostExact {
 			base.plainHosts = false
@@ -333,7 +390,7 @@ func (rt *Router) add(i int, regexes *regexCache) error {
 		if rest, isRegex := strings.CutPrefix(p, "~"); isRegex {
 			cr, err := regexes.get(`^(?:`+rest+`)`, func() string { return literalPrefix(rest) })
 			if err != nil {
-				return fmt.Errorf("%s: paths[%d]: invalid regex %q: %w", r.label(), j, p, err)
+				return nil, fmt.Errorf("%s: paths[%d]: invalid regex %q: %w", r.label(), j, p, err)
 			}
 			cand.re = cr.re
 			cand.prio.regex, cand.prio.regexPriority = true, r.RegexPriority
@@ -344,33 +401,7 @@ func (rt *Router) add(i int, regexes *regexCache) error {
 		}
 		cands, literals = append(cands, cand), append(literals, literal)
 	}
-
-	for k, cand := range cands {
-		if len(hosts) == 0 {
-			rt.anyHost.put(literals[k], cand)
-			continue
-		}
-		for _, hp := range hosts {
-			hc := *cand
-			hc.port = hp.port
-			var m map[string]*bucket
-			switch hp.kind {
-			case hostExact:
-				m = rt.exact
-			case hostSuffix:
-				m = rt.suffix
-			default:
-				m = rt.prefix
-			}
-			b := m[hp.key]
-			if b == nil {
-				b = newBucket()
-				m[hp.key] = b
-			}
-			b.put(literals[k], &hc)
-		}
-	}
-	return nil
+	return &prepared{cands: cands, literals: literals, hosts: hosts}, nil
 }
 
 func (c *compiled) compileHeaders(regexes *regexCache) error {
