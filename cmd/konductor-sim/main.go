@@ -101,6 +101,7 @@ func simulate(t *testing.T) {
 	fired := map[string]int{}
 	var failed []*world.Result
 	var virtual time.Duration
+	var volumePeak float64
 	for _, cfg := range cfgs {
 		var res *world.Result
 		stop := watch(&cfg, replay)
@@ -118,6 +119,7 @@ func simulate(t *testing.T) {
 			byKind[k] = append(byKind[k], v...)
 		}
 		virtual += res.Virtual
+		volumePeak = max(volumePeak, res.WriteVolumePeak)
 		for k, v := range res.Fired {
 			fired[k] += v
 		}
@@ -145,6 +147,7 @@ func simulate(t *testing.T) {
 	}
 	fmt.Printf("change made at a leader kill → applied on every Kong: %s\n", stats(applied))
 	fmt.Printf("Kong recovery (started empty → configured): %s\n", stats(recoveries))
+	fmt.Printf("write volume: the busiest kind of write used %.0f%% of its budget in one window\n", 100*volumePeak)
 	if len(failovers) > 0 {
 		fmt.Printf("simulated failovers per wall minute: %.0f\n", float64(len(failovers))/wall.Minutes())
 	}

@@ -115,6 +115,16 @@ func init() {
 				{At: 181 * s, Kind: world.InputAddApp},
 			}}
 		}},
+		Scenario{"stop-during-push", "the leader is stopped gracefully while its push to a Kong that holds writes is on the wire: the lock is released only after that push landed, or was abandoned at its deadline", StopDuringPush},
+		Scenario{"database-empty", "Kong with a database; every Ingress is deleted for a while and the leader crashes meanwhile (the empty desired state must delete nothing), then the leader is cut off from both Kongs across a change (its retries must back off)", func(seed uint64) world.Config {
+			return world.Config{Seed: seed, Controllers: 2, Kongs: 2, Database: true, Steps: []world.Step{
+				{At: 20 * s, Kind: world.InputRemoveApps, For: 15 * s},
+				{At: 25 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
+				{At: 50 * s, Kind: world.FaultKongPartition, Kong: 0, Replica: world.LeaderReplica, For: 20 * s},
+				{At: 50 * s, Kind: world.FaultKongPartition, Kong: 1, Replica: world.LeaderReplica, For: 20 * s},
+				{At: 51 * s, Kind: world.InputAddApp},
+			}}
+		}},
 		Scenario{"database-mode", "Kong with a shared database, configured through one Admin API by the leader: leader crash, Kong restart, new app", func(seed uint64) world.Config {
 			return world.Config{Seed: seed, Controllers: 2, Kongs: 2, Database: true, Steps: []world.Step{
 				{At: 20 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
@@ -124,6 +134,25 @@ func init() {
 			}}
 		}},
 	)
+}
+
+// StopDuringPush stops the leader gracefully twice while its push to a
+// Kong that holds writes is on the wire: once Kong answers before the
+// push's deadline (the push lands, then the lock may go), once it outlasts
+// it (the push is abandoned at the end of the term, then the lock may go).
+// In between, a change made while another Kong holds writes must reach the
+// rest at once (independent pushes).
+func StopDuringPush(seed uint64) world.Config {
+	return world.Config{Seed: seed, Controllers: 3, Kongs: 3, Steps: []world.Step{
+		{At: 20 * s, Kind: world.FaultKongSlowWrites, Kong: 0, For: 4 * s},
+		{At: 20*s + 500*time.Millisecond, Kind: world.InputAddApp},
+		{At: 21*s + 500*time.Millisecond, Kind: world.FaultStop, Replica: world.LeaderReplica, For: 5 * s},
+		{At: 50 * s, Kind: world.FaultKongSlowWrites, Kong: 1, For: 8 * s},
+		{At: 50*s + 500*time.Millisecond, Kind: world.InputAddApp},
+		{At: 80 * s, Kind: world.FaultKongSlowWrites, Kong: 2, For: 30 * s},
+		{At: 80*s + 500*time.Millisecond, Kind: world.InputAddApp},
+		{At: 81*s + 500*time.Millisecond, Kind: world.FaultStop, Replica: world.LeaderReplica, For: 5 * s},
+	}}
 }
 
 // LeaderKills kills the leader's process 10 times, 25s apart, each time

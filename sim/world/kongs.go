@@ -50,9 +50,12 @@ type kongSlot struct {
 	// restartedAt is when the node last came back empty.
 	restartedAt time.Time
 
-	stalled   chan struct{} // non-nil while stalled; closed to release
-	rejecting bool
-	cutFrom   map[string]bool // controller replicas partitioned from it
+	stalled chan struct{} // non-nil while stalled; closed to release
+	// slowWrites, non-nil while Kong holds writes (reads answer), is
+	// closed to release them.
+	slowWrites chan struct{}
+	rejecting  bool
+	cutFrom    map[string]bool // controller replicas partitioned from it
 
 	oldAudits []kong.AuditEntry // audits of earlier incarnations
 }
@@ -104,6 +107,15 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	dead := t.replica.dead
+	isWrite := req.Method != http.MethodGet && req.Method != http.MethodHead
+	var a *attempt
+	if !dead && slot != nil {
+		// Every request that leaves a live replica is an attempt, whatever
+		// becomes of it (refused, stalled, rejected, accepted): the
+		// write-volume and in-flight oracles count them and time their end.
+		a = w.attemptStartedLocked(t.replica, slot.index, req, isWrite)
+		defer w.attemptEnded(a)
+	}
 	if slot == nil || !slot.up || dead || slot.cutFrom[t.replica.name] {
 		if slot != nil && slot.cutFrom[t.replica.name] {
 			w.fired(FaultKongPartition)
@@ -117,6 +129,9 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	stalled := slot.stalled
 	if stalled != nil {
 		w.fired(FaultKongStall)
+	} else if slot.slowWrites != nil && isWrite {
+		stalled = slot.slowWrites
+		w.fired(FaultKongSlowWrites)
 	}
 	paused := t.replica.paused
 	w.mu.Unlock()
@@ -148,7 +163,7 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if dead {
 		return nil, errRefused(req.URL)
 	}
-	isWrite := req.Method != http.MethodGet && req.Method != http.MethodHead
+	w.attemptReached(a)
 	if rejecting && isWrite && strings.HasPrefix(req.URL.Path, "/config") {
 		w.mu.Lock()
 		w.fired(FaultKongReject)

@@ -17,6 +17,7 @@ const (
 	FaultCrashAfterWrite = "crash-after-write" // crash the writer right after controller write N
 	FaultKongRestart     = "kong-restart"      // Kong pod restarts with an empty configuration
 	FaultKongStall       = "kong-stall"        // Kong Admin API hangs for For
+	FaultKongSlowWrites  = "kong-slow-writes"  // Kong holds every write for For while reads answer (a long router rebuild)
 	FaultKongReject      = "kong-reject"       // Kong answers 400 to POST /config for For
 	FaultKongPartition   = "kong-partition"    // Kong unreachable from one replica for For
 	FaultScaleKong       = "scale-kong"        // Kong Deployment scaled to N
@@ -29,6 +30,7 @@ const (
 	FaultKubeletLate     = "kubelet-late"      // replica's kubelet reports For late; the replica is killed and restarts 1s later
 	FaultForceDelete     = "force-delete"      // replica's Pod deleted with grace 0 while it runs; its process is killed after For
 	InputAddApp          = "add-app"           // a new Service + Ingress appears (not a fault)
+	InputRemoveApps      = "remove-apps"       // every Ingress is deleted for For, then created again (database mode)
 )
 
 // LeaderReplica in Step.Replica means the replica holding the lock then.
@@ -53,7 +55,7 @@ func (s Step) String() string {
 		} else {
 			out += fmt.Sprintf(" replica %d", s.Replica)
 		}
-	case FaultKongRestart, FaultKongStall, FaultKongReject:
+	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongReject:
 		out += fmt.Sprintf(" %s", kongPod(s.Kong))
 	case FaultKongPartition:
 		out += fmt.Sprintf(" %s from replica %d", kongPod(s.Kong), s.Replica)
@@ -76,7 +78,7 @@ func (s Step) validate(c Config) error {
 		if s.Replica != LeaderReplica && (s.Replica < 0 || s.Replica >= replicas) {
 			return fmt.Errorf("field Replica: %d is not a replica (0..%d) or LeaderReplica", s.Replica, replicas-1)
 		}
-	case FaultKongRestart, FaultKongStall, FaultKongReject:
+	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongReject:
 		if s.Kong < 0 {
 			return fmt.Errorf("field Kong: %d is negative", s.Kong)
 		}
@@ -89,6 +91,16 @@ func (s Step) validate(c Config) error {
 			return fmt.Errorf("field N: write number %d must be at least 1", s.N)
 		}
 	case FaultAPIOutage, FaultAPIErrors, FaultDropWatches, InputAddApp:
+	case InputRemoveApps:
+		// A DB-less Kong is legitimately emptied by an empty desired
+		// state; with a database the pusher must refuse (AllowEmpty off).
+		// Consumers would keep the desired state non-empty.
+		if !c.Database || c.KeyAuth {
+			return errors.New("field Kind: remove-apps needs Database and no KeyAuth")
+		}
+		if s.For <= 0 {
+			return errors.New("field For: remove-apps needs how long the Ingresses stay deleted")
+		}
 	default:
 		return errors.New("field Kind: unknown kind")
 	}
@@ -187,7 +199,7 @@ const maxHealDeferral = 20 * time.Second
 // happened. Their heal waits (up to maxHealDeferral) until one fired.
 func demandDriven(kind string) bool {
 	switch kind {
-	case FaultKongReject, FaultKongStall, FaultKongPartition:
+	case FaultKongReject, FaultKongStall, FaultKongSlowWrites, FaultKongPartition:
 		return true
 	}
 	return false
@@ -283,6 +295,22 @@ func (w *World) inject(s *Step) (heal func()) {
 			}
 			w.mu.Unlock()
 		}
+	case FaultKongSlowWrites:
+		w.mu.Lock()
+		slot := w.slotLocked(s.Kong)
+		ch := make(chan struct{})
+		if slot != nil {
+			slot.slowWrites = ch
+		}
+		w.mu.Unlock()
+		return func() {
+			w.mu.Lock()
+			if slot != nil && slot.slowWrites == ch {
+				close(ch)
+				slot.slowWrites = nil
+			}
+			w.mu.Unlock()
+		}
 	case FaultKongReject:
 		w.mu.Lock()
 		slot := w.slotLocked(s.Kong)
@@ -365,6 +393,8 @@ func (w *World) inject(s *Step) (heal func()) {
 		return nil
 	case FaultNodePartition, FaultKubeletLate, FaultForceDelete:
 		return w.injectPodFault(s)
+	case InputRemoveApps:
+		return w.removeApps()
 	case InputAddApp:
 		w.mu.Lock()
 		i := w.apps
@@ -404,6 +434,10 @@ func (w *World) healAll() {
 		if s.stalled != nil {
 			close(s.stalled)
 			s.stalled = nil
+		}
+		if s.slowWrites != nil {
+			close(s.slowWrites)
+			s.slowWrites = nil
 		}
 		s.rejecting = false
 		clear(s.cutFrom)
