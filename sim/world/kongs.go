@@ -1,6 +1,7 @@
 package world
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,8 +55,10 @@ type kongSlot struct {
 	// slowWrites, non-nil while Kong holds writes (reads answer), is
 	// closed to release them.
 	slowWrites chan struct{}
-	rejecting  bool
-	cutFrom    map[string]bool // controller replicas partitioned from it
+	// slowApply: Kong applies each write slowApplyDelay after receiving it.
+	slowApply bool
+	rejecting bool
+	cutFrom   map[string]bool // controller replicas partitioned from it
 
 	oldAudits []kong.AuditEntry // audits of earlier incarnations
 }
@@ -152,8 +155,11 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	w.mu.Lock()
-	node, rejecting := slot.node, slot.rejecting
+	node, rejecting, slowApply := slot.node, slot.rejecting, slot.slowApply
 	dead = t.replica.dead
+	if slowApply && isWrite {
+		w.fired(FaultKongSlowApply)
+	}
 	w.mu.Unlock()
 	// A request whose sender gave up (its context ended, e.g. at the end
 	// of its term) never reaches Kong.
@@ -162,6 +168,9 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if dead {
 		return nil, errRefused(req.URL)
+	}
+	if slowApply && isWrite {
+		return w.applySlowly(t.replica, slot, node, req, a)
 	}
 	w.attemptReached(a)
 	if rejecting && isWrite && strings.HasPrefix(req.URL.Path, "/config") {
@@ -184,6 +193,56 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		w.controllerWrote(t.replica, "kong "+kongPod(slot.index)+" "+req.Method+" "+req.URL.Path)
 	}
 	return resp, err
+}
+
+// slowApplyDelay is how long a Kong under kong-slow-apply takes to apply
+// a write it received: less than the election's margin (lease − renew
+// deadline, 5s), which is what the margin must cover (see
+// controller/election's package documentation, "Limits").
+const slowApplyDelay = 4 * time.Second
+
+// applySlowly is Kong receiving a write at once and applying it
+// slowApplyDelay later, whether or not its sender is still waiting: a
+// sender that gives up (its deadline, the end of its term) does not take
+// back what Kong received. The write counts as reaching Kong when it is
+// applied.
+func (w *World) applySlowly(r *replica, slot *kongSlot, node *kong.Node, req *http.Request, a *attempt) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+		req.Body.Close()
+	}
+	received := req.Clone(context.WithoutCancel(req.Context()))
+	received.Body = io.NopCloser(bytes.NewReader(body))
+	received.ContentLength = int64(len(body))
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	w.wg.Go(func() {
+		time.Sleep(slowApplyDelay)
+		w.mu.Lock()
+		current := slot.node == node && slot.up
+		w.mu.Unlock()
+		if !current {
+			// The node that received it is gone (restarted, scaled away).
+			done <- result{nil, errRefused(req.URL)}
+			return
+		}
+		w.attemptReached(a)
+		resp, err := kong.NewInMemoryTransport(node.Admin()).RoundTrip(received)
+		if err == nil && resp.StatusCode < 300 {
+			w.controllerWrote(r, "kong "+kongPod(slot.index)+" "+req.Method+" "+req.URL.Path)
+		}
+		done <- result{resp, err}
+	})
+	select {
+	case res := <-done:
+		return res.resp, res.err
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
 }
 
 // backendTransport answers every proxied request as the app pod at the

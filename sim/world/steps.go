@@ -18,6 +18,7 @@ const (
 	FaultKongRestart     = "kong-restart"      // Kong pod restarts with an empty configuration
 	FaultKongStall       = "kong-stall"        // Kong Admin API hangs for For
 	FaultKongSlowWrites  = "kong-slow-writes"  // Kong holds every write for For while reads answer (a long router rebuild)
+	FaultKongSlowApply   = "kong-slow-apply"   // for For, Kong applies each write it receives 4s later, even if its sender gave up
 	FaultKongReject      = "kong-reject"       // Kong answers 400 to POST /config for For
 	FaultKongPartition   = "kong-partition"    // Kong unreachable from one replica for For
 	FaultScaleKong       = "scale-kong"        // Kong Deployment scaled to N
@@ -55,7 +56,7 @@ func (s Step) String() string {
 		} else {
 			out += fmt.Sprintf(" replica %d", s.Replica)
 		}
-	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongReject:
+	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject:
 		out += fmt.Sprintf(" %s", kongPod(s.Kong))
 	case FaultKongPartition:
 		out += fmt.Sprintf(" %s from replica %d", kongPod(s.Kong), s.Replica)
@@ -78,7 +79,7 @@ func (s Step) validate(c Config) error {
 		if s.Replica != LeaderReplica && (s.Replica < 0 || s.Replica >= replicas) {
 			return fmt.Errorf("field Replica: %d is not a replica (0..%d) or LeaderReplica", s.Replica, replicas-1)
 		}
-	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongReject:
+	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject:
 		if s.Kong < 0 {
 			return fmt.Errorf("field Kong: %d is negative", s.Kong)
 		}
@@ -199,7 +200,7 @@ const maxHealDeferral = 20 * time.Second
 // happened. Their heal waits (up to maxHealDeferral) until one fired.
 func demandDriven(kind string) bool {
 	switch kind {
-	case FaultKongReject, FaultKongStall, FaultKongSlowWrites, FaultKongPartition:
+	case FaultKongReject, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongPartition:
 		return true
 	}
 	return false
@@ -308,6 +309,20 @@ func (w *World) inject(s *Step) (heal func()) {
 			if slot != nil && slot.slowWrites == ch {
 				close(ch)
 				slot.slowWrites = nil
+			}
+			w.mu.Unlock()
+		}
+	case FaultKongSlowApply:
+		w.mu.Lock()
+		slot := w.slotLocked(s.Kong)
+		if slot != nil {
+			slot.slowApply = true
+		}
+		w.mu.Unlock()
+		return func() {
+			w.mu.Lock()
+			if slot != nil {
+				slot.slowApply = false
 			}
 			w.mu.Unlock()
 		}
@@ -439,6 +454,7 @@ func (w *World) healAll() {
 			close(s.slowWrites)
 			s.slowWrites = nil
 		}
+		s.slowApply = false
 		s.rejecting = false
 		clear(s.cutFrom)
 	}
