@@ -115,7 +115,7 @@ func init() {
 				{At: 181 * s, Kind: world.InputAddApp},
 			}}
 		}},
-		Scenario{"slow-apply", "Kong applies writes 4s after receiving them (within the election's 5s margin) while the leader is cut off from the API server, once in a renewed term and once in its first: no write of an ended term may land after the next term began", SlowApply},
+		Scenario{"slow-apply", "Kong applies writes 4s after receiving them (within the election's 5s margin), or holds them, while the leader is cut off from the API server: no write of an ended term may land after the next term began", SlowApply},
 		Scenario{"stop-during-push", "the leader is stopped gracefully while its push to a Kong that holds writes is on the wire: the lock is released only after that push landed, or was abandoned at its deadline", StopDuringPush},
 		Scenario{"database-empty", "Kong with a database; every Ingress is deleted for a while and the leader crashes meanwhile (the empty desired state must delete nothing), then the leader is cut off from both Kongs across a change (its retries must back off)", func(seed uint64) world.Config {
 			return world.Config{Seed: seed, Controllers: 2, Kongs: 2, Database: true, Steps: []world.Step{
@@ -162,7 +162,9 @@ func StopDuringPush(seed uint64) world.Config {
 // (up to the renew deadline after its last renewal) may, and the margin
 // to the lease keeps that write before the next term. The second time the
 // leader is cut off right after winning its first term, before any
-// renewal.
+// renewal. The third time the restarted Kong holds writes until after the
+// next term began: the cut-off leader's push must be abandoned at the end
+// of its term.
 func SlowApply(seed uint64) world.Config {
 	return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Steps: []world.Step{
 		{At: 20 * s, Kind: world.FaultKongSlowApply, Kong: 0, For: 30 * s},
@@ -172,6 +174,12 @@ func SlowApply(seed uint64) world.Config {
 		{At: 80 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
 		{At: 81*s + 500*time.Millisecond, Kind: world.FaultAPIPartition, Replica: world.LeaderReplica, For: 25 * s},
 		{At: 93 * s, Kind: world.FaultKongRestart, Kong: 1},
+		// A push sent near the end of a cut-off leader's term to a Kong
+		// that holds it past the next term's start: its deadline must
+		// end it at the term's end.
+		{At: 140 * s, Kind: world.FaultAPIPartition, Replica: world.LeaderReplica, For: 25 * s},
+		{At: 147 * s, Kind: world.FaultKongSlowWrites, Kong: 0, For: 9 * s},
+		{At: 147 * s, Kind: world.FaultKongRestart, Kong: 0},
 	}}
 }
 
