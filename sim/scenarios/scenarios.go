@@ -40,9 +40,10 @@ var Named = []Scenario{
 			{At: 40 * s, Kind: world.FaultStop, Replica: 2, For: 5 * s},
 		}}
 	}},
-	{"kong-restart", "Kong pods restart with an empty configuration, one at a time", func(seed uint64) world.Config {
+	{"kong-restart", "Kong pods restart with an empty configuration, one at a time; an Ingress is edited in between", func(seed uint64) world.Config {
 		return world.Config{Seed: seed, Controllers: 2, Kongs: 3, Steps: []world.Step{
 			{At: 20 * s, Kind: world.FaultKongRestart, Kong: 0},
+			{At: 25 * s, Kind: world.InputEditApp},
 			{At: 30 * s, Kind: world.FaultKongRestart, Kong: 1},
 			{At: 31 * s, Kind: world.FaultKongRestart, Kong: 2},
 		}}

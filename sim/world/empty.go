@@ -6,7 +6,10 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
+
+var ingresses = schema.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "ingresses"}
 
 // OracleEmptyRefused: in database mode, an empty desired configuration
 // (every Ingress deleted) deletes nothing: without AllowEmpty the pusher
@@ -14,6 +17,25 @@ import (
 // a mistaken bulk delete would otherwise do. No Kong accepts a DELETE
 // while the Ingresses are gone.
 const OracleEmptyRefused = "empty-refused"
+
+// editApp gives app 0's Ingress a second rule, for another host, keeping
+// its status: a spec change, which the API server counts as a new
+// generation.
+func (w *World) editApp() {
+	obj, ok := w.api.Get(ingresses, appNamespace, appName(0))
+	if !ok {
+		w.violate("world", "editing Ingress %s: not found", appName(0))
+		return
+	}
+	ing := obj.(*networkingv1.Ingress).DeepCopy()
+	alias := ing.Spec.Rules[0].DeepCopy()
+	alias.Host = "alias-" + appHost(0)
+	ing.Spec.Rules = append(ing.Spec.Rules, *alias)
+	ing.ResourceVersion = ""
+	if err := w.api.Apply(ing); err != nil {
+		w.violate("world", "editing Ingress %s: %v", appName(0), err)
+	}
+}
 
 // removeApps deletes every app's Ingress; the heal creates them again.
 func (w *World) removeApps() (heal func()) {

@@ -319,7 +319,7 @@ func (w *World) checkFired() {
 			ok = api[apiserver.FiredDroppedWatch] > 0
 		case FaultNodePartition:
 			ok = fired[s.Kind] > 0 && api[apiserver.FiredPartition] > 0
-		case InputAddApp, InputRemoveApps:
+		case InputAddApp, InputRemoveApps, InputEditApp:
 		default:
 			ok = fired[s.Kind] > 0
 		}

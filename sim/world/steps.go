@@ -32,6 +32,7 @@ const (
 	FaultForceDelete     = "force-delete"      // replica's Pod deleted with grace 0 while it runs; its process is killed after For
 	InputAddApp          = "add-app"           // a new Service + Ingress appears (not a fault)
 	InputRemoveApps      = "remove-apps"       // every Ingress is deleted for For, then created again (database mode)
+	InputEditApp         = "edit-app"          // app 0's Ingress gets another host (a spec change: a new generation)
 )
 
 // LeaderReplica in Step.Replica means the replica holding the lock then.
@@ -91,7 +92,7 @@ func (s Step) validate(c Config) error {
 		if s.N < 1 {
 			return fmt.Errorf("field N: write number %d must be at least 1", s.N)
 		}
-	case FaultAPIOutage, FaultAPIErrors, FaultDropWatches, InputAddApp:
+	case FaultAPIOutage, FaultAPIErrors, FaultDropWatches, InputAddApp, InputEditApp:
 	case InputRemoveApps:
 		// A DB-less Kong is legitimately emptied by an empty desired
 		// state; with a database the pusher must refuse (AllowEmpty off).
@@ -410,6 +411,9 @@ func (w *World) inject(s *Step) (heal func()) {
 		return w.injectPodFault(s)
 	case InputRemoveApps:
 		return w.removeApps()
+	case InputEditApp:
+		w.editApp()
+		return nil
 	case InputAddApp:
 		w.mu.Lock()
 		i := w.apps
