@@ -107,13 +107,16 @@ func init() {
 	Named = append(Named,
 		Scenario{"failover-storm", "the leader is lost 20 times, crashed and stopped in turn, 25s apart", FailoverStorm},
 		Scenario{"leader-sigkill", "the leader's process is killed 10 times with a change made at each kill; the kubelet reports it and a standby takes over early", LeaderKills},
-		Scenario{"no-early-takeover", "the leader is cut off with its node (Pod Unknown), its kubelet reports late, its Pod is force-deleted while it runs: only the lease may end those terms", func(seed uint64) world.Config {
+		Scenario{"no-early-takeover", "the leader is cut off with its node (Pod Unknown), its kubelet reports late, its Pod is force-deleted while it runs, its lock is deleted: only the lease may end those terms", func(seed uint64) world.Config {
 			return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Steps: []world.Step{
 				{At: 20 * s, Kind: world.FaultNodePartition, Replica: world.LeaderReplica, For: 30 * s},
 				{At: 80 * s, Kind: world.FaultKubeletLate, Replica: world.LeaderReplica, For: 25 * s},
 				{At: 140 * s, Kind: world.FaultKubeletLate, Replica: world.LeaderReplica, For: 3 * s},
 				{At: 180 * s, Kind: world.FaultForceDelete, Replica: world.LeaderReplica, For: 10 * s},
 				{At: 181 * s, Kind: world.InputAddApp},
+				// The lock deleted under its live holder: the others must
+				// still wait for its lease.
+				{At: 230 * s, Kind: world.FaultDeleteLock},
 			}}
 		}},
 		Scenario{"slow-apply", "Kong applies writes 4s after receiving them (within the election's 5s margin), or holds them, while the leader is cut off from the API server: no write of an ended term may land after the next term began", SlowApply},

@@ -6,6 +6,9 @@ import (
 	"sort"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"konductor.dev/sim/apiserver"
 )
 
@@ -30,6 +33,7 @@ const (
 	FaultNodePartition   = "node-partition"    // replica's node cut off from the API server for For: no kubelet reports, Pod goes Unknown
 	FaultKubeletLate     = "kubelet-late"      // replica's kubelet reports For late; the replica is killed and restarts 1s later
 	FaultForceDelete     = "force-delete"      // replica's Pod deleted with grace 0 while it runs; its process is killed after For
+	FaultDeleteLock      = "delete-lock"       // an administrator deletes the election lock under its holder
 	InputAddApp          = "add-app"           // a new Service + Ingress appears (not a fault)
 	InputRemoveApps      = "remove-apps"       // every Ingress is deleted for For, then created again (database mode)
 	InputEditApp         = "edit-app"          // app 0's Ingress gets another host (a spec change: a new generation)
@@ -92,7 +96,7 @@ func (s Step) validate(c Config) error {
 		if s.N < 1 {
 			return fmt.Errorf("field N: write number %d must be at least 1", s.N)
 		}
-	case FaultAPIOutage, FaultAPIErrors, FaultDropWatches, InputAddApp, InputEditApp:
+	case FaultAPIOutage, FaultAPIErrors, FaultDropWatches, FaultDeleteLock, InputAddApp, InputEditApp:
 	case InputRemoveApps:
 		// A DB-less Kong is legitimately emptied by an empty desired
 		// state; with a database the pusher must refuse (AllowEmpty off).
@@ -409,6 +413,15 @@ func (w *World) inject(s *Step) (heal func()) {
 		return nil
 	case FaultNodePartition, FaultKubeletLate, FaultForceDelete:
 		return w.injectPodFault(s)
+	case FaultDeleteLock:
+		if err := w.api.Delete(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: kongNamespace, Name: lockName()}}); err != nil {
+			w.violate("world", "deleting the lock: %v", err)
+			return nil
+		}
+		w.mu.Lock()
+		w.fired(s.Kind)
+		w.mu.Unlock()
+		return nil
 	case InputRemoveApps:
 		return w.removeApps()
 	case InputEditApp:

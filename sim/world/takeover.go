@@ -228,16 +228,19 @@ func (w *World) checkNoEarlyTakeover() {
 		epoch  int
 	}
 	ended := map[term]time.Time{}
-	var cur term
+	var cur, deleted term
 	var raw string
-	var since time.Time
+	var since, deletedSince time.Time
 	for _, c := range w.api.Changes() {
 		if c.Resource != configMaps || c.Name != lockName() || c.Time.After(endAt) {
 			continue
 		}
 		if c.Type == watch.Deleted || c.Object == nil {
+			// A lock deleted under its holder: the holder may write until
+			// its lease runs out, so its term ends when the next one
+			// begins, which must not be before that (see below).
 			if cur.holder != "" {
-				ended[cur] = c.Time
+				deleted, deletedSince = cur, since
 			}
 			cur, raw = term{}, ""
 			continue
@@ -251,6 +254,15 @@ func (w *World) checkNoEarlyTakeover() {
 			continue
 		}
 		next := term{rec.HolderIdentity, rec.LeaderTransitions}
+		if cur.holder == "" && deleted.holder != "" {
+			// The first record after a deletion starts the next term.
+			if next.holder != "" && next.holder != deleted.holder {
+				cur, since = deleted, deletedSince
+			} else if next.holder == deleted.holder {
+				ended[deleted] = c.Time
+			}
+			deleted = term{}
+		}
 		if cur.holder != "" && next != cur {
 			ended[cur] = c.Time
 			at := c.Time.Sub(w.start)
