@@ -17,17 +17,20 @@ import (
 	"time"
 
 	"konductor.dev/sim/mutants"
+	"konductor.dev/sim/scenarios"
 )
 
 func main() {
-	seeds := flag.Int("seeds", 20, "nemesis seeds the simulator runs per mutant (make test runs 20)")
-	scenarios := flag.String("scenarios", "leader-crash,graceful-rollout,kong-misbehaves,database-mode", "named scenarios run per mutant, comma-separated")
+	seeds := flag.Int("seeds", 500, "nemesis seeds the simulator runs per mutant (make test's TestNemesisSeeds runs 500)")
+	scenarios := flag.String("scenarios", strings.Join(scenarioNames(), ","), "named scenarios run per mutant, comma-separated (default: every named scenario, as make test runs them)")
+	parallel := flag.Int("parallel", 1, "mutants run at once (each builds a simulator binary and runs it; 2 suits a 2-core machine)")
 	only := flag.String("run", "", "run only the mutants whose name matches this regexp")
 	noSpecs := flag.Bool("sim-only", false, "run the simulator only, not the specs")
 	simTimeout := flag.Duration("sim-timeout", 10*time.Minute, "a simulator run longer than this counts as a hang")
 	stall := flag.Duration("stall", 45*time.Second, "the simulator's progress watchdog: virtual time standing still this long fails the run")
 	runLimit := flag.Duration("run-timeout", 2*time.Minute, "the simulator fails one world that takes longer than this (wall clock)")
 	specTimeout := flag.Duration("spec-timeout", 10*time.Minute, "bound on one mutant's specs")
+	overlayDir := flag.String("overlay", "", "write the go -overlay file of the one mutant -run selects into this directory, print its path and exit (to build or test that mutant by hand)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -55,6 +58,20 @@ func main() {
 			fail(2, err)
 		}
 	}
+	if *overlayDir != "" {
+		if len(todo) != 1 {
+			fail(2, fmt.Errorf("-overlay: -run selects %d mutants, want exactly one", len(todo)))
+		}
+		if err := os.MkdirAll(*overlayDir, 0o755); err != nil {
+			fail(2, err)
+		}
+		path, err := mutants.Overlay(root, *overlayDir, todo[0])
+		if err != nil {
+			fail(2, err)
+		}
+		fmt.Println(path)
+		return
+	}
 	var scs []string
 	for _, s := range strings.Split(*scenarios, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -66,8 +83,29 @@ func main() {
 	fmt.Printf("%-40s %-44s %s\n", "mutant", "simulator", "specs")
 	var bySim, byAny, hangs int
 	var survivors []string
-	for _, m := range todo {
-		v, err := mutants.Run(ctx, o, m)
+	// Mutants run -parallel at a time; their lines print in catalogue order.
+	type outcome struct {
+		v   mutants.Verdict
+		err error
+	}
+	results := make([]chan outcome, len(todo))
+	next := make(chan int, len(todo))
+	for i := range todo {
+		results[i] = make(chan outcome, 1)
+		next <- i
+	}
+	close(next)
+	for range max(*parallel, 1) {
+		go func() {
+			for i := range next {
+				v, err := mutants.Run(ctx, o, todo[i])
+				results[i] <- outcome{v, err}
+			}
+		}()
+	}
+	for i, m := range todo {
+		r := <-results[i]
+		v, err := r.v, r.err
 		if err != nil {
 			fail(2, err)
 		}
@@ -100,6 +138,15 @@ func main() {
 	if len(survivors) > 0 || hangs > 0 {
 		os.Exit(1)
 	}
+}
+
+// scenarioNames lists every named scenario of the simulator.
+func scenarioNames() []string {
+	var out []string
+	for _, sc := range scenarios.Named {
+		out = append(out, sc.Name)
+	}
+	return out
 }
 
 func or(s, def string) string {

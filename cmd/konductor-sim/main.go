@@ -104,6 +104,7 @@ func simulate(t *testing.T) {
 	fired := map[string]int{}
 	var failed []*world.Result
 	var virtual time.Duration
+	var volumePeak float64
 	for _, res := range results {
 		failovers = append(failovers, res.Failovers...)
 		recoveries = append(recoveries, res.Recoveries...)
@@ -113,6 +114,7 @@ func simulate(t *testing.T) {
 			byKind[k] = append(byKind[k], v...)
 		}
 		virtual += res.Virtual
+		volumePeak = max(volumePeak, res.WriteVolumePeak)
 		for k, v := range res.Fired {
 			fired[k] += v
 		}
@@ -140,6 +142,7 @@ func simulate(t *testing.T) {
 		fmt.Printf("  (database mode) → its route written to the database: %s\n", stats(inDB))
 	}
 	fmt.Printf("Kong recovery (started empty → configured): %s\n", stats(recoveries))
+	fmt.Printf("write volume: the busiest kind of write used %.0f%% of its budget in one window\n", 100*volumePeak)
 	if len(failovers) > 0 {
 		fmt.Printf("simulated failovers per wall minute: %.0f\n", float64(len(failovers))/wall.Minutes())
 	}

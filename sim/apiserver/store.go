@@ -261,8 +261,26 @@ func (s *store) update(client string, gvr schema.GroupVersionResource, ns, subre
 	}
 	m.SetUID(om.GetUID())
 	m.SetCreationTimestamp(om.GetCreationTimestamp())
-	m.SetGeneration(om.GetGeneration())
+	gen := om.GetGeneration()
+	if subresource == "" && specChanged(old, obj) {
+		// As the API server does for objects with a spec: a spec change
+		// is a new generation (controllers filter on it).
+		gen++
+	}
+	m.SetGeneration(gen)
 	return s.commit(client, k, watch.Modified, obj), nil
+}
+
+// specChanged reports whether next has a spec that differs from old's.
+func specChanged(old, next runtime.Object) bool {
+	o, err1 := runtime.DefaultUnstructuredConverter.ToUnstructured(old)
+	n, err2 := runtime.DefaultUnstructuredConverter.ToUnstructured(next)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	before, ok1 := o["spec"]
+	after, ok2 := n["spec"]
+	return ok1 && ok2 && !reflect.DeepEqual(before, after)
 }
 
 // withStatus returns old with the status field of next.

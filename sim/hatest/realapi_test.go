@@ -137,6 +137,11 @@ type realCluster struct {
 	self func(i int) *election.Self
 	// started counts the incarnations of each replica index.
 	started map[int]int
+	// apiSent, if set, sees every API request a replica sends, before it
+	// is sent; kongSent sees every Kong request and may hold it (it runs
+	// on the request's goroutine) or fail it.
+	apiSent  func(identity string, req *http.Request)
+	kongSent func(identity string, kong int, req *http.Request) error
 }
 
 // realReplica is one in-process controller replica; its API server and
@@ -263,6 +268,9 @@ func (rc *realCluster) start(i int) {
 			if r.apiCut.Load() {
 				return nil, errUnreachable
 			}
+			if rc.apiSent != nil {
+				rc.apiSent(r.identity, req)
+			}
 			return rt.RoundTrip(req)
 		})
 	}
@@ -284,6 +292,11 @@ func (rc *realCluster) start(i int) {
 		}
 		for k, n := range rc.kong {
 			if req.URL.Host == kongHost(k) {
+				if rc.kongSent != nil {
+					if err := rc.kongSent(r.identity, k, req); err != nil {
+						return nil, err
+					}
+				}
 				return kongsim.NewInMemoryTransport(n.Admin()).RoundTrip(req)
 			}
 		}

@@ -62,6 +62,14 @@ var Catalogue = []Mutant{
 		Repl:  "\tcase false && !e.present && now.Before(e.deletedUntil):\n\t\treturn false, e.deletedUntil",
 		Specs: []string{"./controller/election/"},
 	},
+	{
+		Name: "election/takeover-at-half-lease", Area: "election",
+		About: "a standby counts a held lock as expired after half its lease",
+		File:  "controller/election/elector.go",
+		Find:  "\texpiry := e.observedAt.Add(time.Duration(e.observed.LeaseDurationSeconds) * time.Second)\n",
+		Repl:  "\texpiry := e.observedAt.Add(time.Duration(e.observed.LeaseDurationSeconds) * time.Second / 2)\n",
+		Specs: []string{"./controller/election/"},
+	},
 	// --- fencing ---
 	{
 		Name: "fence/expired-term-writes", Area: "fencing",
@@ -128,6 +136,22 @@ var Catalogue = []Mutant{
 		Repl:  "\t\t_ = w.rejectUntil",
 		Specs: []string{"./controller/kongsync/"},
 	},
+	{
+		Name: "kongsync/retry-fixed-interval", Area: "kongsync",
+		About: "a failed push is retried every BackoffMin forever: the backoff never grows",
+		File:  "controller/kongsync/worker.go",
+		Find:  "\treturn w.rand.Backoff(w.s.o.BackoffMin, w.s.o.BackoffMax, n)",
+		Repl:  "\treturn w.rand.Backoff(w.s.o.BackoffMin, w.s.o.BackoffMin, n)",
+		Specs: []string{"./controller/kongsync/"},
+	},
+	{
+		Name: "kongsync/push-every-poll", Area: "kongsync",
+		About: "every liveness poll that finds Kong up to date pushes the configuration again",
+		File:  "controller/kongsync/worker.go",
+		Find:  "\tif w.lastGood == nil || hash == w.expectHash {\n\t\treturn\n\t}",
+		Repl:  "\tif w.lastGood == nil {\n\t\treturn\n\t}\n\tif hash == w.expectHash {\n\t\tw.pushNeeded = true\n\t\treturn\n\t}",
+		Specs: []string{"./controller/kongsync/"},
+	},
 	// --- dbsync ---
 	{
 		Name: "dbsync/empty-deletes-all", Area: "dbsync",
@@ -159,6 +183,14 @@ var Catalogue = []Mutant{
 		File:  "controller/dbsync/syncer.go",
 		Find:  "\t\t\tdrift := !stale && !checkAt.IsZero() && !now.Before(checkAt)",
 		Repl:  "\t\t\tdrift := false && !checkAt.IsZero() && !now.Before(checkAt)",
+		Specs: []string{"./controller/dbsync/"},
+	},
+	{
+		Name: "dbsync/retry-fixed-interval", Area: "dbsync",
+		About: "a failed sync is retried every BackoffMin forever: the backoff never grows",
+		File:  "controller/dbsync/syncer.go",
+		Find:  "\treturn s.o.Rand.Backoff(s.o.BackoffMin, s.o.BackoffMax, n)",
+		Repl:  "\treturn s.o.Rand.Backoff(s.o.BackoffMin, s.o.BackoffMin, n)",
 		Specs: []string{"./controller/dbsync/"},
 	},
 	// --- status ---
@@ -201,6 +233,14 @@ var Catalogue = []Mutant{
 		File:  "controller/manager/manager.go",
 		Find:  "\t\tlast = time.Now()\n\t\tm.translate()",
 		Repl:  "\t\tlast = time.Now()\n\t\tm.translate()\n\t\tselect {\n\t\tcase <-m.changes:\n\t\tdefault:\n\t\t}",
+		Specs: []string{"./controller/manager/"},
+	},
+	{
+		Name: "manager/release-before-writes-end", Area: "manager",
+		About: "on shutdown the lock is released without waiting for the pusher's in-flight writes",
+		File:  "controller/manager/manager.go",
+		Find:  "\t\tstopWrites()\n\t\tfor _, done := range []chan struct{}{pusherDone, statusDone} {",
+		Repl:  "\t\tstopWrites()\n\t\tfor _, done := range []chan struct{}{} {",
 		Specs: []string{"./controller/manager/"},
 	},
 	// --- translation ---

@@ -253,10 +253,13 @@ func Run(ctx context.Context, o Options, m Mutant) (Verdict, error) {
 		return v, fmt.Errorf("mutant %s does not compile: %w\n%s", m.Name, err, out)
 	}
 	stall, limit := "-stall="+o.Stall.String(), "-run-timeout="+o.RunTimeout.String()
-	runs := [][]string{{"-seeds", fmt.Sprint(o.Seeds), "-failfast", stall, limit}}
+	// The named scenarios first: each is one short run aimed at one kind
+	// of fault, where the nemesis seeds take minutes when nothing fails.
+	var runs [][]string
 	for _, sc := range o.Scenarios {
 		runs = append(runs, []string{"-scenario", sc, stall, limit})
 	}
+	runs = append(runs, []string{"-seeds", fmt.Sprint(o.Seeds), "-failfast", stall, limit})
 	for _, args := range runs {
 		rctx, cancel := context.WithTimeout(ctx, o.SimTimeout)
 		cmd := exec.CommandContext(rctx, bin, args...)

@@ -40,9 +40,10 @@ var Named = []Scenario{
 			{At: 40 * s, Kind: world.FaultStop, Replica: 2, For: 5 * s},
 		}}
 	}},
-	{"kong-restart", "Kong pods restart with an empty configuration, one at a time", func(seed uint64) world.Config {
+	{"kong-restart", "Kong pods restart with an empty configuration, one at a time; an Ingress is edited in between", func(seed uint64) world.Config {
 		return world.Config{Seed: seed, Controllers: 2, Kongs: 3, Steps: []world.Step{
 			{At: 20 * s, Kind: world.FaultKongRestart, Kong: 0},
+			{At: 25 * s, Kind: world.InputEditApp},
 			{At: 30 * s, Kind: world.FaultKongRestart, Kong: 1},
 			{At: 31 * s, Kind: world.FaultKongRestart, Kong: 2},
 		}}
@@ -106,13 +107,27 @@ func init() {
 	Named = append(Named,
 		Scenario{"failover-storm", "the leader is lost 20 times, crashed and stopped in turn, 25s apart", FailoverStorm},
 		Scenario{"leader-sigkill", "the leader's process is killed 10 times with a change made at each kill; the kubelet reports it and a standby takes over early", LeaderKills},
-		Scenario{"no-early-takeover", "the leader is cut off with its node (Pod Unknown), its kubelet reports late, its Pod is force-deleted while it runs: only the lease may end those terms", func(seed uint64) world.Config {
+		Scenario{"no-early-takeover", "the leader is cut off with its node (Pod Unknown), its kubelet reports late, its Pod is force-deleted while it runs, its lock is deleted: only the lease may end those terms", func(seed uint64) world.Config {
 			return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Steps: []world.Step{
 				{At: 20 * s, Kind: world.FaultNodePartition, Replica: world.LeaderReplica, For: 30 * s},
 				{At: 80 * s, Kind: world.FaultKubeletLate, Replica: world.LeaderReplica, For: 25 * s},
 				{At: 140 * s, Kind: world.FaultKubeletLate, Replica: world.LeaderReplica, For: 3 * s},
 				{At: 180 * s, Kind: world.FaultForceDelete, Replica: world.LeaderReplica, For: 10 * s},
 				{At: 181 * s, Kind: world.InputAddApp},
+				// The lock deleted under its live holder: the others must
+				// still wait for its lease.
+				{At: 230 * s, Kind: world.FaultDeleteLock},
+			}}
+		}},
+		Scenario{"slow-apply", "Kong applies writes 4s after receiving them (within the election's 5s margin), or holds them, while the leader is cut off from the API server: no write of an ended term may land after the next term began", SlowApply},
+		Scenario{"stop-during-push", "the leader is stopped gracefully while its push to a Kong that holds writes is on the wire: the lock is released only after that push landed, or was abandoned at its deadline", StopDuringPush},
+		Scenario{"database-empty", "Kong with a database; every Ingress is deleted for a while and the leader crashes meanwhile (the empty desired state must delete nothing), then the leader is cut off from both Kongs across a change (its retries must back off)", func(seed uint64) world.Config {
+			return world.Config{Seed: seed, Controllers: 2, Kongs: 2, Database: true, Steps: []world.Step{
+				{At: 20 * s, Kind: world.InputRemoveApps, For: 15 * s},
+				{At: 25 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
+				{At: 50 * s, Kind: world.FaultKongPartition, Kong: 0, Replica: world.LeaderReplica, For: 20 * s},
+				{At: 50 * s, Kind: world.FaultKongPartition, Kong: 1, Replica: world.LeaderReplica, For: 20 * s},
+				{At: 51 * s, Kind: world.InputAddApp},
 			}}
 		}},
 		Scenario{"leader-sigkill-db", "leader-sigkill with Kong on a database: each change made at a kill reaches the database through the new leader's takeover", func(seed uint64) world.Config {
@@ -130,6 +145,52 @@ func init() {
 			}}
 		}},
 	)
+}
+
+// StopDuringPush stops the leader gracefully twice while its push to a
+// Kong that holds writes is on the wire: once Kong answers before the
+// push's deadline (the push lands, then the lock may go), once it outlasts
+// it (the push is abandoned at the end of the term, then the lock may go).
+// In between, a change made while another Kong holds writes must reach the
+// rest at once (independent pushes).
+func StopDuringPush(seed uint64) world.Config {
+	return world.Config{Seed: seed, Controllers: 3, Kongs: 3, Steps: []world.Step{
+		{At: 20 * s, Kind: world.FaultKongSlowWrites, Kong: 0, For: 4 * s},
+		{At: 20*s + 500*time.Millisecond, Kind: world.InputAddApp},
+		{At: 21*s + 500*time.Millisecond, Kind: world.FaultStop, Replica: world.LeaderReplica, For: 5 * s},
+		{At: 50 * s, Kind: world.FaultKongSlowWrites, Kong: 1, For: 8 * s},
+		{At: 50*s + 500*time.Millisecond, Kind: world.InputAddApp},
+		{At: 80 * s, Kind: world.FaultKongSlowWrites, Kong: 2, For: 30 * s},
+		{At: 80*s + 500*time.Millisecond, Kind: world.InputAddApp},
+		{At: 81*s + 500*time.Millisecond, Kind: world.FaultStop, Replica: world.LeaderReplica, For: 5 * s},
+	}}
+}
+
+// SlowApply cuts the leader off from the API server while a Kong applies
+// each write 4s after receiving it, then restarts that Kong: a leader
+// whose term already ended must not push to it, one whose term still runs
+// (up to the renew deadline after its last renewal) may, and the margin
+// to the lease keeps that write before the next term. The second time the
+// leader is cut off right after winning its first term, before any
+// renewal. The third time the restarted Kong holds writes until after the
+// next term began: the cut-off leader's push must be abandoned at the end
+// of its term.
+func SlowApply(seed uint64) world.Config {
+	return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Steps: []world.Step{
+		{At: 20 * s, Kind: world.FaultKongSlowApply, Kong: 0, For: 30 * s},
+		{At: 20 * s, Kind: world.FaultAPIPartition, Replica: world.LeaderReplica, For: 25 * s},
+		{At: 31*s + 500*time.Millisecond, Kind: world.FaultKongRestart, Kong: 0},
+		{At: 80 * s, Kind: world.FaultKongSlowApply, Kong: 1, For: 30 * s},
+		{At: 80 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
+		{At: 81*s + 500*time.Millisecond, Kind: world.FaultAPIPartition, Replica: world.LeaderReplica, For: 25 * s},
+		{At: 93 * s, Kind: world.FaultKongRestart, Kong: 1},
+		// A push sent near the end of a cut-off leader's term to a Kong
+		// that holds it past the next term's start: its deadline must
+		// end it at the term's end.
+		{At: 140 * s, Kind: world.FaultAPIPartition, Replica: world.LeaderReplica, For: 25 * s},
+		{At: 147 * s, Kind: world.FaultKongSlowWrites, Kong: 0, For: 9 * s},
+		{At: 147 * s, Kind: world.FaultKongRestart, Kong: 0},
+	}}
 }
 
 // LeaderKills kills the leader's process 10 times, 25s apart, each time

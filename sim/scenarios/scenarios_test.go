@@ -18,8 +18,41 @@ var (
 	seedsFlag = flag.Int("seeds", 500, "number of nemesis seeds to run")
 )
 
+// frozenAfter is how long a world's virtual time may stand still in wall
+// time before the run counts as frozen: a goroutine blocked on something
+// the synctest bubble cannot see (a sync.Mutex held across a wait for
+// virtual time, as pushes serialised behind one lock are) keeps the bubble
+// from ever advancing, and the test would otherwise hang until its
+// timeout. A healthy world advances every 500ms of virtual time within
+// milliseconds.
+const frozenAfter = 90 * time.Second
+
 func runWorld(t *testing.T, cfg world.Config) *world.Result {
 	t.Helper()
+	var virtual atomic.Int64
+	cfg.Progress = func(d time.Duration) { virtual.Store(int64(d)) }
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		seen, movedAt := int64(-1), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if v := virtual.Load(); v != seen {
+				seen, movedAt = v, time.Now()
+			} else if time.Since(movedAt) >= frozenAfter {
+				// Only a panic ends a test whose goroutine cannot return;
+				// the stacks it prints show what blocks.
+				panic(fmt.Sprintf("seed %d: the world froze: virtual time stood at %v for %v of wall time (replay: go run ./cmd/konductor-sim -seed %d, or -scenario NAME -seed %d)",
+					cfg.Seed, time.Duration(v), frozenAfter, cfg.Seed, cfg.Seed))
+			}
+		}
+	}()
 	var res *world.Result
 	synctest.Test(t, func(t *testing.T) {
 		var err error

@@ -1,6 +1,7 @@
 package world
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,7 +51,12 @@ type kongSlot struct {
 	// restartedAt is when the node last came back empty.
 	restartedAt time.Time
 
-	stalled   chan struct{} // non-nil while stalled; closed to release
+	stalled chan struct{} // non-nil while stalled; closed to release
+	// slowWrites, non-nil while Kong holds writes (reads answer), is
+	// closed to release them.
+	slowWrites chan struct{}
+	// slowApply: Kong applies each write slowApplyDelay after receiving it.
+	slowApply bool
 	rejecting bool
 	cutFrom   map[string]bool // controller replicas partitioned from it
 
@@ -104,6 +110,15 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	dead := t.replica.dead
+	isWrite := req.Method != http.MethodGet && req.Method != http.MethodHead
+	var a *attempt
+	if !dead && slot != nil {
+		// Every request that leaves a live replica is an attempt, whatever
+		// becomes of it (refused, stalled, rejected, accepted): the
+		// write-volume and in-flight oracles count them and time their end.
+		a = w.attemptStartedLocked(t.replica, slot.index, req, isWrite)
+		defer w.attemptEnded(a)
+	}
 	if slot == nil || !slot.up || dead || slot.cutFrom[t.replica.name] {
 		if slot != nil && slot.cutFrom[t.replica.name] {
 			w.fired(FaultKongPartition)
@@ -117,6 +132,9 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	stalled := slot.stalled
 	if stalled != nil {
 		w.fired(FaultKongStall)
+	} else if slot.slowWrites != nil && isWrite {
+		stalled = slot.slowWrites
+		w.fired(FaultKongSlowWrites)
 	}
 	paused := t.replica.paused
 	w.mu.Unlock()
@@ -146,8 +164,11 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	w.mu.Lock()
-	node, rejecting := slot.node, slot.rejecting
+	node, rejecting, slowApply := slot.node, slot.rejecting, slot.slowApply
 	dead = t.replica.dead
+	if slowApply && isWrite {
+		w.fired(FaultKongSlowApply)
+	}
 	w.mu.Unlock()
 	// A request whose sender gave up (its context ended, e.g. at the end
 	// of its term) never reaches Kong.
@@ -157,7 +178,10 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if dead {
 		return nil, errRefused(req.URL)
 	}
-	isWrite := req.Method != http.MethodGet && req.Method != http.MethodHead
+	if slowApply && isWrite {
+		return w.applySlowly(t.replica, slot, node, req, a)
+	}
+	w.attemptReached(a)
 	if rejecting && isWrite && strings.HasPrefix(req.URL.Path, "/config") {
 		w.mu.Lock()
 		w.fired(FaultKongReject)
@@ -178,6 +202,56 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		w.controllerWrote(t.replica, "kong "+kongPod(slot.index)+" "+req.Method+" "+req.URL.Path)
 	}
 	return resp, err
+}
+
+// slowApplyDelay is how long a Kong under kong-slow-apply takes to apply
+// a write it received: less than the election's margin (lease − renew
+// deadline, 5s), which is what the margin must cover (see
+// controller/election's package documentation, "Limits").
+const slowApplyDelay = 4 * time.Second
+
+// applySlowly is Kong receiving a write at once and applying it
+// slowApplyDelay later, whether or not its sender is still waiting: a
+// sender that gives up (its deadline, the end of its term) does not take
+// back what Kong received. The write counts as reaching Kong when it is
+// applied.
+func (w *World) applySlowly(r *replica, slot *kongSlot, node *kong.Node, req *http.Request, a *attempt) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+		req.Body.Close()
+	}
+	received := req.Clone(context.WithoutCancel(req.Context()))
+	received.Body = io.NopCloser(bytes.NewReader(body))
+	received.ContentLength = int64(len(body))
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	w.wg.Go(func() {
+		time.Sleep(slowApplyDelay)
+		w.mu.Lock()
+		current := slot.node == node && slot.up
+		w.mu.Unlock()
+		if !current {
+			// The node that received it is gone (restarted, scaled away).
+			done <- result{nil, errRefused(req.URL)}
+			return
+		}
+		w.attemptReached(a)
+		resp, err := kong.NewInMemoryTransport(node.Admin()).RoundTrip(received)
+		if err == nil && resp.StatusCode < 300 {
+			w.controllerWrote(r, "kong "+kongPod(slot.index)+" "+req.Method+" "+req.URL.Path)
+		}
+		done <- result{resp, err}
+	})
+	select {
+	case res := <-done:
+		return res.resp, res.err
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
 }
 
 // backendTransport answers every proxied request as the app pod at the

@@ -172,8 +172,9 @@ func (w *World) violateAt(oracle string, at time.Time, format string, args ...an
 	w.violations = append(w.violations, Violation{Oracle: oracle, At: at.Sub(w.start), Detail: fmt.Sprintf(format, args...)})
 }
 
-// OracleIndependentPushes: a stalled Kong does not hold up the others. An
-// input change inside a stall window reaches every other Kong within
+// OracleIndependentPushes: a stalled Kong (or one that holds writes) does
+// not hold up the others. An input change inside such a window reaches
+// every other Kong within
 // IndependenceBound of virtual time, unless another fault touches it.
 const OracleIndependentPushes = "independent-pushes"
 
@@ -192,7 +193,7 @@ func (w *World) checkIndependent() {
 		return s.At < to && end > from
 	}
 	for _, st := range steps {
-		if st.Kind != FaultKongStall {
+		if st.Kind != FaultKongStall && st.Kind != FaultKongSlowWrites {
 			continue
 		}
 		for _, in := range steps {
@@ -203,7 +204,7 @@ func (w *World) checkIndependent() {
 			// Leader changes and API faults delay every Kong alike.
 			disturbed := slices.ContainsFunc(steps, func(o Step) bool {
 				switch o.Kind {
-				case FaultKongStall, FaultKongReject, FaultKongPartition, FaultKongRestart, InputAddApp:
+				case FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject, FaultKongPartition, FaultKongRestart, InputAddApp:
 					return false
 				}
 				return overlaps(o, from-w.opts.ElectionLeaseDuration, to)

@@ -27,7 +27,7 @@ func TestDemandDrivenFaultWaitsToFire(t *testing.T) {
 
 // The new oracles are named in every result.
 func TestNewOraclesAreReported(t *testing.T) {
-	for _, o := range []string{OracleStatusSingleWriter, OracleStatusNotAhead, OracleIndependentPushes} {
+	for _, o := range []string{OracleStatusSingleWriter, OracleStatusNotAhead, OracleIndependentPushes, OracleNoEarlyTakeover, OracleWriteVolume, OracleEmptyRefused} {
 		if !slices.Contains(Oracles, o) {
 			t.Errorf("oracle %s not in Oracles", o)
 		}

@@ -52,6 +52,9 @@ type Result struct {
 	// FinalHash is the configuration every Kong ended with ("" if they
 	// disagree).
 	FinalHash string
+	// WriteVolumePeak is the highest share of its write-volume budget any
+	// kind of write used in one window (1 is the budget).
+	WriteVolumePeak float64
 	// Oracles names the invariants checked.
 	Oracles []string
 	Virtual time.Duration
@@ -62,6 +65,7 @@ var Oracles = []string{
 	"single-writer", "eventually-stable", "stays-stable", "stateless-recovery",
 	"nothing-lost", "traffic", "differential", "faults-fired", "evidence-takeover",
 	OracleStatusSingleWriter, OracleStatusNotAhead, OracleIndependentPushes,
+	OracleNoEarlyTakeover, OracleWriteVolume, OracleEmptyRefused,
 }
 
 // Failed reports whether an invariant was broken.
@@ -78,13 +82,16 @@ func (w *World) result() *Result {
 	w.checkFired()
 	w.checkStatus()
 	w.checkIndependent()
+	w.checkNoEarlyTakeover()
+	peak := w.checkWriteVolume()
+	w.checkEmptyRefused()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	res := &Result{
 		Seed: w.cfg.Seed, Steps: w.cfg.Steps, Violations: w.violations, Fired: map[string]int{},
 		Traffic: w.traffic, Writes: w.writes, FinalHash: final, Oracles: Oracles, Virtual: w.now(),
-		Recoveries: w.recoveries,
+		Recoveries: w.recoveries, WriteVolumePeak: peak,
 	}
 	for k, v := range w.firedKinds {
 		res.Fired[k] = v
@@ -318,7 +325,7 @@ func (w *World) checkFired() {
 			ok = api[apiserver.FiredDroppedWatch] > 0
 		case FaultNodePartition:
 			ok = fired[s.Kind] > 0 && api[apiserver.FiredPartition] > 0
-		case InputAddApp:
+		case InputAddApp, InputRemoveApps, InputEditApp:
 		default:
 			ok = fired[s.Kind] > 0
 		}

@@ -6,6 +6,9 @@ import (
 	"sort"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"konductor.dev/sim/apiserver"
 )
 
@@ -17,6 +20,8 @@ const (
 	FaultCrashAfterWrite = "crash-after-write" // crash the writer right after controller write N
 	FaultKongRestart     = "kong-restart"      // Kong pod restarts with an empty configuration
 	FaultKongStall       = "kong-stall"        // Kong Admin API hangs for For
+	FaultKongSlowWrites  = "kong-slow-writes"  // Kong holds every write for For while reads answer (a long router rebuild)
+	FaultKongSlowApply   = "kong-slow-apply"   // for For, Kong applies each write it receives 4s later, even if its sender gave up
 	FaultKongReject      = "kong-reject"       // Kong answers 400 to POST /config for For
 	FaultKongPartition   = "kong-partition"    // Kong unreachable from one replica for For
 	FaultScaleKong       = "scale-kong"        // Kong Deployment scaled to N
@@ -28,7 +33,10 @@ const (
 	FaultNodePartition   = "node-partition"    // replica's node cut off from the API server for For: no kubelet reports, Pod goes Unknown
 	FaultKubeletLate     = "kubelet-late"      // replica's kubelet reports For late; the replica is killed and restarts 1s later
 	FaultForceDelete     = "force-delete"      // replica's Pod deleted with grace 0 while it runs; its process is killed after For
+	FaultDeleteLock      = "delete-lock"       // an administrator deletes the election lock under its holder
 	InputAddApp          = "add-app"           // a new Service + Ingress appears (not a fault)
+	InputRemoveApps      = "remove-apps"       // every Ingress is deleted for For, then created again (database mode)
+	InputEditApp         = "edit-app"          // app 0's Ingress gets another host (a spec change: a new generation)
 )
 
 // LeaderReplica in Step.Replica means the replica holding the lock then.
@@ -53,7 +61,7 @@ func (s Step) String() string {
 		} else {
 			out += fmt.Sprintf(" replica %d", s.Replica)
 		}
-	case FaultKongRestart, FaultKongStall, FaultKongReject:
+	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject:
 		out += fmt.Sprintf(" %s", kongPod(s.Kong))
 	case FaultKongPartition:
 		out += fmt.Sprintf(" %s from replica %d", kongPod(s.Kong), s.Replica)
@@ -76,7 +84,7 @@ func (s Step) validate(c Config) error {
 		if s.Replica != LeaderReplica && (s.Replica < 0 || s.Replica >= replicas) {
 			return fmt.Errorf("field Replica: %d is not a replica (0..%d) or LeaderReplica", s.Replica, replicas-1)
 		}
-	case FaultKongRestart, FaultKongStall, FaultKongReject:
+	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject:
 		if s.Kong < 0 {
 			return fmt.Errorf("field Kong: %d is negative", s.Kong)
 		}
@@ -88,7 +96,17 @@ func (s Step) validate(c Config) error {
 		if s.N < 1 {
 			return fmt.Errorf("field N: write number %d must be at least 1", s.N)
 		}
-	case FaultAPIOutage, FaultAPIErrors, FaultDropWatches, InputAddApp:
+	case FaultAPIOutage, FaultAPIErrors, FaultDropWatches, FaultDeleteLock, InputAddApp, InputEditApp:
+	case InputRemoveApps:
+		// A DB-less Kong is legitimately emptied by an empty desired
+		// state; with a database the pusher must refuse (AllowEmpty off).
+		// Consumers would keep the desired state non-empty.
+		if !c.Database || c.KeyAuth {
+			return errors.New("field Kind: remove-apps needs Database and no KeyAuth")
+		}
+		if s.For <= 0 {
+			return errors.New("field For: remove-apps needs how long the Ingresses stay deleted")
+		}
 	default:
 		return errors.New("field Kind: unknown kind")
 	}
@@ -187,7 +205,7 @@ const maxHealDeferral = 20 * time.Second
 // happened. Their heal waits (up to maxHealDeferral) until one fired.
 func demandDriven(kind string) bool {
 	switch kind {
-	case FaultKongReject, FaultKongStall, FaultKongPartition:
+	case FaultKongReject, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongPartition:
 		return true
 	}
 	return false
@@ -283,6 +301,36 @@ func (w *World) inject(s *Step) (heal func()) {
 			}
 			w.mu.Unlock()
 		}
+	case FaultKongSlowWrites:
+		w.mu.Lock()
+		slot := w.slotLocked(s.Kong)
+		ch := make(chan struct{})
+		if slot != nil {
+			slot.slowWrites = ch
+		}
+		w.mu.Unlock()
+		return func() {
+			w.mu.Lock()
+			if slot != nil && slot.slowWrites == ch {
+				close(ch)
+				slot.slowWrites = nil
+			}
+			w.mu.Unlock()
+		}
+	case FaultKongSlowApply:
+		w.mu.Lock()
+		slot := w.slotLocked(s.Kong)
+		if slot != nil {
+			slot.slowApply = true
+		}
+		w.mu.Unlock()
+		return func() {
+			w.mu.Lock()
+			if slot != nil {
+				slot.slowApply = false
+			}
+			w.mu.Unlock()
+		}
 	case FaultKongReject:
 		w.mu.Lock()
 		slot := w.slotLocked(s.Kong)
@@ -365,6 +413,20 @@ func (w *World) inject(s *Step) (heal func()) {
 		return nil
 	case FaultNodePartition, FaultKubeletLate, FaultForceDelete:
 		return w.injectPodFault(s)
+	case FaultDeleteLock:
+		if err := w.api.Delete(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: kongNamespace, Name: lockName()}}); err != nil {
+			w.violate("world", "deleting the lock: %v", err)
+			return nil
+		}
+		w.mu.Lock()
+		w.fired(s.Kind)
+		w.mu.Unlock()
+		return nil
+	case InputRemoveApps:
+		return w.removeApps()
+	case InputEditApp:
+		w.editApp()
+		return nil
 	case InputAddApp:
 		w.mu.Lock()
 		i := w.apps
@@ -409,6 +471,11 @@ func (w *World) healAll() {
 			close(s.stalled)
 			s.stalled = nil
 		}
+		if s.slowWrites != nil {
+			close(s.slowWrites)
+			s.slowWrites = nil
+		}
+		s.slowApply = false
 		s.rejecting = false
 		clear(s.cutFrom)
 	}

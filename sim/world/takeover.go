@@ -207,3 +207,138 @@ func (w *World) changesInDatabase(audits []auditRow) []time.Duration {
 	}
 	return out
 }
+
+// OracleNoEarlyTakeover: a term may not start while the previous holder
+// could still write, given what the new holder could know. A holder's
+// term ends when it releases the lock itself, when its lease has run out
+// as measured from the first moment anyone could see its last record, or
+// earlier only once the API server holds the kubelet's report that the
+// holder's own container terminated (the evidence of
+// controller/election's pod-evidence takeover). And when a term ends,
+// every Kong write sent under it must be over: it reached Kong, or it was
+// refused or abandoned by its deadline, or its sender was killed (a
+// killed process sends nothing more; one that stopped gracefully may
+// still have a request on the wire).
+const OracleNoEarlyTakeover = "no-early-takeover"
+
+// terminationReports maps each container instance to the first time the
+// API server held a report of it terminated (as its state or last state).
+func (w *World) terminationReports() map[string]time.Time {
+	out := map[string]time.Time{}
+	note := func(t *corev1.ContainerStateTerminated, at time.Time) {
+		if t == nil || t.ContainerID == "" || t.Reason == "ContainerStatusUnknown" {
+			return
+		}
+		if _, seen := out[t.ContainerID]; !seen {
+			out[t.ContainerID] = at
+		}
+	}
+	for _, c := range w.api.Changes() {
+		if c.Resource != podsResource || c.Object == nil {
+			continue
+		}
+		pod, ok := c.Object.(*corev1.Pod)
+		if !ok {
+			continue
+		}
+		for _, st := range pod.Status.ContainerStatuses {
+			note(st.State.Terminated, c.Time)
+			note(st.LastTerminationState.Terminated, c.Time)
+		}
+	}
+	return out
+}
+
+// checkNoEarlyTakeover walks the lock's history: at each end of a term it
+// checks that the term could end then, and that the holder had no Kong
+// write of that term still under way.
+func (w *World) checkNoEarlyTakeover() {
+	lease := w.opts.ElectionLeaseDuration
+	reports := w.terminationReports()
+	w.mu.Lock()
+	endAt := w.endAt
+	killed := make(map[string]time.Time, len(w.killed))
+	for k, v := range w.killed {
+		killed[k] = v
+	}
+	attempts := make([]attempt, 0, len(w.attempts))
+	for _, a := range w.attempts {
+		attempts = append(attempts, *a)
+	}
+	w.mu.Unlock()
+	type term struct {
+		holder string
+		epoch  int
+	}
+	ended := map[term]time.Time{}
+	var cur, deleted term
+	var raw string
+	var since, deletedSince time.Time
+	for _, c := range w.api.Changes() {
+		if c.Resource != configMaps || c.Name != lockName() || c.Time.After(endAt) {
+			continue
+		}
+		if c.Type == watch.Deleted || c.Object == nil {
+			// A lock deleted under its holder: the holder may write until
+			// its lease runs out, so its term ends when the next one
+			// begins, which must not be before that (see below).
+			if cur.holder != "" {
+				deleted, deletedSince = cur, since
+			}
+			cur, raw = term{}, ""
+			continue
+		}
+		rec, ok := lockRecord(c.Object.(*corev1.ConfigMap))
+		if !ok {
+			continue
+		}
+		value := fmt.Sprintf("%s|%d|%v|%v", rec.HolderIdentity, rec.LeaderTransitions, rec.RenewTime.Unix(), rec.AcquireTime.Unix())
+		if value == raw {
+			continue
+		}
+		next := term{rec.HolderIdentity, rec.LeaderTransitions}
+		if cur.holder == "" && deleted.holder != "" {
+			// The first record after a deletion starts the next term.
+			if next.holder != "" && next.holder != deleted.holder {
+				cur, since = deleted, deletedSince
+			} else if next.holder == deleted.holder {
+				ended[deleted] = c.Time
+			}
+			deleted = term{}
+		}
+		if cur.holder != "" && next != cur {
+			ended[cur] = c.Time
+			at := c.Time.Sub(w.start)
+			switch {
+			case next.holder == "":
+				if c.Client != cur.holder {
+					w.violateAt(OracleNoEarlyTakeover, c.Time, "%s released the lock held by %s (epoch %d) at %v", c.Client, cur.holder, cur.epoch, at)
+				}
+			case next.holder != cur.holder:
+				expiry := since.Add(lease)
+				report, reported := reports["sim://"+cur.holder]
+				if c.Time.Before(expiry) && (!reported || report.After(c.Time)) {
+					w.violateAt(OracleNoEarlyTakeover, c.Time, "%s started term %d at %v, %v before %s's lease could have run out, with no report of %s's process terminated",
+						next.holder, next.epoch, at, expiry.Sub(c.Time), cur.holder, cur.holder)
+				}
+			}
+		}
+		cur, raw, since = next, value, c.Time
+	}
+	for _, a := range attempts {
+		end, ok := ended[term{a.writer, int(a.epoch)}]
+		if !ok || !a.write || a.epoch == 0 {
+			continue
+		}
+		over := a.end
+		if !a.reached.IsZero() {
+			over = a.reached
+		} else if died, dead := killed[a.writer]; dead && (over.IsZero() || died.Before(over)) {
+			over = died
+		}
+		if over.IsZero() || over.After(end) {
+			w.violateAt(OracleNoEarlyTakeover, end, "%s's term %d ended at %v while its %s to %s (sent at %v) was still under way",
+				a.writer, a.epoch, end.Sub(w.start), a.route, kongPod(a.slot), a.start.Sub(w.start))
+		}
+	}
+}

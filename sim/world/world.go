@@ -229,6 +229,13 @@ type World struct {
 	podWrites    sync.Mutex
 	podCtx       context.Context
 	statusWrites []statusWrite
+	// attempts are the Kong writes that left live replicas (volume.go).
+	attempts []*attempt
+	// killed records when each killed replica incarnation died (a crash,
+	// not a graceful stop): nothing it sends reaches anything after that.
+	killed map[string]time.Time
+	// emptied are the windows in which every Ingress was deleted.
+	emptied [][2]time.Time
 }
 
 type failover struct {
@@ -294,7 +301,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	w := &World{
 		cfg: cfg, opts: o, api: apiserver.New(cfg.Seed), start: time.Now(), ctx: ctx,
 		firedKinds: map[string]int{}, apps: cfg.Apps, faultStart: map[string]time.Time{},
-		replicaFaults: map[int]apiserver.Faults{},
+		replicaFaults: map[int]apiserver.Faults{}, killed: map[string]time.Time{},
 	}
 	for _, s := range cfg.Steps {
 		if s.Kind == FaultCrashAfterWrite {
@@ -513,6 +520,9 @@ func (w *World) stopReplica(i int, graceful bool) {
 	w.mu.Unlock()
 	if !graceful {
 		w.api.SetFaults(id, apiserver.Faults{Partitioned: true})
+		w.mu.Lock()
+		w.killed[id] = time.Now()
+		w.mu.Unlock()
 	}
 	cancel()
 	select {

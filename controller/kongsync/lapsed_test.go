@@ -1,0 +1,39 @@
+package kongsync
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"konductor.dev/controller/fence"
+)
+
+// A writer whose term lapsed (the gate still names it, but the term's
+// ValidUntil has passed: the renewal has not arrived) sends nothing and
+// reports nothing wrong with Kong: an ended term says nothing about the
+// replica's health. It pushes as soon as a valid term is granted again.
+func TestLapsedTermSendsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		defer r.shutdown()
+		d1 := desired(1, "")
+		r.s.SetDesired(d1)
+		synctest.Wait()
+		r.requireConfig("kong-a", d1)
+
+		lapsed := fence.Term{Identity: "konductor-0-abc", Epoch: 3, ValidUntil: time.Now().Add(-time.Second)}
+		r.gate.set(lapsed, true)
+		d2 := desired(2, "")
+		r.s.SetDesired(d2)
+		advance(5 * time.Second)
+		if p := postsOf(r.kongs["kong-a"], d2); len(p) != 0 {
+			t.Fatalf("%d pushes under a lapsed term, want none", len(p))
+		}
+		if st := r.status("kong-a"); !st.Healthy || st.LastError != "" {
+			t.Errorf("status under a lapsed term = %+v, want healthy with no error", st)
+		}
+		r.gate.set(fence.Term{Identity: "konductor-0-abc", Epoch: 3, ValidUntil: time.Now().Add(10 * time.Second)}, true)
+		advance(time.Second)
+		r.requireConfig("kong-a", d2)
+	})
+}
