@@ -128,7 +128,7 @@ func TestExpressionRoutesThroughTheProxy(t *testing.T) {
 				upstream     string
 			}{
 				{"a.foo.com", "/x", nil, 200, "wild.svc:80 /x"},
-				{"bar.foo.com", "/x", nil, 200, "exact.svc:80 /x"},          // priority 20 beats 10, and both beat the traditional route
+				{"bar.foo.com", "/x", nil, 200, "exact.svc:80 /x"},           // priority 20 beats 10, and both beat the traditional route
 				{"baz.bar.foo.com", "/x", nil, 200, "traditional.svc:80 /x"}, // two labels: only the traditional route
 				{"foo.com", "/x", nil, 404, ""},
 				{"strip.example", "/api/v2/users", nil, 200, "stripped.svc:80 /users"}, // strip_path strips what http.path matched
