@@ -17,7 +17,7 @@ const RouterFlavorExpressions = "expressions"
 // label; a traditional route cannot say otherwise (its schema refuses a
 // header match on Host). Under router_flavor = expressions a route may
 // instead carry an ATC expression, where one label is
-// http.host ~ r#"^[^.]+\.foo\.com$"#.
+// lower(http.host) ~ r#"^[^.]+\.foo\.com$"#.
 //
 // Kong ranks every expression route above every traditional route (it
 // ORs 0xFF<<56 into an expression route's priority; kong/router/
@@ -147,11 +147,14 @@ func appendExpression(b []byte, hosts, paths []string, rs *routeSettings) []byte
 
 // appendHostPredicate matches one route host: a leading wildcard stands for
 // exactly one label, as the Ingress API says; a trailing one (Kong's
-// "example.*", from konghq.com/host-aliases) keeps Kong's prefix match.
+// "example.*") keeps Kong's prefix match. Host names are case-insensitive
+// (RFC 4343) and Ingress hosts are lower case, so the request's host is
+// lower-cased first: Kong's own translation of traditional hosts compares
+// the Host header as sent.
 func appendHostPredicate(b []byte, host string) []byte {
 	switch {
 	case strings.HasPrefix(host, "*."):
-		b = append(b, `http.host ~ r#"^[^.]+`...)
+		b = append(b, `lower(http.host) ~ r#"^[^.]+`...)
 		for i := 1; i < len(host); i++ {
 			if host[i] == '.' {
 				b = append(b, '\\')
@@ -160,9 +163,9 @@ func appendHostPredicate(b []byte, host string) []byte {
 		}
 		return append(b, `$"#`...)
 	case strings.HasSuffix(host, "*"):
-		return appendPredicate(b, "http.host", "^=", host[:len(host)-1])
+		return appendPredicate(b, "lower(http.host)", "^=", host[:len(host)-1])
 	}
-	return appendPredicate(b, "http.host", "==", host)
+	return appendPredicate(b, "lower(http.host)", "==", host)
 }
 
 // appendPredicate appends field op "value", the value as a raw string

@@ -115,9 +115,9 @@ func TestExpressionText(t *testing.T) {
 		want        string
 	}{
 		{"wildcard host is one label", nil, rule("*.foo.com", ipath("/", prefix)),
-			`(http.host ~ r#"^[^.]+\.foo\.com$"#) && (http.path ^= r#"/"#)`},
+			`(lower(http.host) ~ r#"^[^.]+\.foo\.com$"#) && (http.path ^= r#"/"#)`},
 		{"exact host, Prefix path", nil, rule("bar.foo.com", ipath("/api/", prefix)),
-			`(http.host == r#"bar.foo.com"#) && (http.path ~ r#"^/api$"# || http.path ^= r#"/api/"#)`},
+			`(lower(http.host) == r#"bar.foo.com"#) && (http.path ~ r#"^/api$"# || http.path ^= r#"/api/"#)`},
 		{"Exact path, regex metacharacters quoted", nil, rule("", ipath("/a.b", exact)),
 			`(http.path ~ r#"^/a\.b$"#)`},
 		{"ImplementationSpecific regex with a named group", nil, rule("", ipath(`/~/u/(?<id>\d+)`, impl)),
@@ -126,13 +126,13 @@ func TestExpressionText(t *testing.T) {
 			`(http.path ~ "^/a\"#b")`},
 		{"host aliases, wildcards too", map[string]string{AnnotationHostAliases: "*.foo.org,foo.net"},
 			rule("foo.com", ipath("/", prefix)),
-			`(http.host == r#"foo.com"# || http.host ~ r#"^[^.]+\.foo\.org$"# || http.host == r#"foo.net"#) && (http.path ^= r#"/"#)`},
+			`(lower(http.host) == r#"foo.com"# || lower(http.host) ~ r#"^[^.]+\.foo\.org$"# || lower(http.host) == r#"foo.net"#) && (http.path ^= r#"/"#)`},
 		{"methods, headers and SNIs", map[string]string{
 			AnnotationMethods: "GET,POST", AnnotationHeadersPrefix + "X-Team": "Blue,~*^R.d$", AnnotationHeadersPrefix + "a": "1",
 			AnnotationProtocols: "https", AnnotationSNIs: "*.foo.com,foo.com"},
 			rule("x.foo.com", ipath("/", prefix)),
 			`(net.protocol != r#"https"# || tls.sni =^ r#".foo.com"# || tls.sni == r#"foo.com"#) && ` +
-				`(http.method == r#"GET"# || http.method == r#"POST"#) && (http.host == r#"x.foo.com"#) && (http.path ^= r#"/"#) && ` +
+				`(http.method == r#"GET"# || http.method == r#"POST"#) && (lower(http.host) == r#"x.foo.com"#) && (http.path ^= r#"/"#) && ` +
 				`(any(lower(http.headers.a)) == r#"1"#) && (any(lower(http.headers.x_team)) == r#"blue"# || any(lower(http.headers.x_team)) ~ r#"^r.d$"#)`},
 	}
 	for _, tt := range tests {

@@ -170,7 +170,13 @@ func parseError(why string) *DeclarativeError {
 // On error nothing of the document is usable: the error is a
 // *DeclarativeError.
 func ParseDeclarative(body []byte, createdAt int64) (*State, error) {
-	st, _, err := (*declCache)(nil).load(body, createdAt, emptyState(), DefaultRouterFlavor)
+	return ParseDeclarativeFlavor(body, createdAt, DefaultRouterFlavor)
+}
+
+// ParseDeclarativeFlavor is ParseDeclarative for a node of the given
+// router flavor, which decides whether routes may carry expressions.
+func ParseDeclarativeFlavor(body []byte, createdAt int64, flavor string) (*State, error) {
+	st, _, err := (*declCache)(nil).load(body, createdAt, emptyState(), flavor)
 	return st, err
 }
 
