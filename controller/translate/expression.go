@@ -145,6 +145,24 @@ func appendExpression(b []byte, hosts, paths []string, rs *routeSettings) []byte
 	return b
 }
 
+// checkExpressionHeaders drops the header matches an expression cannot
+// name: a field http.headers.<name> takes letters, digits and "_" (for
+// "-"), where an HTTP header name may also hold "." and other symbols.
+func (t *translator) checkExpressionHeaders(ref ObjectRef, rs *routeSettings) {
+	for name := range rs.headers {
+		if strings.IndexFunc(name, func(r rune) bool {
+			return !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_')
+		}) >= 0 {
+			t.report(ref, "metadata.annotations["+AnnotationHeadersPrefix+name+"]", ReasonInvalidAnnotation,
+				"header %q cannot be matched by an expression route (Kong's router_flavor is expressions; names of letters, digits, - and _ only); header match ignored", name)
+			delete(rs.headers, name)
+		}
+	}
+	if len(rs.headers) == 0 {
+		rs.headers = nil
+	}
+}
+
 // appendHostPredicate matches one route host: a leading wildcard stands for
 // exactly one label, as the Ingress API says; a trailing one (Kong's
 // "example.*") keeps Kong's prefix match. Host names are case-insensitive

@@ -224,3 +224,35 @@ func TestWildcardWarningByFlavor(t *testing.T) {
 		}
 	}
 }
+
+// A header name an ATC field cannot spell is reported and its match
+// dropped, instead of an expression Kong would refuse (with the whole
+// configuration, in DB-less mode).
+func TestExpressionHeaderNames(t *testing.T) {
+	snap := benchSnapshot(1)
+	ing := snap.Ingresses[0].DeepCopy()
+	ing.Annotations = map[string]string{AnnotationHeadersPrefix + "x.version": "2", AnnotationHeadersPrefix + "x-ok_1": "y"}
+	snap.Ingresses = []*networkingv1.Ingress{ing}
+	for _, flavor := range []string{"", RouterFlavorExpressions} {
+		res := Translate(snap, Options{RouterFlavor: flavor})
+		var reported []string
+		for _, e := range res.Errors {
+			if e.Reason == ReasonInvalidAnnotation {
+				reported = append(reported, e.Field)
+			}
+		}
+		r := res.Config.Services[0].Routes[0]
+		if flavor == "" {
+			if len(reported) != 0 || len(r.Headers) != 2 {
+				t.Errorf("traditional: errors %v, headers %v; want both headers kept", reported, r.Headers)
+			}
+			continue
+		}
+		if len(reported) != 1 || reported[0] != "metadata.annotations[konghq.com/headers.x.version]" {
+			t.Errorf("expressions: reported %v, want the x.version header", reported)
+		}
+		if x := *r.Expression; strings.Contains(x, "x.version") || !strings.Contains(x, "http.headers.x_ok_1") {
+			t.Errorf("expressions: expression %s", x)
+		}
+	}
+}

@@ -237,6 +237,9 @@ func (t *translator) translateIngress(idx int32, ing *networkingv1.Ingress) {
 	rs, errs := parseRouteSettings(ref, ing.Annotations)
 	tags := t.tagsFor(ref, rs.tags...)
 	t.errs = append(t.errs, errs...)
+	if t.builder.expressions && len(rs.headers) > 0 {
+		t.checkExpressionHeaders(ref, &rs)
+	}
 	rs.plugins = t.pluginsOf(ref, ing.Annotations)
 	settings := t.settings.one()
 	*settings = rs
