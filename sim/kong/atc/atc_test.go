@@ -1,6 +1,7 @@
 package atc
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -175,5 +176,32 @@ func TestCaptures(t *testing.T) {
 func TestStreamSchemaHasNoHTTPFields(t *testing.T) {
 	if _, err := Compile(`http.path == "/"`, StreamSchema); err == nil || err.Error() != msgUnknownLHS {
 		t.Fatalf("err %v, want %q", err, msgUnknownLHS)
+	}
+}
+
+func TestHostKeys(t *testing.T) {
+	tests := []struct {
+		src  string
+		want []HostKey // nil: not indexable
+	}{
+		{`http.host == "a.com" && http.path ^= "/"`, []HostKey{{Value: "a.com"}}},
+		{`(lower(http.host) == r#"a.com"# || lower(http.host) ~ r#"^[^.]+\.foo\.com$"#) && (http.path ^= "/")`,
+			[]HostKey{{Lower: true, Value: "a.com"}, {Lower: true, OneLabel: true, Value: ".foo.com"}}},
+		{`http.path ^= "/" && http.host ~ r#"^[^.]+\.x-y\.io$"#`, []HostKey{{OneLabel: true, Value: ".x-y.io"}}},
+		{`http.host == "a.com" || http.path ^= "/"`, nil},
+		{`http.host =^ ".foo.com"`, nil},
+		{`http.host ~ "^a.*$"`, nil},
+		{`!(http.host == "a.com")`, nil},
+		{`http.path ^= "/"`, nil},
+	}
+	for _, tt := range tests {
+		e, err := Compile(tt.src, HTTPSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, ok := e.HostKeys()
+		if ok != (tt.want != nil) || fmt.Sprint(keys) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: keys %v ok %v, want %v", tt.src, keys, ok, tt.want)
+		}
 	}
 }

@@ -1,8 +1,11 @@
 package router
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"konductor.dev/sim/kong/atc"
 )
 
 // Expression routes: ranked by priority, then by id (greater first), all
@@ -80,5 +83,50 @@ func TestCompileRefusesBadExpression(t *testing.T) {
 	}
 	if err := new(Compiler).Check(Route{Name: "bad", Expression: `http.path = "/"`}); err == nil {
 		t.Fatal("Check accepted a syntax error")
+	}
+}
+
+// The host index only skips routes that cannot match: matching through it
+// picks the same route as trying every expression route in order.
+func TestExpressionIndexIsExact(t *testing.T) {
+	hosts := []string{"a.example.com", "b.example.com", "x.a.example.com", "A.example.com", "example.com", "y.b.example.com", "z.Example.com"}
+	exprs := []string{
+		`http.host == "a.example.com" && http.path ^= "/"`,
+		`lower(http.host) == "a.example.com" && http.path ^= "/a"`,
+		`(lower(http.host) ~ r#"^[^.]+\.example\.com$"# || http.host == "example.com") && http.path ^= "/"`,
+		`http.host ~ r#"^[^.]+\.a\.example\.com$"# && http.path ^= "/b"`,
+		`http.host =^ ".example.com"`,
+		`http.path ^= "/c" || http.host == "b.example.com"`,
+		`lower(http.host) ~ r#"^[^.]+\.b\.example\.com$"#`,
+		`!(http.host == "a.example.com") && http.path ^= "/d"`,
+	}
+	var routes []Route
+	for i := 0; i < 40; i++ {
+		routes = append(routes, Route{ID: fmt.Sprintf("%04d", (i*7919)%10000), Name: fmt.Sprint("r", i),
+			Expression: exprs[i%len(exprs)], Priority: uint64(i % 5)})
+	}
+	rt, err := Compile(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt.byHost.exact == nil || len(rt.byHost.any) == len(rt.exprs) {
+		t.Fatal("no route was indexed: the test would prove nothing")
+	}
+	for _, h := range hosts {
+		for _, p := range []string{"/", "/a", "/b", "/c", "/d/x"} {
+			req := &Request{Scheme: "http", Method: "GET", Host: h + ":8000", Path: p}
+			got, ok := rt.Match(req)
+			want, wantOK := -1, false
+			ar := atc.Request{Protocol: "http", Method: "GET", Host: h, Path: p, DstPort: 8000}
+			for _, e := range rt.exprs {
+				if _, m := e.expr.Match(&ar); m {
+					want, wantOK = e.index, true
+					break
+				}
+			}
+			if ok != wantOK || ok && got.Index != want {
+				t.Errorf("%s%s: index picked %d (%v), a full scan %d (%v)", h, p, got.Index, ok, want, wantOK)
+			}
+		}
 	}
 }

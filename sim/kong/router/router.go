@@ -44,7 +44,9 @@
 // count the fields set, at most a few), so expression routes are tried
 // first, highest priority first and, among equals, the greater id first
 // (the atc-router's order); traditional routes are tried only when none
-// matches.
+// matches. Expressions that require one of a few hosts (http.host == "x",
+// or a one-label wildcard regex) are indexed by them, so a match tries
+// only the routes its host can satisfy, plus the unindexed ones.
 package router
 
 import (
@@ -130,6 +132,57 @@ type Router struct {
 	prefix  map[string]*bucket // "example.*" keyed "example."
 	anyHost *bucket
 	exprs   []exprRoute // best first
+	byHost  exprIndex
+}
+
+// exprIndex narrows the expression routes a request must try by its host:
+// a route whose expression requires one of a few hosts (atc.HostKeys) is
+// listed under each of them, the others in any. Lists hold positions in
+// Router.exprs, ascending, so merging them keeps Kong's order.
+type exprIndex struct {
+	exact, exactLower       map[string][]int
+	oneLabel, oneLabelLower map[string][]int // keyed by the host after its first label
+	any                     []int
+}
+
+func (x *exprIndex) add(i int, e *exprRoute) {
+	keys, ok := e.expr.HostKeys()
+	if !ok {
+		x.any = append(x.any, i)
+		return
+	}
+	if x.exact == nil {
+		x.exact, x.exactLower = map[string][]int{}, map[string][]int{}
+		x.oneLabel, x.oneLabelLower = map[string][]int{}, map[string][]int{}
+	}
+	for _, k := range keys {
+		m := x.exact
+		switch {
+		case k.OneLabel && k.Lower:
+			m = x.oneLabelLower
+		case k.OneLabel:
+			m = x.oneLabel
+		case k.Lower:
+			m = x.exactLower
+		}
+		if l := m[k.Value]; len(l) == 0 || l[len(l)-1] != i {
+			m[k.Value] = append(l, i)
+		}
+	}
+}
+
+// candidates returns the lists of positions a request for host may match.
+func (x *exprIndex) candidates(host string, out [][]int) [][]int {
+	out = append(out, x.any)
+	if x.exact == nil {
+		return out
+	}
+	lower := strings.ToLower(host)
+	out = append(out, x.exact[host], x.exactLower[lower])
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		out = append(out, x.oneLabel[host[i:]], x.oneLabelLower[lower[i:]])
+	}
+	return out
 }
 
 // exprRoute is an expression route, compiled.
@@ -275,6 +328,9 @@ func (cp *Compiler) Compile(routes []Route) (*Router, error) {
 		}
 		return strings.Compare(y.route.ID, x.route.ID)
 	})
+	for i := range rt.exprs {
+		rt.byHost.add(i, &rt.exprs[i])
+	}
 	for _, buckets := range []map[string]*bucket{rt.exact, rt.suffix, rt.prefix} {
 		for _, b := range buckets {
 			b.seal()
@@ -391,8 +447,27 @@ func (rt *Router) matchExpression(req *Request, host string, port int) (Match, b
 	if ap, err := netip.ParseAddrPort(req.LocalAddr); err == nil {
 		ar.DstIP = ap.Addr().Unmap()
 	}
-	for i := range rt.exprs {
-		e := &rt.exprs[i]
+	// Walk the candidate lists merged, in ascending position (Kong's
+	// order), each route once.
+	var buf [5][]int
+	lists := rt.byHost.candidates(host, buf[:0])
+	last := -1
+	for {
+		next := -1
+		for k, l := range lists {
+			for len(l) > 0 && l[0] <= last {
+				l = l[1:]
+			}
+			lists[k] = l
+			if len(l) > 0 && (next < 0 || l[0] < next) {
+				next = l[0]
+			}
+		}
+		if next < 0 {
+			break
+		}
+		last = next
+		e := &rt.exprs[next]
 		if https && !e.allowHTTPS || !https && !e.allowHTTP {
 			continue
 		}
