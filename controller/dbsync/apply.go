@@ -267,13 +267,17 @@ const maxListRestarts = 3
 // uses began, which therefore shows it. stop says the sync must end with
 // res: the term ended.
 func (s *Syncer) listWritingAhead(ctx context.Context, n *node, term fence.Term, version uint64, log *slog.Logger) (have *Set, res syncResult, stop bool, err error) {
+	type listing struct {
+		have *Set
+		err  error
+	}
 	for restarts := 0; ; restarts++ {
 		lctx, cancel := context.WithCancel(ctx)
-		listed := make(chan struct{})
+		listed := make(chan listing, 1)
 		hint := s.warmUpstreams()
 		go func() {
-			defer close(listed)
-			have, err = listAll(lctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, hint)
+			have, err := listAll(lctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, hint)
+			listed <- listing{have, err}
 		}()
 		var (
 			next *Desired
@@ -281,9 +285,9 @@ func (s *Syncer) listWritingAhead(ctx context.Context, n *node, term fence.Term,
 		)
 		for next == nil && restarts < maxListRestarts {
 			select {
-			case <-listed:
+			case l := <-listed:
 				cancel()
-				return have, syncResult{}, false, err
+				return l.have, syncResult{}, false, l.err
 			case <-s.wake:
 				nd := s.latest()
 				if nd == nil || nd.Version <= version {
@@ -300,13 +304,16 @@ func (s *Syncer) listWritingAhead(ctx context.Context, n *node, term fence.Term,
 			}
 		}
 		if next == nil {
-			<-listed
+			l := <-listed
 			cancel()
-			return have, syncResult{}, false, err
+			return l.have, syncResult{}, false, l.err
 		}
+		// The change goes out at once; the abandoned listing's requests
+		// (reads) end on their own meanwhile. Only the next listing must
+		// begin after these writes, so that it shows them.
 		cancel()
-		<-listed
 		a := s.applyProvisional(ctx, n, term, ops)
+		<-listed
 		log.Info("wrote a change that arrived while listing; listing again", "version", next.Version, "writes", a.done, "err", a.err)
 		if errors.Is(a.err, errNotWriter) {
 			return nil, syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}, true, nil
