@@ -78,6 +78,8 @@ func BenchmarkFanOut5kRoutes50KongProcesses(b *testing.B) {
 		await(v)
 	}
 	v := uint64(2)
+	stopProfile := profilePushes(b)
+	defer stopProfile()
 	cpu0, kong0 := processCPU(), kongCPU()
 	var took []time.Duration
 	for b.Loop() {
