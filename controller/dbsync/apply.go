@@ -93,6 +93,9 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 	if stop {
 		return res
 	}
+	// ahead counts the writes made ahead of the listing, so that a sync
+	// whose listing then shows nothing left to do still reports them.
+	ahead := res.writes
 
 	listStart := time.Now()
 	var have *Set
@@ -100,8 +103,10 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 		have, err = listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, s.warmUpstreams())
 	} else {
 		if have, res, stop, err = s.listWritingAhead(ctx, n, term, d.Version, log); stop {
+			res.writes += ahead
 			return res
 		}
+		ahead += res.writes
 	}
 	if err != nil {
 		// Nothing more is written on an incomplete picture: a missing
@@ -109,7 +114,7 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 		if ctx.Err() == nil {
 			s.nodeResult(n, err)
 		}
-		return syncResult{outcome: outcomeError, err: err}
+		return syncResult{outcome: outcomeError, err: err, writes: ahead}
 	}
 	s.nodeResult(n, nil)
 	s.keepWarm(have)
@@ -132,6 +137,9 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 			"refusing to delete all %d managed entities: the desired configuration is empty (set AllowEmpty to allow it)", have.Len())}
 	}
 	if len(plan.Ops) == 0 {
+		if ahead > 0 {
+			return syncResult{outcome: outcomeApplied, writes: ahead}
+		}
 		return syncResult{outcome: outcomeUnchanged}
 	}
 	log.Info("applying configuration changes", "create", plan.Count(Create), "update", plan.Count(Update), "delete", plan.Count(Delete), "repair", repair)
@@ -166,7 +174,7 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 			err: fmt.Errorf("Kong rejected %d entities (first: %s %s: %s)", len(a.rejections),
 				a.rejections[0].EntityType, a.rejections[0].EntityName, a.rejections[0].Message)}
 	}
-	return syncResult{outcome: outcomeApplied, writes: a.done}
+	return syncResult{outcome: outcomeApplied, writes: ahead + a.done}
 }
 
 // minStalePrewrites is the number of writes a sync makes ahead of its
@@ -216,7 +224,7 @@ func (s *Syncer) prewrite(ctx context.Context, n *node, term fence.Term, set *Se
 	if errors.Is(a.err, errNotWriter) {
 		return true, syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}, true
 	}
-	return true, syncResult{}, false
+	return true, syncResult{writes: a.done}, false
 }
 
 // aheadOps are the upserts to write from the held listing have before
@@ -271,6 +279,7 @@ func (s *Syncer) listWritingAhead(ctx context.Context, n *node, term fence.Term,
 		have *Set
 		err  error
 	}
+	written := 0
 	for restarts := 0; ; restarts++ {
 		lctx, cancel := context.WithCancel(ctx)
 		listed := make(chan listing, 1)
@@ -287,7 +296,7 @@ func (s *Syncer) listWritingAhead(ctx context.Context, n *node, term fence.Term,
 			select {
 			case l := <-listed:
 				cancel()
-				return l.have, syncResult{}, false, l.err
+				return l.have, syncResult{writes: written}, false, l.err
 			case <-s.wake:
 				nd := s.latest()
 				if nd == nil || nd.Version <= version {
@@ -306,17 +315,18 @@ func (s *Syncer) listWritingAhead(ctx context.Context, n *node, term fence.Term,
 		if next == nil {
 			l := <-listed
 			cancel()
-			return l.have, syncResult{}, false, l.err
+			return l.have, syncResult{writes: written}, false, l.err
 		}
 		// The change goes out at once; the abandoned listing's requests
 		// (reads) end on their own meanwhile. Only the next listing must
 		// begin after these writes, so that it shows them.
 		cancel()
 		a := s.applyProvisional(ctx, n, term, ops)
+		written += a.done
 		<-listed
 		log.Info("wrote a change that arrived while listing; listing again", "version", next.Version, "writes", a.done, "err", a.err)
 		if errors.Is(a.err, errNotWriter) {
-			return nil, syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}, true, nil
+			return nil, syncResult{outcome: outcomeNotWriter, err: a.err, writes: written}, true, nil
 		}
 	}
 }
