@@ -89,6 +89,13 @@ type Pusher interface {
 	AllApplied(version uint64) bool
 }
 
+// configPusher is a Pusher that takes the translated configuration as it
+// is (the DB-mode pusher, which would otherwise decode the body again on
+// every change, on the path of each change to Kong).
+type configPusher interface {
+	SetDesiredConfig(kongsync.Desired, *translate.Config)
+}
+
 // Config is everything the manager needs; main builds it from Options.
 type Config struct {
 	Options *options.Options
@@ -731,7 +738,12 @@ func (m *Manager) translate() {
 	if changed {
 		m.metrics.Version.Set(float64(version))
 		m.log.Info("new configuration", "version", version, "hash", res.Hash, "ingresses", len(res.Translated), "objectErrors", len(res.Errors), "took", took)
-		m.pusher.SetDesired(kongsync.Desired{Body: res.Body, Hash: res.Hash, Version: version})
+		d := kongsync.Desired{Body: res.Body, Hash: res.Hash, Version: version}
+		if cp, ok := m.pusher.(configPusher); ok {
+			cp.SetDesiredConfig(d, res.Config)
+		} else {
+			m.pusher.SetDesired(d)
+		}
 	}
 	m.translated.Store(true)
 	m.status.Kick()

@@ -316,6 +316,10 @@ func (n *Node) readState(ctx context.Context) (*State, int64, error) {
 	if n.dbless {
 		return n.Config(), 0, nil
 	}
+	// A client that hangs up does not abort the read, as in Kong: cutting
+	// a PostgreSQL query short closes its pooled connection, and the
+	// next requests would wait for new ones. The store bounds the read.
+	ctx = context.WithoutCancel(ctx)
 	rev, err := n.opts.Backend.Revision(ctx)
 	if err != nil {
 		return nil, 0, err
