@@ -40,7 +40,7 @@ func (t *Target) Inject(ctx context.Context, a drill.Action, j *journal.Writer) 
 	case drill.FaultKongRestart:
 		in, recovered = t.kongRestart(ctx, a, j, verifyBy, recoverBy)
 	case drill.FaultKongKill:
-		in, recovered = t.kongPodKill(ctx, a, verifyBy)
+		in, recovered = t.kongPodKill(ctx, a, j, verifyBy)
 	case drill.FaultScaleKong:
 		in, recovered = t.scale(ctx, t.kongDeploy, a.Replicas, verifyBy)
 	case drill.FaultScaleControllers:
@@ -286,13 +286,18 @@ func (t *Target) kongRestart(ctx context.Context, a drill.Action, j *journal.Wri
 	watchCtx, stopWatch := context.WithTimeout(ctx, verifyBy+recoverBy)
 	var watchers sync.WaitGroup
 	for _, v := range victims {
+		at := j.Now()
 		if err := signalGroup(v.proc.pid, syscall.SIGKILL); err != nil {
 			stopWatch()
 			in.Detail = err.Error()
 			return in, nil
 		}
+		if in.At.IsZero() {
+			in.At = at
+		}
 		in.Subjects = append(in.Subjects, v.pod.Name)
 		in.Killed = append(in.Killed, hostPort(v.pod.Status.PodIP, t.ports.proxy))
+		t.journalKill(j, a, v.pod.Name, v.pod.Status.PodIP, at)
 		watchers.Go(func() { t.watchKongRestart(watchCtx, j, v.pod.Name, v.pod.Status.PodIP) })
 	}
 	defer func() {
@@ -329,6 +334,14 @@ func (t *Target) kongRestart(ctx context.Context, a drill.Action, j *journal.Wri
 		stopWatch()
 		return nil
 	}
+}
+
+// journalKill journals that the Kong of pod, behind proxy endpoint ip,
+// was SIGKILLed at at (just before the signal): requests to it sent before
+// were in flight at the kill, those sent after went to a dead Kong.
+func (t *Target) journalKill(j *journal.Writer, a drill.Action, pod, ip string, at time.Time) {
+	j.Add(journal.Record{T: at, Kind: journal.KindEvent, Event: journal.EventKongKilled, Subject: hostPort(ip, t.ports.proxy),
+		Value: pod, Fault: string(a.Fault), Action: a.Label()})
 }
 
 // watchKongRestart journals when the Kong at ip, just killed, answers on
@@ -395,7 +408,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (t *Target) kongPodKill(ctx context.Context, a drill.Action, verifyBy time.Duration) (engine.Injection, func(context.Context) error) {
+func (t *Target) kongPodKill(ctx context.Context, a drill.Action, j *journal.Writer, verifyBy time.Duration) (engine.Injection, func(context.Context) error) {
 	var in engine.Injection
 	if err := t.needsLocal("kong-pod-kill (SIGKILL of the pod's processes)"); err != nil {
 		in.Detail = err.Error()
@@ -418,12 +431,17 @@ func (t *Target) kongPodKill(ctx context.Context, a drill.Action, verifyBy time.
 			}
 			pids = append(pids, proc.pid)
 		}
+		at := j.Now()
 		for _, pid := range pids {
 			if err := signalGroup(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 				in.Detail = err.Error()
 				return in, nil
 			}
 		}
+		if in.At.IsZero() {
+			in.At = at
+		}
+		t.journalKill(j, a, p.Name, p.Status.PodIP, at)
 		// As after a node crash: the pod object goes at once.
 		if err := t.cs.CoreV1().Pods(t.ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
 			in.Detail = err.Error()

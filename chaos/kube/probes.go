@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -306,62 +305,42 @@ func writerViolations(audits [][]auditEntry) []string {
 }
 
 // Traffic sends open-loop GET requests at p.Rate through the proxy with
-// vegeta: each goes to the next ready proxy endpoint (or ProxyURL), and
-// each is journaled with its endpoint, status and latency.
+// vegeta: each goes to the next endpoint of the rotation (or to ProxyURL),
+// and each is journaled with its endpoint, status and latency. The
+// rotation follows a watch on the proxy Service's EndpointSlices, so an
+// endpoint leaves it as soon as the API server says it is not ready; its
+// changes are journaled too. With p.RetryConnectFailures a request whose
+// connection could not be made is retried once on another endpoint, and
+// journaled with the endpoint and error it was retried after.
 func (t *Target) Traffic(ctx context.Context, p drill.Probe, j *journal.Writer) error {
 	path := p.Path
 	if path == "" {
 		path = "/"
 	}
-	var mu sync.Mutex
-	var eps []string
-	refresh := func() error {
-		if t.o.ProxyURL != "" {
-			u, err := url.Parse(t.o.ProxyURL)
-			if err != nil {
-				return err
-			}
-			eps = []string{u.Host}
-			return nil
-		}
-		got, err := t.proxyEndpoints(ctx)
+	timeout := p.Timeout.Or(2 * time.Second)
+	rot := newRotation(j, "proxy")
+	if t.o.ProxyURL != "" {
+		u, err := url.Parse(t.o.ProxyURL)
 		if err != nil {
 			return err
 		}
-		if len(got) > 0 { // keep sending to the last ones known rather than nowhere
-			mu.Lock()
-			eps = got
-			mu.Unlock()
+		rot.eps.Store(&[]string{u.Host})
+	} else {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		if err := rot.watch(watchCtx, t.cs, t.ns, ProxyService, 30*time.Second); err != nil {
+			return err
 		}
-		return nil
 	}
-	if err := refresh(); err != nil {
-		return err
-	}
-	if len(eps) == 0 {
-		return errors.New("the kong-proxy Service has no ready endpoint")
-	}
-	refreshDone := make(chan struct{})
-	go func() {
-		defer close(refreshDone)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(200 * time.Millisecond):
-				_ = refresh()
-			}
-		}
-	}()
 	var next atomic.Uint64
 	targeter := func(tgt *vegeta.Target) error {
-		mu.Lock()
+		eps := rot.endpoints()
 		ep := eps[next.Add(1)%uint64(len(eps))]
-		mu.Unlock()
 		tgt.Method, tgt.URL, tgt.Header = "GET", "http://"+ep+path, http.Header{"Host": []string{EchoHost}}
 		return nil
 	}
-	atk := vegeta.NewAttacker(vegeta.Timeout(p.Timeout.Or(2*time.Second)), vegeta.KeepAlive(true), vegeta.MaxBody(4096))
+	client, retrier := trafficClient(rot, timeout, p.RetryConnectFailures)
+	atk := vegeta.NewAttacker(vegeta.Client(client), vegeta.MaxBody(4096))
 	results := atk.Attack(targeter, vegeta.Rate{Freq: p.Rate, Per: time.Second}, 0, p.Label())
 	stopped := make(chan struct{})
 	go func() {
@@ -375,6 +354,9 @@ func (t *Target) Traffic(ctx context.Context, p drill.Probe, j *journal.Writer) 
 	for r := range results {
 		rec := journal.Record{T: r.Timestamp, Kind: journal.KindRequest, Status: int(r.Code),
 			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Subject: hostOf(r.URL)}
+		if rt, ok := retrier.take(r.Seq); ok {
+			rec.Subject, rec.RetriedFrom, rec.RetryError = rt.to, rt.from, rt.err
+		}
 		switch {
 		case r.Code == 0:
 			rec.ErrClass, rec.Detail = journal.ErrTransport, r.Error
@@ -383,7 +365,6 @@ func (t *Target) Traffic(ctx context.Context, p drill.Probe, j *journal.Writer) 
 		}
 		j.Add(rec)
 	}
-	<-refreshDone
 	return nil
 }
 

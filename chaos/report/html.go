@@ -8,6 +8,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"konductor.dev/chaos/journal"
 )
 
 // HTML writes the report as one self-contained page: the Markdown figures
@@ -20,10 +22,11 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 td.n{text-align:right}.passed{color:#1a7f37}.failed,.aborted,.interrupted{color:#cf222e}
 </style></head><body><h1>Drill report</h1>
 `)
-	b.WriteString("<table><tr><th>drill</th><th>outcome</th><th>requests</th><th>non-2xx</th><th>transport errors</th><th>faults fired/verified</th><th>failover p50 / p99 / max</th><th>recovery p50 / p99 / max</th></tr>\n")
+	b.WriteString("<table><tr><th>drill</th><th>outcome</th><th>requests</th><th>non-2xx</th><th>transport errors</th><th>in flight at a kill</th><th>sent to an endpoint already dead</th><th>other</th><th>connect failures retried</th><th>faults fired/verified</th><th>failover p50 / p99 / max</th><th>recovery p50 / p99 / max</th></tr>\n")
 	for _, s := range sums {
-		fmt.Fprintf(b, "<tr><td>%s</td><td class=%q>%s</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d/%d</td><td>%s</td><td>%s</td></tr>\n",
-			esc(s.Title), s.Outcome, outcomeWord(s.Outcome), s.Requests, s.Non2xx, s.Transport, len(s.Faults), s.Verified(), triple(s.Failover), triple(s.Recovery))
+		fmt.Fprintf(b, "<tr><td>%s</td><td class=%q>%s</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%s</td><td class=n>%d/%d</td><td>%s</td><td>%s</td></tr>\n",
+			esc(s.Title), s.Outcome, outcomeWord(s.Outcome), s.Requests, s.Non2xx, s.Transport,
+			s.ByCause[journal.CauseInFlight], s.ByCause[journal.CauseSentToDead], s.ByCause[journal.CauseOther], esc(retriedCell(s)), len(s.Faults), s.Verified(), triple(s.Failover), triple(s.Recovery))
 	}
 	b.WriteString("</table>\n")
 	for _, s := range sums {
