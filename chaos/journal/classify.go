@@ -48,6 +48,19 @@ type Kill struct {
 	Left time.Time
 	// Why is the reason the watch gave for it leaving.
 	Why string
+	// PodNotReady is when the watch on pods first showed the killed pod
+	// not ready (or terminating, or gone) after the kill: what the node
+	// agent reported (zero: not seen).
+	PodNotReady time.Time
+}
+
+// ToPodNotReady is the time from the kill until the pod was seen not
+// ready, or -1 when it was not.
+func (k Kill) ToPodNotReady() time.Duration {
+	if k.PodNotReady.IsZero() {
+		return -1
+	}
+	return k.PodNotReady.Sub(k.At)
 }
 
 // ToLeave is the time from the kill until the endpoint left the rotation,
@@ -71,12 +84,13 @@ type move struct {
 type Attributor struct {
 	kills  map[string][]Kill // by host
 	moves  map[string][]move // by host
+	phases map[string][]move // pod readiness by pod name (in: Ready)
 	sorted bool
 }
 
 // NewAttributor returns an empty Attributor.
 func NewAttributor() *Attributor {
-	return &Attributor{kills: map[string][]Kill{}, moves: map[string][]move{}}
+	return &Attributor{kills: map[string][]Kill{}, moves: map[string][]move{}, phases: map[string][]move{}}
 }
 
 // Observe takes note of kills and rotation changes; other records are
@@ -91,6 +105,8 @@ func (a *Attributor) Observe(r Record) {
 		a.kills[h] = append(a.kills[h], Kill{Endpoint: r.Subject, Pod: r.Value, Action: r.Action, At: r.T})
 	case EventEndpointIn, EventEndpointOut:
 		a.moves[h] = append(a.moves[h], move{at: r.T, in: r.Event == EventEndpointIn, why: r.Value})
+	case EventPodPhase:
+		a.phases[r.Subject] = append(a.phases[r.Subject], move{at: r.T, in: r.Value == "Ready", why: r.Value})
 	default:
 		return
 	}
@@ -104,10 +120,19 @@ func (a *Attributor) sort() {
 	for _, ms := range a.moves {
 		slices.SortStableFunc(ms, func(x, y move) int { return x.at.Compare(y.at) })
 	}
+	for _, ms := range a.phases {
+		slices.SortStableFunc(ms, func(x, y move) int { return x.at.Compare(y.at) })
+	}
 	for h, ks := range a.kills {
 		slices.SortStableFunc(ks, func(x, y Kill) int { return x.At.Compare(y.At) })
 		for i := range ks {
 			ks[i].Left, ks[i].Why = a.leftAfter(h, ks[i].At)
+			for _, m := range a.phases[ks[i].Pod] {
+				if !m.in && !m.at.Before(ks[i].At) {
+					ks[i].PodNotReady = m.at
+					break
+				}
+			}
 		}
 	}
 	a.sorted = true

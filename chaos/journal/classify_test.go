@@ -25,6 +25,7 @@ func TestClassify(t *testing.T) {
 		ev(6900, EventEndpointOut, c, "terminating"),
 		ev(7000, EventKongKilled, c, "kong-c"),
 		{T: at(900), Kind: KindRequest, Subject: b}, // not an event: ignored
+		ev(500, EventPodPhase, "kong-a", "Ready"), ev(1040, EventPodPhase, "kong-a", "NotReady"), ev(2900, EventPodPhase, "kong-a", "Ready"),
 	}
 	at_ := NewAttributor()
 	for _, r := range recs {
@@ -68,6 +69,12 @@ func TestClassify(t *testing.T) {
 		if got := kills[i].ToLeave(); got != want {
 			t.Errorf("kill %d (%s at %s): to leave %s, want %s", i, kills[i].Endpoint, kills[i].At, got, want)
 		}
+	}
+	if got := kills[0].ToPodNotReady(); got != 40*time.Millisecond {
+		t.Errorf("kill 0: pod not ready after %s, want 40ms", got)
+	}
+	if got := kills[1].ToPodNotReady(); got != -1 {
+		t.Errorf("kill 1: pod not ready after %s, want never", got)
 	}
 	if kills[0].Why != "not ready" || kills[2].Why != "terminating" {
 		t.Errorf("why %q, %q", kills[0].Why, kills[2].Why)

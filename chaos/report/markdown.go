@@ -71,6 +71,7 @@ func drillSection(b *strings.Builder, s *Summary) {
 		{"… other", fmt.Sprint(s.ByCause[journal.CauseOther])},
 		{"connect failures retried on another endpoint", fmt.Sprintf("%d (%d in flight, %d sent to dead, %d other)", s.Retried,
 			s.RetriedByCause[journal.CauseInFlight], s.RetriedByCause[journal.CauseSentToDead], s.RetriedByCause[journal.CauseOther])},
+		{fmt.Sprintf("Kong kill → pod seen not ready p50 / p99 / max (n=%d of %d kills)", s.ToPodNotReady.N(), len(s.Kills)), triple(s.ToPodNotReady)},
 		{fmt.Sprintf("Kong kill → endpoint out of the rotation p50 / p99 / max (n=%d of %d kills)", s.ToLeave.N(), len(s.Kills)), triple(s.ToLeave)},
 		{"faults fired / verified", fmt.Sprintf("%d / %d", len(s.Faults), s.Verified())},
 		{fmt.Sprintf("failover p50 / p99 / max (n=%d)", s.Failover.N()), triple(s.Failover)},
@@ -103,17 +104,20 @@ func drillSection(b *strings.Builder, s *Summary) {
 		b.WriteString("\n")
 	}
 	if len(s.Kills) > 0 {
-		b.WriteString("### Kong kills\n\nEach Kong a fault SIGKILLed, and when the traffic probe's watch saw its endpoint leave the rotation.\n\n| at | endpoint | pod | fault | out of rotation after | why |\n|---:|---|---|---|---:|---|\n")
+		b.WriteString("### Kong kills\n\nEach Kong a fault SIGKILLed, and when the traffic probe's watch saw its endpoint leave the rotation.\n\n| at | endpoint | pod | fault | pod seen not ready after | out of rotation after | why |\n|---:|---|---|---|---:|---:|---|\n")
 		for i, k := range s.Kills {
 			if i == maxListed {
-				fmt.Fprintf(b, "| | … %d more | | | | |\n", len(s.Kills)-maxListed)
+				fmt.Fprintf(b, "| | … %d more | | | | | |\n", len(s.Kills)-maxListed)
 				break
 			}
-			left := "never"
-			if d := k.ToLeave(); d >= 0 {
-				left = secs(d.Seconds())
+			after := func(d time.Duration) string {
+				if d < 0 {
+					return "never"
+				}
+				return secs(d.Seconds())
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", at(k.At.Sub(s.Start)), k.Endpoint, cell(k.Pod), cell(k.Action), left, cell(k.Why))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", atMS(k.At.Sub(s.Start)), k.Endpoint, cell(k.Pod), cell(k.Action),
+				after(k.ToPodNotReady()), after(k.ToLeave()), cell(k.Why))
 		}
 		b.WriteString("\n")
 	}

@@ -43,6 +43,9 @@ type Summary struct {
 	// left the traffic probe's rotation; ToLeave samples that time.
 	Kills   []journal.Kill
 	ToLeave Durations
+	// ToPodNotReady samples the time from a kill until the pod was seen
+	// not ready: the node agent's part of ToLeave.
+	ToPodNotReady Durations
 
 	Faults    []Fault
 	Failover  Durations // fault → a new lock holder (leader faults)
@@ -279,6 +282,9 @@ func summarize(title string, recs []journal.Record) *Summary {
 	for _, k := range s.Kills {
 		if d := k.ToLeave(); d >= 0 {
 			s.ToLeave.Samples = append(s.ToLeave.Samples, d.Seconds())
+		}
+		if d := k.ToPodNotReady(); d >= 0 {
+			s.ToPodNotReady.Samples = append(s.ToPodNotReady.Samples, d.Seconds())
 		}
 	}
 	s.Timeline = buildTimeline(s.Start, s.End, recs)
