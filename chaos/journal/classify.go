@@ -10,11 +10,15 @@ import (
 // probe retried), set against the Kongs the faults killed.
 const (
 	// CauseInFlight: the request was sent before the Kong behind its
-	// endpoint was killed and ended after: it was in flight at the kill.
+	// endpoint was killed, or while its process, SIGKILLed, had not yet
+	// exited (the kernel still accepts connections for it and resets them
+	// as it exits), and failed after the kill: it was in flight at the
+	// kill.
 	CauseInFlight = "in flight at the kill"
-	// CauseSentToDead: the request was sent after the kill but before the
-	// endpoint left the rotation (the API server had not yet reported it
-	// not ready, or the watch had not yet delivered that).
+	// CauseSentToDead: the request was sent after the killed Kong had
+	// exited but before its endpoint left the rotation (the API server had
+	// not yet reported it not ready, or the watch had not yet delivered
+	// that).
 	CauseSentToDead = "sent to an endpoint already dead"
 	// CauseOther: anything else — no Kong behind the endpoint was killed,
 	// or the request was sent after the endpoint left the rotation or came
@@ -42,6 +46,10 @@ type Kill struct {
 	Pod      string
 	Action   string
 	At       time.Time
+	// Alive is the last moment the killed process was seen running (zero:
+	// not observed; then the kill's time is taken): a request sent before
+	// it went to a Kong not yet dead.
+	Alive time.Time
 	// Left is when the endpoint left the rotation after the kill (zero:
 	// not before the journal ends, or the journal has no rotation, as with
 	// a fixed proxy URL).
@@ -63,6 +71,18 @@ func (k Kill) ToPodNotReady() time.Duration {
 	return k.PodNotReady.Sub(k.At)
 }
 
+// dead is from when the Kong no longer ran, as far as was seen.
+func (k Kill) dead() time.Time {
+	if k.Alive.After(k.At) {
+		return k.Alive
+	}
+	return k.At
+}
+
+// ToDead is the time from the kill until the process was last seen
+// running (0 when not observed or already gone at the first look).
+func (k Kill) ToDead() time.Duration { return k.dead().Sub(k.At) }
+
 // ToLeave is the time from the kill until the endpoint left the rotation,
 // or -1 when it did not.
 func (k Kill) ToLeave() time.Duration {
@@ -83,6 +103,7 @@ type move struct {
 // then ask; it is not safe for concurrent use.
 type Attributor struct {
 	kills  map[string][]Kill // by host
+	deaths map[string][]time.Time
 	moves  map[string][]move // by host
 	phases map[string][]move // pod readiness by pod name (in: Ready)
 	sorted bool
@@ -90,7 +111,7 @@ type Attributor struct {
 
 // NewAttributor returns an empty Attributor.
 func NewAttributor() *Attributor {
-	return &Attributor{kills: map[string][]Kill{}, moves: map[string][]move{}, phases: map[string][]move{}}
+	return &Attributor{kills: map[string][]Kill{}, deaths: map[string][]time.Time{}, moves: map[string][]move{}, phases: map[string][]move{}}
 }
 
 // Observe takes note of kills and rotation changes; other records are
@@ -103,6 +124,8 @@ func (a *Attributor) Observe(r Record) {
 	switch r.Event {
 	case EventKongKilled:
 		a.kills[h] = append(a.kills[h], Kill{Endpoint: r.Subject, Pod: r.Value, Action: r.Action, At: r.T})
+	case EventKongDead:
+		a.deaths[h] = append(a.deaths[h], r.T)
 	case EventEndpointIn, EventEndpointOut:
 		a.moves[h] = append(a.moves[h], move{at: r.T, in: r.Event == EventEndpointIn, why: r.Value})
 	case EventPodPhase:
@@ -126,6 +149,12 @@ func (a *Attributor) sort() {
 	for h, ks := range a.kills {
 		slices.SortStableFunc(ks, func(x, y Kill) int { return x.At.Compare(y.At) })
 		for i := range ks {
+			// A death belongs to the last kill before it.
+			for _, d := range a.deaths[h] {
+				if !d.Before(ks[i].At) && (i+1 == len(ks) || d.Before(ks[i+1].At)) {
+					ks[i].Alive = d
+				}
+			}
 			ks[i].Left, ks[i].Why = a.leftAfter(h, ks[i].At)
 			for _, m := range a.phases[ks[i].Pod] {
 				if !m.in && !m.at.Before(ks[i].At) {
@@ -188,7 +217,7 @@ func (a *Attributor) Classify(endpoint string, sent, ended time.Time) Attributio
 	if k == nil {
 		return Attribution{Cause: CauseOther}
 	}
-	if sent.Before(k.At) {
+	if sent.Before(k.dead()) {
 		return Attribution{Cause: CauseInFlight, Kill: *k}
 	}
 	if k.Left.IsZero() || sent.Before(k.Left) {

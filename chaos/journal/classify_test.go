@@ -12,7 +12,8 @@ func TestClassify(t *testing.T) {
 		return Record{T: at(ms), Kind: KindEvent, Event: event, Subject: subject, Value: value}
 	}
 	const a, b, c = "10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"
-	// Kong a killed at 1000 ms, out of the rotation at 1080 ms, back at
+	// Kong a killed at 1000 ms, seen running until 1004 ms, out of the
+	// rotation at 1080 ms, back at
 	// 3000 ms, killed again at 5000 ms and never out before the end. Kong
 	// b never killed. Kong c killed at 7000 ms while already out (not
 	// ready since 6900 ms). Given out of order, as a journal may hold them.
@@ -20,6 +21,7 @@ func TestClassify(t *testing.T) {
 		ev(1080, EventEndpointOut, a, "not ready"),
 		ev(0, EventEndpointIn, a, ""), ev(0, EventEndpointIn, b, ""), ev(0, EventEndpointIn, c, ""),
 		ev(1000, EventKongKilled, a, "kong-a"),
+		ev(1004, EventKongDead, a, "kong-a"), // exited 4-5 ms after the signal
 		ev(3000, EventEndpointIn, a, ""),
 		ev(5000, EventKongKilled, a, "kong-a"),
 		ev(6900, EventEndpointOut, c, "terminating"),
@@ -41,7 +43,9 @@ func TestClassify(t *testing.T) {
 	}{
 		{"before any kill", a, 100, 200, CauseOther, 0, 0},
 		{"in flight at the kill", a, 990, 1010, CauseInFlight, 1000, 0},
-		{"sent at the kill", a, 1000, 1001, CauseSentToDead, 1000, 0},
+		{"sent at the kill, still running", a, 1000, 1001, CauseInFlight, 1000, 0},
+		{"sent as it exited", a, 1004, 1005, CauseSentToDead, 1000, 4 * time.Millisecond},
+		{"sent at the second kill, death unseen", a, 5000, 5001, CauseSentToDead, 5000, 0},
 		{"sent after, before out", a, 1050, 1052, CauseSentToDead, 1000, 50 * time.Millisecond},
 		{"sent after out", a, 1100, 1101, CauseOther, 1000, 0},
 		{"after coming back", a, 3500, 3501, CauseOther, 1000, 0},
@@ -69,6 +73,9 @@ func TestClassify(t *testing.T) {
 		if got := kills[i].ToLeave(); got != want {
 			t.Errorf("kill %d (%s at %s): to leave %s, want %s", i, kills[i].Endpoint, kills[i].At, got, want)
 		}
+	}
+	if kills[0].ToDead() != 4*time.Millisecond || kills[1].ToDead() != 0 {
+		t.Errorf("to dead %s, %s; want 4ms, 0", kills[0].ToDead(), kills[1].ToDead())
 	}
 	if got := kills[0].ToPodNotReady(); got != 40*time.Millisecond {
 		t.Errorf("kill 0: pod not ready after %s, want 40ms", got)

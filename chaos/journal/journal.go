@@ -44,6 +44,9 @@ const (
 	// EventKongKilled is when a fault SIGKILLed the Kong behind a proxy
 	// endpoint (T: just before the signal).
 	EventKongKilled = "kong-killed" // Subject: the proxy endpoint ip:port; Value: the pod; Action: the fault's action
+	// EventKongDead is the last moment the killed Kong's process was seen
+	// running (T), before it had exited.
+	EventKongDead = "kong-dead" // Subject: the proxy endpoint ip:port; Value: the pod
 	// EventEndpointIn and EventEndpointOut are when a proxy endpoint
 	// entered or left the traffic probe's rotation, as the watch on the
 	// proxy Service's EndpointSlices delivered it.

@@ -297,7 +297,7 @@ func (t *Target) kongRestart(ctx context.Context, a drill.Action, j *journal.Wri
 		}
 		in.Subjects = append(in.Subjects, v.pod.Name)
 		in.Killed = append(in.Killed, hostPort(v.pod.Status.PodIP, t.ports.proxy))
-		t.journalKill(j, a, v.pod.Name, v.pod.Status.PodIP, at)
+		t.journalKill(j, a, v.pod.Name, v.pod.Status.PodIP, at, v.proc.pid)
 		watchers.Go(func() { t.watchKongRestart(watchCtx, j, v.pod.Name, v.pod.Status.PodIP) })
 	}
 	defer func() {
@@ -337,11 +337,46 @@ func (t *Target) kongRestart(ctx context.Context, a drill.Action, j *journal.Wri
 }
 
 // journalKill journals that the Kong of pod, behind proxy endpoint ip,
-// was SIGKILLed at at (just before the signal): requests to it sent before
-// were in flight at the kill, those sent after went to a dead Kong.
-func (t *Target) journalKill(j *journal.Writer, a drill.Action, pod, ip string, at time.Time) {
-	j.Add(journal.Record{T: at, Kind: journal.KindEvent, Event: journal.EventKongKilled, Subject: hostPort(ip, t.ports.proxy),
+// was SIGKILLed at at (just before the signal), and then, in the
+// background, the last moment its process pid was seen alive: SIGKILL
+// takes effect when the process is next scheduled, and until it has exited
+// the kernel still accepts connections for it (reset as it exits), so a
+// request sent until then was in flight at the kill, not sent to a Kong
+// already dead.
+func (t *Target) journalKill(j *journal.Writer, a drill.Action, pod, ip string, at time.Time, pid int) {
+	ep := hostPort(ip, t.ports.proxy)
+	j.Add(journal.Record{T: at, Kind: journal.KindEvent, Event: journal.EventKongKilled, Subject: ep,
 		Value: pod, Fault: string(a.Fault), Action: a.Label()})
+	if pid <= 0 {
+		return
+	}
+	go func() {
+		if alive, ok := lastSeenAlive(pid, at, j.Now, 5*time.Second); ok {
+			j.Add(journal.Record{T: alive, Kind: journal.KindEvent, Event: journal.EventKongDead, Subject: ep,
+				Value: pod, Fault: string(a.Fault), Action: a.Label(), Detail: fmt.Sprintf("pid %d", pid)})
+		}
+	}()
+}
+
+// lastSeenAlive polls process pid every millisecond until it has exited
+// (a zombie, or gone) and returns the last time it was seen running, or
+// since when no later; ok is false if it still ran after within. The
+// moment of death lies between that time and the next poll: taking the
+// earlier bound never counts a request sent to a dead Kong as in flight.
+func lastSeenAlive(pid int, since time.Time, now func() time.Time, within time.Duration) (time.Time, bool) {
+	alive := since
+	deadline := since.Add(within)
+	for {
+		t := now()
+		if st := processState(pid); st == "" || st == "Z" || st == "X" {
+			return alive, true
+		}
+		alive = t
+		if t.After(deadline) {
+			return alive, false
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // watchKongRestart journals when the Kong at ip, just killed, answers on
@@ -423,6 +458,7 @@ func (t *Target) kongPodKill(ctx context.Context, a drill.Action, j *journal.Wri
 	zero := int64(0)
 	for _, p := range chosen {
 		var pids []int
+		kongPID := 0
 		for _, cs := range p.Status.ContainerStatuses {
 			proc, err := containerOf(&p, cs.Name)
 			if err != nil {
@@ -430,6 +466,9 @@ func (t *Target) kongPodKill(ctx context.Context, a drill.Action, j *journal.Wri
 				return in, nil
 			}
 			pids = append(pids, proc.pid)
+			if cs.Name == t.kongContainer {
+				kongPID = proc.pid
+			}
 		}
 		at := j.Now()
 		for _, pid := range pids {
@@ -441,7 +480,7 @@ func (t *Target) kongPodKill(ctx context.Context, a drill.Action, j *journal.Wri
 		if in.At.IsZero() {
 			in.At = at
 		}
-		t.journalKill(j, a, p.Name, p.Status.PodIP, at)
+		t.journalKill(j, a, p.Name, p.Status.PodIP, at, kongPID)
 		// As after a node crash: the pod object goes at once.
 		if err := t.cs.CoreV1().Pods(t.ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
 			in.Detail = err.Error()

@@ -66,7 +66,7 @@ func drillSection(b *strings.Builder, s *Summary) {
 		{"2xx", fmt.Sprint(s.OK)},
 		{"non-2xx", fmt.Sprint(s.Non2xx)},
 		{"transport errors", fmt.Sprint(s.Transport)},
-		{"… in flight at a Kong kill", fmt.Sprint(s.ByCause[journal.CauseInFlight])},
+		{"… in flight at a Kong kill (sent before the Kong had exited)", fmt.Sprint(s.ByCause[journal.CauseInFlight])},
 		{"… sent to a Kong already dead, before its endpoint left the rotation", fmt.Sprint(s.ByCause[journal.CauseSentToDead])},
 		{"… other", fmt.Sprint(s.ByCause[journal.CauseOther])},
 		{"connect failures retried on another endpoint", fmt.Sprintf("%d (%d in flight, %d sent to dead, %d other)", s.Retried,
@@ -104,10 +104,10 @@ func drillSection(b *strings.Builder, s *Summary) {
 		b.WriteString("\n")
 	}
 	if len(s.Kills) > 0 {
-		b.WriteString("### Kong kills\n\nEach Kong a fault SIGKILLed, and when the traffic probe's watch saw its endpoint leave the rotation.\n\n| at | endpoint | pod | fault | pod seen not ready after | out of rotation after | why |\n|---:|---|---|---|---:|---:|---|\n")
+		b.WriteString("### Kong kills\n\nEach Kong a fault SIGKILLed: until when its process was seen running after the signal (requests sent until then were in flight at the kill), and when the watches saw its pod not ready and its endpoint leave the traffic probe's rotation.\n\n| at | endpoint | pod | fault | process seen running until | pod seen not ready after | out of rotation after | why |\n|---:|---|---|---|---:|---:|---:|---|\n")
 		for i, k := range s.Kills {
 			if i == maxListed {
-				fmt.Fprintf(b, "| | … %d more | | | | | |\n", len(s.Kills)-maxListed)
+				fmt.Fprintf(b, "| | … %d more | | | | | | |\n", len(s.Kills)-maxListed)
 				break
 			}
 			after := func(d time.Duration) string {
@@ -116,8 +116,8 @@ func drillSection(b *strings.Builder, s *Summary) {
 				}
 				return secs(d.Seconds())
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", atMS(k.At.Sub(s.Start)), k.Endpoint, cell(k.Pod), cell(k.Action),
-				after(k.ToPodNotReady()), after(k.ToLeave()), cell(k.Why))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | +%s | %s | %s | %s |\n", atMS(k.At.Sub(s.Start)), k.Endpoint, cell(k.Pod), cell(k.Action),
+				secs(k.ToDead().Seconds()), after(k.ToPodNotReady()), after(k.ToLeave()), cell(k.Why))
 		}
 		b.WriteString("\n")
 	}

@@ -311,3 +311,43 @@ func pidOf(t *testing.T, containerID string) int {
 	}
 	return pid
 }
+
+// TestAgentReportsKilledContainerAtOnce: the agent is the container's
+// parent and learns of its death when the process exits, so a SIGKILLed
+// container's pod turns NotReady at once — not at the next readiness probe
+// (a minute away here) nor at a periodic relist — and Endpoints follow.
+func TestAgentReportsKilledContainerAtOnce(t *testing.T) {
+	w := newAgentWorld(t, func(c *Config) {
+		// The container stays down for the test: no restart to race with.
+		c.RestartBackoff, c.MaxRestartBackoff = time.Hour, time.Hour
+	})
+	pod := echoPod("victim")
+	pod.Spec.Containers[0].ReadinessProbe.PeriodSeconds = 60
+	w.create(pod)
+	var cs corev1.ContainerStatus
+	w.g.Eventually(func() (corev1.ConditionStatus, error) {
+		p, err := w.get("victim")
+		if err != nil || len(p.Status.ContainerStatuses) == 0 {
+			return "", err
+		}
+		cs = p.Status.ContainerStatuses[0]
+		return condition(p, corev1.PodReady), nil
+	}).WithTimeout(20 * time.Second).Should(Equal(corev1.ConditionTrue))
+
+	w.g.Expect(syscall.Kill(-pidOf(t, cs.ContainerID), syscall.SIGKILL)).To(Succeed())
+	// Well within the probe period: the exit, not a probe, made it so.
+	w.g.Eventually(func() (corev1.ConditionStatus, error) {
+		p, err := w.get("victim")
+		if err != nil {
+			return "", err
+		}
+		return condition(p, corev1.PodReady), nil
+	}).WithTimeout(5 * time.Second).Should(Equal(corev1.ConditionFalse))
+	p, err := w.get("victim")
+	w.g.Expect(err).NotTo(HaveOccurred())
+	st := p.Status.ContainerStatuses[0]
+	w.g.Expect(st.Ready).To(BeFalse())
+	w.g.Expect(st.LastTerminationState.Terminated).NotTo(BeNil())
+	w.g.Expect(st.LastTerminationState.Terminated.ExitCode).To(Equal(int32(128 + 9)))
+	w.g.Expect(st.LastTerminationState.Terminated.ContainerID).To(Equal(cs.ContainerID))
+}
