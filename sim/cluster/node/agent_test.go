@@ -69,6 +69,24 @@ func newAgentWorld(t *testing.T, tune ...func(*Config)) *agentWorld {
 		}
 		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{Token: "token-of-" + a.GetNamespace()}}, nil
 	})
+	// As the API server does, a status update changes the status alone:
+	// the agent writes from the object its last write returned, and must
+	// not undo what others changed since (a deletion mark).
+	client.PrependReactor("update", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		ua, ok := a.(k8stesting.UpdateAction)
+		if !ok || ua.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		upd := ua.GetObject().(*corev1.Pod)
+		gvr := corev1.SchemeGroupVersion.WithResource("pods")
+		obj, err := client.Tracker().Get(gvr, ua.GetNamespace(), upd.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		cur := obj.(*corev1.Pod).DeepCopy()
+		cur.Status = upd.Status
+		return true, cur, client.Tracker().Update(gvr, cur, ua.GetNamespace())
+	})
 	ctx := context.Background()
 	var network podnet.Network
 	if podnet.Supported() == nil {
