@@ -41,6 +41,7 @@ td.n{text-align:right}.passed{color:#1a7f37}.failed,.aborted,.interrupted{color:
 			}
 			b.WriteString("</table>\n")
 		}
+		htmlFailures(b, s)
 	}
 	b.WriteString("</body></html>\n")
 	_, err := io.WriteString(w, b.String())
@@ -48,6 +49,60 @@ td.n{text-align:right}.passed{color:#1a7f37}.failed,.aborted,.interrupted{color:
 }
 
 func esc(s string) string { return html.EscapeString(s) }
+
+// htmlFailures lists the Kong kills and the transport errors by cause (and
+// the connect failures retried), each request with its send time.
+func htmlFailures(b *strings.Builder, s *Summary) {
+	if len(s.Kills) > 0 {
+		b.WriteString("<h3>Kong kills</h3><table><tr><th>at</th><th>endpoint</th><th>pod</th><th>process seen running until</th><th>pod seen not ready after</th><th>out of rotation after</th><th>why</th></tr>\n")
+		for i, k := range s.Kills {
+			if i == maxListed {
+				break
+			}
+			after := func(d time.Duration) string {
+				if d < 0 {
+					return "never"
+				}
+				return secs(d.Seconds())
+			}
+			fmt.Fprintf(b, "<tr><td class=n>%s</td><td>%s</td><td>%s</td><td class=n>+%s</td><td class=n>%s</td><td class=n>%s</td><td>%s</td></tr>\n",
+				atMS(k.At.Sub(s.Start)), esc(k.Endpoint), esc(k.Pod), secs(k.ToDead().Seconds()), after(k.ToPodNotReady()), after(k.ToLeave()), esc(k.Why))
+		}
+		b.WriteString("</table>\n")
+	}
+	byCause := map[string][]Failure{}
+	for _, f := range s.Failures {
+		if f.Class == journal.ErrTransport {
+			byCause[f.Cause] = append(byCause[f.Cause], f)
+		}
+	}
+	table := func(title string, fs []Failure) {
+		if len(fs) == 0 {
+			return
+		}
+		fmt.Fprintf(b, "<h3>%s (%d)</h3><table><tr><th>sent at</th><th>Kong</th><th>kill at</th><th>sent after the kill</th><th>retried on</th><th>detail</th></tr>\n", esc(title), len(fs))
+		for i, f := range fs {
+			if i == maxListed {
+				fmt.Fprintf(b, "<tr><td colspan=6>… %d more (all are in the journal)</td></tr>\n", len(fs)-maxListed)
+				break
+			}
+			killAt, gap := "", ""
+			if f.Kill != nil {
+				killAt = at(f.Kill.At.Sub(s.Start))
+			}
+			if f.Cause == journal.CauseSentToDead {
+				gap = secs(f.Gap.Seconds())
+			}
+			fmt.Fprintf(b, "<tr><td class=n>%s</td><td>%s</td><td class=n>%s</td><td class=n>%s</td><td>%s</td><td>%s</td></tr>\n",
+				atMS(f.At), esc(f.Subject), killAt, gap, esc(f.RetriedOn), esc(f.Detail))
+		}
+		b.WriteString("</table>\n")
+	}
+	for _, c := range journal.Causes {
+		table("Transport errors: "+c, byCause[c])
+	}
+	table("Connect failures retried on another endpoint", s.RetriedFailures)
+}
 
 // Layout of the timeline.
 const (

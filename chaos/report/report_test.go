@@ -168,6 +168,12 @@ func TestHTMLHasWellFormedSVG(t *testing.T) {
 	if !strings.Contains(b.String(), "<svg") || !strings.Contains(b.String(), "konductor-b_2") {
 		t.Error("HTML lacks the timeline")
 	}
+	for _, want := range []string{"<h3>Transport errors: in flight at the kill (1)</h3>", "<h3>Transport errors: sent to an endpoint already dead (1)</h3>",
+		"<h3>Connect failures retried on another endpoint (1)</h3>", "<td class=n>+4.100s</td><td>10.0.0.1:8000</td><td class=n>+4.0s</td><td class=n>0.100s</td>"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
 }
 
 func TestGenerate(t *testing.T) {
