@@ -498,7 +498,7 @@ func (r *run) judgeContinuous(streaks []streak) {
 				what = "transport errors not in flight at a Kong kill"
 			}
 			if n := tally.retried[journal.CauseOther]; n > 0 {
-				what += fmt.Sprintf(" (%d of them connect failures retried that no kill explains)", n)
+				what += fmt.Sprintf(" (with %d connect failures that no kill explains, retried)", n)
 			}
 			problems = append(problems, fmt.Sprintf("%d %s, more than %d", counted, what, maxT))
 		}

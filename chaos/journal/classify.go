@@ -236,9 +236,10 @@ func (a *Attributor) ClassifyRequest(r Record) Attribution {
 }
 
 // ClassifyRetry classifies the connect failure a request was retried
-// after: it failed on r.RetriedFrom as it was sent.
+// after: it was sent to r.RetriedFrom at r.T and failed before the
+// request ended (a connection refused at once, or one not made in time).
 func (a *Attributor) ClassifyRetry(r Record) Attribution {
-	return a.Classify(r.RetriedFrom, r.T, r.T)
+	return a.Classify(r.RetriedFrom, r.T, r.T.Add(time.Duration(r.LatencyMS*float64(time.Millisecond))))
 }
 
 func host(addr string) string {

@@ -65,6 +65,12 @@ func TestClassify(t *testing.T) {
 			}
 		})
 	}
+	// A connect failure retried: sent just before the kill, the connection
+	// not made in time (the pod's network went with it), retried after 1s.
+	retry := Record{T: at(995), Kind: KindRequest, Subject: b, RetriedFrom: a, LatencyMS: 1003}
+	if got := at_.ClassifyRetry(retry); got.Cause != CauseInFlight {
+		t.Errorf("retried connect failure in flight at the kill: cause %q", got.Cause)
+	}
 	kills := at_.Kills()
 	if len(kills) != 3 {
 		t.Fatalf("%d kills, want 3", len(kills))
