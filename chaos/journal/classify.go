@@ -48,8 +48,9 @@ type Kill struct {
 	At       time.Time
 	// Alive is the last moment the killed process was seen running (zero:
 	// not observed; then the kill's time is taken): a request sent before
-	// it went to a Kong not yet dead.
-	Alive time.Time
+	// it went to a Kong not yet dead. Exited is the first moment it was
+	// seen exited (zero: not observed); it died in between.
+	Alive, Exited time.Time
 	// Left is when the endpoint left the rotation after the kill (zero:
 	// not before the journal ends, or the journal has no rotation, as with
 	// a fixed proxy URL).
@@ -83,6 +84,15 @@ func (k Kill) dead() time.Time {
 // running (0 when not observed or already gone at the first look).
 func (k Kill) ToDead() time.Duration { return k.dead().Sub(k.At) }
 
+// ToExited is the time from the kill until the process was first seen
+// exited, or -1 when not observed.
+func (k Kill) ToExited() time.Duration {
+	if k.Exited.IsZero() {
+		return -1
+	}
+	return k.Exited.Sub(k.At)
+}
+
 // ToLeave is the time from the kill until the endpoint left the rotation,
 // or -1 when it did not.
 func (k Kill) ToLeave() time.Duration {
@@ -90,6 +100,13 @@ func (k Kill) ToLeave() time.Duration {
 		return -1
 	}
 	return k.Left.Sub(k.At)
+}
+
+// death is a kong-dead record: last seen running, and when it was seen
+// exited counted from the kill (0: not recorded).
+type death struct {
+	alive           time.Time
+	exitedAfterKill time.Duration
 }
 
 type move struct {
@@ -103,7 +120,7 @@ type move struct {
 // then ask; it is not safe for concurrent use.
 type Attributor struct {
 	kills  map[string][]Kill // by host
-	deaths map[string][]time.Time
+	deaths map[string][]death
 	moves  map[string][]move // by host
 	phases map[string][]move // pod readiness by pod name (in: Ready)
 	sorted bool
@@ -111,7 +128,7 @@ type Attributor struct {
 
 // NewAttributor returns an empty Attributor.
 func NewAttributor() *Attributor {
-	return &Attributor{kills: map[string][]Kill{}, deaths: map[string][]time.Time{}, moves: map[string][]move{}, phases: map[string][]move{}}
+	return &Attributor{kills: map[string][]Kill{}, deaths: map[string][]death{}, moves: map[string][]move{}, phases: map[string][]move{}}
 }
 
 // Observe takes note of kills and rotation changes; other records are
@@ -125,7 +142,7 @@ func (a *Attributor) Observe(r Record) {
 	case EventKongKilled:
 		a.kills[h] = append(a.kills[h], Kill{Endpoint: r.Subject, Pod: r.Value, Action: r.Action, At: r.T})
 	case EventKongDead:
-		a.deaths[h] = append(a.deaths[h], r.T)
+		a.deaths[h] = append(a.deaths[h], death{alive: r.T, exitedAfterKill: time.Duration(r.Seconds * float64(time.Second))})
 	case EventEndpointIn, EventEndpointOut:
 		a.moves[h] = append(a.moves[h], move{at: r.T, in: r.Event == EventEndpointIn, why: r.Value})
 	case EventPodPhase:
@@ -151,8 +168,11 @@ func (a *Attributor) sort() {
 		for i := range ks {
 			// A death belongs to the last kill before it.
 			for _, d := range a.deaths[h] {
-				if !d.Before(ks[i].At) && (i+1 == len(ks) || d.Before(ks[i+1].At)) {
-					ks[i].Alive = d
+				if !d.alive.Before(ks[i].At) && (i+1 == len(ks) || d.alive.Before(ks[i+1].At)) {
+					ks[i].Alive = d.alive
+					if d.exitedAfterKill > 0 {
+						ks[i].Exited = ks[i].At.Add(d.exitedAfterKill)
+					}
 				}
 			}
 			ks[i].Left, ks[i].Why = a.leftAfter(h, ks[i].At)

@@ -21,7 +21,7 @@ func TestClassify(t *testing.T) {
 		ev(1080, EventEndpointOut, a, "not ready"),
 		ev(0, EventEndpointIn, a, ""), ev(0, EventEndpointIn, b, ""), ev(0, EventEndpointIn, c, ""),
 		ev(1000, EventKongKilled, a, "kong-a"),
-		ev(1004, EventKongDead, a, "kong-a"), // exited 4-5 ms after the signal
+		{T: at(1004), Kind: KindEvent, Event: EventKongDead, Subject: a, Value: "kong-a", Seconds: 0.005}, // exited 4-5 ms after the signal
 		ev(3000, EventEndpointIn, a, ""),
 		ev(5000, EventKongKilled, a, "kong-a"),
 		ev(6900, EventEndpointOut, c, "terminating"),
@@ -79,6 +79,9 @@ func TestClassify(t *testing.T) {
 		if got := kills[i].ToLeave(); got != want {
 			t.Errorf("kill %d (%s at %s): to leave %s, want %s", i, kills[i].Endpoint, kills[i].At, got, want)
 		}
+	}
+	if kills[0].ToExited() != 5*time.Millisecond || kills[1].ToExited() != -1 {
+		t.Errorf("to exited %s, %s; want 5ms, never seen", kills[0].ToExited(), kills[1].ToExited())
 	}
 	if kills[0].ToDead() != 4*time.Millisecond || kills[1].ToDead() != 0 {
 		t.Errorf("to dead %s, %s; want 4ms, 0", kills[0].ToDead(), kills[1].ToDead())

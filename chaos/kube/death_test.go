@@ -18,20 +18,23 @@ func TestLastSeenAlive(t *testing.T) {
 	}
 	pid := cmd.Process.Pid
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	if _, ok := lastSeenAlive(pid, time.Now(), time.Now, 20*time.Millisecond); ok {
+	if !running(pid) {
+		t.Fatal("a running process was taken for dead")
+	}
+	if _, _, ok := lastSeenAlive(pid, time.Now(), time.Now, 20*time.Millisecond); ok {
 		t.Fatal("a running process was taken for dead")
 	}
 	at := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	alive, ok := lastSeenAlive(pid, at, time.Now, 5*time.Second)
-	seenDead := time.Now()
+	alive, dead, ok := lastSeenAlive(pid, at, time.Now, 5*time.Second)
+	after := time.Now()
 	if !ok {
 		t.Fatal("the killed process was not seen to exit within 5s")
 	}
-	if alive.Before(at) || alive.After(seenDead) {
-		t.Errorf("last seen alive %s, want between the kill %s and %s", alive, at, seenDead)
+	if alive.Before(at) || !alive.Before(dead) || dead.After(after) {
+		t.Errorf("seen running until %s and exited at %s; want the kill %s ≤ running < exited ≤ %s", alive, dead, at, after)
 	}
 	if st := processState(pid); st != "Z" {
 		t.Errorf("state %q, want a zombie (not yet reaped)", st)

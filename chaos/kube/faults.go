@@ -350,30 +350,46 @@ func (t *Target) journalKill(j *journal.Writer, a drill.Action, pod, ip string, 
 	if pid <= 0 {
 		return
 	}
+	// One look at once, before anything else is scheduled, then the rest
+	// in the background (a fault may kill more than one Kong).
+	since := at
+	if now := j.Now(); running(pid) {
+		since = now
+	}
 	go func() {
-		if alive, ok := lastSeenAlive(pid, at, j.Now, 5*time.Second); ok {
+		alive, dead, ok := lastSeenAlive(pid, since, j.Now, 5*time.Second)
+		if ok {
 			j.Add(journal.Record{T: alive, Kind: journal.KindEvent, Event: journal.EventKongDead, Subject: ep,
-				Value: pod, Fault: string(a.Fault), Action: a.Label(), Detail: fmt.Sprintf("pid %d", pid)})
+				Value: pod, Fault: string(a.Fault), Action: a.Label(), Seconds: dead.Sub(at).Seconds(),
+				Detail: fmt.Sprintf("pid %d seen running until %s after the signal, exited by %s", pid, alive.Sub(at), dead.Sub(at))})
 		}
 	}()
 }
 
+// running says whether process pid exists and has not exited (a zombie
+// has).
+func running(pid int) bool {
+	st := processState(pid)
+	return st != "" && st != "Z" && st != "X"
+}
+
 // lastSeenAlive polls process pid every millisecond until it has exited
-// (a zombie, or gone) and returns the last time it was seen running, or
-// since when no later; ok is false if it still ran after within. The
-// moment of death lies between that time and the next poll: taking the
-// earlier bound never counts a request sent to a dead Kong as in flight.
-func lastSeenAlive(pid int, since time.Time, now func() time.Time, within time.Duration) (time.Time, bool) {
-	alive := since
+// (a zombie, or gone) and returns the last time it was seen running (since,
+// when no later) and the first time it was seen exited; ok is false if it
+// still ran after within. The moment of death lies between the two:
+// taking the earlier never counts a request sent to a dead Kong as in
+// flight.
+func lastSeenAlive(pid int, since time.Time, now func() time.Time, within time.Duration) (alive, dead time.Time, ok bool) {
+	alive = since
 	deadline := since.Add(within)
 	for {
 		t := now()
-		if st := processState(pid); st == "" || st == "Z" || st == "X" {
-			return alive, true
+		if !running(pid) {
+			return alive, t, true
 		}
 		alive = t
 		if t.After(deadline) {
-			return alive, false
+			return alive, time.Time{}, false
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -54,7 +54,7 @@ func esc(s string) string { return html.EscapeString(s) }
 // the connect failures retried), each request with its send time.
 func htmlFailures(b *strings.Builder, s *Summary) {
 	if len(s.Kills) > 0 {
-		b.WriteString("<h3>Kong kills</h3><table><tr><th>at</th><th>endpoint</th><th>pod</th><th>process seen running until</th><th>pod seen not ready after</th><th>out of rotation after</th><th>why</th></tr>\n")
+		b.WriteString("<h3>Kong kills</h3><table><tr><th>at</th><th>endpoint</th><th>pod</th><th>process seen running / exited (after the kill)</th><th>pod seen not ready after</th><th>out of rotation after</th><th>why</th></tr>\n")
 		for i, k := range s.Kills {
 			if i == maxListed {
 				break
@@ -65,8 +65,8 @@ func htmlFailures(b *strings.Builder, s *Summary) {
 				}
 				return secs(d.Seconds())
 			}
-			fmt.Fprintf(b, "<tr><td class=n>%s</td><td>%s</td><td>%s</td><td class=n>+%s</td><td class=n>%s</td><td class=n>%s</td><td>%s</td></tr>\n",
-				atMS(k.At.Sub(s.Start)), esc(k.Endpoint), esc(k.Pod), secs(k.ToDead().Seconds()), after(k.ToPodNotReady()), after(k.ToLeave()), esc(k.Why))
+			fmt.Fprintf(b, "<tr><td class=n>%s</td><td>%s</td><td>%s</td><td class=n>%s</td><td class=n>%s</td><td class=n>%s</td><td>%s</td></tr>\n",
+				atMS(k.At.Sub(s.Start)), esc(k.Endpoint), esc(k.Pod), runningExited(k), after(k.ToPodNotReady()), after(k.ToLeave()), esc(k.Why))
 		}
 		b.WriteString("</table>\n")
 	}

@@ -104,7 +104,7 @@ func drillSection(b *strings.Builder, s *Summary) {
 		b.WriteString("\n")
 	}
 	if len(s.Kills) > 0 {
-		b.WriteString("### Kong kills\n\nEach Kong a fault SIGKILLed: until when its process was seen running after the signal (requests sent until then were in flight at the kill), and when the watches saw its pod not ready and its endpoint leave the traffic probe's rotation.\n\n| at | endpoint | pod | fault | process seen running until | pod seen not ready after | out of rotation after | why |\n|---:|---|---|---|---:|---:|---:|---|\n")
+		b.WriteString("### Kong kills\n\nEach Kong a fault SIGKILLed: until when its process was seen running after the signal (requests sent until then were in flight at the kill), and when the watches saw its pod not ready and its endpoint leave the traffic probe's rotation.\n\n| at | endpoint | pod | fault | process seen running / exited (after the kill) | pod seen not ready after | out of rotation after | why |\n|---:|---|---|---|---:|---:|---:|---|\n")
 		for i, k := range s.Kills {
 			if i == maxListed {
 				fmt.Fprintf(b, "| | … %d more | | | | | | |\n", len(s.Kills)-maxListed)
@@ -116,8 +116,8 @@ func drillSection(b *strings.Builder, s *Summary) {
 				}
 				return secs(d.Seconds())
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | +%s | %s | %s | %s |\n", atMS(k.At.Sub(s.Start)), k.Endpoint, cell(k.Pod), cell(k.Action),
-				secs(k.ToDead().Seconds()), after(k.ToPodNotReady()), after(k.ToLeave()), cell(k.Why))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", atMS(k.At.Sub(s.Start)), k.Endpoint, cell(k.Pod), cell(k.Action),
+				runningExited(k), after(k.ToPodNotReady()), after(k.ToLeave()), cell(k.Why))
 		}
 		b.WriteString("\n")
 	}
@@ -202,6 +202,16 @@ func yesNo(ok bool) string {
 }
 
 func at(d time.Duration) string { return fmt.Sprintf("+%.1fs", d.Seconds()) }
+
+// runningExited is "until / by" for a killed process: seen running until
+// that long after the kill, seen exited by then.
+func runningExited(k journal.Kill) string {
+	exited := "?"
+	if d := k.ToExited(); d >= 0 {
+		exited = secs(d.Seconds())
+	}
+	return secs(k.ToDead().Seconds()) + " / " + exited
+}
 
 // atMS is a time since the start to the millisecond, for requests.
 func atMS(d time.Duration) string { return fmt.Sprintf("+%.3fs", d.Seconds()) }

@@ -236,7 +236,7 @@ func TestMarkdownShowsCauses(t *testing.T) {
 		"| +4.100s |  | 10.0.0.1:8000 | sent to an endpoint already dead | +4.0s (restart) | 0.100s |",
 		"### Connect failures retried on another endpoint (1)",
 		"| +4.000s |  | 10.0.0.1:8000 | sent to an endpoint already dead | +4.0s (restart) | 0 | 10.0.0.2:8000 |",
-		"| +4.000s | 10.0.0.1:8000 | kong-1 | restart | +0 | never | 0.150s | not ready |",
+		"| +4.000s | 10.0.0.1:8000 | kong-1 | restart | 0 / ? | never | 0.150s | not ready |",
 	} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
