@@ -115,9 +115,11 @@ type Probe struct {
 	// RetryConnectFailures (http-traffic; default off) retries, once and
 	// on another endpoint of the rotation, a request whose connection
 	// could not be made (refused, unreachable, or not established within
-	// half the timeout), before any byte was sent: what a load balancer in
-	// front of Kong does with passive health checks (nginx
-	// "proxy_next_upstream error", Envoy "retry_on: connect-failure").
+	// half the timeout), before any byte was sent, and a GET or HEAD whose
+	// connection was reset or closed before any answer (a kept-alive
+	// connection to a Kong killed a moment earlier): what a load balancer
+	// in front of Kong does with passive health checks (nginx
+	// "proxy_next_upstream error", Envoy "retry_on: connect-failure,reset").
 	// Retried requests are counted and reported in a column of their own,
 	// each with its cause; the retry's outcome counts as the request's.
 	RetryConnectFailures bool      `yaml:"retry-connect-failures"`

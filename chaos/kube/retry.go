@@ -2,11 +2,13 @@ package kube
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -40,8 +42,13 @@ func trafficClient(rot *rotation, timeout time.Duration, retry bool) (*http.Clie
 // connectRetrier retries on another endpoint a request whose connection
 // failed before any byte was sent — refused (no Kong listening), the
 // address unreachable (its pod is gone) or the connection not made in
-// time — as a load balancer with passive health checks does. Nothing else
-// is retried: a request that reached Kong may have had effects.
+// time — and an idempotent request without a body (GET, HEAD) whose
+// connection was reset or closed before any answer came: a kept-alive
+// connection to a Kong killed a moment earlier fails that way. That is
+// what a load balancer with passive health checks does (nginx's
+// proxy_next_upstream error, which leaves non-idempotent requests alone).
+// Nothing else is retried: a request that reached Kong and got no answer
+// may have had effects, unless its method says it cannot.
 type connectRetrier struct {
 	base http.RoundTripper
 	rot  *rotation
@@ -61,7 +68,7 @@ const seqHeader = "X-Vegeta-Seq"
 // RoundTrip implements http.RoundTripper.
 func (c *connectRetrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := c.base.RoundTrip(req)
-	if err == nil || !connectFailure(err) || req.Context().Err() != nil {
+	if err == nil || !retryable(req, err) || req.Context().Err() != nil {
 		return resp, err
 	}
 	alt := c.rot.other(req.URL.Host, c.n.Add(1))
@@ -87,6 +94,25 @@ func (c *connectRetrier) take(seq uint64) (retried, bool) {
 	r, ok := c.retried[seq]
 	delete(c.retried, seq)
 	return r, ok
+}
+
+// retryable says whether the failed req may go to another endpoint: its
+// connection could not be made, or it is idempotent without a body and
+// its connection broke before an answer (a RoundTrip error comes with no
+// response, so nothing of the answer had arrived).
+func retryable(req *http.Request, err error) bool {
+	if connectFailure(err) {
+		return true
+	}
+	idempotent := (req.Method == http.MethodGet || req.Method == http.MethodHead) && (req.Body == nil || req.Body == http.NoBody)
+	return idempotent && connectionLost(err)
+}
+
+// connectionLost says whether err is the connection breaking under the
+// request: reset by the peer, a broken pipe, or closed without an answer.
+func connectionLost(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // connectFailure says whether err is a failure to connect: the dial

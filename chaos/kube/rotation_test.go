@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -221,5 +222,68 @@ func TestTrafficRetriesConnectFailures(t *testing.T) {
 	}
 	if len(recs) < 5 {
 		t.Fatalf("%d requests", len(recs))
+	}
+}
+
+// TestTrafficRetriesResetIdempotentOnly: a Kong that resets the connection
+// after reading the request (killed with the request on the wire) gets its
+// GETs retried on another endpoint, never a POST, whose first delivery may
+// have had effects.
+func TestTrafficRetriesResetIdempotentOnly(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer srv.Close()
+	live, _ := url.Parse(srv.URL)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				// Read the request head, then reset: no answer ever starts.
+				buf := make([]byte, 4096)
+				_, _ = c.Read(buf)
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}()
+		}
+	}()
+	resetting := l.Addr().String()
+	var buf bytes.Buffer
+	rot := newRotation(journal.NewWriter(&buf, nil), "proxy")
+	rot.eps.Store(&[]string{resetting, live.Host})
+	client, retrier := trafficClient(rot, 2*time.Second, true)
+	for i, tc := range []struct {
+		method  string
+		body    string
+		retried bool
+	}{
+		{http.MethodGet, "", true},
+		{http.MethodHead, "", true},
+		{http.MethodPost, "x", false},
+	} {
+		seq := uint64(100 + i)
+		var body io.Reader
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+		}
+		req, _ := http.NewRequest(tc.method, "http://"+resetting+"/", body)
+		req.Header.Set(seqHeader, fmt.Sprint(seq))
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		rt, yes := retrier.take(seq)
+		if yes != tc.retried || (err == nil) != tc.retried {
+			t.Errorf("%s: retried %v (%+v), err %v; want retried %v", tc.method, yes, rt, err, tc.retried)
+		}
+		if yes && (rt.from != resetting || rt.to != live.Host) {
+			t.Errorf("%s: retry %+v", tc.method, rt)
+		}
 	}
 }
