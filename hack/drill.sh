@@ -10,13 +10,13 @@
 # writes its own journal and report; a drill's topology is deployed and
 # removed by the drill itself). Needs root.
 set -uo pipefail
-bin=${BIN:-bin}
+bin=$(realpath "${BIN:-bin}")
 name=${CHAOS_CLUSTER:-chaos}
 if [[ $(id -u) != 0 ]]; then
   echo "drill: the local process cluster needs root (network namespaces, process faults)" >&2
   exit 2
 fi
-kubeconfig=$("$bin/localcluster" up --name "$name") || { echo "drill: the local cluster did not start" >&2; exit 2; }
+kubeconfig=$("$bin/localcluster" up --name "$name" --bin "$bin") || { echo "drill: the local cluster did not start" >&2; exit 2; }
 trap '"$bin/localcluster" down --name "$name" >/dev/null || echo "drill: localcluster down failed" >&2' EXIT
 runs=${DRILL_RUNS:-1}
 status=0

@@ -58,7 +58,7 @@ func TestReportRegenerates(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
-	if err != nil || !strings.Contains(string(md), "| d | INTERRUPTED | 1 | 0 | 0 (0) |") {
+	if err != nil || !strings.Contains(string(md), "| d | INTERRUPTED | 1 | 0 | 0 | 0 | 0 | 0 | 0 |") {
 		t.Errorf("report.md: %v\n%s", err, md)
 	}
 }

@@ -111,8 +111,19 @@ type Probe struct {
 	// Timeout bounds one request (http-traffic) or one check.
 	Timeout Duration `yaml:"timeout"`
 	// Interval is how often a continuous check runs (default 1s).
-	Interval  Duration  `yaml:"interval"`
-	Tolerance Tolerance `yaml:"tolerance"`
+	Interval Duration `yaml:"interval"`
+	// RetryConnectFailures (http-traffic; default off) retries, once and
+	// on another endpoint of the rotation, a request whose connection
+	// could not be made (refused, unreachable, or not established within
+	// half the timeout), before any byte was sent, and a GET or HEAD whose
+	// connection was reset or closed before any answer (a kept-alive
+	// connection to a Kong killed a moment earlier): what a load balancer
+	// in front of Kong does with passive health checks (nginx
+	// "proxy_next_upstream error", Envoy "retry_on: connect-failure,reset").
+	// Retried requests are counted and reported in a column of their own,
+	// each with its cause; the retry's outcome counts as the request's.
+	RetryConnectFailures bool      `yaml:"retry-connect-failures"`
+	Tolerance            Tolerance `yaml:"tolerance"`
 }
 
 // Tolerance is what a probe accepts.
@@ -122,8 +133,11 @@ type Tolerance struct {
 	// MaxTransportErrors bounds requests that got no answer (http-traffic).
 	MaxTransportErrors *int `yaml:"max-transport-errors"`
 	// TransportErrorsOnlyOnKilledKong accepts a transport error only when
-	// the request was in flight to a Kong that a fault killed, between the
-	// fault and that Kong's recovery.
+	// the request was in flight to a Kong at the moment a fault killed it
+	// (sent before the kill, failed after). Requests sent to a Kong
+	// already dead, before its endpoint left the rotation, and every other
+	// transport error count against MaxTransportErrors (as do connect
+	// failures retried under retry-connect-failures that no kill explains).
 	TransportErrorsOnlyOnKilledKong bool `yaml:"transport-errors-only-on-killed-kong"`
 	// MinRequests is the fewest requests the probe must have sent.
 	MinRequests int `yaml:"min-requests"`

@@ -55,6 +55,9 @@ func TestParseValid(t *testing.T) {
 		t.Errorf("decoded %+v", d)
 	}
 	pr := d.Hypothesis.Probes[0]
+	if pr.RetryConnectFailures {
+		t.Error("retry-connect-failures is on without being asked for")
+	}
 	if pr.Rate != 100 || !pr.Runs(PhaseContinuous) || pr.Tolerance.MaxNon2xx == nil || *pr.Tolerance.MaxNon2xx != 0 {
 		t.Errorf("traffic probe %+v", pr)
 	}
@@ -99,6 +102,7 @@ func TestParseRefuses(t *testing.T) {
 		{"list for scalar", "  repeat: 3", "  repeat: [3]", `schedule.repeat: want a single value, not a list`},
 		{"too long", "  interval: 20s", "  interval: 20m", `abort.max-duration: the schedule needs about 1h0m6s`},
 		{"rollback unknown", "- action: restore-replicas", "- action: reboot", `rollbacks[0].action: unknown rollback action "reboot"`},
+		{"retry on a check", "  - type: single-leader\n", "  - type: single-leader\n    retry-connect-failures: true\n", `probes[2].retry-connect-failures: applies only to http-traffic`},
 		{"no method", "method:\n- fault: leader-crash\n  selector:\n    mode: one\n  verify-within: 20s\n", "method: []\n", `method: is required`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -124,6 +124,9 @@ func (p *parser) validateProbes(probes []Probe) {
 			if pr.Rate != 0 {
 				p.errPath(at+".rate", "applies only to http-traffic")
 			}
+			if pr.RetryConnectFailures {
+				p.errPath(at+".retry-connect-failures", "applies only to http-traffic")
+			}
 			t := pr.Tolerance
 			if t.MaxNon2xx != nil || t.MaxTransportErrors != nil || t.TransportErrorsOnlyOnKilledKong || t.MinRequests != 0 {
 				p.errPath(at+".tolerance", "request counts apply only to http-traffic")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -60,16 +59,10 @@ type run struct {
 	requests  int
 	non2xx    int
 	transport []journal.Record
-	killed    []window
+	retried   []journal.Record // requests retried after a connect failure
+	kills     *journal.Attributor
 	unverif   int
 	abortWhy  string
-}
-
-// window is a span during which transport errors to an address are the
-// expected consequence of a fault.
-type window struct {
-	addr       string
-	from, till time.Time
 }
 
 func (r *run) fail(format string, args ...any) {
@@ -78,14 +71,22 @@ func (r *run) fail(format string, args ...any) {
 	r.res.Failures = append(r.res.Failures, fmt.Sprintf(format, args...))
 }
 
-// tap keeps running counts of what the journal records.
+// tap keeps running counts of what the journal records, and the kills and
+// rotation changes transport errors are set against.
 func (r *run) tap(rec journal.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rec.Kind == journal.KindEvent {
+		r.kills.Observe(rec)
+		return
+	}
 	if rec.Kind != journal.KindRequest {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.requests++
+	if rec.RetriedFrom != "" {
+		r.retried = append(r.retried, rec)
+	}
 	switch rec.ErrClass {
 	case journal.ErrNone:
 	case journal.ErrNon2xx:
@@ -99,7 +100,7 @@ func (r *run) tap(rec journal.Record) {
 // drill's max-duration passing interrupts it: the method stops, rollbacks
 // and teardown still run, and the outcome is "interrupted".
 func (e *Engine) Run(ctx context.Context, d *drill.Drill, j *journal.Writer) Result {
-	r := &run{e: e, d: d, j: j}
+	r := &run{e: e, d: d, j: j, kills: journal.NewAttributor()}
 	j.SetDrill(d.Title)
 	j.Tap(r.tap)
 	j.Add(journal.Record{Kind: journal.KindDrillStart, Detail: d.File, Value: string(e.Target.Provider())})
@@ -442,20 +443,13 @@ func (r *run) inject(ctx context.Context, rep int, a drill.Action) {
 		}
 		return
 	}
-	till := time.Time{} // open until the end of the drill
 	if in.RecoverErr == nil && in.Recovered > 0 {
-		till = start.Add(in.Recovered)
 		r.j.Add(journal.Record{Kind: journal.KindRecovered, Rep: rep, Fault: string(a.Fault), Action: a.Label(),
 			Subject: strings.Join(in.Subjects, ","), Seconds: in.Recovered.Seconds()})
 	}
 	if in.RecoverErr != nil && ctx.Err() == nil {
 		r.fail("rep %d: after fault %s: %v", rep, a.Label(), in.RecoverErr)
 	}
-	r.mu.Lock()
-	for _, addr := range in.Killed {
-		r.killed = append(r.killed, window{addr: addr, from: start, till: till})
-	}
-	r.mu.Unlock()
 }
 
 // judgeContinuous applies the tolerances of the continuous probes.
@@ -463,7 +457,8 @@ func (r *run) judgeContinuous(streaks []streak) {
 	r.mu.Lock()
 	requests, non2xx := r.requests, r.non2xx
 	transport := slices.Clone(r.transport)
-	killed := slices.Clone(r.killed)
+	retried := slices.Clone(r.retried)
+	tally := classify(r.kills, transport, retried)
 	r.mu.Unlock()
 	for i, p := range r.d.Hypothesis.Probes {
 		if !p.Runs(drill.PhaseContinuous) {
@@ -493,25 +488,25 @@ func (r *run) judgeContinuous(streaks []streak) {
 		if maxN := deref(tol.MaxNon2xx); non2xx > maxN {
 			problems = append(problems, fmt.Sprintf("%d non-2xx answers, more than %d", non2xx, maxN))
 		}
-		counted := len(transport)
+		counted := len(transport) + tally.retried[journal.CauseOther]
 		if tol.TransportErrorsOnlyOnKilledKong {
-			counted = 0
-			for _, rec := range transport {
-				if !attributed(rec, killed) {
-					counted++
-				}
-			}
+			counted -= tally.transport[journal.CauseInFlight]
 		}
 		if maxT := deref(tol.MaxTransportErrors); counted > maxT {
 			what := "transport errors"
 			if tol.TransportErrorsOnlyOnKilledKong {
-				what = "transport errors not to a killed Kong"
+				what = "transport errors not in flight at a Kong kill"
+			}
+			if n := tally.retried[journal.CauseOther]; n > 0 {
+				what += fmt.Sprintf(" (with %d connect failures that no kill explains, retried)", n)
 			}
 			problems = append(problems, fmt.Sprintf("%d %s, more than %d", counted, what, maxT))
 		}
 		ok := len(problems) == 0
-		detail := fmt.Sprintf("%d requests, %d non-2xx, %d transport errors (%d not attributed to a killed Kong)",
-			requests, non2xx, len(transport), countUnattributed(transport, killed))
+		detail := fmt.Sprintf("%d requests, %d non-2xx, %d transport errors (%s)", requests, non2xx, len(transport), tally.line(tally.transport))
+		if p.RetryConnectFailures {
+			detail += fmt.Sprintf("; %d connect failures retried on another endpoint (%s)", len(retried), tally.line(tally.retried))
+		}
 		if !ok {
 			detail = strings.Join(problems, "; ") + " — " + detail
 			r.fail("probe %s: %s", p.Label(), strings.Join(problems, "; "))
@@ -521,40 +516,28 @@ func (r *run) judgeContinuous(streaks []streak) {
 	}
 }
 
-func countUnattributed(transport []journal.Record, killed []window) int {
-	n := 0
+// tally counts transport errors and retried connect failures by cause.
+type tally struct {
+	transport, retried map[string]int
+}
+
+func classify(kills *journal.Attributor, transport, retried []journal.Record) tally {
+	t := tally{transport: map[string]int{}, retried: map[string]int{}}
 	for _, rec := range transport {
-		if !attributed(rec, killed) {
-			n++
-		}
+		t.transport[kills.ClassifyRequest(rec).Cause]++
 	}
-	return n
+	for _, rec := range retried {
+		t.retried[kills.ClassifyRetry(rec).Cause]++
+	}
+	return t
 }
 
-// attributed says whether a failed request went to a Kong a fault killed,
-// while it was down. A request record's time is when it was sent; requests
-// in flight when the fault struck count too.
-func attributed(rec journal.Record, killed []window) bool {
-	host := hostOf(rec.Subject)
-	sent := rec.T
-	ended := rec.T.Add(time.Duration(rec.LatencyMS * float64(time.Millisecond)))
-	for _, w := range killed {
-		if hostOf(w.addr) != host || ended.Before(w.from) {
-			continue
-		}
-		if !w.till.IsZero() && sent.After(w.till) {
-			continue
-		}
-		return true
+func (tally) line(by map[string]int) string {
+	parts := make([]string, 0, len(journal.Causes))
+	for _, c := range journal.Causes {
+		parts = append(parts, fmt.Sprintf("%d %s", by[c], c))
 	}
-	return false
-}
-
-func hostOf(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
+	return strings.Join(parts, ", ")
 }
 
 func deref(p *int) int {

@@ -17,7 +17,9 @@ import (
 )
 
 // fakeTarget is a cluster of two Kongs and a leader, in memory: a
-// kong-restart takes Kong 1 down for 2s, during which its requests fail.
+// kong-restart kills Kong 1 (the one request to it in flight fails), which
+// stays in the rotation for 100ms (requests sent to it fail, or are
+// retried on Kong 2 under retry-connect-failures), then leaves it for 2s.
 type fakeTarget struct {
 	provider     drill.Provider
 	unverified   drill.FaultKind // this fault never fires
@@ -26,12 +28,24 @@ type fakeTarget struct {
 	interruptAt  int             // cancel after this many faults
 	cancel       context.CancelFunc
 
-	mu        sync.Mutex
-	kong1Down bool
-	faults    int
-	calls     []string
-	leader    int
+	mu       sync.Mutex
+	kong1    kongState
+	killedAt time.Time
+	inFlight bool // the request in flight at the kill is still to journal
+	faults   int
+	calls    []string
+	leader   int
 }
+
+type kongState int
+
+const (
+	kongUp             kongState = iota
+	kongDeadInRotation           // killed, not yet out of the rotation
+	kongOut                      // out of the rotation
+)
+
+const kong1, kong2 = "10.0.0.1:8000", "10.0.0.2:8000"
 
 func (f *fakeTarget) call(s string) {
 	f.mu.Lock()
@@ -74,15 +88,24 @@ func (f *fakeTarget) Traffic(ctx context.Context, p drill.Probe, j *journal.Writ
 	every := time.Second / time.Duration(p.Rate)
 	for i := 0; sleep(ctx, every); i++ {
 		f.mu.Lock()
-		down := f.kong1Down
+		state, killedAt, inFlight := f.kong1, f.killedAt, f.inFlight && i%2 == 0
+		if inFlight {
+			f.inFlight = false
+		}
 		f.mu.Unlock()
-		rec := journal.Record{Kind: journal.KindRequest, Status: 200, LatencyMS: 1, Subject: "10.0.0.2:8000"}
-		if i%2 == 0 {
-			rec.Subject = "10.0.0.1:8000"
-			if down {
-				rec.Status, rec.ErrClass, rec.Detail = 0, journal.ErrTransport, "connection refused"
+		rec := journal.Record{Kind: journal.KindRequest, Status: 200, LatencyMS: 1, Subject: kong2}
+		if i%2 == 0 && state != kongOut {
+			rec.Subject = kong1
+			switch {
+			case inFlight: // sent just before the kill, reset by it
+				rec.T, rec.LatencyMS = killedAt.Add(-time.Millisecond), 2
+				rec.Status, rec.ErrClass, rec.Detail = 0, journal.ErrTransport, "connection reset by peer"
+			case state == kongDeadInRotation && p.RetryConnectFailures:
+				rec.Subject, rec.RetriedFrom, rec.RetryError = kong2, kong1, "dial tcp "+kong1+": connect: connection refused"
+			case state == kongDeadInRotation:
+				rec.Status, rec.ErrClass, rec.Detail = 0, journal.ErrTransport, "dial tcp "+kong1+": connect: connection refused"
 			}
-		} else if down && f.non2xxDuring {
+		} else if state != kongUp && f.non2xxDuring {
 			rec.Status, rec.ErrClass = 503, journal.ErrNon2xx
 		}
 		j.Add(rec)
@@ -104,14 +127,22 @@ func (f *fakeTarget) Inject(ctx context.Context, a drill.Action, j *journal.Writ
 	}
 	switch a.Fault {
 	case drill.FaultKongRestart:
+		at := time.Now()
 		f.mu.Lock()
-		f.kong1Down = true
+		f.kong1, f.killedAt, f.inFlight = kongDeadInRotation, at, true
 		f.mu.Unlock()
-		time.Sleep(2 * time.Second)
+		j.Add(journal.Record{T: at, Kind: journal.KindEvent, Event: journal.EventKongKilled, Subject: kong1, Value: "kong-1", Action: a.Label()})
+		time.Sleep(100 * time.Millisecond)
 		f.mu.Lock()
-		f.kong1Down = false
+		f.kong1 = kongOut
 		f.mu.Unlock()
-		return Injection{Subjects: []string{"kong-1"}, Killed: []string{"10.0.0.1:8000"}, Verified: true, Detail: "restartCount 0→1", Recovered: 2 * time.Second}
+		j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventEndpointOut, Subject: kong1, Value: "not ready"})
+		time.Sleep(1900 * time.Millisecond)
+		f.mu.Lock()
+		f.kong1 = kongUp
+		f.mu.Unlock()
+		j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventEndpointIn, Subject: kong1})
+		return Injection{At: at, Subjects: []string{"kong-1"}, Killed: []string{kong1}, Verified: true, Detail: "restartCount 0→1", Recovered: 2 * time.Second}
 	default:
 		time.Sleep(time.Second) // waiting for a live leader: not part of the failover
 		at := time.Now()
@@ -137,7 +168,7 @@ const drillYAML = `title: Kong restart and leader crash
 target: {overlay: dbless-gateway-discovery, components: [kongsim]}
 steady-state-hypothesis:
   probes:
-  - {name: traffic, type: http-traffic, when: continuous, rate: 100, tolerance: {max-non-2xx: 0, max-transport-errors: 0, transport-errors-only-on-killed-kong: true, min-requests: 2000}}
+  - {name: traffic, type: http-traffic, when: continuous, rate: 100, retry-connect-failures: true, tolerance: {max-non-2xx: 0, max-transport-errors: 0, transport-errors-only-on-killed-kong: true, min-requests: 2000}}
   - {type: change-propagates, when: [before, after], tolerance: {within: 5s}}
   - {type: single-leader, when: [continuous]}
 method:
@@ -191,8 +222,15 @@ func TestDrillPasses(t *testing.T) {
 	if res.Outcome != journal.OutcomePassed || s.Outcome != journal.OutcomePassed {
 		t.Fatalf("result %s; journal says %s (%s)", res, s.Outcome, s.Why)
 	}
-	if s.Requests < 2400 || s.Transport == 0 || s.Non2xx != 0 {
-		t.Errorf("requests %d, transport %d, non-2xx %d", s.Requests, s.Transport, s.Non2xx)
+	if s.Requests < 2400 || s.Non2xx != 0 {
+		t.Errorf("requests %d, non-2xx %d", s.Requests, s.Non2xx)
+	}
+	// Per restart: one request in flight at the kill, and the others sent
+	// to Kong 1 in the 100ms before it left the rotation, retried.
+	if s.Transport != 3 || s.ByCause[journal.CauseInFlight] != 3 || s.Retried < 9 || s.RetriedByCause[journal.CauseSentToDead] != s.Retried ||
+		len(s.Kills) != 3 || s.ToLeave.Max() != 0.1 {
+		t.Errorf("transport %d by cause %v, retried %d by cause %v, kills %d, kill → out max %v",
+			s.Transport, s.ByCause, s.Retried, s.RetriedByCause, len(s.Kills), s.ToLeave.Max())
 	}
 	if len(s.Faults) != 6 || s.Verified() != 6 || s.Failover.N() != 3 || s.Recovery.N() != 6 || s.Propagate.N() != 2 {
 		t.Errorf("faults %d verified %d failovers %d recoveries %d propagations %d", len(s.Faults), s.Verified(), s.Failover.N(), s.Recovery.N(), s.Propagate.N())
@@ -218,6 +256,9 @@ func TestDrillFails(t *testing.T) {
 		{"transport errors count without attribution", func(s string) string {
 			return strings.Replace(s, ", transport-errors-only-on-killed-kong: true", "", 1)
 		}, &fakeTarget{}, journal.OutcomeFailed, "transport errors, more than 0"},
+		{"sent to a dead Kong without retries", func(s string) string {
+			return strings.Replace(s, " retry-connect-failures: true,", "", 1)
+		}, &fakeTarget{}, journal.OutcomeFailed, "transport errors not in flight at a Kong kill, more than 0"},
 		{"too few requests", func(s string) string { return strings.Replace(s, "min-requests: 2000", "min-requests: 5000", 1) },
 			&fakeTarget{}, journal.OutcomeFailed, "requests, fewer than 5000"},
 		{"abort on non-2xx", nil, &fakeTarget{non2xxDuring: true}, journal.OutcomeAborted, "non-2xx answers, more than 50"},

@@ -46,8 +46,11 @@ type Injection struct {
 	At time.Time
 	// Subjects are the targets hit (pod names, process ids).
 	Subjects []string
-	// Killed are the Kong proxy endpoints ("ip:port") the fault took down;
-	// transport errors to them until recovery are attributed to the fault.
+	// Killed are the Kong proxy endpoints ("ip:port") the fault took down.
+	// The target also journals each kill as it happens
+	// (journal.EventKongKilled, at the signal): transport errors are set
+	// against those records and the rotation changes the traffic probe
+	// journals (see journal.Attributor).
 	Killed []string
 	// Verified says the fault was observed to fire; Detail says how, or
 	// why not.

@@ -20,7 +20,7 @@ const (
 	KindDrillStart Kind = "drill-start" // Drill, Detail: the drill file; Value: provider
 	KindDrillEnd   Kind = "drill-end"   // Outcome, Detail: why
 	KindRepetition Kind = "repetition"  // Rep starts
-	KindRequest    Kind = "request"     // Status, LatencyMS, ErrClass, Subject: the Kong endpoint
+	KindRequest    Kind = "request"     // Status, LatencyMS, ErrClass, Subject: the Kong endpoint; RetriedFrom, RetryError
 	KindFaultStart Kind = "fault-start" // Fault, Action, Subject: the target
 	KindFaultCheck Kind = "fault-verified"
 	KindRecovered  Kind = "recovered" // the system recovered from a fault: Fault, Subject, Seconds
@@ -41,6 +41,17 @@ const (
 	// EventKongConfigured is when that Kong reports ready (it holds a
 	// configuration); Seconds: since EventKongAPIUp.
 	EventKongConfigured = "kong-configured" // Subject: the Kong pod; Seconds
+	// EventKongKilled is when a fault SIGKILLed the Kong behind a proxy
+	// endpoint (T: just before the signal).
+	EventKongKilled = "kong-killed" // Subject: the proxy endpoint ip:port; Value: the pod; Action: the fault's action
+	// EventKongDead is the last moment the killed Kong's process was seen
+	// running (T), before it had exited.
+	EventKongDead = "kong-dead" // Subject: the proxy endpoint ip:port; Value: the pod
+	// EventEndpointIn and EventEndpointOut are when a proxy endpoint
+	// entered or left the traffic probe's rotation, as the watch on the
+	// proxy Service's EndpointSlices delivered it.
+	EventEndpointIn  = "endpoint-in"  // Subject: ip:port
+	EventEndpointOut = "endpoint-out" // Subject: ip:port; Value: why (not ready, terminating, removed)
 )
 
 // Error classes of requests.
@@ -69,6 +80,12 @@ type Record struct {
 	Status    int     `json:"status,omitempty"`
 	LatencyMS float64 `json:"latency_ms,omitempty"`
 	ErrClass  string  `json:"err,omitempty"`
+	// RetriedFrom is the endpoint whose connection failed before any byte
+	// was sent, when the probe retried the request on another endpoint
+	// (retry-connect-failures); RetryError is that failure. Subject,
+	// Status and ErrClass are then the retry's.
+	RetriedFrom string `json:"retried_from,omitempty"`
+	RetryError  string `json:"retry_error,omitempty"`
 
 	Fault    string `json:"fault,omitempty"`
 	Action   string `json:"action,omitempty"`

@@ -40,7 +40,7 @@ func (t *Target) Inject(ctx context.Context, a drill.Action, j *journal.Writer) 
 	case drill.FaultKongRestart:
 		in, recovered = t.kongRestart(ctx, a, j, verifyBy, recoverBy)
 	case drill.FaultKongKill:
-		in, recovered = t.kongPodKill(ctx, a, verifyBy)
+		in, recovered = t.kongPodKill(ctx, a, j, verifyBy)
 	case drill.FaultScaleKong:
 		in, recovered = t.scale(ctx, t.kongDeploy, a.Replicas, verifyBy)
 	case drill.FaultScaleControllers:
@@ -286,13 +286,18 @@ func (t *Target) kongRestart(ctx context.Context, a drill.Action, j *journal.Wri
 	watchCtx, stopWatch := context.WithTimeout(ctx, verifyBy+recoverBy)
 	var watchers sync.WaitGroup
 	for _, v := range victims {
+		at := j.Now()
 		if err := signalGroup(v.proc.pid, syscall.SIGKILL); err != nil {
 			stopWatch()
 			in.Detail = err.Error()
 			return in, nil
 		}
+		if in.At.IsZero() {
+			in.At = at
+		}
 		in.Subjects = append(in.Subjects, v.pod.Name)
 		in.Killed = append(in.Killed, hostPort(v.pod.Status.PodIP, t.ports.proxy))
+		t.journalKill(j, a, v.pod.Name, v.pod.Status.PodIP, at, v.proc.pid)
 		watchers.Go(func() { t.watchKongRestart(watchCtx, j, v.pod.Name, v.pod.Status.PodIP) })
 	}
 	defer func() {
@@ -328,6 +333,65 @@ func (t *Target) kongRestart(ctx context.Context, a drill.Action, j *journal.Wri
 		watchers.Wait()
 		stopWatch()
 		return nil
+	}
+}
+
+// journalKill journals that the Kong of pod, behind proxy endpoint ip,
+// was SIGKILLed at at (just before the signal), and then, in the
+// background, the last moment its process pid was seen alive: SIGKILL
+// takes effect when the process is next scheduled, and until it has exited
+// the kernel still accepts connections for it (reset as it exits), so a
+// request sent until then was in flight at the kill, not sent to a Kong
+// already dead.
+func (t *Target) journalKill(j *journal.Writer, a drill.Action, pod, ip string, at time.Time, pid int) {
+	ep := hostPort(ip, t.ports.proxy)
+	j.Add(journal.Record{T: at, Kind: journal.KindEvent, Event: journal.EventKongKilled, Subject: ep,
+		Value: pod, Fault: string(a.Fault), Action: a.Label()})
+	if pid <= 0 {
+		return
+	}
+	// One look at once, before anything else is scheduled, then the rest
+	// in the background (a fault may kill more than one Kong).
+	since := at
+	if now := j.Now(); running(pid) {
+		since = now
+	}
+	go func() {
+		alive, dead, ok := lastSeenAlive(pid, since, j.Now, 5*time.Second)
+		if ok {
+			j.Add(journal.Record{T: alive, Kind: journal.KindEvent, Event: journal.EventKongDead, Subject: ep,
+				Value: pod, Fault: string(a.Fault), Action: a.Label(), Seconds: dead.Sub(at).Seconds(),
+				Detail: fmt.Sprintf("pid %d seen running until %s after the signal, exited by %s", pid, alive.Sub(at), dead.Sub(at))})
+		}
+	}()
+}
+
+// running says whether process pid exists and has not exited (a zombie
+// has).
+func running(pid int) bool {
+	st := processState(pid)
+	return st != "" && st != "Z" && st != "X"
+}
+
+// lastSeenAlive polls process pid every millisecond until it has exited
+// (a zombie, or gone) and returns the last time it was seen running (since,
+// when no later) and the first time it was seen exited; ok is false if it
+// still ran after within. The moment of death lies between the two:
+// taking the earlier never counts a request sent to a dead Kong as in
+// flight.
+func lastSeenAlive(pid int, since time.Time, now func() time.Time, within time.Duration) (alive, dead time.Time, ok bool) {
+	alive = since
+	deadline := since.Add(within)
+	for {
+		t := now()
+		if !running(pid) {
+			return alive, t, true
+		}
+		alive = t
+		if t.After(deadline) {
+			return alive, time.Time{}, false
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -395,7 +459,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (t *Target) kongPodKill(ctx context.Context, a drill.Action, verifyBy time.Duration) (engine.Injection, func(context.Context) error) {
+func (t *Target) kongPodKill(ctx context.Context, a drill.Action, j *journal.Writer, verifyBy time.Duration) (engine.Injection, func(context.Context) error) {
 	var in engine.Injection
 	if err := t.needsLocal("kong-pod-kill (SIGKILL of the pod's processes)"); err != nil {
 		in.Detail = err.Error()
@@ -410,6 +474,7 @@ func (t *Target) kongPodKill(ctx context.Context, a drill.Action, verifyBy time.
 	zero := int64(0)
 	for _, p := range chosen {
 		var pids []int
+		kongPID := 0
 		for _, cs := range p.Status.ContainerStatuses {
 			proc, err := containerOf(&p, cs.Name)
 			if err != nil {
@@ -417,13 +482,21 @@ func (t *Target) kongPodKill(ctx context.Context, a drill.Action, verifyBy time.
 				return in, nil
 			}
 			pids = append(pids, proc.pid)
+			if cs.Name == t.kongContainer {
+				kongPID = proc.pid
+			}
 		}
+		at := j.Now()
 		for _, pid := range pids {
 			if err := signalGroup(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 				in.Detail = err.Error()
 				return in, nil
 			}
 		}
+		if in.At.IsZero() {
+			in.At = at
+		}
+		t.journalKill(j, a, p.Name, p.Status.PodIP, at, kongPID)
 		// As after a node crash: the pod object goes at once.
 		if err := t.cs.CoreV1().Pods(t.ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
 			in.Detail = err.Error()

@@ -14,10 +14,13 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"konductor.dev/chaos/drill"
@@ -26,12 +29,24 @@ import (
 )
 
 // Observe journals lock holder changes (polling every 100ms, so failovers
-// are timed closely) and each Kong's configuration hash and pod readiness
-// (every 500ms).
+// are timed closely), pod readiness as the watch delivers it (so the time
+// from a kill to the pod reported not ready is exact) and each Kong's
+// configuration hash (every 500ms).
 func (t *Target) Observe(ctx context.Context, j *journal.Writer) {
+	pods := newPodPhases(j)
+	factory := informers.NewSharedInformerFactoryWithOptions(t.cs, 0, informers.WithNamespace(t.ns))
+	podInf := factory.Core().V1().Pods().Informer()
+	_, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { pods.note(obj, false) },
+		UpdateFunc: func(_, obj any) { pods.note(obj, false) },
+		DeleteFunc: func(obj any) { pods.note(obj, true) },
+	})
+	if err == nil {
+		factory.Start(ctx.Done())
+		defer factory.Shutdown()
+	}
 	holder, first := "", true
 	hashes := map[string]string{}
-	phases := map[string]string{}
 	for tick := 0; ; tick++ {
 		if t.lock != "" {
 			if rec, err := t.leaderRecord(ctx); err == nil && (first || rec.HolderIdentity != holder) {
@@ -39,8 +54,14 @@ func (t *Target) Observe(ctx context.Context, j *journal.Writer) {
 				j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventLockHolder, Value: holder})
 			}
 		}
-		if tick%5 == 0 {
-			t.observePods(ctx, j, hashes, phases)
+		if tick%5 == 0 && podInf.HasSynced() {
+			var list []*corev1.Pod
+			for _, obj := range podInf.GetStore().List() {
+				if p, ok := obj.(*corev1.Pod); ok {
+					list = append(list, p)
+				}
+			}
+			t.observeHashes(ctx, j, list, hashes)
 		}
 		select {
 		case <-ctx.Done():
@@ -48,6 +69,47 @@ func (t *Target) Observe(ctx context.Context, j *journal.Writer) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// podPhases journals each pod's readiness as the watch delivers it.
+type podPhases struct {
+	j      *journal.Writer
+	mu     sync.Mutex
+	phases map[string]string
+}
+
+func newPodPhases(j *journal.Writer) *podPhases {
+	return &podPhases{j: j, phases: map[string]string{}}
+}
+
+func (pp *podPhases) note(obj any, deleted bool) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	phase := "NotReady"
+	switch {
+	case deleted:
+		phase = "Deleted"
+	case p.DeletionTimestamp != nil:
+		phase = "Terminating"
+	case podReady(p):
+		phase = "Ready"
+	}
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	if pp.phases[p.Name] == phase {
+		return
+	}
+	if deleted {
+		delete(pp.phases, p.Name)
+	} else {
+		pp.phases[p.Name] = phase
+	}
+	pp.j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventPodPhase, Subject: p.Name, Value: phase})
 }
 
 // configHash is the configuration hash a Kong reports on its Status API
@@ -306,62 +368,42 @@ func writerViolations(audits [][]auditEntry) []string {
 }
 
 // Traffic sends open-loop GET requests at p.Rate through the proxy with
-// vegeta: each goes to the next ready proxy endpoint (or ProxyURL), and
-// each is journaled with its endpoint, status and latency.
+// vegeta: each goes to the next endpoint of the rotation (or to ProxyURL),
+// and each is journaled with its endpoint, status and latency. The
+// rotation follows a watch on the proxy Service's EndpointSlices, so an
+// endpoint leaves it as soon as the API server says it is not ready; its
+// changes are journaled too. With p.RetryConnectFailures a request whose
+// connection could not be made is retried once on another endpoint, and
+// journaled with the endpoint and error it was retried after.
 func (t *Target) Traffic(ctx context.Context, p drill.Probe, j *journal.Writer) error {
 	path := p.Path
 	if path == "" {
 		path = "/"
 	}
-	var mu sync.Mutex
-	var eps []string
-	refresh := func() error {
-		if t.o.ProxyURL != "" {
-			u, err := url.Parse(t.o.ProxyURL)
-			if err != nil {
-				return err
-			}
-			eps = []string{u.Host}
-			return nil
-		}
-		got, err := t.proxyEndpoints(ctx)
+	timeout := p.Timeout.Or(2 * time.Second)
+	rot := newRotation(j, "proxy")
+	if t.o.ProxyURL != "" {
+		u, err := url.Parse(t.o.ProxyURL)
 		if err != nil {
 			return err
 		}
-		if len(got) > 0 { // keep sending to the last ones known rather than nowhere
-			mu.Lock()
-			eps = got
-			mu.Unlock()
+		rot.eps.Store(&[]string{u.Host})
+	} else {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		if err := rot.watch(watchCtx, t.cs, t.ns, ProxyService, 30*time.Second); err != nil {
+			return err
 		}
-		return nil
 	}
-	if err := refresh(); err != nil {
-		return err
-	}
-	if len(eps) == 0 {
-		return errors.New("the kong-proxy Service has no ready endpoint")
-	}
-	refreshDone := make(chan struct{})
-	go func() {
-		defer close(refreshDone)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(200 * time.Millisecond):
-				_ = refresh()
-			}
-		}
-	}()
 	var next atomic.Uint64
 	targeter := func(tgt *vegeta.Target) error {
-		mu.Lock()
+		eps := rot.endpoints()
 		ep := eps[next.Add(1)%uint64(len(eps))]
-		mu.Unlock()
 		tgt.Method, tgt.URL, tgt.Header = "GET", "http://"+ep+path, http.Header{"Host": []string{EchoHost}}
 		return nil
 	}
-	atk := vegeta.NewAttacker(vegeta.Timeout(p.Timeout.Or(2*time.Second)), vegeta.KeepAlive(true), vegeta.MaxBody(4096))
+	client, retrier := trafficClient(rot, timeout, p.RetryConnectFailures)
+	atk := vegeta.NewAttacker(vegeta.Client(client), vegeta.MaxBody(4096))
 	results := atk.Attack(targeter, vegeta.Rate{Freq: p.Rate, Per: time.Second}, 0, p.Label())
 	stopped := make(chan struct{})
 	go func() {
@@ -375,6 +417,9 @@ func (t *Target) Traffic(ctx context.Context, p drill.Probe, j *journal.Writer) 
 	for r := range results {
 		rec := journal.Record{T: r.Timestamp, Kind: journal.KindRequest, Status: int(r.Code),
 			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Subject: hostOf(r.URL)}
+		if rt, ok := retrier.take(r.Seq); ok {
+			rec.Subject, rec.RetriedFrom, rec.RetryError = rt.to, rt.from, rt.err
+		}
 		switch {
 		case r.Code == 0:
 			rec.ErrClass, rec.Detail = journal.ErrTransport, r.Error
@@ -383,7 +428,6 @@ func (t *Target) Traffic(ctx context.Context, p drill.Probe, j *journal.Writer) 
 		}
 		j.Add(rec)
 	}
-	<-refreshDone
 	return nil
 }
 
@@ -394,27 +438,12 @@ func hostOf(raw string) string {
 	return raw
 }
 
-// observePods journals changes of pod readiness and of each Kong's
-// configuration hash since the last call.
-func (t *Target) observePods(ctx context.Context, j *journal.Writer, hashes, phases map[string]string) {
-	pods, err := t.cs.CoreV1().Pods(t.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return
-	}
+// observeHashes journals changes of each Kong's configuration hash since
+// the last call ("" once its pod is gone).
+func (t *Target) observeHashes(ctx context.Context, j *journal.Writer, pods []*corev1.Pod, hashes map[string]string) {
 	seen := map[string]bool{}
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		seen[p.Name] = true
-		phase := "NotReady"
-		switch {
-		case p.DeletionTimestamp != nil:
-			phase = "Terminating"
-		case podReady(&p):
-			phase = "Ready"
-		}
-		if phases[p.Name] != phase {
-			phases[p.Name] = phase
-			j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventPodPhase, Subject: p.Name, Value: phase})
-		}
 		if t.dbless && t.ports.status != 0 && t.kongSel.Matches(labels.Set(p.Labels)) && p.Status.PodIP != "" && p.DeletionTimestamp == nil {
 			hash := t.configHash(ctx, p.Status.PodIP)
 			if old, ok := hashes[p.Name]; !ok || old != hash {
@@ -423,14 +452,10 @@ func (t *Target) observePods(ctx context.Context, j *journal.Writer, hashes, pha
 			}
 		}
 	}
-	for name := range phases {
+	for name := range hashes {
 		if !seen[name] {
-			delete(phases, name)
-			j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventPodPhase, Subject: name, Value: "Deleted"})
-			if _, ok := hashes[name]; ok {
-				delete(hashes, name)
-				j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventConfigHash, Subject: name, Value: ""})
-			}
+			delete(hashes, name)
+			j.Add(journal.Record{Kind: journal.KindEvent, Event: journal.EventConfigHash, Subject: name, Value: ""})
 		}
 	}
 }

@@ -15,7 +15,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -468,38 +467,6 @@ func (t *Target) getJSON(ctx context.Context, url string, into any) error {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(into)
-}
-
-// proxyEndpoints lists the ready proxy endpoints of the kong-proxy Service
-// (what kube-proxy would balance over).
-func (t *Target) proxyEndpoints(ctx context.Context) ([]string, error) {
-	slices_, err := t.cs.DiscoveryV1().EndpointSlices(t.ns).List(ctx, metav1.ListOptions{
-		LabelSelector: discoveryv1.LabelServiceName + "=kong-proxy",
-	})
-	if err != nil {
-		return nil, err
-	}
-	var eps []string
-	for _, s := range slices_.Items {
-		port := int32(-1)
-		for _, p := range s.Ports {
-			if p.Name != nil && *p.Name == "proxy" && p.Port != nil {
-				port = *p.Port
-			}
-		}
-		if port < 0 {
-			continue
-		}
-		for _, ep := range s.Endpoints {
-			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
-			terminating := ep.Conditions.Terminating != nil && *ep.Conditions.Terminating
-			if ready && !terminating && len(ep.Addresses) > 0 {
-				eps = append(eps, hostPort(ep.Addresses[0], port))
-			}
-		}
-	}
-	slices.Sort(eps)
-	return eps, nil
 }
 
 var _ engine.Target = (*Target)(nil)

@@ -8,6 +8,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"konductor.dev/chaos/journal"
 )
 
 // HTML writes the report as one self-contained page: the Markdown figures
@@ -20,10 +22,11 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 td.n{text-align:right}.passed{color:#1a7f37}.failed,.aborted,.interrupted{color:#cf222e}
 </style></head><body><h1>Drill report</h1>
 `)
-	b.WriteString("<table><tr><th>drill</th><th>outcome</th><th>requests</th><th>non-2xx</th><th>transport errors</th><th>faults fired/verified</th><th>failover p50 / p99 / max</th><th>recovery p50 / p99 / max</th></tr>\n")
+	b.WriteString("<table><tr><th>drill</th><th>outcome</th><th>requests</th><th>non-2xx</th><th>transport errors</th><th>in flight at a kill</th><th>sent to an endpoint already dead</th><th>other</th><th>connect failures retried</th><th>faults fired/verified</th><th>failover p50 / p99 / max</th><th>recovery p50 / p99 / max</th></tr>\n")
 	for _, s := range sums {
-		fmt.Fprintf(b, "<tr><td>%s</td><td class=%q>%s</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d/%d</td><td>%s</td><td>%s</td></tr>\n",
-			esc(s.Title), s.Outcome, outcomeWord(s.Outcome), s.Requests, s.Non2xx, s.Transport, len(s.Faults), s.Verified(), triple(s.Failover), triple(s.Recovery))
+		fmt.Fprintf(b, "<tr><td>%s</td><td class=%q>%s</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%s</td><td class=n>%d/%d</td><td>%s</td><td>%s</td></tr>\n",
+			esc(s.Title), s.Outcome, outcomeWord(s.Outcome), s.Requests, s.Non2xx, s.Transport,
+			s.ByCause[journal.CauseInFlight], s.ByCause[journal.CauseSentToDead], s.ByCause[journal.CauseOther], esc(retriedCell(s)), len(s.Faults), s.Verified(), triple(s.Failover), triple(s.Recovery))
 	}
 	b.WriteString("</table>\n")
 	for _, s := range sums {
@@ -38,6 +41,7 @@ td.n{text-align:right}.passed{color:#1a7f37}.failed,.aborted,.interrupted{color:
 			}
 			b.WriteString("</table>\n")
 		}
+		htmlFailures(b, s)
 	}
 	b.WriteString("</body></html>\n")
 	_, err := io.WriteString(w, b.String())
@@ -45,6 +49,60 @@ td.n{text-align:right}.passed{color:#1a7f37}.failed,.aborted,.interrupted{color:
 }
 
 func esc(s string) string { return html.EscapeString(s) }
+
+// htmlFailures lists the Kong kills and the transport errors by cause (and
+// the connect failures retried), each request with its send time.
+func htmlFailures(b *strings.Builder, s *Summary) {
+	if len(s.Kills) > 0 {
+		b.WriteString("<h3>Kong kills</h3><table><tr><th>at</th><th>endpoint</th><th>pod</th><th>process seen running / exited (after the kill)</th><th>pod seen not ready after</th><th>out of rotation after</th><th>why</th></tr>\n")
+		for i, k := range s.Kills {
+			if i == maxListed {
+				break
+			}
+			after := func(d time.Duration) string {
+				if d < 0 {
+					return "never"
+				}
+				return secs(d.Seconds())
+			}
+			fmt.Fprintf(b, "<tr><td class=n>%s</td><td>%s</td><td>%s</td><td class=n>%s</td><td class=n>%s</td><td class=n>%s</td><td>%s</td></tr>\n",
+				atMS(k.At.Sub(s.Start)), esc(k.Endpoint), esc(k.Pod), runningExited(k), after(k.ToPodNotReady()), after(k.ToLeave()), esc(k.Why))
+		}
+		b.WriteString("</table>\n")
+	}
+	byCause := map[string][]Failure{}
+	for _, f := range s.Failures {
+		if f.Class == journal.ErrTransport {
+			byCause[f.Cause] = append(byCause[f.Cause], f)
+		}
+	}
+	table := func(title string, fs []Failure) {
+		if len(fs) == 0 {
+			return
+		}
+		fmt.Fprintf(b, "<h3>%s (%d)</h3><table><tr><th>sent at</th><th>Kong</th><th>kill at</th><th>sent after the kill</th><th>retried on</th><th>detail</th></tr>\n", esc(title), len(fs))
+		for i, f := range fs {
+			if i == maxListed {
+				fmt.Fprintf(b, "<tr><td colspan=6>… %d more (all are in the journal)</td></tr>\n", len(fs)-maxListed)
+				break
+			}
+			killAt, gap := "", ""
+			if f.Kill != nil {
+				killAt = at(f.Kill.At.Sub(s.Start))
+			}
+			if f.Cause == journal.CauseSentToDead {
+				gap = secs(f.Gap.Seconds())
+			}
+			fmt.Fprintf(b, "<tr><td class=n>%s</td><td>%s</td><td class=n>%s</td><td class=n>%s</td><td>%s</td><td>%s</td></tr>\n",
+				atMS(f.At), esc(f.Subject), killAt, gap, esc(f.RetriedOn), esc(f.Detail))
+		}
+		b.WriteString("</table>\n")
+	}
+	for _, c := range journal.Causes {
+		table("Transport errors: "+c, byCause[c])
+	}
+	table("Connect failures retried on another endpoint", s.RetriedFailures)
+}
 
 // Layout of the timeline.
 const (

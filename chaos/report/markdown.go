@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"konductor.dev/chaos/journal"
 )
 
 // maxListed bounds the failures and faults listed one by one per drill.
@@ -25,13 +27,26 @@ func Markdown(w io.Writer, sums []*Summary) error {
 }
 
 func overview(b *strings.Builder, sums []*Summary) {
-	b.WriteString("| drill | outcome | requests | non-2xx | transport errors (not to a killed Kong) | faults fired/verified | failover p50 / p99 / max | recovery p50 / p99 / max | propagation p99 |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---|---|---:|\n")
+	b.WriteString("| drill | outcome | requests | non-2xx | transport errors | in flight at a kill | sent to an endpoint already dead | other | connect failures retried | kill → out of rotation p50 / max | faults fired/verified | failover p50 / p99 / max | recovery p50 / p99 / max | propagation p99 |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---:|\n")
 	for _, s := range sums {
-		fmt.Fprintf(b, "| %s | %s | %d | %d | %d (%d) | %d/%d | %s | %s | %s |\n", cell(s.Title), outcomeWord(s.Outcome),
-			s.Requests, s.Non2xx, s.Transport, s.Unattributed, len(s.Faults), s.Verified(), triple(s.Failover), triple(s.Recovery), secs(s.Propagate.Quantile(0.99)))
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %d | %d | %d | %d | %s | %s | %d/%d | %s | %s | %s |\n", cell(s.Title), outcomeWord(s.Outcome),
+			s.Requests, s.Non2xx, s.Transport, s.ByCause[journal.CauseInFlight], s.ByCause[journal.CauseSentToDead], s.ByCause[journal.CauseOther],
+			retriedCell(s), pair(s.ToLeave), len(s.Faults), s.Verified(), triple(s.Failover), triple(s.Recovery), secs(s.Propagate.Quantile(0.99)))
 	}
 	b.WriteString("\n")
+}
+
+// retriedCell is the count of retried connect failures with those no kill
+// explains, or "–" when the probe did not retry (none journaled).
+func retriedCell(s *Summary) string {
+	if s.Retried == 0 {
+		return "0"
+	}
+	if o := s.RetriedByCause[journal.CauseOther]; o > 0 {
+		return fmt.Sprintf("%d (%d other)", s.Retried, o)
+	}
+	return fmt.Sprint(s.Retried)
 }
 
 func drillSection(b *strings.Builder, s *Summary) {
@@ -51,7 +66,13 @@ func drillSection(b *strings.Builder, s *Summary) {
 		{"2xx", fmt.Sprint(s.OK)},
 		{"non-2xx", fmt.Sprint(s.Non2xx)},
 		{"transport errors", fmt.Sprint(s.Transport)},
-		{"transport errors not to a killed Kong", fmt.Sprint(s.Unattributed)},
+		{"… in flight at a Kong kill (sent before the Kong had exited)", fmt.Sprint(s.ByCause[journal.CauseInFlight])},
+		{"… sent to a Kong already dead, before its endpoint left the rotation", fmt.Sprint(s.ByCause[journal.CauseSentToDead])},
+		{"… other", fmt.Sprint(s.ByCause[journal.CauseOther])},
+		{"connect failures retried on another endpoint", fmt.Sprintf("%d (%d in flight, %d sent to dead, %d other)", s.Retried,
+			s.RetriedByCause[journal.CauseInFlight], s.RetriedByCause[journal.CauseSentToDead], s.RetriedByCause[journal.CauseOther])},
+		{fmt.Sprintf("Kong kill → pod seen not ready p50 / p99 / max (n=%d of %d kills)", s.ToPodNotReady.N(), len(s.Kills)), triple(s.ToPodNotReady)},
+		{fmt.Sprintf("Kong kill → endpoint out of the rotation p50 / p99 / max (n=%d of %d kills)", s.ToLeave.N(), len(s.Kills)), triple(s.ToLeave)},
 		{"faults fired / verified", fmt.Sprintf("%d / %d", len(s.Faults), s.Verified())},
 		{fmt.Sprintf("failover p50 / p99 / max (n=%d)", s.Failover.N()), triple(s.Failover)},
 		{fmt.Sprintf("recovery p50 / p99 / max (n=%d)", s.Recovery.N()), triple(s.Recovery)},
@@ -82,20 +103,46 @@ func drillSection(b *strings.Builder, s *Summary) {
 		}
 		b.WriteString("\n")
 	}
-	if len(s.Failures) > 0 {
-		b.WriteString("### Failed requests\n\nNon-2xx answers and transport errors (no answer), with their time since the start and the fault that killed their Kong.\n\n| at | class | status | Kong | caused by | detail |\n|---:|---|---:|---|---|---|\n")
-		for i, f := range s.Failures {
+	if len(s.Kills) > 0 {
+		b.WriteString("### Kong kills\n\nEach Kong a fault SIGKILLed: until when its process was seen running after the signal (requests sent until then were in flight at the kill), and when the watches saw its pod not ready and its endpoint leave the traffic probe's rotation.\n\n| at | endpoint | pod | fault | process seen running / exited (after the kill) | pod seen not ready after | out of rotation after | why |\n|---:|---|---|---|---:|---:|---:|---|\n")
+		for i, k := range s.Kills {
 			if i == maxListed {
-				fmt.Fprintf(b, "| | … %d more | | | | |\n", len(s.Failures)-maxListed)
+				fmt.Fprintf(b, "| | … %d more | | | | | | |\n", len(s.Kills)-maxListed)
 				break
 			}
-			status := ""
-			if f.Status != 0 {
-				status = fmt.Sprint(f.Status)
+			after := func(d time.Duration) string {
+				if d < 0 {
+					return "never"
+				}
+				return secs(d.Seconds())
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", at(f.At), f.Class, status, cell(f.Subject), cell(f.Cause), cell(f.Detail))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", atMS(k.At.Sub(s.Start)), k.Endpoint, cell(k.Pod), cell(k.Action),
+				runningExited(k), after(k.ToPodNotReady()), after(k.ToLeave()), cell(k.Why))
 		}
 		b.WriteString("\n")
+	}
+	var non2xx []Failure
+	byCause := map[string][]Failure{}
+	for _, f := range s.Failures {
+		if f.Class == journal.ErrTransport {
+			byCause[f.Cause] = append(byCause[f.Cause], f)
+		} else {
+			non2xx = append(non2xx, f)
+		}
+	}
+	for _, c := range journal.Causes {
+		if fs := byCause[c]; len(fs) > 0 {
+			fmt.Fprintf(b, "### Transport errors: %s (%d)\n\n", c, len(fs))
+			failureTable(b, s, fs)
+		}
+	}
+	if len(s.RetriedFailures) > 0 {
+		fmt.Fprintf(b, "### Connect failures retried on another endpoint (%d)\n\nThe probe retried these requests (retry-connect-failures); the request's own outcome is counted above. Kong is the endpoint that failed.\n\n", len(s.RetriedFailures))
+		failureTable(b, s, s.RetriedFailures)
+	}
+	if len(non2xx) > 0 {
+		fmt.Fprintf(b, "### Non-2xx answers (%d)\n\n", len(non2xx))
+		failureTable(b, s, non2xx)
 	}
 	if len(s.Rollbacks) > 0 {
 		b.WriteString("### Rollbacks\n\n")
@@ -104,6 +151,31 @@ func drillSection(b *strings.Builder, s *Summary) {
 		}
 		b.WriteString("\n")
 	}
+}
+
+// failureTable lists failed requests with their send time (since the
+// drill's start), endpoint and, for transport errors, the kill they are
+// set against.
+func failureTable(b *strings.Builder, s *Summary, fs []Failure) {
+	b.WriteString("| sent at | status | Kong | cause | kill at | sent after the kill | retried on | detail |\n|---:|---:|---|---|---:|---:|---|---|\n")
+	for i, f := range fs {
+		if i == maxListed {
+			fmt.Fprintf(b, "| | | … %d more (all are in the journal) | | | | | |\n", len(fs)-maxListed)
+			break
+		}
+		status, killAt, gap := "", "", ""
+		if f.Status != 0 {
+			status = fmt.Sprint(f.Status)
+		}
+		if f.Kill != nil {
+			killAt = fmt.Sprintf("%s (%s)", at(f.Kill.At.Sub(s.Start)), cell(f.Kill.Action))
+		}
+		if f.Cause == journal.CauseSentToDead {
+			gap = secs(f.Gap.Seconds())
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", atMS(f.At), status, cell(f.Subject), f.Cause, killAt, gap, cell(f.RetriedOn), cell(f.Detail))
+	}
+	b.WriteString("\n")
 }
 
 func outcomeWord(o string) string { return strings.ToUpper(o) }
@@ -130,6 +202,26 @@ func yesNo(ok bool) string {
 }
 
 func at(d time.Duration) string { return fmt.Sprintf("+%.1fs", d.Seconds()) }
+
+// runningExited is "until / by" for a killed process: seen running until
+// that long after the kill, seen exited by then.
+func runningExited(k journal.Kill) string {
+	exited := "?"
+	if d := k.ToExited(); d >= 0 {
+		exited = secs(d.Seconds())
+	}
+	return secs(k.ToDead().Seconds()) + " / " + exited
+}
+
+// atMS is a time since the start to the millisecond, for requests.
+func atMS(d time.Duration) string { return fmt.Sprintf("+%.3fs", d.Seconds()) }
+
+func pair(d Durations) string {
+	if d.N() == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%s / %s", secs(d.Quantile(0.5)), secs(d.Max()))
+}
 
 func secs(s float64) string {
 	if math.IsNaN(s) {

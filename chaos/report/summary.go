@@ -4,7 +4,6 @@
 package report
 
 import (
-	"fmt"
 	"math"
 	"net"
 	"slices"
@@ -27,11 +26,26 @@ type Summary struct {
 	Why      string
 
 	Requests, OK, Non2xx, Transport int
-	// Unattributed counts the transport errors not to a Kong that a fault
-	// killed, while it was down.
-	Unattributed int
-	// Failures lists the non-2xx answers and transport errors in order.
-	Failures []Failure
+	// ByCause counts the transport errors by journal.Cause*: in flight at
+	// a Kong kill, sent to a Kong already dead before its endpoint left
+	// the rotation, other.
+	ByCause map[string]int
+	// Retried counts the requests retried on another endpoint after a
+	// connect failure (retry-connect-failures); RetriedByCause sets those
+	// failures against the kills as ByCause does.
+	Retried        int
+	RetriedByCause map[string]int
+	// Failures lists the non-2xx answers and transport errors in order;
+	// RetriedFailures the connect failures that were retried.
+	Failures        []Failure
+	RetriedFailures []Failure
+	// Kills are the Kongs the faults killed, each with when its endpoint
+	// left the traffic probe's rotation; ToLeave samples that time.
+	Kills   []journal.Kill
+	ToLeave Durations
+	// ToPodNotReady samples the time from a kill until the pod was seen
+	// not ready: the node agent's part of ToLeave.
+	ToPodNotReady Durations
 
 	Faults    []Fault
 	Failover  Durations // fault → a new lock holder (leader faults)
@@ -53,10 +67,15 @@ type Failure struct {
 	Status  int
 	Subject string
 	Detail  string
-	// Cause names the fault that killed the Kong the request went to
-	// ("" when none did).
+	// Cause is the journal.Cause* of a transport error (or of a retried
+	// connect failure); Kill is the kill it refers to, and Gap (sent to an
+	// endpoint already dead) the time from the kill to the request.
 	Cause string
-	end   time.Duration
+	Kill  *journal.Kill
+	Gap   time.Duration
+	// RetriedOn is where a retried request went instead (Subject failed).
+	RetriedOn string
+	end       time.Duration
 }
 
 // Fault is one planted fault.
@@ -146,6 +165,13 @@ func summarize(title string, recs []journal.Record) *Summary {
 	var pendingFailover []time.Time // leader faults waiting for a new holder
 	var holderAtFault []string      // the holder each waiting fault displaced
 	faultIndex := map[string]int{}  // rep/action/fault → index in s.Faults
+	// The kills and rotation changes come first: a request is set against
+	// when its endpoint left the rotation, which the journal records later.
+	attr := journal.NewAttributor()
+	for _, r := range recs {
+		attr.Observe(r)
+	}
+	s.ByCause, s.RetriedByCause = map[string]int{}, map[string]int{}
 	key := func(r journal.Record) string {
 		return strings.Join([]string{strconv.Itoa(r.Rep), r.Action, r.Fault}, "\x00")
 	}
@@ -171,8 +197,18 @@ func summarize(title string, recs []journal.Record) *Summary {
 				s.Transport++
 			}
 			if r.ErrClass != journal.ErrNone {
-				s.Failures = append(s.Failures, Failure{At: since(r.T), Class: r.ErrClass, Status: r.Status, Subject: r.Subject, Detail: r.Detail,
-					end: since(r.T) + time.Duration(r.LatencyMS*float64(time.Millisecond))})
+				f := Failure{At: since(r.T), Class: r.ErrClass, Status: r.Status, Subject: r.Subject, Detail: r.Detail,
+					end: since(r.T) + time.Duration(r.LatencyMS*float64(time.Millisecond))}
+				if r.ErrClass == journal.ErrTransport {
+					f.attribute(attr.ClassifyRequest(r))
+				}
+				s.Failures = append(s.Failures, f)
+			}
+			if r.RetriedFrom != "" {
+				s.Retried++
+				f := Failure{At: since(r.T), Class: "connect failure", Subject: r.RetriedFrom, Detail: r.RetryError, RetriedOn: r.Subject, end: since(r.T)}
+				f.attribute(attr.ClassifyRetry(r))
+				s.RetriedFailures = append(s.RetriedFailures, f)
 			}
 		case journal.KindFaultStart:
 			faultIndex[key(r)] = len(s.Faults)
@@ -234,7 +270,23 @@ func summarize(title string, recs []journal.Record) *Summary {
 			s.Rollbacks = append(s.Rollbacks, ProbeVerdict{At: since(r.T), Name: r.Action, OK: r.OK != nil && *r.OK, Detail: r.Detail})
 		}
 	}
-	s.attribute()
+	for _, f := range s.Failures {
+		if f.Class == journal.ErrTransport {
+			s.ByCause[f.Cause]++
+		}
+	}
+	for _, f := range s.RetriedFailures {
+		s.RetriedByCause[f.Cause]++
+	}
+	s.Kills = attr.Kills()
+	for _, k := range s.Kills {
+		if d := k.ToLeave(); d >= 0 {
+			s.ToLeave.Samples = append(s.ToLeave.Samples, d.Seconds())
+		}
+		if d := k.ToPodNotReady(); d >= 0 {
+			s.ToPodNotReady.Samples = append(s.ToPodNotReady.Samples, d.Seconds())
+		}
+	}
 	s.Timeline = buildTimeline(s.Start, s.End, recs)
 	return s
 }
@@ -243,28 +295,13 @@ func summarize(title string, recs []journal.Record) *Summary {
 // are propagation times.
 const ProbeTypePropagation = "change-propagates"
 
-// attribute names, for each transport error, the fault that killed the
-// Kong it went to while the request was in flight or the Kong was down.
-func (s *Summary) attribute() {
-	for i := range s.Failures {
-		f := &s.Failures[i]
-		if f.Class != journal.ErrTransport {
-			continue
-		}
-		host := hostOf(f.Subject)
-		for _, ft := range s.Faults {
-			if f.end < ft.At || (ft.Recovered > 0 && f.At > ft.Recovered) {
-				continue
-			}
-			if slices.ContainsFunc(ft.Killed, func(k string) bool { return hostOf(k) == host }) {
-				f.Cause = fmt.Sprintf("%s at %s", ft.Kind, at(ft.At))
-				break
-			}
-		}
-		if f.Cause == "" {
-			s.Unattributed++
-		}
+func (f *Failure) attribute(a journal.Attribution) {
+	f.Cause = a.Cause
+	if !a.Kill.At.IsZero() {
+		k := a.Kill
+		f.Kill = &k
 	}
+	f.Gap = a.Gap
 }
 
 func hostOf(addr string) string {

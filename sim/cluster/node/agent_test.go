@@ -69,6 +69,24 @@ func newAgentWorld(t *testing.T, tune ...func(*Config)) *agentWorld {
 		}
 		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{Token: "token-of-" + a.GetNamespace()}}, nil
 	})
+	// As the API server does, a status update changes the status alone:
+	// the agent writes from the object its last write returned, and must
+	// not undo what others changed since (a deletion mark).
+	client.PrependReactor("update", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		ua, ok := a.(k8stesting.UpdateAction)
+		if !ok || ua.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		upd := ua.GetObject().(*corev1.Pod)
+		gvr := corev1.SchemeGroupVersion.WithResource("pods")
+		obj, err := client.Tracker().Get(gvr, ua.GetNamespace(), upd.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		cur := obj.(*corev1.Pod).DeepCopy()
+		cur.Status = upd.Status
+		return true, cur, client.Tracker().Update(gvr, cur, ua.GetNamespace())
+	})
 	ctx := context.Background()
 	var network podnet.Network
 	if podnet.Supported() == nil {
@@ -310,4 +328,44 @@ func pidOf(t *testing.T, containerID string) int {
 		t.Fatalf("container ID %q: %v", containerID, err)
 	}
 	return pid
+}
+
+// TestAgentReportsKilledContainerAtOnce: the agent is the container's
+// parent and learns of its death when the process exits, so a SIGKILLed
+// container's pod turns NotReady at once — not at the next readiness probe
+// (a minute away here) nor at a periodic relist — and Endpoints follow.
+func TestAgentReportsKilledContainerAtOnce(t *testing.T) {
+	w := newAgentWorld(t, func(c *Config) {
+		// The container stays down for the test: no restart to race with.
+		c.RestartBackoff, c.MaxRestartBackoff = time.Hour, time.Hour
+	})
+	pod := echoPod("victim")
+	pod.Spec.Containers[0].ReadinessProbe.PeriodSeconds = 60
+	w.create(pod)
+	var cs corev1.ContainerStatus
+	w.g.Eventually(func() (corev1.ConditionStatus, error) {
+		p, err := w.get("victim")
+		if err != nil || len(p.Status.ContainerStatuses) == 0 {
+			return "", err
+		}
+		cs = p.Status.ContainerStatuses[0]
+		return condition(p, corev1.PodReady), nil
+	}).WithTimeout(20 * time.Second).Should(Equal(corev1.ConditionTrue))
+
+	w.g.Expect(syscall.Kill(-pidOf(t, cs.ContainerID), syscall.SIGKILL)).To(Succeed())
+	// Well within the probe period: the exit, not a probe, made it so.
+	w.g.Eventually(func() (corev1.ConditionStatus, error) {
+		p, err := w.get("victim")
+		if err != nil {
+			return "", err
+		}
+		return condition(p, corev1.PodReady), nil
+	}).WithTimeout(5 * time.Second).Should(Equal(corev1.ConditionFalse))
+	p, err := w.get("victim")
+	w.g.Expect(err).NotTo(HaveOccurred())
+	st := p.Status.ContainerStatuses[0]
+	w.g.Expect(st.Ready).To(BeFalse())
+	w.g.Expect(st.LastTerminationState.Terminated).NotTo(BeNil())
+	w.g.Expect(st.LastTerminationState.Terminated.ExitCode).To(Equal(int32(128 + 9)))
+	w.g.Expect(st.LastTerminationState.Terminated.ContainerID).To(Equal(cs.ContainerID))
 }

@@ -42,6 +42,11 @@ type podRunner struct {
 	lastEvent  string // message of the last Warning event, not repeated
 	dirty      chan struct{}
 	stopped    chan struct{} // closed once every container has stopped
+	// written is the pod object as the last status write returned it
+	// (only statusLoop touches it): the next write starts from it rather
+	// than from a fresh GET, so a dead container is reported in one round
+	// trip; a conflict (someone else changed the pod) falls back to a GET.
+	written *corev1.Pod
 }
 
 func newPodRunner(a *Agent, pod *corev1.Pod) *podRunner {
@@ -353,18 +358,29 @@ func (r *podRunner) writeStatus() {
 		return
 	}
 	for attempt := 0; attempt < 5; attempt++ {
-		cur, err := pods.Get(ctx, r.pod.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) || (err == nil && cur.UID != r.pod.UID) {
-			return
+		cur := r.written
+		r.written = nil
+		if cur == nil {
+			got, err := pods.Get(ctx, r.pod.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) || (err == nil && got.UID != r.pod.UID) {
+				return
+			}
+			if err != nil {
+				r.logf("get for status: %v", err)
+				return
+			}
+			cur = got
 		}
-		if err != nil {
-			r.logf("get for status: %v", err)
-			return
-		}
+		cur = cur.DeepCopy()
 		cur.Status = r.status(cur.Status)
-		if _, err := pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err == nil || apierrors.IsNotFound(err) {
+		got, err := pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		switch {
+		case err == nil:
+			r.written = got
 			return
-		} else if !apierrors.IsConflict(err) {
+		case apierrors.IsNotFound(err):
+			return
+		case !apierrors.IsConflict(err):
 			r.logf("update status: %v", err)
 			return
 		}
