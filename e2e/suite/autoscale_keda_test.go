@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -135,6 +136,7 @@ func kedaChain(s kedaScaling) autoscaleChain {
 		patches:      kedaDrillPatches(s),
 		loadInterval: kedaLoadInterval,
 		needs:        needKEDABinaries,
+		tune:         quickKEDALeaderElection,
 		whole: func(ctx context.Context, cs kubernetes.Interface) (string, error) {
 			c, err := checkChain(ctx, cs, kongNamespace, "kong")
 			if err != nil {
@@ -179,6 +181,32 @@ func kedaChain(s kedaScaling) autoscaleChain {
 		before: []namedStep{{"with KEDA's metrics server down the chain names the APIService link", kedaMetricsServerDown}},
 		after:  []namedStep{{"a ScaledObject on a series Prometheus lacks names the Prometheus link", missingSeries}},
 	}
+}
+
+// quickKEDALeaderElection gives the KEDA operator of the test a short
+// leader-election lease. The operator exits once on its first start, after
+// it wrote its certificates (so that it loads them), without releasing its
+// lease; with KEDA's default 15 s lease its new process, and every link
+// after it, waits that long. The shipped addon keeps KEDA's defaults: in a
+// cluster this happens once, at install.
+func quickKEDALeaderElection(t *testing.T, objs []runtime.Object) {
+	for _, d := range manifests.All[*appsv1.Deployment](objs) {
+		if d.Namespace != "keda" || d.Name != "keda-operator" {
+			continue
+		}
+		for i := range d.Spec.Template.Spec.Containers {
+			c := &d.Spec.Template.Spec.Containers[i]
+			if c.Name != "keda-operator" {
+				continue
+			}
+			c.Env = append(c.Env,
+				corev1.EnvVar{Name: "KEDA_OPERATOR_LEADER_ELECTION_LEASE_DURATION", Value: "4s"},
+				corev1.EnvVar{Name: "KEDA_OPERATOR_LEADER_ELECTION_RENEW_DEADLINE", Value: "3s"},
+				corev1.EnvVar{Name: "KEDA_OPERATOR_LEADER_ELECTION_RETRY_PERIOD", Value: "500ms"})
+			return
+		}
+	}
+	t.Fatal("the keda addon has no container keda-operator in Deployment keda/keda-operator")
 }
 
 // missingSeries: a ScaledObject whose query finds no series breaks the

@@ -64,6 +64,9 @@ type autoscaleChain struct {
 	// patches make the shipped autoscaler reachable by the test's bounded
 	// load, and its scale-in short.
 	patches []manifests.Patch
+	// tune, if set, adjusts the rendered objects (addons included) for
+	// the test, in ways that leave what the features prove unchanged.
+	tune func(t *testing.T, objs []runtime.Object)
 	// loadInterval paces each of the loadLoops request loops.
 	loadInterval time.Duration
 	// needs fails (CI) or skips the test when the local cluster lacks a
@@ -112,6 +115,9 @@ func testAutoscale(t *testing.T, c autoscaleChain) {
 					t.Fatal(err)
 				}
 				objs = append(objs, a...)
+			}
+			if c.tune != nil {
+				c.tune(t, objs)
 			}
 			objs = append(objs, echoObjects()...)
 			t.Cleanup(func() { cleanUp(t, cfg, objs) })
