@@ -48,6 +48,8 @@ Configuration (environment, as the Kong image reads it):
   KONG_PG_DATABASE          PostgreSQL database (default kong)
   KONG_DB_UPDATE_FREQUENCY  seconds between database polls (default 5; fractions allowed)
   KONG_DECLARATIVE_CONFIG   declarative file loaded at start in DB-less mode
+  KONG_ROUTER_FLAVOR        traditional_compatible (default), traditional or expressions
+                            (expressions: routes may carry an ATC expression and priority)
   KONG_NODE_ID              node id reported by GET / (default: random)
   KONG_LOG_LEVEL            debug, info (default), notice, warn or error
   KONG_PREFIX               where the node writes pids/nginx.pid for kong quit
@@ -109,6 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // config is the node's configuration as read from KONG_* variables.
 type config struct {
 	database        string
+	routerFlavor    string
 	proxyListen     string // first plain proxy address, "" = none
 	proxyListens    []listenAddr
 	listenSettings  [3]string // KONG_PROXY_LISTEN, KONG_ADMIN_LISTEN, KONG_STATUS_LISTEN as given, for GET /
@@ -132,8 +135,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return def
 	}
 	c := config{
-		database: env("KONG_DATABASE", kong.DatabaseOff),
-		pgHost:   env("KONG_PG_HOST", "127.0.0.1"), pgPort: env("KONG_PG_PORT", "5432"),
+		database:     env("KONG_DATABASE", kong.DatabaseOff),
+		routerFlavor: env("KONG_ROUTER_FLAVOR", kong.DefaultRouterFlavor),
+		pgHost:       env("KONG_PG_HOST", "127.0.0.1"), pgPort: env("KONG_PG_PORT", "5432"),
 		pgUser: env("KONG_PG_USER", "kong"), pgPass: getenv("KONG_PG_PASSWORD"),
 		pgDatabase:  env("KONG_PG_DATABASE", "kong"),
 		declarative: env("KONG_DECLARATIVE_CONFIG", ""),
@@ -142,6 +146,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.database != kong.DatabaseOff && c.database != kong.DatabasePostgres {
 		return c, fmt.Errorf("KONG_DATABASE=%q: expected off or postgres", c.database)
+	}
+	if err := kong.CheckRouterFlavor(c.routerFlavor); err != nil {
+		return c, fmt.Errorf("KONG_ROUTER_FLAVOR: %w", err)
 	}
 	var err error
 	c.listenSettings = [3]string{env("KONG_PROXY_LISTEN", "0.0.0.0:8000"), env("KONG_ADMIN_LISTEN", "127.0.0.1:8001"),
@@ -267,7 +274,7 @@ func bootstrap(ctx context.Context, c config) error {
 // serve runs the node until ctx ends, then drains and shuts down.
 func serve(ctx context.Context, c config, log *slog.Logger, started listening) error {
 	opts := kong.Options{
-		Database: c.database, UpdateFrequency: c.updateFrequency, NodeID: c.nodeID, Logger: log,
+		Database: c.database, RouterFlavor: c.routerFlavor, UpdateFrequency: c.updateFrequency, NodeID: c.nodeID, Logger: log,
 		ProxyListen: c.listenSettings[0], AdminListen: c.listenSettings[1], StatusListen: c.listenSettings[2],
 	}
 	if h, err := os.Hostname(); err == nil {

@@ -50,21 +50,23 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.database != "off" || c.proxyListen != "0.0.0.0:8000" || c.adminListen != "127.0.0.1:8001" ||
-		c.statusListen != "" || c.updateFrequency != 5*time.Second {
+		c.statusListen != "" || c.updateFrequency != 5*time.Second || c.routerFlavor != "traditional_compatible" {
 		t.Errorf("defaults = %+v", c)
 	}
 	if d := c.dsn(); d != "postgres://kong:@127.0.0.1:5432/kong?sslmode=disable" {
 		t.Errorf("dsn = %s", d)
 	}
 	c, err = loadConfig(envOf(map[string]string{"KONG_DATABASE": "postgres", "KONG_DB_UPDATE_FREQUENCY": "0.25",
-		"KONG_PG_HOST": "db", "KONG_PG_PASSWORD": "p@ss", "KONG_STATUS_LISTEN": "0.0.0.0:8100"}))
-	if err != nil || c.updateFrequency != 250*time.Millisecond || c.statusListen != "0.0.0.0:8100" ||
+		"KONG_PG_HOST": "db", "KONG_PG_PASSWORD": "p@ss", "KONG_STATUS_LISTEN": "0.0.0.0:8100",
+		"KONG_ROUTER_FLAVOR": "expressions"}))
+	if err != nil || c.updateFrequency != 250*time.Millisecond || c.statusListen != "0.0.0.0:8100" || c.routerFlavor != "expressions" ||
 		c.dsn() != "postgres://kong:p%40ss@db:5432/kong?sslmode=disable" {
 		t.Errorf("config = %+v %v", c, err)
 	}
 	for _, bad := range []map[string]string{
 		{"KONG_DATABASE": "cassandra"}, {"KONG_DB_UPDATE_FREQUENCY": "-1"},
 		{"KONG_ADMIN_LISTEN": "nope"}, {"KONG_PG_PORT": "x"}, {"KONG_LOG_LEVEL": "loud"},
+		{"KONG_ROUTER_FLAVOR": "atc"},
 	} {
 		if _, err := loadConfig(envOf(bad)); err == nil {
 			t.Errorf("%v accepted", bad)

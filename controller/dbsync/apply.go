@@ -57,11 +57,12 @@ func (s *Syncer) latest() *Desired {
 }
 
 // syncOnce lists, diffs and applies d once. repair says that d was already
-// applied, so any write restores drift. The first sync of a term that
-// finds a warm listing first writes, from it, the creates and updates d
-// needs (never a delete); then, as every sync, it lists Kong completely
-// and applies the difference to the newest Desired. See the package doc
-// for why that is safe.
+// applied, so any write restores drift. A sync that holds a listing (a
+// standby's warm one at a takeover, or the previous sync's with this
+// Syncer's writes applied) first writes, from it, the creates and updates d
+// needs (never a delete); then, as every sync, it lists Kong completely and
+// applies the difference to the newest Desired. See the package doc for why
+// that is safe.
 func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syncResult) {
 	start := time.Now()
 	log := s.o.Logger.With("version", d.Version)
@@ -85,24 +86,27 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 	log = log.With("target", n.target.Name)
 
 	takeover := term.Epoch != s.synced.Epoch || term.Identity != s.synced.Identity
-	warm := false
 	if takeover {
 		s.synced = term
-		var stop bool
-		if warm, res, stop = s.prewrite(ctx, n, term, set, log); stop {
-			return res
-		}
 	}
+	warm, res, stop := s.prewrite(ctx, n, term, set, takeover, log)
+	if stop {
+		return res
+	}
+	// ahead counts the writes made ahead of the listing, so that a sync
+	// whose listing then shows nothing left to do still reports them.
+	ahead := res.writes
 
 	listStart := time.Now()
 	var have *Set
 	if !warm {
 		have, err = listAll(ctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, s.warmUpstreams())
 	} else {
-		var stop bool
-		if have, res, stop, err = s.listDuringTakeover(ctx, n, term, d.Version, log); stop {
+		if have, res, stop, err = s.listWritingAhead(ctx, n, term, d.Version, log); stop {
+			res.writes += ahead
 			return res
 		}
+		ahead += res.writes
 	}
 	if err != nil {
 		// Nothing more is written on an incomplete picture: a missing
@@ -110,7 +114,7 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 		if ctx.Err() == nil {
 			s.nodeResult(n, err)
 		}
-		return syncResult{outcome: outcomeError, err: err}
+		return syncResult{outcome: outcomeError, err: err, writes: ahead}
 	}
 	s.nodeResult(n, nil)
 	s.keepWarm(have, listStart)
@@ -133,6 +137,9 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 			"refusing to delete all %d managed entities: the desired configuration is empty (set AllowEmpty to allow it)", have.Len())}
 	}
 	if len(plan.Ops) == 0 {
+		if ahead > 0 {
+			return syncResult{outcome: outcomeApplied, writes: ahead}
+		}
 		return syncResult{outcome: outcomeUnchanged}
 	}
 	log.Info("applying configuration changes", "create", plan.Count(Create), "update", plan.Count(Update), "delete", plan.Count(Delete), "repair", repair)
@@ -167,42 +174,64 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 			err: fmt.Errorf("Kong rejected %d entities (first: %s %s: %s)", len(a.rejections),
 				a.rejections[0].EntityType, a.rejections[0].EntityName, a.rejections[0].Message)}
 	}
-	return syncResult{outcome: outcomeApplied, writes: a.done}
+	return syncResult{outcome: outcomeApplied, writes: ahead + a.done}
 }
 
-// minStalePrewrites is the number of writes a takeover makes from a warm
+// minStalePrewrites is the number of writes a sync makes ahead of its
 // listing however small the configuration; beyond it and a tenth of the
-// configuration the listing counts as stale.
+// configuration the change waits for the listing (at a takeover, the warm
+// listing counts as stale).
 const minStalePrewrites = 64
 
-// prewrite starts a takeover: it writes the creates and updates that the
-// warm listing says set needs, before the re-listing that every sync
-// makes. It writes nothing without a warm listing, with an empty set or
-// when the listing looks stale, and never deletes. warm says it used the
-// warm listing; stop says the sync must end with res: the term ended.
-func (s *Syncer) prewrite(ctx context.Context, n *node, term fence.Term, set *Set, log *slog.Logger) (warm bool, res syncResult, stop bool) {
+// prewrite starts a sync: it writes the creates and updates that the held
+// listing says set needs, before the re-listing that every sync makes, so
+// that a change reaches Kong without waiting for a listing. It writes
+// nothing without a listing, with an empty set or when the listing looks
+// stale, and never deletes. takeover says this is the first sync of a term
+// (counted in the takeover figures). warm says it used the listing; stop
+// says the sync must end with res: the term ended.
+func (s *Syncer) prewrite(ctx context.Context, n *node, term fence.Term, set *Set, takeover bool, log *slog.Logger) (warm bool, res syncResult, stop bool) {
 	if s.warm == nil || set.Len() == 0 {
-		s.observeTakeover("cold", 0)
+		if takeover {
+			s.observeTakeover("cold", 0)
+		}
 		return false, syncResult{}, false
 	}
-	ops := upserts(set, s.warm)
-	if len(ops) > max(minStalePrewrites, set.Len()/10) {
-		// So much to write means the listing predates a big change the
-		// previous leader has probably made since: most of these writes
-		// would be redundant and would delay the few that are not.
-		s.observeTakeover("stale", 0)
-		log.Info("takeover: the recent listing differs too much from the desired configuration; re-listing first", "planned", len(ops))
+	ops, ok := aheadOps(set, s.warm)
+	if !ok {
+		// So much to write means either a big change, which the listing
+		// must check first anyway, or (at a takeover) a listing that
+		// predates a big change the previous leader has probably made
+		// since: most of these writes would be redundant and would delay
+		// the few that are not.
+		if takeover {
+			s.observeTakeover("stale", 0)
+			log.Info("takeover: the recent listing differs too much from the desired configuration; re-listing first", "planned", len(ops))
+		}
 		return false, syncResult{}, false
 	}
 	a := s.applyProvisional(ctx, n, term, ops)
-	s.observeTakeover("warm", a.done)
+	if takeover {
+		s.observeTakeover("warm", a.done)
+	}
 	if len(ops) > 0 {
-		log.Info("takeover: wrote the changes a recent listing shows before re-listing", "writes", a.done, "planned", len(ops), "err", a.err)
+		msg := "wrote the changes the held listing shows before re-listing"
+		if takeover {
+			msg = "takeover: wrote the changes a recent listing shows before re-listing"
+		}
+		log.Info(msg, "writes", a.done, "planned", len(ops), "err", a.err)
 	}
 	if errors.Is(a.err, errNotWriter) {
 		return true, syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}, true
 	}
-	return true, syncResult{}, false
+	return true, syncResult{writes: a.done}, false
+}
+
+// aheadOps are the upserts to write from the held listing have before
+// listing Kong; ok is false when they are too many (see minStalePrewrites).
+func aheadOps(set, have *Set) (ops []Op, ok bool) {
+	ops = upserts(set, have)
+	return ops, len(ops) <= max(minStalePrewrites, set.Len()/10)
 }
 
 // upserts are the creates and updates that turn have into set.
@@ -232,56 +261,72 @@ func (s *Syncer) applyProvisional(ctx context.Context, n *node, term fence.Term,
 	return a
 }
 
-// maxTakeoverRestarts bounds how often changes that arrive during a
-// takeover's listing restart it, so that a stream of changes cannot keep
-// the takeover from ever completing a listing.
-const maxTakeoverRestarts = 3
+// maxListRestarts bounds how often changes that arrive during a sync's
+// listing restart it, so that a stream of changes cannot keep the sync
+// from ever completing a listing.
+const maxListRestarts = 3
 
-// listDuringTakeover lists Kong for a takeover that holds a warm listing.
-// A Desired newer than version that arrives meanwhile stops the listing,
-// is written from the warm listing at once (creates and updates only, as
-// in prewrite), and the listing starts over, at most maxTakeoverRestarts
-// times; later ones wait for the listing. So every write made from the
-// warm listing has completed before the listing the sync uses began,
-// which therefore shows it. stop says the sync must end with res: the
-// term ended.
-func (s *Syncer) listDuringTakeover(ctx context.Context, n *node, term fence.Term, version uint64, log *slog.Logger) (have *Set, res syncResult, stop bool, err error) {
+// listWritingAhead lists Kong for a sync that holds a listing (see
+// prewrite). A Desired newer than version that arrives meanwhile stops the
+// listing, is written from the held listing at once (creates and updates
+// only, as in prewrite), and the listing starts over, at most
+// maxListRestarts times; later ones wait for the listing. So every write
+// made from the held listing has completed before the listing the sync
+// uses began, which therefore shows it. stop says the sync must end with
+// res: the term ended.
+func (s *Syncer) listWritingAhead(ctx context.Context, n *node, term fence.Term, version uint64, log *slog.Logger) (have *Set, res syncResult, stop bool, err error) {
+	type listing struct {
+		have *Set
+		err  error
+	}
+	written := 0
 	for restarts := 0; ; restarts++ {
 		lctx, cancel := context.WithCancel(ctx)
-		listed := make(chan struct{})
+		listed := make(chan listing, 1)
 		hint := s.warmUpstreams()
 		go func() {
-			defer close(listed)
-			have, err = listAll(lctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, hint)
+			have, err := listAll(lctx, n.kong, s.o.Tag, s.o.Timeout, s.o.ListConcurrency, hint)
+			listed <- listing{have, err}
 		}()
-		var next *Desired
-		for next == nil && restarts < maxTakeoverRestarts {
+		var (
+			next *Desired
+			ops  []Op
+		)
+		for next == nil && restarts < maxListRestarts {
 			select {
-			case <-listed:
+			case l := <-listed:
 				cancel()
-				return have, syncResult{}, false, err
+				return l.have, syncResult{writes: written}, false, l.err
 			case <-s.wake:
-				if nd := s.latest(); nd != nil && nd.Version > version {
-					next = nd
+				nd := s.latest()
+				if nd == nil || nd.Version <= version {
+					continue
+				}
+				version = nd.Version
+				// An invalid, empty or big change waits for the listing
+				// (the sync refuses or checks it there).
+				if set, serr := s.prepare(nd); serr == nil && set.Len() > 0 {
+					if up, ok := aheadOps(set, s.warm); ok && len(up) > 0 {
+						next, ops = nd, up
+					}
 				}
 			}
 		}
 		if next == nil {
-			<-listed
+			l := <-listed
 			cancel()
-			return have, syncResult{}, false, err
+			return l.have, syncResult{writes: written}, false, l.err
 		}
+		// The change goes out at once; the abandoned listing's requests
+		// (reads) end on their own meanwhile. Only the next listing must
+		// begin after these writes, so that it shows them.
 		cancel()
+		a := s.applyProvisional(ctx, n, term, ops)
+		written += a.done
 		<-listed
-		version = next.Version
-		set, serr := s.prepare(next)
-		if serr != nil || set.Len() == 0 {
-			continue // the sync refuses it after the listing
-		}
-		a := s.applyProvisional(ctx, n, term, upserts(set, s.warm))
-		log.Info("takeover: wrote a change that arrived while re-listing; listing again", "version", next.Version, "writes", a.done, "err", a.err)
+		log.Info("wrote a change that arrived while listing; listing again", "version", next.Version, "writes", a.done, "err", a.err)
 		if errors.Is(a.err, errNotWriter) {
-			return nil, syncResult{outcome: outcomeNotWriter, err: a.err, writes: a.done}, true, nil
+			return nil, syncResult{outcome: outcomeNotWriter, err: a.err, writes: written}, true, nil
 		}
 	}
 }

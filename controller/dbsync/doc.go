@@ -27,8 +27,8 @@
 // Guarantees, and their limits:
 //   - Deletes are computed only from a complete, successful listing of every
 //     kind. A failed or timed-out read (a database outage answers 500) aborts
-//     the sync before any write it would decide (the upserts a takeover
-//     makes from a warm listing, below, come before it); the sync is
+//     the sync before any write it would decide (the upserts a sync makes
+//     from the listing it holds, below, come before it); the sync is
 //     retried with backoff.
 //   - An empty desired configuration never deletes what Kong holds unless
 //     Options.AllowEmpty says so.
@@ -78,6 +78,18 @@
 //  3. diffs the newest Desired against that fresh listing and applies the
 //     difference, deletes included, with every guard above. Only then is
 //     the Desired reported applied (OnApplied, AllApplied).
+//
+// # Writing ahead of the listing
+//
+// Every sync, not only a takeover's, writes ahead like this when it holds
+// a listing: a leader keeps the last complete listing with its own writes
+// applied to it, so a change is written at once from it (steps 1 and 2,
+// with the same bound on its size; a bigger change waits for the listing)
+// and the full listing that every sync makes, for deletes and drift, comes
+// after. Otherwise every change would wait for a listing, on PostgreSQL
+// the slowest part of a sync. A listing that is stale because someone
+// changed Kong behind our back is as safe as a standby's, for the reasons
+// below.
 //
 // Why a stale listing is safe here. The warm listing was taken before the
 // lock was won, so the previous leader may have written after it. Steps 1

@@ -75,10 +75,25 @@ func (p *BodyPusher) SetDesired(d kongsync.Desired) {
 		}
 		return
 	}
+	p.setDesired(d, cfg)
+}
+
+func (p *BodyPusher) setDesired(d kongsync.Desired, cfg *declarative.Config) {
 	p.mu.Lock()
 	p.desired = map[uint64]kongsync.Desired{d.Version: d}
 	p.mu.Unlock()
 	p.s.SetDesired(Desired{Config: cfg, Hash: d.Hash, Version: d.Version})
+}
+
+// SetDesiredConfig is SetDesired for a caller that holds d's body decoded
+// already (the translator's result): cfg is used as it is, and must not be
+// modified afterwards.
+func (p *BodyPusher) SetDesiredConfig(d kongsync.Desired, cfg *declarative.Config) {
+	if cfg == nil || cfg.FormatVersion != declarative.FormatVersion {
+		p.SetDesired(d)
+		return
+	}
+	p.setDesired(d, cfg)
 }
 
 // Resync implements the manager's Pusher.

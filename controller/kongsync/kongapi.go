@@ -85,7 +85,16 @@ func classify(resp *http.Response) pushResult {
 	}
 }
 
-func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, maxErrorBody)) }
+// drain reads what is left of a small answer, so that its connection can
+// carry the next request. A bigger one is left unread: Kong's 201 to POST
+// /config echoes the loaded configuration, as big as the push itself, and
+// reading (with TLS, decrypting) megabytes from each of many Kongs costs
+// the controller far more than the new connection the next push opens
+// after Close drops this one. The status line already told the outcome.
+func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, maxDrain)) }
+
+// maxDrain is the largest answer drain reads to keep its connection.
+const maxDrain = 64 << 10
 
 // configErrorBody is Kong's 400 answer to POST /config?flatten_errors=1.
 type configErrorBody struct {

@@ -180,6 +180,10 @@ type Options struct {
 	// OnIncompatible runs on the worker's goroutine when a probe finds a
 	// replica running with a database (once, until it is found DB-less).
 	OnIncompatible func(t Target, root kongclient.Root)
+	// OnProbed runs on the worker's goroutine when a probe finds a
+	// DB-less Kong it will configure, before the first push to it; the
+	// manager learns the replica's router flavor from it.
+	OnProbed func(t Target, root kongclient.Root)
 }
 
 // Default timings.

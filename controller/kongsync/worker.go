@@ -345,6 +345,9 @@ func (w *worker) probe(ctx context.Context, log *slog.Logger) {
 	}
 	w.probed = true
 	w.setStatus(func(st *TargetStatus) { st.Database = root.Database })
+	if cb := w.s.o.OnProbed; cb != nil {
+		cb(w.target, root)
+	}
 	if wasIncompatible {
 		log.Info("Kong replica now runs DB-less; configuring it", "url", w.target.URL)
 	}

@@ -26,6 +26,9 @@ type fakeKong struct {
 	refused int         // POST /config answered 500
 	// database is reported by GET / ("off" when empty).
 	database string
+	// routerFlavor is reported by GET / ("traditional_compatible" when
+	// empty).
+	routerFlavor string
 	// reject, when set, answers POST /config with 400 and these
 	// flattened errors.
 	reject []map[string]any
@@ -43,8 +46,12 @@ func (k *fakeKong) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if db == "" {
 			db = "off"
 		}
+		flavor := k.routerFlavor
+		if flavor == "" {
+			flavor = "traditional_compatible"
+		}
 		json.NewEncoder(w).Encode(map[string]any{"version": "3.9.1", "node_id": "n1", "hostname": "kong-0",
-			"configuration": map[string]any{"database": db, "router_flavor": "traditional_compatible", "role": "traditional"}})
+			"configuration": map[string]any{"database": db, "router_flavor": flavor, "role": "traditional"}})
 	case r.Method == http.MethodGet && r.URL.Path == "/status":
 		h := k.hash
 		if h == "" {
@@ -169,4 +176,37 @@ func (t memoryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp := rec.Result()
 	resp.Request = r
 	return resp, nil
+}
+
+// lastExpressions returns the route expressions of the last accepted
+// configuration ("" for a traditional route).
+func (k *fakeKong) lastExpressions() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.pushes) == 0 {
+		return nil
+	}
+	var doc struct {
+		Services []struct {
+			Routes []struct {
+				Expression string `json:"expression"`
+			} `json:"routes"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal(k.pushes[len(k.pushes)-1], &doc); err != nil {
+		return []string{"unparseable: " + err.Error()}
+	}
+	var out []string
+	for _, s := range doc.Services {
+		for _, r := range s.Routes {
+			out = append(out, r.Expression)
+		}
+	}
+	return out
+}
+
+func (k *fakeKong) setRouterFlavor(f string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.routerFlavor = f
 }

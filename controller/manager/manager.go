@@ -89,6 +89,13 @@ type Pusher interface {
 	AllApplied(version uint64) bool
 }
 
+// configPusher is a Pusher that takes the translated configuration as it
+// is (the DB-mode pusher, which would otherwise decode the body again on
+// every change, on the path of each change to Kong).
+type configPusher interface {
+	SetDesiredConfig(kongsync.Desired, *translate.Config)
+}
+
 // Config is everything the manager needs; main builds it from Options.
 type Config struct {
 	Options *options.Options
@@ -175,6 +182,12 @@ type Manager struct {
 	version    uint64
 	lastHash   string
 	lastErrors []translate.ObjectError
+
+	// flavorMu guards the router flavor each Kong reported and the one
+	// routes are translated for (see learnRouterFlavor).
+	flavorMu sync.Mutex
+	flavors  map[string]string
+	flavor   string
 }
 
 // New validates cfg and builds the informers; nothing runs until Run.
@@ -480,6 +493,9 @@ func (m *Manager) newPusher(dbMode bool, gate fence.WriteGate) (Pusher, error) {
 		// before its first push, and one with a database is left alone.
 		ProbeTargets:   m.o.KongAdminSvc != "",
 		OnIncompatible: m.reportIncompatible,
+		OnProbed: func(t kongsync.Target, root kongclient.Root) {
+			m.learnRouterFlavor(t.Name, root.RouterFlavor)
+		},
 	}
 	var p Pusher
 	if dbMode {
@@ -541,6 +557,7 @@ func (m *Manager) probeKong(ctx context.Context) (dbMode bool, err error) {
 		return false, err
 	}
 	for i, r := range roots {
+		m.learnRouterFlavor(m.o.KongAdminURLs[i], r.RouterFlavor)
 		if !r.DBLess() {
 			dbMode = true
 			m.log.Info("Kong uses a database", "kongAdminURL", m.o.KongAdminURLs[i], "database", r.Database, "version", r.Version)
@@ -550,6 +567,46 @@ func (m *Manager) probeKong(ctx context.Context) (dbMode bool, err error) {
 		return false, errors.New("--kong-admin-url: some Kong instances run DB-less and others with a database; configure one kind")
 	}
 	return dbMode, nil
+}
+
+// learnRouterFlavor records the router_flavor a Kong reported (GET /) and
+// re-translates when the flavor the routes are made for changes. Routes
+// are expression routes only when every Kong known runs the expressions
+// flavor: traditional routes load in every flavor, expression routes only
+// there. A replica that goes away keeps its entry, which can only hold
+// the translation to traditional routes (safe everywhere) until restart.
+func (m *Manager) learnRouterFlavor(target, flavor string) {
+	m.flavorMu.Lock()
+	if m.flavors == nil {
+		m.flavors = map[string]string{}
+	}
+	m.flavors[target] = flavor
+	next := translate.RouterFlavorExpressions
+	mixed := false
+	for _, f := range m.flavors {
+		if f != translate.RouterFlavorExpressions {
+			next = f
+		}
+		mixed = mixed || f != flavor
+	}
+	changed := next != m.flavor
+	m.flavor = next
+	m.flavorMu.Unlock()
+	if mixed {
+		m.log.Warn("Kong replicas run different router flavors; routes are made for traditional flavors, wildcard hosts match at any depth",
+			"kongAdminURL", target, "routerFlavor", flavor)
+	}
+	if changed {
+		m.log.Info("translating routes for Kong's router flavor", "routerFlavor", next)
+		m.changed()
+	}
+}
+
+// routerFlavor is the flavor routes are translated for.
+func (m *Manager) routerFlavor() string {
+	m.flavorMu.Lock()
+	defer m.flavorMu.Unlock()
+	return m.flavor
 }
 
 func (m *Manager) probeUntilUp(ctx context.Context, url string) (kongclient.Root, error) {
@@ -656,7 +713,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // configuration to the pusher.
 func (m *Manager) translate() {
 	start := time.Now()
-	res := translate.Translate(m.cache.Snapshot(), translate.Options{})
+	res := translate.Translate(m.cache.Snapshot(), translate.Options{RouterFlavor: m.routerFlavor()})
 	took := time.Since(start)
 	broken := map[translate.ObjectRef]bool{}
 	for _, e := range res.Errors {
@@ -681,7 +738,12 @@ func (m *Manager) translate() {
 	if changed {
 		m.metrics.Version.Set(float64(version))
 		m.log.Info("new configuration", "version", version, "hash", res.Hash, "ingresses", len(res.Translated), "objectErrors", len(res.Errors), "took", took)
-		m.pusher.SetDesired(kongsync.Desired{Body: res.Body, Hash: res.Hash, Version: version})
+		d := kongsync.Desired{Body: res.Body, Hash: res.Hash, Version: version}
+		if cp, ok := m.pusher.(configPusher); ok {
+			cp.SetDesiredConfig(d, res.Config)
+		} else {
+			m.pusher.SetDesired(d)
+		}
 	}
 	m.translated.Store(true)
 	m.status.Kick()

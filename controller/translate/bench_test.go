@@ -21,13 +21,15 @@ func benchSnapshot(n int) Snapshot {
 	return s.Snapshot()
 }
 
-func benchmarkTranslate(b *testing.B, n int) {
+func benchmarkTranslate(b *testing.B, n int) { benchmarkTranslateWith(b, n, Options{}) }
+
+func benchmarkTranslateWith(b *testing.B, n int, opts Options) {
 	snap := benchSnapshot(n)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpuBefore := processCPU()
 	for b.Loop() {
-		res := Translate(snap, Options{})
+		res := Translate(snap, opts)
 		if len(res.Translated) != n {
 			b.Fatalf("translated %d of %d Ingresses: %v", len(res.Translated), n, res.Errors[:min(3, len(res.Errors))])
 		}
@@ -48,6 +50,12 @@ func processCPU() time.Duration {
 
 func BenchmarkTranslate1k(b *testing.B)  { benchmarkTranslate(b, 1_000) }
 func BenchmarkTranslate10k(b *testing.B) { benchmarkTranslate(b, 10_000) }
+
+// BenchmarkTranslate10kExpressions: the same snapshot translated for
+// router_flavor=expressions, every route an ATC expression.
+func BenchmarkTranslate10kExpressions(b *testing.B) {
+	benchmarkTranslateWith(b, 10_000, Options{RouterFlavor: RouterFlavorExpressions})
+}
 
 // pluginsConsumersSnapshot is benchSnapshot(n) with a KongPlugin
 // (rate-limiting, its own config) on every Ingress and n KongConsumers of

@@ -44,6 +44,28 @@ func (bd *builder) route(tags []*string, id, name string, hosts, paths []string,
 	return r
 }
 
+// exprPart holds the expression and priority of an expression route.
+type exprPart struct {
+	expression string
+	priority   uint64
+}
+
+// expressionRoute makes the expression route (see expression.go) with the
+// settings of the traditional route route would make.
+func (bd *builder) expressionRoute(tags []*string, id, name string, hosts, paths []string, rs *routeSettings, regexPriority int) *kong.Route {
+	r := bd.route(tags, id, name, nil, nil, rs, 0)
+	r.Methods, r.SNIs, r.Headers, r.RegexPriority = nil, nil, nil, nil
+	tb := &bd.text
+	tb.reset()
+	tb.buf = appendExpression(tb.buf, hosts, paths, rs)
+	tb.end()
+	x := bd.exprParts.one()
+	x.expression = tb.cut().at(0)
+	x.priority = expressionPriority(hosts, paths, rs, regexPriority)
+	r.Expression, r.Priority = &x.expression, &x.priority
+	return r
+}
+
 // stringList turns a string list into go-kong's []*string, a copy owned by
 // one entity; an empty list stays nil (omitted from the JSON).
 func (bd *builder) stringList(l []string) []*string {

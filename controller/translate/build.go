@@ -27,6 +27,10 @@ type builder struct {
 	backendSlab    slab[backend]
 	pluginBlocks   slab[pluginBlock]
 	plugins        []pluginOut // the plugin entities this builder made
+
+	// expressions makes expression routes (Options.RouterFlavor).
+	expressions bool
+	exprParts   slab[exprPart]
 }
 
 // Steps that make fewer entities than this (routes and backends, or
@@ -46,7 +50,7 @@ func (t *translator) build() {
 	routes, backends := len(t.routes)/2, len(t.backends)/2
 	other := &t.builder
 	if t.parallel {
-		other = new(builder)
+		other = &builder{expressions: t.builder.expressions}
 	}
 	t.inParallel(func() {
 		t.builder.buildAll(t.routes[:routes], t.backends[:backends])
@@ -101,7 +105,11 @@ func (bd *builder) buildRoute(r *routeOf) {
 	tb.buf = bd.ids.append(tb.buf)
 	tb.end()
 	names := tb.cut()
-	r.route = bd.route(r.tags, names.at(1), names.at(0), r.hosts, r.paths, r.settings, r.priority)
+	if bd.expressions {
+		r.route = bd.expressionRoute(r.tags, names.at(1), names.at(0), r.hosts, r.paths, r.settings, r.priority)
+	} else {
+		r.route = bd.route(r.tags, names.at(1), names.at(0), r.hosts, r.paths, r.settings, r.priority)
+	}
 	for _, e := range r.settings.plugins {
 		bd.attachPlugin(e, "route", *r.route.Name, *r.route.ID)
 	}

@@ -58,20 +58,25 @@ func FuzzTranslate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, host, path string, pathType uint8, svcName string, port int32, portName string,
 		annotation uint8, value, address string, ageOffset int64, externalName bool) {
 		snap := fuzzSnapshot(host, path, pathType, svcName, port, portName, annotation, value, address, ageOffset, externalName, cert, key)
-		res := Translate(snap, Options{})
-		checkInvariants(t, snap, res)
+		for _, opts := range []Options{{}, {RouterFlavor: RouterFlavorExpressions}} {
+			res := Translate(snap, opts)
+			checkInvariants(t, snap, opts, res)
+			if opts.RouterFlavor == RouterFlavorExpressions {
+				checkExpressionRoutes(t, res)
+			}
 
-		want, err := json.Marshal((*plainConfig)(res.Config))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(res.Body, want) {
-			t.Fatalf("Body differs from encoding/json:\n got %s\nwant %s", res.Body, want)
-		}
-		// Repeated translation of the very same objects is stable too, and
-		// does not mutate its input.
-		if again := Translate(snap, Options{}); again.Hash != res.Hash {
-			t.Fatalf("second translation hashed %s, first %s", again.Hash, res.Hash)
+			want, err := json.Marshal((*plainConfig)(res.Config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(res.Body, want) {
+				t.Fatalf("Body differs from encoding/json:\n got %s\nwant %s", res.Body, want)
+			}
+			// Repeated translation of the very same objects is stable too,
+			// and does not mutate its input.
+			if again := Translate(snap, opts); again.Hash != res.Hash {
+				t.Fatalf("second translation hashed %s, first %s", again.Hash, res.Hash)
+			}
 		}
 	})
 }

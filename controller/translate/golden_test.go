@@ -40,8 +40,12 @@ func TestGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(input), ".yaml")
 		t.Run(name, func(t *testing.T) {
 			snap := loadSnapshot(t, input)
-			res := Translate(snap, Options{})
-			checkInvariants(t, snap, res)
+			var opts Options
+			if strings.HasSuffix(name, ".expressions") {
+				opts.RouterFlavor = RouterFlavorExpressions
+			}
+			res := Translate(snap, opts)
+			checkInvariants(t, snap, opts, res)
 
 			got, err := json.MarshalIndent(golden{res.Config, res.Errors, res.Translated}, "", "  ")
 			if err != nil {
@@ -67,7 +71,7 @@ func TestGolden(t *testing.T) {
 }
 
 // checkInvariants holds for every translation, whatever the input.
-func checkInvariants(t *testing.T, snap Snapshot, res Result) {
+func checkInvariants(t *testing.T, snap Snapshot, opts Options, res Result) {
 	t.Helper()
 	body, err := res.Config.Marshal()
 	if err != nil {
@@ -165,7 +169,7 @@ func checkInvariants(t *testing.T, snap Snapshot, res Result) {
 	// Any input order gives the same bytes and the same errors.
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 3 {
-		again := Translate(shuffled(rng, snap), Options{})
+		again := Translate(shuffled(rng, snap), opts)
 		if !bytes.Equal(again.Body, res.Body) {
 			t.Fatalf("Body depends on input order")
 		}

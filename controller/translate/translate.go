@@ -138,6 +138,7 @@ func newTranslator(s Snapshot, o Options, parallel func(entities int) bool) *tra
 		certs:  make(map[nsName]*certificate),
 		snis:   make(map[string]sniClaim),
 	}
+	t.builder.expressions = o.RouterFlavor == RouterFlavorExpressions
 	runBoth(parallel(len(s.Ingresses)+len(s.Services)+len(s.Plugins)+len(s.Secrets)), func() {
 		t.ingresses = ingressesOldestFirst(s.Ingresses)
 		t.claims = make(map[claim]int32, 2*len(s.Ingresses))
@@ -236,6 +237,9 @@ func (t *translator) translateIngress(idx int32, ing *networkingv1.Ingress) {
 	rs, errs := parseRouteSettings(ref, ing.Annotations)
 	tags := t.tagsFor(ref, rs.tags...)
 	t.errs = append(t.errs, errs...)
+	if t.builder.expressions && len(rs.headers) > 0 {
+		t.checkExpressionHeaders(ref, &rs)
+	}
 	rs.plugins = t.pluginsOf(ref, ing.Annotations)
 	settings := t.settings.one()
 	*settings = rs
@@ -258,11 +262,12 @@ func (t *translator) translateIngress(idx int32, ing *networkingv1.Ingress) {
 				t.report(ref, fmt.Sprintf("spec.rules[%d].host", i), ReasonInvalidHost, "%v; rule skipped", err)
 				continue
 			}
-			if !warnedWildcard && strings.HasPrefix(rule.Host, "*.") {
+			if !warnedWildcard && !t.builder.expressions && strings.HasPrefix(rule.Host, "*.") {
 				// The Ingress API matches exactly one label in place of
-				// the "*"; Kong's router matches any number of labels and
-				// cannot be told otherwise (its schema refuses a header
-				// match on Host). Said once per Ingress.
+				// the "*"; Kong's traditional routes match any number of
+				// labels and cannot be told otherwise (the schema refuses
+				// a header match on Host); expression routes can (see
+				// expression.go). Said once per Ingress.
 				warnedWildcard = true
 				t.report(ref, fmt.Sprintf("spec.rules[%d].host", i), ReasonWildcardHostDepth,
 					"Kong matches wildcard host %q at any depth (for example a.b%s), not only one label as the Ingress API specifies; the rule still applies",

@@ -36,6 +36,13 @@ type Options struct {
 	// ExtraTags are appended to the tags of every entity, for example to tell
 	// apart several controllers that share one Kong.
 	ExtraTags []string
+	// RouterFlavor is Kong's router_flavor (GET / configuration.
+	// router_flavor). Under RouterFlavorExpressions routes are ATC
+	// expression routes, which match a wildcard host in exactly one label
+	// as the Ingress API says; under any other flavor (or none) they are
+	// traditional routes, which Kong matches at any depth, and each
+	// Ingress with a wildcard host gets a WildcardHostDepth warning.
+	RouterFlavor string
 }
 
 // ObjectRef names one Kubernetes object.

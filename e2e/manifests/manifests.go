@@ -34,7 +34,7 @@ func init() {
 var Overlays = []string{"dbless-sidecar", "dbless-gateway-discovery", "postgres"}
 
 // Components are the optional pieces under deploy/components.
-var Components = []string{"hpa", "pdb", "kongsim", "kong-metrics", "hpa-requests", "hpa-bandwidth"}
+var Components = []string{"hpa", "pdb", "kongsim", "kong-metrics", "hpa-requests", "hpa-bandwidth", "router-expressions"}
 
 // Addons are cluster add-ons under deploy/addons that the autoscaling
 // components need.

@@ -220,6 +220,25 @@ func TestOverlays(t *testing.T) {
 			},
 		},
 		{
+			name:  "router_flavor expressions added to Kong's environment",
+			build: Build{Overlay: "postgres", Components: []string{"router-expressions"}},
+			shape: func(t *testing.T, objs []runtime.Object) {
+				kong := container(t, deployment(t, objs, "kong"), IsKong)
+				flavor, database := "", ""
+				for _, e := range kong.Env {
+					switch e.Name {
+					case "KONG_ROUTER_FLAVOR":
+						flavor = e.Value
+					case "KONG_DATABASE":
+						database = e.Value
+					}
+				}
+				if flavor != "expressions" || database != "postgres" {
+					t.Errorf("Kong env KONG_ROUTER_FLAVOR=%q KONG_DATABASE=%q, want expressions added beside postgres", flavor, database)
+				}
+			},
+		},
+		{
 			name:  "gateway discovery with hpa and pdb",
 			build: Build{Overlay: "dbless-gateway-discovery", Components: []string{"hpa", "pdb"}},
 			shape: func(t *testing.T, objs []runtime.Object) {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"konductor.dev/sim/kong"
 )
 
 // defaultService serves the Ingress spec.defaultBackend: requests that no
@@ -25,7 +27,9 @@ func (c *cluster) addDefaultBackend() {
 // path matching examples table. Each row gets its own host, holding only
 // that row's paths; a request no path matches falls to the defaultBackend,
 // as the reference's "uses default backend" says.
-func TestPathMatchingExamples(t *testing.T) {
+func TestPathMatchingExamples(t *testing.T) { eachFlavor(t, testPathMatchingExamples) }
+
+func testPathMatchingExamples(t *testing.T, flavor string) {
 	rows := []struct {
 		name    string
 		paths   []path
@@ -63,7 +67,7 @@ func TestPathMatchingExamples(t *testing.T) {
 	for i, row := range rows {
 		c.ingress(fmt.Sprintf("row-%d", i), nil, rule{host: fmt.Sprintf("row-%d.example.com", i), paths: row.paths})
 	}
-	p := c.start(t)
+	p := c.start(t, flavor)
 	for i, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
 			got := p.get(t, fmt.Sprintf("row-%d.example.com", i), row.request)
@@ -81,7 +85,9 @@ func TestPathMatchingExamples(t *testing.T) {
 // TestHostPrecedence: an exact host beats a wildcard, a wildcard covers
 // its subdomains, a rule without host matches every host, and what no rule
 // matches goes to the defaultBackend.
-func TestHostPrecedence(t *testing.T) {
+func TestHostPrecedence(t *testing.T) { eachFlavor(t, testHostPrecedence) }
+
+func testHostPrecedence(t *testing.T, flavor string) {
 	c := newCluster()
 	c.addDefaultBackend()
 	c.ingress("hosts", nil,
@@ -89,7 +95,11 @@ func TestHostPrecedence(t *testing.T) {
 		rule{host: "*.bar.com", paths: []path{{"Prefix", "/", "wildcard-host"}}},
 		rule{paths: []path{{"Prefix", "/anyhost", "no-host"}}},
 	)
-	p := c.start(t)
+	p := c.start(t, flavor)
+	deeperHost := defaultService
+	if flavor != kong.FlavorExpressions {
+		deeperHost = "wildcard-host" // KNOWN DIFFERENCE of traditional routes
+	}
 	for _, tc := range []struct {
 		name, host, path, want string
 	}{
@@ -98,13 +108,15 @@ func TestHostPrecedence(t *testing.T) {
 		{"the exact host matches with the port", "foo.bar.com:80", "/", "exact-host"},
 		{"a wildcard matches one label", "baz.bar.com", "/", "wildcard-host"},
 		{"a wildcard does not match the bare domain", "bar.com", "/", defaultService},
+		{"a wildcard matches one label case-insensitively", "BAZ.bar.com", "/", "wildcard-host"},
 		// The Ingress API reference: "*.foo.com" matches "bar.foo.com" but
 		// not "baz.bar.foo.com" — a wildcard covers exactly one DNS label.
-		// Kong's traditional router matches a leading wildcard at any
-		// depth, so Kong (and kongsim) send the deeper host to the
-		// wildcard rule. This is the documented difference; the
-		// translator cannot express one label in a Kong route host.
-		{"KNOWN DIFFERENCE: Kong's wildcard matches deeper hosts too", "baz.foo.bar.com", "/", "wildcard-host"},
+		// With router_flavor=expressions the translator says so in an
+		// expression route; Kong's traditional routes match a leading
+		// wildcard at any depth, the documented difference (and a
+		// WildcardHostDepth warning) under the other flavors.
+		{"a wildcard does not match two labels", "baz.foo.bar.com", "/", deeperHost},
+		{"a wildcard does not match three labels", "a.b.c.bar.com", "/", deeperHost},
 		{"a rule without host matches any host", "elsewhere.example.org", "/anyhost/x", "no-host"},
 		{"a rule with a matching host beats a rule without host", "foo.bar.com", "/anyhost", "exact-host"},
 		{"no rule: the defaultBackend answers", "elsewhere.example.org", "/", defaultService},
@@ -120,10 +132,12 @@ func TestHostPrecedence(t *testing.T) {
 
 // TestNoDefaultBackend: without any defaultBackend, a request no rule
 // matches gets Kong's 404.
-func TestNoDefaultBackend(t *testing.T) {
+func TestNoDefaultBackend(t *testing.T) { eachFlavor(t, testNoDefaultBackend) }
+
+func testNoDefaultBackend(t *testing.T, flavor string) {
 	c := newCluster()
 	c.ingress("only", nil, rule{host: "only.example.com", paths: []path{{"Exact", "/only", "only"}}})
-	p := c.start(t)
+	p := c.start(t, flavor)
 	if got := p.get(t, "only.example.com", "/only"); got.service != "only" {
 		t.Errorf("GET /only: %v, want only", got)
 	}
@@ -136,7 +150,9 @@ func TestNoDefaultBackend(t *testing.T) {
 
 // TestKongAnnotationsAndRegexPaths: "/~" paths are regular expressions,
 // konghq.com/strip-path removes the matched prefix from the upstream path.
-func TestKongAnnotationsAndRegexPaths(t *testing.T) {
+func TestKongAnnotationsAndRegexPaths(t *testing.T) { eachFlavor(t, testKongAnnotationsAndRegexPaths) }
+
+func testKongAnnotationsAndRegexPaths(t *testing.T, flavor string) {
 	c := newCluster()
 	c.addDefaultBackend()
 	c.ingress("regex", nil, rule{host: "regex.example.com", paths: []path{
@@ -150,7 +166,7 @@ func TestKongAnnotationsAndRegexPaths(t *testing.T) {
 	c.ingress("nostrip", map[string]string{"konghq.com/strip-path": "false"}, rule{host: "nostrip.example.com", paths: []path{
 		{"Prefix", "/api", "api"},
 	}})
-	p := c.start(t)
+	p := c.start(t, flavor)
 	for _, tc := range []struct {
 		name, host, path, want, wantPath string
 	}{
@@ -176,7 +192,9 @@ func TestKongAnnotationsAndRegexPaths(t *testing.T) {
 // TestTLS: the Ingress's TLS Secret is served to clients that name one of
 // its hosts; other server names get Kong's default certificate; routes
 // limited to https redirect plain HTTP.
-func TestTLS(t *testing.T) {
+func TestTLS(t *testing.T) { eachFlavor(t, testTLS) }
+
+func testTLS(t *testing.T, flavor string) {
 	c := newCluster()
 	c.addDefaultBackend()
 	secure := c.tlsSecret(t, "secure-tls", "secure.example.com", "www.secure.example.com")
@@ -196,7 +214,7 @@ func TestTLS(t *testing.T) {
 	}, rule{host: "secure.example.com", paths: []path{{"Prefix", "/login", "login"}}})
 	c.ingress("redirect-default", map[string]string{"konghq.com/protocols": "https"},
 		rule{host: "secure.example.com", paths: []path{{"Prefix", "/account", "account"}}})
-	p := c.start(t)
+	p := c.start(t, flavor)
 
 	t.Run("the Ingress's certificate for its hosts", func(t *testing.T) {
 		for _, host := range []string{"secure.example.com", "www.secure.example.com"} {

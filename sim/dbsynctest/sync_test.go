@@ -386,24 +386,36 @@ func TestRejectedEntityIsReportedAndTheRestApplies(t *testing.T) {
 	})
 }
 
-func TestFailedListingWritesNothing(t *testing.T) {
+// TestFailedListingDeletesNothing: while routes cannot be listed, nothing
+// is deleted (app-1 stays) and the version is not reported applied; only
+// the new app's entities, which the listing the Syncer holds says are
+// missing, are written ahead of the listing, and once, not on every retry.
+func TestFailedListingDeletesNothing(t *testing.T) {
 	inBubble(t, func(t *testing.T) {
 		w := newWorld(t, worldOptions{})
 		as := apps(4)
-		w.syncer.SetDesired(desired(t, as[:3], 1))
+		d1 := desired(t, as[:3], 1)
+		w.syncer.SetDesired(d1)
 		w.waitApplied(1)
 		before := len(w.ourWrites())
 
-		// Routes cannot be listed: without the full picture nothing is
-		// written, neither the new app nor the deletion of app-1.
 		w.router.mu.Lock()
 		w.router.failList = "routes"
 		w.router.mu.Unlock()
 		d2 := desired(t, []app{as[0], as[2], as[3]}, 2)
 		w.syncer.SetDesired(d2)
 		w.advance(30 * time.Second)
-		if n := len(w.ourWrites()) - before; n != 0 {
-			t.Fatalf("%d writes made without a complete listing", n)
+		made := w.ourWrites()[before:]
+		for _, e := range made {
+			if e.Method == http.MethodDelete {
+				t.Errorf("%s %s without a complete listing", e.Method, e.Path)
+			}
+		}
+		if want := total(desired(t, as[3:], 3)); len(made) != want {
+			t.Errorf("%d writes ahead of the failing listing, want the new app's %d", len(made), want)
+		}
+		if w.syncer.AllApplied(2) {
+			t.Error("version 2 reported applied without a complete listing")
 		}
 		if st := w.syncer.Status(); !strings.Contains(st.LastError, "listing routes") {
 			t.Errorf("status error %q does not name the failed listing", st.LastError)

@@ -287,3 +287,33 @@ func counterOf(t *testing.T, reg *prometheus.Registry, name, label, value string
 	}
 	return 0
 }
+
+// TestChangeWrittenBeforeListing: a leader that synced before holds that
+// listing, with its own writes applied, and writes a new change from it at
+// once; the listing that every sync makes (for deletes and drift) comes
+// after. Without the held listing the first write would wait for at least
+// two rounds of listing requests.
+func TestChangeWrittenBeforeListing(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		w.router.latency = requestLatency
+		as := apps(30)
+		w.syncer.SetDesired(desired(t, as[:29], 1))
+		w.waitApplied(1)
+		w.advance(time.Second)
+		before := len(w.writesOf(epoch))
+
+		d2 := desired(t, as, 2)
+		set := time.Now()
+		w.syncer.SetDesired(d2)
+		w.waitApplied(2)
+		w.expectCounts(d2)
+		writes := w.writesOf(epoch)[before:]
+		if len(writes) != total(d2)-total(desired(t, as[:29], 1)) {
+			t.Fatalf("%d writes for a change of one app", len(writes))
+		}
+		if took := writes[0].Time.Sub(set); took > requestLatency {
+			t.Errorf("the change's first write came %v after it was set, want at most %v: the sync waited for a listing", took, requestLatency)
+		}
+	})
+}

@@ -88,6 +88,7 @@ func TestMeasureDBHandoverOnPostgreSQL(t *testing.T) {
 			return nil
 		}
 	}
+	c.logs = &logRecord{}
 	base := c.options
 	c.options = func() *optionsT {
 		o := base()
@@ -136,6 +137,8 @@ func TestMeasureDBHandoverOnPostgreSQL(t *testing.T) {
 
 	for _, kind := range []string{"graceful", "crash"} {
 		var toDB, toProxy, fromTerm []time.Duration
+		var steps handoverSteps
+		use := nowUse()
 		for rep := range reps {
 			old := c.replica(leader).identity
 			name := fmt.Sprintf("%s-%d", kind, rep)
@@ -158,6 +161,7 @@ func TestMeasureDBHandoverOnPostgreSQL(t *testing.T) {
 					break
 				}
 			}
+			steps.add(c, changed, locked, first, served)
 			toDB = append(toDB, first.Time.Sub(changed))
 			toProxy = append(toProxy, served.Sub(changed))
 			fromTerm = append(fromTerm, first.Time.Sub(locked))
@@ -171,6 +175,8 @@ func TestMeasureDBHandoverOnPostgreSQL(t *testing.T) {
 		t.Log(summary("PostgreSQL "+kind+": change at the handover → the change's route written", toDB))
 		t.Log(summary("PostgreSQL "+kind+": new term → the change's route written", fromTerm))
 		t.Log(summary("PostgreSQL "+kind+": change at the handover → served by every node (100ms poll)", toProxy))
+		steps.log(t, "PostgreSQL "+kind)
+		t.Logf("PostgreSQL %s, %d repetitions: %s", kind, reps, use.since())
 	}
 	c.checkSingleWriter()
 }

@@ -64,6 +64,8 @@ type cluster struct {
 	// kongLatency delays every Admin API request (a database-backed Kong
 	// answers in milliseconds, not in zero virtual time); 0: none.
 	kongLatency time.Duration
+	// logs, when set, records the replicas' log lines (see logRecord).
+	logs *logRecord
 
 	mu       sync.Mutex
 	replicas []*replica
@@ -227,7 +229,7 @@ func (c *cluster) run(r *replica) {
 	m, err := manager.New(manager.Config{
 		Options: c.options(), Client: c.api.Client(r.identity), HTTPClient: r.client,
 		Identity: r.identity, PodName: fmt.Sprintf("konductor-%d", r.index), ElectionNamespace: electionNamespace,
-		Logger: testLogger(r.identity), NewDBPusher: c.dbPusher,
+		Logger: c.logger(r.identity), NewDBPusher: c.dbPusher,
 	})
 	if err != nil {
 		c.t.Fatalf("replica %d: %v", r.index, err)

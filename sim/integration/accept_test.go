@@ -57,14 +57,20 @@ func TestGoldenConfigsLoadIntoKongsim(t *testing.T) {
 			if err := json.Unmarshal(raw, &golden); err != nil || len(golden.Config) == 0 {
 				t.Fatalf("%s: no config document (err %v)", file, err)
 			}
-			st, err := kong.ParseDeclarative(golden.Config, 0)
+			// Golden files named *.expressions are translated for
+			// router_flavor=expressions, and load into such a node.
+			flavor := kong.DefaultRouterFlavor
+			if strings.HasSuffix(file, ".expressions.golden.json") {
+				flavor = kong.FlavorExpressions
+			}
+			st, err := kong.ParseDeclarativeFlavor(golden.Config, 0, flavor)
 			if err != nil {
 				t.Fatalf("ParseDeclarative: %v", err)
 			}
 			if want := countEntities(t, golden.Config); st.Count() != want {
 				t.Errorf("kongsim holds %d entities, the document declares %d", st.Count(), want)
 			}
-			node := newNode(t)
+			node := newFlavorNode(t, flavor)
 			code, body := postConfig(t, node, golden.Config)
 			switch {
 			case code == http.StatusCreated:
@@ -101,18 +107,24 @@ func TestRandomSnapshotsTranslateToConfigsKongAccepts(t *testing.T) {
 		first, seeds = v, 1
 	}
 	cert, key := selfSignedCertificate(t)
-	node := newNode(t)
 	translated := 0
-	for seed := first; seed < first+uint64(seeds); seed++ {
-		snap := randomSnapshot(mrand.New(mrand.NewPCG(seed, 0x6b6f6e64)), cert, key)
-		res := translate.Translate(snap, translate.Options{})
-		translated += len(res.Translated)
-		if _, err := kong.ParseDeclarative(res.Body, 0); err != nil {
-			t.Errorf("seed %d: kongsim refuses the translation: %v\nbody: %s", seed, err, clip(res.Body))
-			continue
-		}
-		if code, body := postConfig(t, node, res.Body); code != http.StatusCreated && code != http.StatusNotModified {
-			t.Errorf("seed %d: POST /config: HTTP %d: %s\nbody: %s", seed, code, body, clip(res.Body))
+	// Under router_flavor=expressions every route is an ATC expression,
+	// which kongsim parses and checks as Kong's schema does.
+	for _, flavor := range []string{kong.DefaultRouterFlavor, kong.FlavorExpressions} {
+		node := newFlavorNode(t, flavor)
+		for seed := first; seed < first+uint64(seeds); seed++ {
+			snap := randomSnapshot(mrand.New(mrand.NewPCG(seed, 0x6b6f6e64)), cert, key)
+			res := translate.Translate(snap, translate.Options{RouterFlavor: flavor})
+			if flavor == kong.DefaultRouterFlavor {
+				translated += len(res.Translated)
+			}
+			if _, err := kong.ParseDeclarativeFlavor(res.Body, 0, flavor); err != nil {
+				t.Errorf("%s seed %d: kongsim refuses the translation: %v\nbody: %s", flavor, seed, err, clip(res.Body))
+				continue
+			}
+			if code, body := postConfig(t, node, res.Body); code != http.StatusCreated && code != http.StatusNotModified {
+				t.Errorf("%s seed %d: POST /config: HTTP %d: %s\nbody: %s", flavor, seed, code, body, clip(res.Body))
+			}
 		}
 	}
 	// The generator must not degenerate into snapshots where everything is
@@ -123,9 +135,13 @@ func TestRandomSnapshotsTranslateToConfigsKongAccepts(t *testing.T) {
 	}
 }
 
-func newNode(t testing.TB) *kong.Node {
+func newNode(t testing.TB) *kong.Node { return newFlavorNode(t, "") }
+
+// newFlavorNode is a DB-less node of the given router flavor ("" for
+// Kong's default).
+func newFlavorNode(t testing.TB, flavor string) *kong.Node {
 	t.Helper()
-	n, err := kong.NewNode(kong.Options{Logger: testLogger(t)})
+	n, err := kong.NewNode(kong.Options{Logger: testLogger(t), RouterFlavor: flavor})
 	if err != nil {
 		t.Fatal(err)
 	}

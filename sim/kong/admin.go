@@ -146,7 +146,7 @@ func (a adminAPI) root(w http.ResponseWriter, r *http.Request) *apiError {
 	dbUpdate := n.opts.UpdateFrequency.Seconds()
 	configuration := map[string]any{
 		"database":            n.opts.Database,
-		"router_flavor":       "traditional_compatible",
+		"router_flavor":       n.opts.RouterFlavor,
 		"role":                "traditional",
 		"db_update_frequency": dbUpdate,
 		"plugins":             strs("bundled"),
@@ -256,7 +256,7 @@ func (a adminAPI) postConfig(w http.ResponseWriter, r *http.Request) *apiError {
 		n.bodyBuf = body[:0]
 	}
 	q := r.URL.Query()
-	st, decl, err := n.decl.load(body, n.opts.Now().Unix(), n.Config())
+	st, decl, err := n.decl.load(body, n.opts.Now().Unix(), n.Config(), n.opts.RouterFlavor)
 	if err != nil {
 		var de *DeclarativeError
 		if !errors.As(err, &de) {
@@ -497,26 +497,27 @@ func configBody(r *http.Request, buf []byte) ([]byte, *apiError) {
 }
 
 func (a adminAPI) schemas(w http.ResponseWriter, r *http.Request, segs []string) *apiError {
+	sch := schemaOf(a.n.opts.RouterFlavor, segs[0])
 	switch {
-	case len(segs) == 1 && schemas[segs[0]] != nil && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, entitySchemaDocument(schemas[segs[0]]))
+	case len(segs) == 1 && sch != nil && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, entitySchemaDocument(sch))
 	case len(segs) == 2 && segs[0] == "plugins" && segs[1] != "validate" && r.Method == http.MethodGet:
 		p := plugins[segs[1]]
 		if p == nil {
 			return messageError(http.StatusNotFound, "No plugin named '"+segs[1]+"'")
 		}
 		writeJSON(w, http.StatusOK, pluginSchemaDocument(p))
-	case len(segs) == 2 && segs[1] == "validate" && schemas[segs[0]] != nil && r.Method == http.MethodPost:
-		body, err := readBody(r, schemas[segs[0]])
+	case len(segs) == 2 && segs[1] == "validate" && sch != nil && r.Method == http.MethodPost:
+		body, err := readBody(r, sch)
 		if err != nil {
 			return err
 		}
-		if _, errs := normalizeEntity(schemas[segs[0]], body, nil); errs != nil {
+		if _, errs := normalizeEntity(sch, body, nil); errs != nil {
 			return schemaViolation(errs)
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"message": "schema validation successful"})
-	case len(segs) == 1 && schemas[segs[0]] != nil, len(segs) == 2 && segs[0] == "plugins",
-		len(segs) == 2 && segs[1] == "validate" && schemas[segs[0]] != nil:
+	case len(segs) == 1 && sch != nil, len(segs) == 2 && segs[0] == "plugins",
+		len(segs) == 2 && segs[1] == "validate" && sch != nil:
 		return errMethodNotAllowed
 	default:
 		return errNotFound
@@ -587,7 +588,7 @@ var verbs = map[string]string{
 // entities serves /{coll}[/{key}[/{child}[/{ckey}]]].
 func (a adminAPI) entities(w http.ResponseWriter, r *http.Request, segs []string) *apiError {
 	n := a.n
-	sch := schemas[segs[0]]
+	sch := schemaOf(n.opts.RouterFlavor, segs[0])
 	var sc *scope
 	target := sch
 	var key string
@@ -610,7 +611,7 @@ func (a adminAPI) entities(w http.ResponseWriter, r *http.Request, segs []string
 			}
 			return errNotFound
 		}
-		target = schemas[child]
+		target = schemaOf(n.opts.RouterFlavor, child)
 		if len(segs) == 4 {
 			key, hasKey = segs[3], true
 		}

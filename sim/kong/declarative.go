@@ -170,14 +170,20 @@ func parseError(why string) *DeclarativeError {
 // On error nothing of the document is usable: the error is a
 // *DeclarativeError.
 func ParseDeclarative(body []byte, createdAt int64) (*State, error) {
-	st, _, err := (*declCache)(nil).load(body, createdAt, emptyState())
+	return ParseDeclarativeFlavor(body, createdAt, DefaultRouterFlavor)
+}
+
+// ParseDeclarativeFlavor is ParseDeclarative for a node of the given
+// router flavor, which decides whether routes may carry expressions.
+func ParseDeclarativeFlavor(body []byte, createdAt int64, flavor string) (*State, error) {
+	st, _, err := (*declCache)(nil).load(body, createdAt, emptyState(), flavor)
 	return st, err
 }
 
 // parseDocument validates an already decoded document and derives its
 // state from prev.
-func parseDocument(doc map[string]any, createdAt int64, prev *State) (*State, error) {
-	l := newDeclLoad(createdAt)
+func parseDocument(doc map[string]any, createdAt int64, prev *State, flavor string) (*State, error) {
+	l := newDeclLoad(createdAt, flavor)
 	l.collect(decodedMembers(doc), nil)
 	return l.finish(prev)
 }
@@ -196,6 +202,7 @@ func decodedMembers(doc map[string]any) []docMember {
 // declLoad is one declarative configuration being validated.
 type declLoad struct {
 	createdAt int64
+	flavor    string // the router flavor, which decides the routes schema
 	// boxedStamp is createdAt boxed once: every entity this load stamps
 	// shares it instead of boxing its own copy.
 	boxedStamp any
@@ -303,8 +310,8 @@ type loadedElement struct {
 	items []*declItem
 }
 
-func newDeclLoad(createdAt int64) *declLoad {
-	return &declLoad{createdAt: createdAt, boxedStamp: float64(createdAt), top: errTree{}, items: map[string][]*declItem{}}
+func newDeclLoad(createdAt int64, flavor string) *declLoad {
+	return &declLoad{createdAt: createdAt, flavor: flavor, boxedStamp: float64(createdAt), top: errTree{}, items: map[string][]*declItem{}}
 }
 
 // collect checks the top-level members and gathers every collection's
@@ -464,7 +471,7 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 	ids := map[string]map[string]*declItem{}
 	var bad []*declItem
 	for _, c := range collections {
-		sch := schemas[c]
+		sch := schemaOf(l.flavor, c)
 		var uniq map[string]bool
 		var seen map[string]int
 		names[c], ids[c], uniq, seen = sc.take(c, len(items[c]))

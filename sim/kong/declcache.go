@@ -92,9 +92,9 @@ func (c *declCache) element(coll string, i int, raw []byte) *cachedElement {
 // from c, and derives the resulting state from prev (the state c's load
 // produced, or any other: rows are compared, not assumed). It returns the
 // cache for the next load; on error prev and c stay as they are.
-func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *declCache, error) {
+func (c *declCache) load(body []byte, createdAt int64, prev *State, flavor string) (*State, *declCache, error) {
 	if members, ok := splitDocument(body, c); ok {
-		l := newDeclLoad(createdAt)
+		l := newDeclLoad(createdAt, flavor)
 		if c != nil {
 			l.scratch = c.scratch
 			c.scratch.lists(l)
@@ -117,7 +117,7 @@ func (c *declCache) load(body []byte, createdAt int64, prev *State) (*State, *de
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := parseDocument(doc, createdAt, prev)
+	st, err := parseDocument(doc, createdAt, prev, flavor)
 	return st, nil, err
 }
 

@@ -34,6 +34,14 @@
 // plugin does, and Node.ProxyTLSConfig serves TLS proxy listeners with
 // the loaded certificates by SNI.
 //
+// Options.RouterFlavor is KONG_ROUTER_FLAVOR, reported as GET /'s
+// configuration.router_flavor. Under "expressions" routes gain Kong's
+// expression and priority fields and the checks of its validate_route (an
+// expression excludes hosts, paths and the other match fields, and must
+// compile: package atc); traditional-field routes load beside them and
+// the router ranks expression routes above them, as Kong does. Under the
+// other flavors those fields are unknown.
+//
 // GET / reports the node's listen settings (Options.ProxyListen and the
 // like) as Kong parses them: configuration.proxy_listen and
 // proxy_listeners, which go-kong's Listeners reads. GET /tags and

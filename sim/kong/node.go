@@ -59,6 +59,11 @@ type Options struct {
 	// proxy_listeners, and so on); empty means Kong's default. The node
 	// opens no sockets: whoever serves its handlers listens.
 	ProxyListen, StreamListen, AdminListen, StatusListen string
+	// RouterFlavor is KONG_ROUTER_FLAVOR: traditional_compatible (the
+	// default), traditional or expressions. It decides the routes schema
+	// (expression and priority exist only under expressions) and is
+	// reported in GET /.
+	RouterFlavor string
 }
 
 // Observer watches the configurations a node serves.
@@ -126,6 +131,12 @@ func NewNode(opts Options) (*Node, error) {
 	if opts.Database == DatabasePostgres && opts.Backend == nil {
 		return nil, errors.New("kongsim: database mode needs a Backend")
 	}
+	if opts.RouterFlavor == "" {
+		opts.RouterFlavor = DefaultRouterFlavor
+	}
+	if err := CheckRouterFlavor(opts.RouterFlavor); err != nil {
+		return nil, fmt.Errorf("kongsim: %w", err)
+	}
 	if opts.UpdateFrequency <= 0 {
 		opts.UpdateFrequency = 5 * time.Second
 	}
@@ -152,7 +163,7 @@ func NewNode(opts Options) (*Node, error) {
 	n.metrics = newNodeMetrics(n)
 	n.proxy = proxy.New(proxy.Options{Version: opts.Version, Transport: opts.ProxyTransport, Now: opts.Now, Observe: n.metrics.observe})
 	if n.dbless && len(opts.DeclarativeConfig) > 0 {
-		st, decl, err := n.decl.load(opts.DeclarativeConfig, opts.Now().Unix(), n.state)
+		st, decl, err := n.decl.load(opts.DeclarativeConfig, opts.Now().Unix(), n.state, opts.RouterFlavor)
 		if err != nil {
 			return nil, fmt.Errorf("kongsim: declarative config: %w", err)
 		}
@@ -305,6 +316,10 @@ func (n *Node) readState(ctx context.Context) (*State, int64, error) {
 	if n.dbless {
 		return n.Config(), 0, nil
 	}
+	// A client that hangs up does not abort the read, as in Kong: cutting
+	// a PostgreSQL query short closes its pooled connection, and the
+	// next requests would wait for new ones. The store bounds the read.
+	ctx = context.WithoutCancel(ctx)
 	rev, err := n.opts.Backend.Revision(ctx)
 	if err != nil {
 		return nil, 0, err

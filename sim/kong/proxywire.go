@@ -183,6 +183,8 @@ func wireOf(coll string, e entity) *wire {
 			StripPath: e["strip_path"] == true, PreserveHost: e["preserve_host"] == true,
 			PathHandling:            asString(e["path_handling"]),
 			HTTPSRedirectStatusCode: intOf(e["https_redirect_status_code"]),
+			Expression:              asString(e["expression"]),
+			Priority:                uint64(max(0, intOf(e["priority"]))),
 		}
 	case "upstreams":
 		w.upstream = proxy.Upstream{ID: asString(e["id"]), Name: asString(e["name"]), Algorithm: asString(e["algorithm"])}

@@ -391,14 +391,14 @@ func checkReuseAgrees(t *testing.T, prev, next []byte) {
 	if doc, err := decodeDocument(next); err != nil {
 		slowErr = err
 	} else {
-		slow, slowErr = parseDocument(doc, t1, emptyState())
+		slow, slowErr = parseDocument(doc, t1, emptyState(), DefaultRouterFlavor)
 	}
 	fresh, freshErr := ParseDeclarative(next, t1)
-	prevState, cache, err := (*declCache)(nil).load(prev, t0, emptyState())
+	prevState, cache, err := (*declCache)(nil).load(prev, t0, emptyState(), DefaultRouterFlavor)
 	if err != nil {
 		prevState, cache = emptyState(), nil
 	}
-	warm, _, warmErr := cache.load(next, t1, prevState)
+	warm, _, warmErr := cache.load(next, t1, prevState, DefaultRouterFlavor)
 	for _, c := range []struct {
 		name string
 		st   *State

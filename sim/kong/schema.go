@@ -193,6 +193,7 @@ func init() {
 			})
 		}
 	}
+	initExprRouteSchema()
 }
 
 func serviceSchema() *entitySchema {

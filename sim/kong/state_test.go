@@ -225,7 +225,7 @@ func TestReusedRowRendersAsFreshRow(t *testing.T) {
 					t.Fatal(errs)
 				}
 				e["id"] = "00000000-0000-4000-8000-000000000001"
-				l := newDeclLoad(at)
+				l := newDeclLoad(at, DefaultRouterFlavor)
 				it := &declItem{ent: e}
 				it.stamp = stampUse{created: e["created_at"] == nil, updated: e["updated_at"] == nil}
 				l.stampTimes(it)

@@ -270,7 +270,7 @@ func normalizeValue(f *field, v any, resolve resolver) (any, any) {
 			return nil, "expected one of: " + strings.Join(f.oneOf, ", ")
 		}
 		if f.between != nil && (n < f.between[0] || n > f.between[1]) {
-			return nil, fmt.Sprintf("value should be between %v and %v", f.between[0], f.between[1])
+			return nil, "value should be between " + strconv.FormatFloat(f.between[0], 'f', -1, 64) + " and " + strconv.FormatFloat(f.between[1], 'f', -1, 64)
 		}
 		if f.check != nil {
 			if msg := f.check(n); msg != "" {

@@ -178,8 +178,8 @@ func (s *Store) Apply(ctx context.Context, puts []store.Record, deletes []store.
 		}
 	}
 	var rev int64
-	// A retry is safe only when the first attempt failed before the
-	// transaction began; applyOnce reports that as a *beginError.
+	// A retry is safe only when the first attempt failed before COMMIT
+	// was sent; applyOnce reports that as a *notCommittedError.
 	err := s.do(ctx, "apply", false, func(ctx context.Context) error {
 		var err error
 		rev, err = s.applyOnce(ctx, puts, deletes)
@@ -188,71 +188,90 @@ func (s *Store) Apply(ctx context.Context, puts []store.Record, deletes []store.
 	return rev, err
 }
 
-// beginError marks a failure to start a transaction, after which nothing
-// can have been written and a retry is safe.
-type beginError struct{ err error }
+// notCommittedError marks a failure before COMMIT was sent, after which
+// nothing can have been written (the server rolls back a transaction whose
+// connection broke) and a retry is safe.
+type notCommittedError struct{ err error }
 
-func (e *beginError) Error() string { return e.err.Error() }
-func (e *beginError) Unwrap() error { return e.err }
+func (e *notCommittedError) Error() string { return e.err.Error() }
+func (e *notCommittedError) Unwrap() error { return e.err }
 
+// applyOnce sends the whole transaction but its COMMIT in one round trip
+// (a pipelined batch: BEGIN, the revision bump, the deletes, the puts and
+// the name check), then COMMIT, or ROLLBACK when a statement failed or two
+// records would share a name: two round trips per write instead of one per
+// statement, as a Kong node's writes are a few statements each.
 func (s *Store) applyOnce(ctx context.Context, puts []store.Record, deletes []store.Key) (int64, error) {
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return 0, &beginError{err}
+		return 0, &notCommittedError{err}
 	}
+	defer conn.Release()
+	committed := false
 	defer func() {
-		// A no-op after Commit. Bounded on its own, since ctx may be done.
+		if committed {
+			return
+		}
+		// Bounded on its own, since ctx may be done. A connection left
+		// inside a transaction is closed by the pool on Release.
 		rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pingTimeout)
 		defer cancel()
-		_ = tx.Rollback(rbCtx)
+		_, _ = conn.Exec(rbCtx, "ROLLBACK")
 	}()
 
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
 	// Taking the revision row's lock first serialises writers: the name
 	// check below then sees every earlier commit and races with none.
 	var rev int64
-	if err := tx.QueryRow(ctx, `UPDATE kongsim_revision SET revision = revision + 1 RETURNING revision`).Scan(&rev); err != nil {
-		return 0, err
-	}
+	b.Queue(`UPDATE kongsim_revision SET revision = revision + 1 RETURNING revision`).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&rev)
+	})
 	if len(deletes) > 0 {
 		types, ids := make([]string, len(deletes)), make([]string, len(deletes))
 		for i, d := range deletes {
 			types[i], ids[i] = d.Type, d.ID
 		}
-		if _, err := tx.Exec(ctx, `
+		b.Queue(`
 			DELETE FROM kongsim_entities e
 			USING unnest($1::text[], $2::text[]) AS d(type, id)
-			WHERE e.type = d.type AND e.id = d.id`, types, ids); err != nil {
-			return 0, err
-		}
+			WHERE e.type = d.type AND e.id = d.id`, types, ids)
 	}
+	holders := map[typeName][]string{}
 	if len(puts) > 0 {
 		n := len(puts)
 		types, ids, names, bodies := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		for i, p := range puts {
 			types[i], ids[i], names[i], bodies[i] = p.Type, p.ID, p.Name, string(p.Body)
 		}
-		if _, err := tx.Exec(ctx, `
+		b.Queue(`
 			INSERT INTO kongsim_entities (type, id, name, body)
 			SELECT p.type, p.id, nullif(p.name, ''), p.body::jsonb
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS p(type, id, name, body)
 			ON CONFLICT (type, id) DO UPDATE SET name = excluded.name, body = excluded.body`,
-			types, ids, names, bodies); err != nil {
-			return 0, err
-		}
-		if err := checkNames(ctx, tx, puts); err != nil {
-			return 0, err
-		}
+			types, ids, names, bodies)
+		queueNameCheck(b, puts, holders)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return 0, &notCommittedError{err}
+	}
+	if err := nameClash(puts, holders); err != nil {
+		return 0, err
+	}
+	committed = true
+	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
 		return 0, err
 	}
 	return rev, nil
 }
 
-// checkNames finds a name held by two records after the batch's writes, so
-// a clash is reported with its owner before the deferred constraint would
-// fail the commit with less to say.
-func checkNames(ctx context.Context, tx pgx.Tx, puts []store.Record) error {
+type typeName struct{ typ, name string }
+
+// queueNameCheck queues the query that finds, after the batch's writes,
+// every holder of a name the puts claim, so that a clash is reported with
+// its owner before the deferred constraint would fail the commit with less
+// to say. It fills holders.
+func queueNameCheck(b *pgx.Batch, puts []store.Record, holders map[typeName][]string) {
 	var types, names []string
 	for _, p := range puts {
 		if p.Name != "" {
@@ -260,31 +279,29 @@ func checkNames(ctx context.Context, tx pgx.Tx, puts []store.Record) error {
 		}
 	}
 	if len(names) == 0 {
-		return nil
+		return
 	}
-	rows, err := tx.Query(ctx, `
+	b.Queue(`
 		SELECT e.type, e.name, e.id
 		FROM kongsim_entities e
 		JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS p(type, name)
-		  ON e.type = p.type AND e.name = p.name`, types, names)
-	if err != nil {
-		return err
-	}
-	type typeName struct{ typ, name string }
-	holders := map[typeName][]string{}
-	for rows.Next() {
-		var k typeName
-		var id string
-		if err := rows.Scan(&k.typ, &k.name, &id); err != nil {
-			return err
+		  ON e.type = p.type AND e.name = p.name`, types, names).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var k typeName
+			var id string
+			if err := rows.Scan(&k.typ, &k.name, &id); err != nil {
+				return err
+			}
+			holders[k] = append(holders[k], id)
 		}
-		holders[k] = append(holders[k], id)
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	// The owner is a holder the batch did not touch; failing that, the
-	// first put of the batch that claimed the name, as store.Memory reports.
+		return rows.Err()
+	})
+}
+
+// nameClash reports a name held by two records after the batch's writes.
+// The owner is a holder the batch did not touch; failing that, the first
+// put of the batch that claimed the name, as store.Memory reports.
+func nameClash(puts []store.Record, holders map[typeName][]string) error {
 	put := make(map[store.Key]bool, len(puts))
 	for _, p := range puts {
 		put[store.Key{Type: p.Type, ID: p.ID}] = true
@@ -351,8 +368,8 @@ func (s *Store) do(ctx context.Context, what string, idempotent bool, op func(co
 	err := op(opCtx)
 	if err != nil && ctx.Err() == nil && isConnectionFailure(err) {
 		s.pool.Reset()
-		var be *beginError
-		if idempotent || errors.As(err, &be) {
+		var nc *notCommittedError
+		if idempotent || errors.As(err, &nc) {
 			err = op(opCtx)
 		}
 	}

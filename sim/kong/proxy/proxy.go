@@ -64,6 +64,10 @@ type Route struct {
 	StripPath, PreserveHost                bool
 	PathHandling                           string
 	HTTPSRedirectStatusCode                int
+	// Expression and Priority: an expression route (router_flavor
+	// expressions); see package router.
+	Expression string
+	Priority   uint64
 }
 
 // Target is one backend of an Upstream: "host:port"; weight 0 = never picked.
@@ -409,6 +413,7 @@ func routerRoute(r Route) router.Route {
 	return router.Route{
 		ID: r.ID, Name: r.Name, Protocols: r.Protocols, Methods: r.Methods, Hosts: r.Hosts,
 		Paths: r.Paths, SNIs: r.SNIs, Headers: r.Headers, RegexPriority: r.RegexPriority,
+		Expression: r.Expression, Priority: r.Priority,
 	}
 }
 
@@ -528,10 +533,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	localPort := localPortOf(r, scheme)
 	rawPath := r.URL.EscapedPath()
 	reqPath := normalizePath(rawPath)
-	m, ok := st.router.Match(&router.Request{
+	rreq := router.Request{
 		Scheme: scheme, Method: r.Method, Host: r.Host, Port: localPort,
 		Path: reqPath, SNI: sni, Header: r.Header,
-	})
+	}
+	if st.router.HasExpressions() {
+		rreq.RawQuery, rreq.RemoteAddr = r.URL.RawQuery, r.RemoteAddr
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			rreq.LocalAddr = a.String()
+		}
+	}
+	m, ok := st.router.Match(&rreq)
 	if !ok {
 		p.fail(w, nil, start, requestID, http.StatusNotFound, msgNoRoute)
 		return

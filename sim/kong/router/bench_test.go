@@ -106,3 +106,42 @@ func BenchmarkRecompile5000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatchExpressions1000: 1000 expression routes shaped as the
+// translator writes them under router_flavor=expressions. Expression routes
+// are tried one by one, best priority first, as the atc-router does, so a
+// match costs in proportion to the routes ranked above it.
+func BenchmarkMatchExpressions1000(b *testing.B) {
+	const n = 1000
+	routes := make([]Route, n)
+	for i := range routes {
+		host := fmt.Sprintf(`lower(http.host) == r#"svc%d.example.com"#`, i)
+		if i%10 == 0 {
+			host = fmt.Sprintf(`lower(http.host) ~ r#"^[^.]+\.ns%d\.example\.com$"#`, i)
+		}
+		routes[i] = Route{ID: fmt.Sprintf("%08d", i), Name: fmt.Sprint("r", i), Priority: uint64(1<<43 | i%7),
+			Expression: fmt.Sprintf(`(%s) && (http.path ~ r#"^/api%d$"# || http.path ^= r#"/api%d/"#)`, host, i%7, i%7)}
+	}
+	rt, err := Compile(routes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	reqs := make([]*Request, 256)
+	for i := range reqs {
+		k := rng.IntN(n)
+		host := fmt.Sprintf("svc%d.example.com", k)
+		if k%10 == 0 {
+			host = fmt.Sprintf("web.ns%d.example.com", k)
+		}
+		reqs[i] = &Request{Scheme: "http", Method: "GET", Host: host, Path: fmt.Sprintf("/api%d/x", k%7), Header: http.Header{}}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := rt.Match(reqs[i%len(reqs)]); !ok {
+			b.Fatalf("no match for %s%s", reqs[i%len(reqs)].Host, reqs[i%len(reqs)].Path)
+		}
+		i++
+	}
+}

@@ -35,11 +35,25 @@
 // only); longer plain path; then earlier position in the route list, which
 // callers keep in creation order. Like Kong, a route whose paths mix regexes
 // and plain prefixes of different lengths competes once per path.
+//
+// Expression routes (router_flavor = expressions): a route with an
+// Expression matches when the expression (package atc) does and its
+// protocols allow the request, as Kong appends a net.protocol predicate
+// for them. Kong ranks an expression route at 0xFF<<56 | priority, above
+// the priority word it derives for a traditional route (whose top bits
+// count the fields set, at most a few), so expression routes are tried
+// first, highest priority first and, among equals, the greater id first
+// (the atc-router's order); traditional routes are tried only when none
+// matches. Expressions that require one of a few hosts (http.host == "x",
+// or a one-label wildcard regex) are indexed by them, so a match tries
+// only the routes its host can satisfy, plus the unindexed ones.
 package router
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"regexp"
 	"regexp/syntax"
@@ -47,6 +61,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"konductor.dev/sim/kong/atc"
 )
 
 // Route is the matching part of a Kong route.
@@ -59,6 +75,10 @@ type Route struct {
 	SNIs          []string
 	Headers       map[string][]string
 	RegexPriority int
+	// Expression and Priority make an expression route; the other
+	// matching fields are then empty (Kong's schema refuses both).
+	Expression string
+	Priority   uint64
 }
 
 // label names the route in errors: its name, else its id.
@@ -84,6 +104,9 @@ type Request struct {
 	// SNI is the TLS server name of an https request.
 	SNI    string
 	Header http.Header
+	// RawQuery, RemoteAddr and LocalAddr ("ip:port") are read only by
+	// expressions (http.queries.*, net.src.*, net.dst.ip).
+	RawQuery, RemoteAddr, LocalAddr string
 }
 
 // Match is the result of a successful match.
@@ -108,6 +131,67 @@ type Router struct {
 	suffix  map[string]*bucket // "*.example.com" keyed ".example.com"
 	prefix  map[string]*bucket // "example.*" keyed "example."
 	anyHost *bucket
+	exprs   []exprRoute // best first
+	byHost  exprIndex
+}
+
+// exprIndex narrows the expression routes a request must try by its host:
+// a route whose expression requires one of a few hosts (atc.HostKeys) is
+// listed under each of them, the others in any. Lists hold positions in
+// Router.exprs, ascending, so merging them keeps Kong's order.
+type exprIndex struct {
+	exact, exactLower       map[string][]int
+	oneLabel, oneLabelLower map[string][]int // keyed by the host after its first label
+	any                     []int
+}
+
+func (x *exprIndex) add(i int, e *exprRoute) {
+	keys, ok := e.expr.HostKeys()
+	if !ok {
+		x.any = append(x.any, i)
+		return
+	}
+	if x.exact == nil {
+		x.exact, x.exactLower = map[string][]int{}, map[string][]int{}
+		x.oneLabel, x.oneLabelLower = map[string][]int{}, map[string][]int{}
+	}
+	for _, k := range keys {
+		m := x.exact
+		switch {
+		case k.OneLabel && k.Lower:
+			m = x.oneLabelLower
+		case k.OneLabel:
+			m = x.oneLabel
+		case k.Lower:
+			m = x.exactLower
+		}
+		if l := m[k.Value]; len(l) == 0 || l[len(l)-1] != i {
+			m[k.Value] = append(l, i)
+		}
+	}
+}
+
+// candidates returns the lists of positions a request for host may match.
+func (x *exprIndex) candidates(host string, out [][]int) [][]int {
+	out = append(out, x.any)
+	if x.exact == nil {
+		return out
+	}
+	lower := strings.ToLower(host)
+	out = append(out, x.exact[host], x.exactLower[lower])
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		out = append(out, x.oneLabel[host[i:]], x.oneLabelLower[lower[i:]])
+	}
+	return out
+}
+
+// exprRoute is an expression route, compiled.
+type exprRoute struct {
+	index int
+	route *Route
+	expr  *atc.Expr
+	// allowHTTP and allowHTTPS: the net.protocol predicate Kong adds.
+	allowHTTP, allowHTTPS bool
 }
 
 // bucket holds the candidates sharing one host key, keyed by the literal text
@@ -228,9 +312,24 @@ func (cp *Compiler) Compile(routes []Route) (*Router, error) {
 	}
 	regexes := &regexCache{old: cp.cache, used: map[string]compiledRegex{}}
 	for i := range rt.routes {
+		if rt.routes[i].Expression != "" {
+			if err := rt.addExpression(i); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err := rt.add(i, regexes); err != nil {
 			return nil, err
 		}
+	}
+	slices.SortStableFunc(rt.exprs, func(x, y exprRoute) int {
+		if c := cmp.Compare(y.route.Priority, x.route.Priority); c != 0 {
+			return c
+		}
+		return strings.Compare(y.route.ID, x.route.ID)
+	})
+	for i := range rt.exprs {
+		rt.byHost.add(i, &rt.exprs[i])
 	}
 	for _, buckets := range []map[string]*bucket{rt.exact, rt.suffix, rt.prefix} {
 		for _, b := range buckets {
@@ -282,8 +381,107 @@ func (cp *Compiler) Check(r Route) error {
 	if cp.cache == nil {
 		cp.cache = map[string]compiledRegex{}
 	}
+	if r.Expression != "" {
+		_, err := compileExpression(&r, 0)
+		return err
+	}
 	_, err := prepare(&r, 0, &regexCache{old: cp.cache, used: cp.cache})
 	return err
+}
+
+// HasExpressions reports whether any route is an expression route, for
+// callers that fill the Request fields only expressions read.
+func (rt *Router) HasExpressions() bool { return len(rt.exprs) > 0 }
+
+func (rt *Router) addExpression(i int) error {
+	e, err := compileExpression(&rt.routes[i], i)
+	if err != nil || e == nil {
+		return err
+	}
+	rt.exprs = append(rt.exprs, *e)
+	return nil
+}
+
+// compileExpression compiles route r's expression; nil without an error
+// is a stream route, which never matches HTTP traffic.
+func compileExpression(r *Route, i int) (*exprRoute, error) {
+	e := &exprRoute{index: i, route: r}
+	schema := atc.HTTPSchema
+	if len(r.Protocols) > 0 {
+		switch strings.ToLower(r.Protocols[0]) {
+		case "tcp", "tls", "udp", "tls_passthrough":
+			schema = atc.StreamSchema
+		}
+	}
+	x, err := atc.Compile(r.Expression, schema)
+	if err != nil {
+		return nil, fmt.Errorf("%s: expression: %w", r.label(), err)
+	}
+	e.expr = x
+	e.allowHTTP, e.allowHTTPS = len(r.Protocols) == 0, len(r.Protocols) == 0
+	for _, p := range r.Protocols {
+		switch strings.ToLower(p) {
+		case "http", "grpc":
+			e.allowHTTP = true
+		case "https", "grpcs":
+			e.allowHTTP, e.allowHTTPS = true, true
+		}
+	}
+	if !e.allowHTTP && !e.allowHTTPS {
+		return nil, nil
+	}
+	return e, nil
+}
+
+// matchExpression returns the first expression route that matches req.
+func (rt *Router) matchExpression(req *Request, host string, port int) (Match, bool) {
+	https := req.Scheme == "https"
+	ar := atc.Request{Protocol: req.Scheme, Method: req.Method, Host: host, Path: req.Path,
+		Header: req.Header, RawQuery: req.RawQuery, DstPort: port}
+	if https {
+		ar.SNI = req.SNI
+	}
+	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
+		ar.SrcIP, ar.SrcPort = ap.Addr().Unmap(), int(ap.Port())
+	}
+	if ap, err := netip.ParseAddrPort(req.LocalAddr); err == nil {
+		ar.DstIP = ap.Addr().Unmap()
+	}
+	// Walk the candidate lists merged, in ascending position (Kong's
+	// order), each route once.
+	var buf [5][]int
+	lists := rt.byHost.candidates(host, buf[:0])
+	last := -1
+	for {
+		next := -1
+		for k, l := range lists {
+			for len(l) > 0 && l[0] <= last {
+				l = l[1:]
+			}
+			lists[k] = l
+			if len(l) > 0 && (next < 0 || l[0] < next) {
+				next = l[0]
+			}
+		}
+		if next < 0 {
+			break
+		}
+		last = next
+		e := &rt.exprs[next]
+		if https && !e.allowHTTPS || !https && !e.allowHTTP {
+			continue
+		}
+		res, ok := e.expr.Match(&ar)
+		if !ok {
+			continue
+		}
+		m := Match{Index: e.index, Route: e.route, Captures: res.Captures, CaptureNames: res.CaptureNames}
+		if res.HasPath {
+			m.Prefix = res.Path
+		}
+		return m, true
+	}
+	return Match{}, false
 }
 
 func (rt *Router) add(i int, regexes *regexCache) error {
@@ -494,6 +692,14 @@ func (rt *Router) Match(req *Request) (Match, bool) {
 		port = 80
 		if req.Scheme == "https" {
 			port = 443
+		}
+	}
+	if len(rt.exprs) > 0 {
+		// Kong's http.host is the Host header without its port, not
+		// lower-cased.
+		rawHost, _ := splitHostPort(req.Host)
+		if m, ok := rt.matchExpression(req, rawHost, port); ok {
+			return m, true
 		}
 	}
 	m := matcher{req: req, port: port, https: req.Scheme == "https"}
