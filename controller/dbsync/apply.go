@@ -117,7 +117,7 @@ func (s *Syncer) syncOnce(ctx context.Context, d *Desired, repair bool) (res syn
 		return syncResult{outcome: outcomeError, err: err, writes: ahead}
 	}
 	s.nodeResult(n, nil)
-	s.keepWarm(have)
+	s.keepWarm(have, listStart)
 	if s.metrics != nil {
 		s.metrics.listSeconds.Observe(time.Since(listStart).Seconds())
 	}
@@ -357,6 +357,7 @@ func (s *Syncer) refreshWarm(ctx context.Context) bool {
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
+	began := time.Now()
 	go func() {
 		select {
 		case <-s.wake:
@@ -377,18 +378,19 @@ func (s *Syncer) refreshWarm(ctx context.Context) bool {
 		return true
 	}
 	s.nodeResult(n, nil)
-	s.keepWarm(have)
+	s.keepWarm(have, began)
 	if s.metrics != nil {
 		s.metrics.warmListings.Inc()
 	}
 	return true
 }
 
-// keepWarm makes a complete listing the one the Syncer holds.
-func (s *Syncer) keepWarm(have *Set) {
+// keepWarm makes a complete listing, begun at began, the one the Syncer
+// holds.
+func (s *Syncer) keepWarm(have *Set, began time.Time) {
 	s.warm = have
 	s.mu.Lock()
-	s.status.WarmListed = time.Now()
+	s.status.WarmListed = began
 	s.mu.Unlock()
 }
 

@@ -111,7 +111,8 @@ type Status struct {
 	// LastError describes the last failed sync; empty after a success.
 	LastError string
 	// WarmListed is when the listing the Syncer holds (a standby's warm
-	// listing, or the last sync's) was taken; zero before the first.
+	// listing, or the last sync's) began: it shows every write completed
+	// before then. Zero before the first.
 	WarmListed time.Time
 	// Takeovers are the last (at most 16) first syncs of a new term.
 	Takeovers []Takeover

@@ -11,13 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,11 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
-	"sigs.k8s.io/e2e-framework/pkg/features"
 
-	"konductor.dev/e2e/harness"
 	"konductor.dev/e2e/manifests"
 	"konductor.dev/sim/cluster"
 )
@@ -101,19 +98,18 @@ func needKEDABinaries(ctx context.Context, t *testing.T) {
 // scales Kong from 2 out under a load step and back in after it, every new
 // Kong configured before it turns Ready and no request failing.
 func TestAutoscaleRequests(t *testing.T) {
-	testKEDAScaling(t, kedaScaling{component: "hpa-requests", what: "requests/s", feature: "requests per second", threshold: 120})
+	testAutoscale(t, kedaChain(kedaScaling{component: "hpa-requests", what: "requests/s", feature: "requests per second", threshold: 120}))
 }
 
 // TestAutoscaleBandwidth is TestAutoscaleRequests on bytes per second
 // (requests plus responses: about 380 bytes each through kongsim).
 func TestAutoscaleBandwidth(t *testing.T) {
-	testKEDAScaling(t, kedaScaling{component: "hpa-bandwidth", what: "bytes/s", feature: "bandwidth", threshold: 50000})
+	testAutoscale(t, kedaChain(kedaScaling{component: "hpa-bandwidth", what: "bytes/s", feature: "bandwidth", threshold: 50000}))
 }
 
 // kedaDrillPatches make the shipped ScaledObject reachable by the test's
 // load and its scale-in short: the test's threshold, at most 6 Kong pods
-// on a shared machine, scale-in after 30 s of low load instead of 5
-// minutes.
+// on a shared machine, and drillScaleDown.
 func kedaDrillPatches(s kedaScaling) []manifests.Patch {
 	return []manifests.Patch{{
 		Target: &manifests.Target{Kind: "ScaledObject", Name: "kong"},
@@ -125,104 +121,39 @@ func kedaDrillPatches(s kedaScaling) []manifests.Patch {
   value: 6
 - op: replace
   path: /spec/advanced/horizontalPodAutoscalerConfig/behavior/scaleDown
-  value: {stabilizationWindowSeconds: 30, policies: [{type: Pods, value: 2, periodSeconds: 15}]}`, strconv.FormatFloat(s.threshold, 'f', -1, 64)),
+  value: %s`, strconv.FormatFloat(s.threshold, 'f', -1, 64), drillScaleDown),
 	}}
 }
 
-func testKEDAScaling(t *testing.T, s kedaScaling) {
-	skipUnlessRunnable(t)
-	needKEDABinaries(context.Background(), t)
-	var objs []runtime.Object
-	f := features.New("autoscaling on "+s.feature+" through KEDA").
-		WithLabel("overlay", "dbless-gateway-discovery").
-		Setup(func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			b := manifests.Build{DeployDir: world.DeployDir, Overlay: "dbless-gateway-discovery",
-				Components: []string{"kong-metrics", s.component, "pdb"},
-				Patches:    append([]manifests.Patch{manifests.NodePortPatch("kong-proxy", harness.ProxyNodePort)}, kedaDrillPatches(s)...)}
-			if world.Kongsim {
-				b.Components = append(b.Components, "kongsim")
-			}
-			var err error
-			if objs, err = manifests.Render(b); err != nil {
-				t.Fatal(err)
-			}
-			for _, addon := range []string{"prometheus", "keda"} {
-				a, err := manifests.RenderDir(filepath.Join(world.DeployDir, "addons", addon))
-				if err != nil {
-					t.Fatal(err)
-				}
-				objs = append(objs, a...)
-			}
-			objs = append(objs, echoObjects()...)
-			t.Cleanup(func() { cleanUp(t, cfg, objs) })
-			// Runs first: KEDA removes its finalizer from the ScaledObject
-			// only while it still runs.
-			t.Cleanup(func() { deleteScaledObjects(t, cfg, objs) })
-			start := time.Now()
-			if err := apply(ctx, cfg, objs); err != nil {
-				t.Fatal(err)
-			}
-			if err := waitAvailable(ctx, cfg, objs); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("overlay, kong-metrics, %s, pdb, Prometheus and KEDA available in %s", s.component, time.Since(start).Round(time.Millisecond))
-			return ctx
-		}).
-		Assess("Kong scales out on "+s.feature+" and back in without a failed request", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			rc := rest.CopyConfig(cfg.Client().RESTConfig())
-			rc.QPS, rc.Burst = 50, 100 // the scale-out poll reads every Kong pod
-			cs, err := kubernetes.NewForConfig(rc)
+// kedaChain: Prometheus scrapes Kong (components/kong-metrics), the
+// ScaledObject of s.component makes KEDA serve the trigger's query through
+// the external metrics API to the HPA KEDA owns.
+func kedaChain(s kedaScaling) autoscaleChain {
+	return autoscaleChain{
+		feature: s.feature + " through KEDA", metric: s.feature,
+		components:   []string{"kong-metrics", s.component},
+		addons:       []string{"prometheus", "keda"},
+		patches:      kedaDrillPatches(s),
+		loadInterval: kedaLoadInterval,
+		needs:        needKEDABinaries,
+		tune:         quickKEDALeaderElection,
+		whole: func(ctx context.Context, cs kubernetes.Interface) (string, error) {
+			c, err := checkChain(ctx, cs, kongNamespace, "kong")
 			if err != nil {
-				t.Fatal(err)
+				return "", err
 			}
-			p, err := loadProxy(ctx, cfg, cs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := expectStatus(ctx, p, "/", http.StatusOK, routeTimeout); err != nil {
-				t.Fatal(err)
-			}
-			// The watcher: light traffic that must never fail, through
-			// scale-out and scale-in; it also gives Prometheus series.
-			watch := harness.StartTraffic(ctx, p, harness.TrafficOptions{Path: "/", MaxDuration: 2 * loadDuration})
-			defer watch.Stop()
-
-			// Every link of the chain, in order, before any load.
-			began := time.Now()
-			var chain chainState
-			if err := poll(ctx, 3*time.Minute, time.Second, func(ctx context.Context) error {
-				var err error
-				chain, err = checkChain(ctx, cs, kongNamespace, "kong")
-				return err
-			}); err != nil {
-				t.Fatalf("the %s metric never reached the HPA: %v", s.what, err)
-			}
-			t.Logf("chain complete %s after Kong was available: %s", time.Since(began).Round(time.Second), chain)
-
-			loads := make([]*harness.Traffic, loadLoops)
-			loadStart := time.Now()
-			for i := range loads {
-				loads[i] = harness.StartTraffic(ctx, p, harness.TrafficOptions{Path: "/", Interval: kedaLoadInterval, MaxDuration: loadDuration})
-			}
-			stopLoad := func() (sum harness.TrafficResult) {
-				for _, l := range loads {
-					r := l.Stop()
-					sum.Sent, sum.OK, sum.Failed = sum.Sent+r.Sent, sum.OK+r.OK, sum.Failed+r.Failed
-					sum.Failures = append(sum.Failures, r.Failures...)
-				}
-				return sum
-			}
-
-			// Scale-out, link by link: the load in Prometheus, in the
-			// external metrics API, the HPA's decision, then every new Kong
-			// Ready and serving the configuration the moment it is Ready.
-			// A link counts once it shows more than two pods' worth.
+			return c.String(), nil
+		},
+		// The load in Prometheus, in the external metrics API, then the
+		// HPA's decision. A link counts once it shows more than two pods'
+		// worth.
+		follow: func(t *testing.T, loadStart time.Time) func(context.Context, kubernetes.Interface) (int32, error) {
 			scaleAt := 2 * s.threshold * 1.1 // the HPA's 10% tolerance
 			var inProm, inAPI, decided time.Duration
-			err = poll(ctx, 3*time.Minute, 500*time.Millisecond, func(ctx context.Context) error {
+			return func(ctx context.Context, cs kubernetes.Interface) (int32, error) {
 				c, err := checkChain(ctx, cs, kongNamespace, "kong")
 				if err != nil {
-					return err
+					return 0, err
 				}
 				if inProm == 0 && c.prometheus > scaleAt {
 					inProm = time.Since(loadStart)
@@ -238,161 +169,158 @@ func testKEDAScaling(t *testing.T, s kedaScaling) {
 						c.hpa.Name, c.hpa.Status.DesiredReplicas, decided.Round(time.Millisecond), describeExternalHPA(c.hpa), s.threshold, s.what, kedaLoadRate)
 				}
 				if decided == 0 {
-					return fmt.Errorf("HPA %s still wants %d (%s; Prometheus %.0f, external metrics API %.0f, scale-out above %.0f)",
+					return 0, fmt.Errorf("HPA %s still wants %d (%s; Prometheus %.0f, external metrics API %.0f, scale-out above %.0f)",
 						c.hpa.Name, c.hpa.Status.DesiredReplicas, describeExternalHPA(c.hpa), c.prometheus, c.external, scaleAt)
 				}
-				return allKongReadyAndConfigured(ctx, t, cs, c.hpa.Status.DesiredReplicas)
-			})
-			if err != nil {
-				res := stopLoad()
-				t.Fatalf("no scale-out: %v (load: %s)", err, res)
+				return c.hpa.Status.DesiredReplicas, nil
 			}
-			served := time.Since(loadStart)
-			t.Logf("scale-out: new Kong replicas Ready and configured %s after the load step (target %s)", served.Round(time.Millisecond), scaleOutTarget)
-			// The load goes on until the run has its 10,000 requests (or
-			// its time is up), whatever the scale-out took.
-			_ = poll(ctx, loadDuration-served, time.Second, func(context.Context) error {
-				ok := watch.Snapshot().OK
-				for _, l := range loads {
-					ok += l.Snapshot().OK
-				}
-				if ok < 10000 {
-					return fmt.Errorf("%d requests so far", ok)
-				}
-				return nil
-			})
-			load := stopLoad()
-			loadStopped := time.Now()
-			t.Logf("load: %s in %s (%.0f/s)", load, loadStopped.Sub(loadStart).Round(time.Second), float64(load.Sent)/loadStopped.Sub(loadStart).Seconds())
+		},
+		// First, while Prometheus and KEDA's HPA warm up anyway: the
+		// chain's recovery from this step is the whole chain the scaling
+		// step starts from.
+		before: []namedStep{{"with KEDA's metrics server down the chain names the APIService link", kedaMetricsServerDown}},
+		after:  []namedStep{{"a ScaledObject on a series Prometheus lacks names the Prometheus link", missingSeries}},
+	}
+}
 
-			// Scale-in: back to 2 once the load is gone, each leaving Kong
-			// draining with kong quit.
-			err = poll(ctx, 4*time.Minute, time.Second, func(ctx context.Context) error {
-				pods, err := kongPods(ctx, cfg)
-				if err != nil {
-					return err
-				}
-				if len(pods) != 2 {
-					return fmt.Errorf("%d Kong pods", len(pods))
-				}
+// quickKEDALeaderElection gives the KEDA operator of the test a short
+// leader-election lease. The operator exits once on its first start, after
+// it wrote its certificates (so that it loads them), without releasing its
+// lease; with KEDA's default 15 s lease its new process, and every link
+// after it, waits that long. The shipped addon keeps KEDA's defaults: in a
+// cluster this happens once, at install.
+func quickKEDALeaderElection(t *testing.T, objs []runtime.Object) {
+	for _, d := range manifests.All[*appsv1.Deployment](objs) {
+		if d.Namespace != "keda" || d.Name != "keda-operator" {
+			continue
+		}
+		for i := range d.Spec.Template.Spec.Containers {
+			c := &d.Spec.Template.Spec.Containers[i]
+			if c.Name != "keda-operator" {
+				continue
+			}
+			c.Env = append(c.Env,
+				corev1.EnvVar{Name: "KEDA_OPERATOR_LEADER_ELECTION_LEASE_DURATION", Value: "4s"},
+				corev1.EnvVar{Name: "KEDA_OPERATOR_LEADER_ELECTION_RENEW_DEADLINE", Value: "3s"},
+				corev1.EnvVar{Name: "KEDA_OPERATOR_LEADER_ELECTION_RETRY_PERIOD", Value: "500ms"})
+			return
+		}
+	}
+	t.Fatal("the keda addon has no container keda-operator in Deployment keda/keda-operator")
+}
+
+// missingSeries: a ScaledObject whose query finds no series breaks the
+// chain at Prometheus, and the HPA KEDA made for it agrees.
+func missingSeries(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+	cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := missingSeriesScaledObject()
+	if err := cfg.Client().Resources().Create(ctx, so); err != nil {
+		t.Fatal(err)
+	}
+	defer deleteScaledObjects(t, cfg, []runtime.Object{so})
+	// Wait until KEDA has made the HPA and tried the metric: the chain
+	// must then stop at Prometheus, not at a later link.
+	var last error
+	err = poll(ctx, time.Minute, time.Second, func(ctx context.Context) error {
+		_, last = checkChain(ctx, cs, echoNamespace, so.GetName())
+		var broken *brokenLink
+		if errors.As(last, &broken) && broken.link == linkPrometheus {
+			return nil
+		}
+		return fmt.Errorf("chain check says %v; want the Prometheus link", last)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("chain check: %v", last)
+	// The HPA KEDA made agrees: it cannot read the metric.
+	hpaName := "keda-hpa-" + so.GetName()
+	err = poll(ctx, 2*time.Minute, time.Second, func(ctx context.Context) error {
+		hpa, err := cs.AutoscalingV2().HorizontalPodAutoscalers(echoNamespace).Get(ctx, hpaName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range hpa.Status.Conditions {
+			if c.Type == autoscalingv2.ScalingActive && c.Status == corev1.ConditionFalse {
+				t.Logf("HPA %s: %s: %s", hpaName, c.Reason, c.Message)
 				return nil
-			})
-			if err != nil {
-				t.Fatalf("no scale-in to 2: %v", err)
 			}
-			t.Logf("scale-in to 2 done %s after the load stopped", time.Since(loadStopped).Round(time.Second))
-			watched := watch.Stop()
-			t.Logf("watcher: %s", watched)
-			if load.Failed > 0 || watched.Failed > 0 {
-				t.Errorf("failed requests: load %s; watcher %s", load, watched)
-			}
-			if total := load.OK + watched.OK; total < 10000 {
-				t.Errorf("only %d requests went through; want 10000 or more", total)
-			}
-			if served > scaleOutTarget {
-				t.Errorf("scale-out took %s, over the %s target", served.Round(time.Millisecond), scaleOutTarget)
-			}
-			return ctx
-		}).
-		Assess("a ScaledObject on a series Prometheus lacks names the Prometheus link", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			so := missingSeriesScaledObject()
-			if err := cfg.Client().Resources().Create(ctx, so); err != nil {
-				t.Fatal(err)
-			}
-			defer deleteScaledObjects(t, cfg, []runtime.Object{so})
-			// Wait until KEDA has made the HPA and tried the metric: the
-			// chain must then stop at Prometheus, not at a later link.
-			var last error
-			err = poll(ctx, time.Minute, time.Second, func(ctx context.Context) error {
-				_, last = checkChain(ctx, cs, echoNamespace, so.GetName())
-				var broken *brokenLink
-				if errors.As(last, &broken) && broken.link == linkPrometheus {
-					return nil
-				}
-				return fmt.Errorf("chain check says %v; want the Prometheus link", last)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("chain check: %v", last)
-			// The HPA KEDA made agrees: it cannot read the metric.
-			hpaName := "keda-hpa-" + so.GetName()
-			err = poll(ctx, 2*time.Minute, time.Second, func(ctx context.Context) error {
-				hpa, err := cs.AutoscalingV2().HorizontalPodAutoscalers(echoNamespace).Get(ctx, hpaName, metav1.GetOptions{})
-				if err != nil {
-					return err
-				}
-				for _, c := range hpa.Status.Conditions {
-					if c.Type == autoscalingv2.ScalingActive && c.Status == corev1.ConditionFalse {
-						t.Logf("HPA %s: %s: %s", hpaName, c.Reason, c.Message)
-						return nil
-					}
-				}
-				return fmt.Errorf("HPA %s: no ScalingActive=False yet (%s)", hpaName, describeExternalHPA(hpa))
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ctx
-		}).
-		Assess("with KEDA's metrics server down the chain names the APIService link", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			scale := func(ctx context.Context, n int32) error {
-				deployments := cs.AppsV1().Deployments("keda")
-				sc, err := deployments.GetScale(ctx, "keda-metrics-apiserver", metav1.GetOptions{})
-				if err != nil {
-					return err
-				}
-				sc.Spec.Replicas = n
-				_, err = deployments.UpdateScale(ctx, "keda-metrics-apiserver", sc, metav1.UpdateOptions{})
-				return err
-			}
-			if err := scale(ctx, 0); err != nil {
-				t.Fatal(err)
-			}
-			restored := false
-			defer func() {
-				if !restored {
-					_ = scale(context.WithoutCancel(ctx), 1)
-				}
-			}()
-			var last error
-			err = poll(ctx, 2*time.Minute, time.Second, func(ctx context.Context) error {
-				_, last = checkChain(ctx, cs, kongNamespace, "kong")
-				var broken *brokenLink
-				if errors.As(last, &broken) && broken.link == linkAPIService {
-					return nil
-				}
-				return fmt.Errorf("chain check says %v; want the APIService link", last)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("chain check: %v", last)
-			// Back up, the chain is whole again.
-			if err := scale(ctx, 1); err != nil {
-				t.Fatal(err)
-			}
-			restored = true
-			began := time.Now()
-			if err := poll(ctx, 3*time.Minute, time.Second, func(ctx context.Context) error {
-				_, err := checkChain(ctx, cs, kongNamespace, "kong")
-				return err
-			}); err != nil {
-				t.Fatalf("the chain did not recover: %v", err)
-			}
-			t.Logf("chain whole again %s after the metrics server came back", time.Since(began).Round(time.Second))
-			return ctx
-		}).
-		Feature()
-	testenv.Test(t, f)
+		}
+		return fmt.Errorf("HPA %s: no ScalingActive=False yet (%s)", hpaName, describeExternalHPA(hpa))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+// kedaMetricsServerDown: with KEDA's metrics server scaled to zero the
+// chain check names the APIService link, and once it is back the chain is
+// whole again.
+func kedaMetricsServerDown(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+	cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request through Kong gives Prometheus the series the trigger
+	// queries: the chain then passes the Prometheus link, which comes
+	// before the APIService.
+	p, err := loadProxy(ctx, cfg, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := expectStatus(ctx, p, "/", http.StatusOK, routeTimeout); err != nil {
+		t.Fatal(err)
+	}
+	scale := func(ctx context.Context, n int32) error {
+		deployments := cs.AppsV1().Deployments("keda")
+		sc, err := deployments.GetScale(ctx, "keda-metrics-apiserver", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		sc.Spec.Replicas = n
+		_, err = deployments.UpdateScale(ctx, "keda-metrics-apiserver", sc, metav1.UpdateOptions{})
+		return err
+	}
+	if err := scale(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	defer func() {
+		if !restored {
+			_ = scale(context.WithoutCancel(ctx), 1)
+		}
+	}()
+	var last error
+	err = poll(ctx, 2*time.Minute, time.Second, func(ctx context.Context) error {
+		_, last = checkChain(ctx, cs, kongNamespace, "kong")
+		var broken *brokenLink
+		if errors.As(last, &broken) && broken.link == linkAPIService {
+			return nil
+		}
+		return fmt.Errorf("chain check says %v; want the APIService link", last)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("chain check: %v", last)
+	// Back up, the chain is whole again.
+	if err := scale(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	restored = true
+	began := time.Now()
+	if err := poll(ctx, 3*time.Minute, time.Second, func(ctx context.Context) error {
+		_, err := checkChain(ctx, cs, kongNamespace, "kong")
+		return err
+	}); err != nil {
+		t.Fatalf("the chain did not recover: %v", err)
+	}
+	t.Logf("chain whole again %s after the metrics server came back", time.Since(began).Round(time.Second))
+	return ctx
 }
 
 // The links of the metrics chain, in the order the data flows.

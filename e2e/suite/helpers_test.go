@@ -158,14 +158,41 @@ func remove(ctx context.Context, cfg *envconf.Config, objs []runtime.Object) err
 			errs = append(errs, fmt.Errorf("deleting %s: %w", manifests.ID(o), err))
 		}
 	}
+	errs = append(errs, dropPods(ctx, cfg, namespaces))
 	for _, ns := range namespaces {
-		errs = append(errs, poll(ctx, 3*time.Minute, time.Second, func(ctx context.Context) error {
+		errs = append(errs, poll(ctx, 3*time.Minute, 250*time.Millisecond, func(ctx context.Context) error {
 			err := r.Get(ctx, ns, "", &corev1.Namespace{})
 			if apierrors.IsNotFound(err) {
 				return nil
 			}
 			return fmt.Errorf("namespace %s still exists (%v)", ns, err)
 		}))
+	}
+	return errors.Join(errs...)
+}
+
+// dropPods deletes the pods of the terminating namespaces at once, without
+// their graceful stop: the namespace controller looks again at a namespace
+// whose pods still run only after half their grace period (15 s of the
+// overlays' 30) plus its 5 s delay, and how a pod stops once its feature is
+// over proves nothing (the features prove Kong's drain and the controllers'
+// handover themselves). The namespaces are terminating, so no controller
+// makes new pods; the node agent (or kubelet) kills the processes.
+func dropPods(ctx context.Context, cfg *envconf.Config, namespaces []string) error {
+	if len(namespaces) == 0 {
+		return nil
+	}
+	cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
+	if err != nil {
+		return err
+	}
+	zero := int64(0)
+	var errs []error
+	for _, ns := range namespaces {
+		err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("deleting the pods of namespace %s: %w", ns, err))
+		}
 	}
 	return errors.Join(errs...)
 }

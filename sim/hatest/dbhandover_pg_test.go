@@ -5,11 +5,15 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 
+	"konductor.dev/controller/dbsync"
+	"konductor.dev/controller/kongsync"
+	"konductor.dev/controller/manager"
 	"konductor.dev/sim/internal/pgtest"
 	kongsim "konductor.dev/sim/kong"
 	"konductor.dev/sim/kong/pgstore"
@@ -54,7 +58,36 @@ func TestMeasureDBHandoverOnPostgreSQL(t *testing.T) {
 		nodes[i], urls[i] = n, "http://"+kongHost(i)
 	}
 	c := newCluster(t, nodes, urls, 8080)
-	c.dbPusher = dbPusher
+	// Each incarnation's syncer, by identity, to see when a standby holds
+	// a listing begun after a given instant (Status().WarmListed).
+	var mu sync.Mutex
+	syncers := map[string]*dbsync.Syncer{}
+	c.dbPusher = func(o kongsync.Options) (manager.Pusher, error) {
+		p := dbsync.NewBodyPusher(o)
+		mu.Lock()
+		syncers[o.Identity] = p.Syncer()
+		mu.Unlock()
+		return p, nil
+	}
+	// warmSince: replicas holds a listing begun after since, so it shows
+	// every write made before.
+	warmSince := func(since time.Time, replicas ...int) func() error {
+		return func() error {
+			for _, i := range replicas {
+				r := c.replica(i)
+				mu.Lock()
+				s := syncers[r.identity]
+				mu.Unlock()
+				if s == nil {
+					return fmt.Errorf("replica %s has no syncer yet", r.identity)
+				}
+				if at := s.Status().WarmListed; !at.After(since) {
+					return fmt.Errorf("standby %s's listing began at %s, before %s", r.identity, at.Format(time.StampMilli), since.Format(time.StampMilli))
+				}
+			}
+			return nil
+		}
+	}
 	c.logs = &logRecord{}
 	base := c.options
 	c.options = func() *optionsT {
@@ -84,10 +117,23 @@ func TestMeasureDBHandoverOnPostgreSQL(t *testing.T) {
 	for i := range apps {
 		g.Eventually(servesEverywhere(fmt.Sprintf("bulk-%d", i))).WithTimeout(120 * time.Second).WithPolling(10 * time.Millisecond).Should(Succeed())
 	}
-	// Let the standbys take a listing of it (dbsync's WarmInterval).
-	time.Sleep(11 * time.Second)
+	// The standbys listed Kong when they got the configuration, before
+	// the leader wrote it; their next listing comes a WarmInterval (10s)
+	// later, or a second after the next change. Make that change, and
+	// wait for a listing that shows all of it.
+	c.addIngress("settled")
+	g.Eventually(servesEverywhere("settled")).WithTimeout(dbBound).WithPolling(5 * time.Millisecond).Should(Succeed())
+	settled := time.Now()
 	leader := c.indexOf(c.lastWriter())
 	g.Expect(leader).NotTo(Equal(-1))
+	var standbys []int
+	for i := range replicaCount {
+		if i != leader {
+			standbys = append(standbys, i)
+		}
+	}
+	g.Eventually(warmSince(settled, standbys...)).WithTimeout(dbBound).WithPolling(10 * time.Millisecond).Should(Succeed())
+	t.Logf("standbys warm %s after the configuration settled", time.Since(settled).Round(time.Millisecond))
 
 	for _, kind := range []string{"graceful", "crash"} {
 		var toDB, toProxy, fromTerm []time.Duration
@@ -119,10 +165,12 @@ func TestMeasureDBHandoverOnPostgreSQL(t *testing.T) {
 			toDB = append(toDB, first.Time.Sub(changed))
 			toProxy = append(toProxy, served.Sub(changed))
 			fromTerm = append(fromTerm, first.Time.Sub(locked))
+			restarted := time.Now()
 			c.restart(leader)
+			// The restarted replica lists as soon as it has its Desired:
+			// a warm standby before the next handover.
+			g.Eventually(warmSince(restarted, leader)).WithTimeout(dbBound).WithPolling(10 * time.Millisecond).Should(Succeed())
 			leader = c.indexOf(first.Writer)
-			// Let the restarted replica become a warm standby.
-			time.Sleep(2 * time.Second)
 		}
 		t.Log(summary("PostgreSQL "+kind+": change at the handover → the change's route written", toDB))
 		t.Log(summary("PostgreSQL "+kind+": new term → the change's route written", fromTerm))

@@ -165,8 +165,8 @@ var Catalogue = []Mutant{
 		Name: "dbsync/write-after-failed-list", Area: "dbsync",
 		About: "a failed listing is ignored and the diff is applied on a partial picture",
 		File:  "controller/dbsync/apply.go",
-		Find:  "\t\treturn syncResult{outcome: outcomeError, err: err}\n\t}\n\ts.nodeResult(n, nil)\n\ts.keepWarm(have)",
-		Repl:  "\t\thave = NewSet()\n\t}\n\ts.nodeResult(n, nil)\n\ts.keepWarm(have)",
+		Find:  "\t\treturn syncResult{outcome: outcomeError, err: err, writes: ahead}\n\t}\n\ts.nodeResult(n, nil)\n\ts.keepWarm(have, listStart)",
+		Repl:  "\t\thave = NewSet()\n\t}\n\ts.nodeResult(n, nil)\n\ts.keepWarm(have, listStart)",
 		Specs: []string{"./controller/dbsync/", "./sim/dbsynctest/"},
 	},
 	{

@@ -89,7 +89,11 @@ type Config struct {
 	// doubles up to MaxRestartBackoff. Defaults 1 s and 30 s (the kubelet
 	// uses 10 s and 5 min; tests want faster).
 	RestartBackoff, MaxRestartBackoff time.Duration
-	Logf                              func(format string, args ...any)
+	// VolumeRefresh is how often configMap, secret, downwardAPI and
+	// projected volumes are rewritten from the API; default 20 s (the
+	// kubelet's sync period is a minute; tests want faster).
+	VolumeRefresh time.Duration
+	Logf          func(format string, args ...any)
 }
 
 // Agent runs the pods bound to its nodes.
@@ -131,6 +135,9 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.MaxRestartBackoff == 0 {
 		cfg.MaxRestartBackoff = 30 * time.Second
+	}
+	if cfg.VolumeRefresh == 0 {
+		cfg.VolumeRefresh = defaultVolumeRefresh
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}

@@ -146,11 +146,17 @@ func TestAgentVolumesAndSecurityContext(t *testing.T) {
 	w.g.Expect(dirs).To(BeEmpty())
 }
 
+// testVolumeRefresh is the volume refresh period of the tests that wait
+// for one: what they prove does not depend on its length.
+const testVolumeRefresh = time.Second
+
+func quickVolumeRefresh(c *Config) { c.VolumeRefresh = testVolumeRefresh }
+
 // TestAgentConfigMapVolumeFollowsChanges: a changed ConfigMap reaches the
 // mounted files (through the ..data swap) while the container runs.
 func TestAgentConfigMapVolumeFollowsChanges(t *testing.T) {
 	needRoot(t)
-	w := newAgentWorld(t)
+	w := newAgentWorld(t, quickVolumeRefresh)
 	ctx := context.Background()
 	cms := w.client.CoreV1().ConfigMaps("default")
 	_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "default"}, Data: map[string]string{"v": "one"}}, metav1.CreateOptions{})
@@ -185,7 +191,7 @@ func TestAgentConfigMapVolumeFollowsChanges(t *testing.T) {
 			return "", err
 		}
 		return p.Status.Phase, nil
-	}).WithTimeout(volumeRefresh+20*time.Second).Should(Equal(corev1.PodSucceeded), func() string { return w.logs("watcher") })
+	}).WithTimeout(testVolumeRefresh+20*time.Second).Should(Equal(corev1.PodSucceeded), func() string { return w.logs("watcher") })
 }
 
 // TestAgentOptionalSecretVolumeFillsIn: a Secret created after the pod
@@ -194,7 +200,7 @@ func TestAgentConfigMapVolumeFollowsChanges(t *testing.T) {
 // itself); the non-root user reads the group-readable key through fsGroup.
 func TestAgentOptionalSecretVolumeFillsIn(t *testing.T) {
 	needRoot(t)
-	w := newAgentWorld(t)
+	w := newAgentWorld(t, quickVolumeRefresh)
 	root := t.TempDir()
 	for d := root; d != os.TempDir(); d = filepath.Dir(d) {
 		w.g.Expect(os.Chmod(d, 0o755)).To(Succeed())
@@ -234,7 +240,7 @@ func TestAgentOptionalSecretVolumeFillsIn(t *testing.T) {
 			return "", err
 		}
 		return p.Status.Phase, nil
-	}).WithTimeout(volumeRefresh+20*time.Second).Should(Equal(corev1.PodSucceeded), func() string { return w.logs("late") })
+	}).WithTimeout(testVolumeRefresh+20*time.Second).Should(Equal(corev1.PodSucceeded), func() string { return w.logs("late") })
 }
 
 // TestAgentRefusesRootUnderRunAsNonRoot: the kubelet's

@@ -32,7 +32,7 @@ import (
 //     downwardAPI and serviceAccountToken sources): files written like the
 //     kubelet's atomic writer (a ..data symlink swapped in one rename), with
 //     items, defaultMode, mode and optional; mounted read-only; content is
-//     refreshed every volumeRefresh and tokens at 80% of their life.
+//     refreshed every Config.VolumeRefresh and tokens at 80% of their life.
 //   - persistentVolumeClaim: the bound PersistentVolume's hostPath or local
 //     path (see package localpath for the provisioner).
 //   - hostPath: the host's path, with the type checks.
@@ -42,9 +42,8 @@ import (
 // read/write, setgid directories), not to hostPath. Any other volume type
 // fails the pod's setup with an error naming it.
 
-// volumeRefresh is how often configMap, secret, downwardAPI and projected
-// volumes are rewritten from the API (the kubelet's sync period is a minute).
-const volumeRefresh = 20 * time.Second
+// defaultVolumeRefresh is Config.VolumeRefresh's default.
+const defaultVolumeRefresh = 20 * time.Second
 
 // podVolume is one prepared volume.
 type podVolume struct {
@@ -553,7 +552,7 @@ func (r *podRunner) writeAtomic(v *podVolume, files map[string]volumeFile) error
 // ConfigMaps and Secrets reach the files, tokens are renewed at 80% of
 // their life (client-go rereads them).
 func (r *podRunner) refreshVolumes() {
-	t := time.NewTicker(volumeRefresh)
+	t := time.NewTicker(r.a.cfg.VolumeRefresh)
 	defer t.Stop()
 	for {
 		select {
