@@ -60,7 +60,7 @@ type kongSlot struct {
 	rejecting bool
 	// readErrors: Kong answers 500 to every entity read (kong-read-errors).
 	readErrors bool
-	cutFrom   map[string]bool // controller replicas partitioned from it
+	cutFrom    map[string]bool // controller replicas partitioned from it
 
 	oldAudits []kong.AuditEntry // audits of earlier incarnations
 }

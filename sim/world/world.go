@@ -222,7 +222,7 @@ type World struct {
 	refused map[*kong.Node]bool
 	// misrouted holds the wrong routing answers already reported.
 	misrouted map[string]bool
-	apps    int
+	apps      int
 	// appAt names the app each add-app step added, by the step's time.
 	appAt      map[time.Duration]int
 	wg         sync.WaitGroup
