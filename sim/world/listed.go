@@ -9,16 +9,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// OracleListedBeforeWrite: in database mode, a writer never writes on an
-// incomplete picture of Kong. Once Kong failed one of its reads during
-// its term (an error answer, or no answer before the deadline), the
-// writer sends no entity write until it has read that collection
-// successfully again: the diff of an incomplete listing reads what it did
-// not see as missing, so it re-creates what exists and never deletes what
-// should go, and the sync would report a configuration applied that is
-// not. (A takeover may write from the listing it kept as a standby before
-// re-listing: that listing was complete, and reads sent before the term
-// began, as a standby, do not count.)
+// OracleListedBeforeWrite: in database mode, a writer never writes from an
+// incomplete picture of Kong. Once Kong failed one of its reads during its
+// term (an error answer, or no answer before the deadline), and until it
+// has read that collection successfully again, the writer may still write
+// ahead of its next listing what its last complete listing (with its own
+// writes since) says is missing, but it never writes the same entity
+// twice: a diff of a failed listing reads what it did not see as missing,
+// so it re-writes everything it manages, at every sync, and reports a
+// configuration applied that may not be (nothing that should go is
+// deleted). Reads sent before the term began, as a standby, do not count.
 const OracleListedBeforeWrite = "listed-before-write"
 
 // termStarts maps each (holder, epoch) to when the lock first named it.
@@ -89,6 +89,8 @@ writers:
 		})
 		// collection → when its last failed read started and ended
 		failedStart, failedAt := map[string]time.Time{}, map[string]time.Time{}
+		// the writes accepted while blind, by term and route
+		blindWrites := map[string]time.Duration{}
 		for _, e := range evs {
 			if e.read {
 				path := strings.TrimPrefix(e.a.route, "GET ")
@@ -99,20 +101,28 @@ writers:
 				case e.a.ok && !e.a.start.Before(failedAt[path]):
 					delete(failedAt, path)
 					delete(failedStart, path)
+					if len(failedAt) == 0 {
+						clear(blindWrites)
+					}
 				}
 				continue
 			}
 			start, ok := starts[fmt.Sprintf("%s@%d", writer, e.a.epoch)]
-			if !ok {
+			if !ok || e.a.code < 200 || e.a.code > 299 {
 				continue
 			}
 			for path, at := range failedAt {
 				if !failedStart[path].After(start) {
 					continue // a standby's read: the term had not begun when it was sent
 				}
-				w.violateAt(OracleListedBeforeWrite, e.a.start, "%s sent %s to %s at %v in term %d, after Kong failed its read of %s at %v and before any read of it succeeded again",
-					writer, e.a.route, kongPod(e.a.slot), e.a.start.Sub(w.start), e.a.epoch, path, at.Sub(w.start))
-				continue writers // one is enough: the rest of the sync follows from it
+				key := fmt.Sprintf("%d %s", e.a.epoch, e.a.route)
+				if first, again := blindWrites[key]; again {
+					w.violateAt(OracleListedBeforeWrite, e.a.start, "%s sent %s to %s at %v in term %d a second time (first at %v) since Kong failed its read of %s at %v, with no read of it succeeding since",
+						writer, e.a.route, kongPod(e.a.slot), e.a.start.Sub(w.start), e.a.epoch, first, path, at.Sub(w.start))
+					continue writers // one is enough: the rest of the sync follows from it
+				}
+				blindWrites[key] = e.a.start.Sub(w.start)
+				break
 			}
 		}
 	}

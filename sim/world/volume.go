@@ -43,8 +43,9 @@ type attempt struct {
 	// before the request's deadline or at all; a request its sender
 	// cancelled itself is not a failure.
 	failed bool
-	// ok: Kong answered below 500.
-	ok bool
+	// ok: Kong answered below 500; code is its status (0: no answer).
+	ok   bool
+	code int
 }
 
 // polled reports whether a is one of the polls whose period is fixed by
@@ -77,6 +78,9 @@ func (w *World) attemptEnded(a *attempt, resp *http.Response, err error) {
 	a.end = time.Now()
 	a.failed = err != nil && !errors.Is(err, context.Canceled) || resp != nil && resp.StatusCode >= 500
 	a.ok = err == nil && resp != nil && resp.StatusCode < 500
+	if err == nil && resp != nil {
+		a.code = resp.StatusCode
+	}
 	w.mu.Unlock()
 }
 
