@@ -26,7 +26,10 @@ func main() {
 	parallel := flag.Int("parallel", 1, "mutants run at once (each builds a simulator binary and runs it; 2 suits a 2-core machine)")
 	only := flag.String("run", "", "run only the mutants whose name matches this regexp")
 	noSpecs := flag.Bool("sim-only", false, "run the simulator only, not the specs")
-	simTimeout := flag.Duration("sim-timeout", 10*time.Minute, "a simulator run longer than this counts as a hang")
+	// 500 nemesis seeds take 4 minutes on two idle cores and over 15 at a
+	// load average of 30; a frozen or churning world is caught much
+	// sooner by -stall and -run-timeout, so this is only the backstop.
+	simTimeout := flag.Duration("sim-timeout", 45*time.Minute, "a simulator invocation (a scenario, or the nemesis seeds) longer than this counts as a hang")
 	stall := flag.Duration("stall", 45*time.Second, "the simulator's progress watchdog: virtual time standing still this long fails the run")
 	runLimit := flag.Duration("run-timeout", 2*time.Minute, "the simulator fails one world that takes longer than this (wall clock)")
 	specTimeout := flag.Duration("spec-timeout", 10*time.Minute, "bound on one mutant's specs")

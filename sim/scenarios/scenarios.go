@@ -130,6 +130,30 @@ func init() {
 				{At: 51 * s, Kind: world.InputAddApp},
 			}}
 		}},
+		Scenario{"path-routing", "an Ingress routes one host's paths to three apps (Prefix /, Prefix /foo, Exact /bar); the leader crashes and a Kong restarts: every probe of a path at, below or beside them reaches the app the Ingress rules pick", func(seed uint64) world.Config {
+			return world.Config{Seed: seed, Controllers: 2, Kongs: 2, PathRouting: true, Steps: []world.Step{
+				{At: 20 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
+				{At: 30 * s, Kind: world.FaultKongRestart, Kong: 1},
+				{At: 31 * s, Kind: world.InputAddApp},
+			}}
+		}},
+		Scenario{"changes-during-translation", "every log record takes 300ms to write (a log pipe under backpressure; the manager logs each new configuration while translating), and changes arrive while a translation is under way: none may be lost", ChangesDuringTranslation},
+		Scenario{"database-read-errors", "Kong with a database whose reads fail (a read-only replica down) while writes go through, across a change and a leader crash: nothing is written on a failed listing", func(seed uint64) world.Config {
+			return world.Config{Seed: seed, Controllers: 2, Kongs: 2, Database: true, Steps: []world.Step{
+				{At: 20 * s, Kind: world.FaultKongReadErrors, Kong: 0, For: 15 * s},
+				{At: 20 * s, Kind: world.FaultKongReadErrors, Kong: 1, For: 15 * s},
+				{At: 21 * s, Kind: world.InputAddApp},
+				{At: 27 * s, Kind: world.FaultCrash, Replica: world.LeaderReplica, For: 5 * s},
+			}}
+		}},
+		Scenario{"database-write-outlives-term", "Kong with a database holds writes while the leader, cut off from the API server, loses its term: its entity writes must be abandoned by the end of its term, before the next leader's term", func(seed uint64) world.Config {
+			return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Database: true, Steps: []world.Step{
+				{At: 20 * s, Kind: world.FaultKongSlowWrites, Kong: 0, For: 20 * s},
+				{At: 20 * s, Kind: world.FaultKongSlowWrites, Kong: 1, For: 20 * s},
+				{At: 20*s + 500*time.Millisecond, Kind: world.InputAddApp},
+				{At: 21 * s, Kind: world.FaultAPIPartition, Replica: world.LeaderReplica, For: 25 * s},
+			}}
+		}},
 		Scenario{"leader-sigkill-db", "leader-sigkill with Kong on a database: each change made at a kill reaches the database through the new leader's takeover", func(seed uint64) world.Config {
 			c := LeaderKills(seed)
 			c.Controllers, c.Kongs, c.Database, c.Apps, c.AdminLatency = 3, 2, true, dbScenarioApps, dbAdminLatency
@@ -191,6 +215,25 @@ func SlowApply(seed uint64) world.Config {
 		{At: 147 * s, Kind: world.FaultKongSlowWrites, Kong: 0, For: 9 * s},
 		{At: 147 * s, Kind: world.FaultKongRestart, Kong: 0},
 	}}
+}
+
+// ChangesDuringTranslation makes every controller log record take 300ms,
+// so a translation (which logs its new configuration between reading the
+// snapshot and handing the result to the pusher) takes that long, and
+// makes changes in pairs: the second of each pair arrives while the first
+// one's translation is under way. The last pair's second change has no
+// later change to carry it: if it is dropped, the end state lacks it.
+func ChangesDuringTranslation(seed uint64) world.Config {
+	var steps []world.Step
+	// The first change's translation starts after the default
+	// --sync-debounce (100ms) and logs until 300ms later.
+	for i, after := range []time.Duration{150 * time.Millisecond, 250 * time.Millisecond, 350 * time.Millisecond} {
+		at := time.Duration(20+15*i) * s
+		steps = append(steps,
+			world.Step{At: at, Kind: world.InputAddApp},
+			world.Step{At: at + after, Kind: world.InputAddApp})
+	}
+	return world.Config{Seed: seed, Controllers: 2, Kongs: 2, LogDelay: 300 * time.Millisecond, Steps: steps}
 }
 
 // LeaderKills kills the leader's process 10 times, 25s apart, each time

@@ -58,7 +58,9 @@ type kongSlot struct {
 	// slowApply: Kong applies each write slowApplyDelay after receiving it.
 	slowApply bool
 	rejecting bool
-	cutFrom   map[string]bool // controller replicas partitioned from it
+	// readErrors: Kong answers 500 to every entity read (kong-read-errors).
+	readErrors bool
+	cutFrom    map[string]bool // controller replicas partitioned from it
 
 	oldAudits []kong.AuditEntry // audits of earlier incarnations
 }
@@ -99,7 +101,7 @@ type kongTransport struct {
 	replica *replica
 }
 
-func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t kongTransport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
 	host, _, _ := net.SplitHostPort(req.URL.Host)
 	w := t.w
 	w.mu.Lock()
@@ -117,7 +119,7 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// becomes of it (refused, stalled, rejected, accepted): the
 		// write-volume and in-flight oracles count them and time their end.
 		a = w.attemptStartedLocked(t.replica, slot.index, req, isWrite)
-		defer w.attemptEnded(a)
+		defer func() { w.attemptEnded(a, resp, err) }()
 	}
 	if slot == nil || !slot.up || dead || slot.cutFrom[t.replica.name] {
 		if slot != nil && slot.cutFrom[t.replica.name] {
@@ -164,7 +166,7 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	w.mu.Lock()
-	node, rejecting, slowApply := slot.node, slot.rejecting, slot.slowApply
+	node, rejecting, slowApply, readErrors := slot.node, slot.rejecting, slot.slowApply, slot.readErrors
 	dead = t.replica.dead
 	if slowApply && isWrite {
 		w.fired(FaultKongSlowApply)
@@ -182,6 +184,12 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return w.applySlowly(t.replica, slot, node, req, a)
 	}
 	w.attemptReached(a)
+	if readErrors && req.Method == http.MethodGet && entityRead(req.URL.Path) {
+		w.mu.Lock()
+		w.fired(FaultKongReadErrors)
+		w.mu.Unlock()
+		return kongError(req, http.StatusInternalServerError, `{"message":"An unexpected error occurred"}`), nil
+	}
 	if rejecting && isWrite && strings.HasPrefix(req.URL.Path, "/config") {
 		w.mu.Lock()
 		w.fired(FaultKongReject)
@@ -190,18 +198,33 @@ func (t kongTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body.Close()
 		}
 		body := `{"code":14,"name":"invalid declarative configuration","message":"declarative config is invalid: {}","fields":{},"flattened_errors":[]}`
-		return &http.Response{
-			StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header:  http.Header{"Content-Type": []string{"application/json"}},
-			Body:    io.NopCloser(strings.NewReader(body)),
-			Request: req, ContentLength: int64(len(body)),
-		}, nil
+		return kongError(req, http.StatusBadRequest, body), nil
 	}
-	resp, err := kong.NewInMemoryTransport(node.Admin()).RoundTrip(req)
+	resp, err = kong.NewInMemoryTransport(node.Admin()).RoundTrip(req)
 	if err == nil && isWrite && resp.StatusCode < 300 {
 		w.controllerWrote(t.replica, "kong "+kongPod(slot.index)+" "+req.Method+" "+req.URL.Path)
 	}
 	return resp, err
+}
+
+// kongError is an Admin API error answer with a JSON body.
+func kongError(req *http.Request, code int, body string) *http.Response {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return &http.Response{
+		StatusCode: code, Status: fmt.Sprintf("%d %s", code, http.StatusText(code)), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:  http.Header{"Content-Type": []string{"application/json"}},
+		Body:    io.NopCloser(strings.NewReader(body)),
+		Request: req, ContentLength: int64(len(body)),
+	}
+}
+
+// entityRead reports whether a GET of path reads entities from Kong's
+// database (a listing or one entity), rather than the node's own state
+// (GET / and the /status endpoints), which kong-read-errors spares.
+func entityRead(path string) bool {
+	return path != "/" && path != "/status" && !strings.HasPrefix(path, "/status/")
 }
 
 // slowApplyDelay is how long a Kong under kong-slow-apply takes to apply

@@ -204,7 +204,7 @@ func (w *World) checkIndependent() {
 			// Leader changes and API faults delay every Kong alike.
 			disturbed := slices.ContainsFunc(steps, func(o Step) bool {
 				switch o.Kind {
-				case FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject, FaultKongPartition, FaultKongRestart, InputAddApp:
+				case FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject, FaultKongReadErrors, FaultKongPartition, FaultKongRestart, InputAddApp:
 					return false
 				}
 				return overlaps(o, from-w.opts.ElectionLeaseDuration, to)

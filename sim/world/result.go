@@ -66,6 +66,7 @@ var Oracles = []string{
 	"nothing-lost", "traffic", "differential", "faults-fired", "evidence-takeover",
 	OracleStatusSingleWriter, OracleStatusNotAhead, OracleIndependentPushes,
 	OracleNoEarlyTakeover, OracleWriteVolume, OracleEmptyRefused,
+	OracleRouting, OracleListedBeforeWrite,
 }
 
 // Failed reports whether an invariant was broken.
@@ -85,6 +86,7 @@ func (w *World) result() *Result {
 	w.checkNoEarlyTakeover()
 	peak := w.checkWriteVolume()
 	w.checkEmptyRefused()
+	w.checkListedBeforeWrite()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()

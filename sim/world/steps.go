@@ -23,6 +23,7 @@ const (
 	FaultKongSlowWrites  = "kong-slow-writes"  // Kong holds every write for For while reads answer (a long router rebuild)
 	FaultKongSlowApply   = "kong-slow-apply"   // for For, Kong applies each write it receives 4s later, even if its sender gave up
 	FaultKongReject      = "kong-reject"       // Kong answers 400 to POST /config for For
+	FaultKongReadErrors  = "kong-read-errors"  // Kong answers 500 to every entity read for For (a failed read-only database replica); writes go through
 	FaultKongPartition   = "kong-partition"    // Kong unreachable from one replica for For
 	FaultScaleKong       = "scale-kong"        // Kong Deployment scaled to N
 	FaultAPIOutage       = "api-outage"        // API server unreachable for everyone for For
@@ -61,7 +62,7 @@ func (s Step) String() string {
 		} else {
 			out += fmt.Sprintf(" replica %d", s.Replica)
 		}
-	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject:
+	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject, FaultKongReadErrors:
 		out += fmt.Sprintf(" %s", kongPod(s.Kong))
 	case FaultKongPartition:
 		out += fmt.Sprintf(" %s from replica %d", kongPod(s.Kong), s.Replica)
@@ -84,7 +85,7 @@ func (s Step) validate(c Config) error {
 		if s.Replica != LeaderReplica && (s.Replica < 0 || s.Replica >= replicas) {
 			return fmt.Errorf("field Replica: %d is not a replica (0..%d) or LeaderReplica", s.Replica, replicas-1)
 		}
-	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject:
+	case FaultKongRestart, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject, FaultKongReadErrors:
 		if s.Kong < 0 {
 			return fmt.Errorf("field Kong: %d is negative", s.Kong)
 		}
@@ -205,7 +206,7 @@ const maxHealDeferral = 20 * time.Second
 // happened. Their heal waits (up to maxHealDeferral) until one fired.
 func demandDriven(kind string) bool {
 	switch kind {
-	case FaultKongReject, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongPartition:
+	case FaultKongReject, FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongPartition, FaultKongReadErrors:
 		return true
 	}
 	return false
@@ -345,6 +346,20 @@ func (w *World) inject(s *Step) (heal func()) {
 			}
 			w.mu.Unlock()
 		}
+	case FaultKongReadErrors:
+		w.mu.Lock()
+		slot := w.slotLocked(s.Kong)
+		if slot != nil {
+			slot.readErrors = true
+		}
+		w.mu.Unlock()
+		return func() {
+			w.mu.Lock()
+			if slot != nil {
+				slot.readErrors = false
+			}
+			w.mu.Unlock()
+		}
 	case FaultKongPartition:
 		i := s.Replica
 		if i == LeaderReplica {
@@ -477,6 +492,7 @@ func (w *World) healAll() {
 		}
 		s.slowApply = false
 		s.rejecting = false
+		s.readErrors = false
 		clear(s.cutFrom)
 	}
 	w.mu.Unlock()

@@ -1,6 +1,8 @@
 package world
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -37,6 +39,13 @@ type attempt struct {
 	epoch      int64 // X-Konductor-Epoch; 0 without one
 	slot       int
 	route      string // method and path
+	// failed: Kong answered with an error (5xx), or did not answer
+	// before the request's deadline or at all; a request its sender
+	// cancelled itself is not a failure.
+	failed bool
+	// ok: Kong answered below 500; code is its status (0: no answer).
+	ok   bool
+	code int
 }
 
 // polled reports whether a is one of the polls whose period is fixed by
@@ -63,10 +72,15 @@ func (w *World) attemptReached(a *attempt) {
 	w.mu.Unlock()
 }
 
-// attemptEnded records that the transport returned for a.
-func (w *World) attemptEnded(a *attempt) {
+// attemptEnded records that the transport returned for a, and how.
+func (w *World) attemptEnded(a *attempt, resp *http.Response, err error) {
 	w.mu.Lock()
 	a.end = time.Now()
+	a.failed = err != nil && !errors.Is(err, context.Canceled) || resp != nil && resp.StatusCode >= 500
+	a.ok = err == nil && resp != nil && resp.StatusCode < 500
+	if err == nil && resp != nil {
+		a.code = resp.StatusCode
+	}
 	w.mu.Unlock()
 }
 

@@ -18,6 +18,7 @@
 package world
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,6 +72,8 @@ type ReplicaEnv struct {
 	Self *election.Self
 	// Dynamic reads the Kong custom resources (Config.KeyAuth); nil: none.
 	Dynamic dynamic.Interface
+	// Logger receives the replica's logs (see Config.LogDelay).
+	Logger *slog.Logger
 }
 
 // Config describes one run.
@@ -110,6 +113,18 @@ type Config struct {
 	// AdminLatency delays every Kong Admin API request (a Kong on
 	// PostgreSQL answers in milliseconds); 0: none.
 	AdminLatency time.Duration
+	// PathRouting adds an Ingress that sends paths of one host to apps
+	// 0-2 (Prefix /, Prefix /foo, Exact /bar) and the routing oracle:
+	// probes of paths at, below and beside those paths must reach the app
+	// the Ingress rules pick. DB-less only (a database is written entity
+	// by entity, so a Kong may serve part of an Ingress for a moment), and
+	// it needs at least 3 apps.
+	PathRouting bool
+	// LogDelay is how long every log record a controller emits blocks the
+	// goroutine that writes it: a log pipe under backpressure, or a
+	// translation that takes time as on a big cluster (the manager logs
+	// each new configuration before handing it on). 0: logs cost nothing.
+	LogDelay time.Duration
 	// KeyAuth protects app 0 with key-auth (a KongPlugin, a KongConsumer
 	// and its credential Secret) and adds the "auth" oracle: once a Kong
 	// refused an anonymous request to app 0 it never lets one through,
@@ -151,7 +166,7 @@ func Manager(env ReplicaEnv) (Runner, error) {
 	return manager.New(manager.Config{
 		Options: env.Options, Client: env.Client, HTTPClient: env.HTTP, Dynamic: env.Dynamic,
 		Identity: env.Identity, PodName: env.Identity, ElectionNamespace: kongNamespace, Self: env.Self,
-		Logger: slog.New(slog.DiscardHandler), Rand: env.Rand,
+		Logger: cmp.Or(env.Logger, slog.New(slog.DiscardHandler)), Rand: env.Rand,
 		NewDBPusher: func(o kongsync.Options) (manager.Pusher, error) {
 			return dbsync.NewBodyPusher(o), nil
 		},
@@ -205,7 +220,9 @@ type World struct {
 	// refused holds the Kong nodes (incarnations) that have refused an
 	// anonymous request to app 0 (Config.KeyAuth).
 	refused map[*kong.Node]bool
-	apps    int
+	// misrouted holds the wrong routing answers already reported.
+	misrouted map[string]bool
+	apps      int
 	// appAt names the app each add-app step added, by the step's time.
 	appAt      map[time.Duration]int
 	wg         sync.WaitGroup
@@ -316,6 +333,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	objs := baseObjects(cfg.Apps)
 	if cfg.KeyAuth {
 		objs = withKeyAuth(objs)
+	}
+	if cfg.PathRouting {
+		if cfg.Database || cfg.Apps < 3 {
+			return nil, errors.New("world: PathRouting needs DB-less Kong and at least 3 apps")
+		}
+		objs = append(objs, routingIngress())
 	}
 	if err := w.api.Seed(objs...); err != nil {
 		return nil, err
@@ -463,6 +486,9 @@ func (w *World) startReplica(i int) error {
 		Options:  &o,
 		Targets:  w.targets,
 		Rand:     replicaRand(w.cfg.Seed, r.identity),
+	}
+	if w.cfg.LogDelay > 0 {
+		env.Logger = slog.New(slowLog{delay: w.cfg.LogDelay})
 	}
 	if w.cfg.KeyAuth {
 		env.Dynamic = kongResources(env.Client)
@@ -667,6 +693,9 @@ func (w *World) probeLoop(ctx context.Context) {
 			}
 			if w.cfg.KeyAuth && !w.probeAnonymous(ctx, s, n) {
 				return
+			}
+			if w.cfg.PathRouting {
+				w.probeRouting(ctx, s, n)
 			}
 			for a := range apps {
 				code, body := probe(ctx, n, a, w.cfg.KeyAuth && a == 0)
