@@ -44,7 +44,7 @@ var (
 	runLimit = flag.Duration("run-timeout", 5*time.Minute, "fail a run that takes longer than this (wall clock; a healthy one takes about a second)")
 	from     = flag.Uint64("from", 1, "first nemesis seed of -seeds (the run covers from..from+seeds-1)")
 	repeat   = flag.Int("repeat", 1, "run each seed this many times (replay after API-server faults is not exact: see the package doc of sim/world); with -failfast, stop at the first failing run")
-	trace    = flag.Bool("trace", false, "print the trace (world events, Kong writes, lock holders) of every failing run")
+	trace    = flag.Bool("trace", false, "print the trace (world events, Kong writes, lock holders) of every failing run, and with -seed of every run")
 	parallel = flag.Int("parallel", runtime.GOMAXPROCS(0), "runs at a time (each run is its own virtual-time bubble and uses about one core); the report is the same for any value")
 )
 
@@ -136,6 +136,9 @@ func simulate(t *testing.T) {
 		if len(cfgs) == 1 || *repeat > 1 {
 			fmt.Println(res.Summary())
 		}
+		if *trace && *seed != 0 && !res.Failed() {
+			printTrace(res)
+		}
 	}
 	wall := time.Since(start)
 	fmt.Printf("\nkonductor-sim: %d runs, %v simulated in %v wall\n", len(cfgs), virtual.Round(time.Second), wall.Round(time.Millisecond))
@@ -176,9 +179,7 @@ func simulate(t *testing.T) {
 			fmt.Println("  ", v)
 		}
 		if *trace {
-			for _, e := range res.Trace {
-				fmt.Printf("  trace %v %s %s\n", e.At, e.Kind, e.Detail)
-			}
+			printTrace(res)
 		}
 		fmt.Println("  replay:", replay(res.Seed))
 	}
@@ -232,6 +233,12 @@ func runAll(t *testing.T, cfgs []world.Config, replay func(uint64) string) []*wo
 		}
 	}
 	return done
+}
+
+func printTrace(res *world.Result) {
+	for _, e := range res.Trace {
+		fmt.Printf("  trace %v %s %s\n", e.At, e.Kind, e.Detail)
+	}
 }
 
 // stats is "n=… min … p50 … p99 … max …".

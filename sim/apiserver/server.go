@@ -305,7 +305,15 @@ func (s *Server) admit(client string, a k8stesting.Action) (stale int64, err err
 	verb := a.GetVerb()
 	s.mu.Lock()
 	f := s.faultsLocked(client)
-	r := s.stream(client + "/" + verb + "/" + a.GetResource().Resource)
+	name := client + "/" + verb + "/" + a.GetResource().Resource
+	if (verb == "get" || verb == "list") && requestedVersion(a) == "" {
+		// Consistent reads have their own stream: a controller issues
+		// them from other goroutines than its reflectors' lists (which
+		// ask for "0" or a revision), and sharing one stream would let
+		// the scheduler decide who draws first.
+		name += "/consistent"
+	}
+	r := s.stream(name)
 	var wait time.Duration
 	if s.baseLatency > 0 {
 		wait = time.Duration(r.Int64N(int64(s.baseLatency)))
