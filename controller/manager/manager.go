@@ -677,17 +677,31 @@ func (m *Manager) openTerm(ctx context.Context, t fence.Term) {
 			return
 		}
 	}
-	if err := m.cache.WaitCurrent(ctx); err != nil {
+	waitCtx, cancel := context.WithTimeout(ctx, openTermBound)
+	err := m.cache.WaitCurrent(waitCtx)
+	cancel()
+	if ctx.Err() != nil {
 		return
+	}
+	if err != nil {
+		// A watch that never comes back (a proxy that cuts every watch)
+		// must not keep Kong from ever being configured in this term,
+		// new Kong replicas included: write what the caches hold.
+		m.log.Error("caches still lag the API server: writing what they hold", "epoch", t.Epoch, "waited", time.Since(start), "err", err)
 	}
 	if cur, ok := m.elector.Permit(); !ok || cur.Epoch != t.Epoch {
 		return // the term ended while we waited
 	}
 	m.translate()
 	m.openEpoch.Store(t.Epoch)
-	m.log.Info("caches current: writing in this term", "epoch", t.Epoch, "waited", time.Since(start))
+	m.log.Info("writing to Kong in this term", "epoch", t.Epoch, "cachesCurrent", err == nil, "waited", time.Since(start))
 	m.pusher.Resync()
 }
+
+// openTermBound bounds openTerm's wait for current caches: twice the
+// longest wait of a client-go reflector between two attempts (its 30s
+// backoff cap, jittered up to 60s).
+const openTermBound = 2 * time.Minute
 
 // currentGate is the elector's WriteGate, closed in a term until openTerm
 // has opened it.
