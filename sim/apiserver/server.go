@@ -34,7 +34,8 @@ type Faults struct {
 	// StaleRate is the fraction of Get and List requests answered from an
 	// older revision, up to StaleBy revisions behind (default 5), as a
 	// lagging watch cache would: only reads whose resourceVersion allows
-	// it ("0", or not older than a given revision; see staleFloor).
+	// it ("0", or not older than a given revision; see staleFloor). The
+	// client's first such read is always stale.
 	StaleRate float64
 	StaleBy   int64
 	// Partitioned: the client cannot reach the server at all; its
@@ -334,8 +335,12 @@ func (s *Server) admit(client string, a k8stesting.Action) (stale int64, err err
 	}
 	if kind == "" && (verb == "get" || verb == "list") {
 		s.reads[client]++
+		// A client's first read that may lag always does: reads that may
+		// lag are few (a reflector's lists), and a stale-read window that
+		// served none would have tested nothing.
 		floor, mayLag := staleFloor(requestedVersion(a))
-		if mayLag && f.StaleRate > 0 && r.Float64() < f.StaleRate && s.st.rev > 1 {
+		first := s.fired[client][FiredStaleRead] == 0
+		if mayLag && f.StaleRate > 0 && (r.Float64() < f.StaleRate || first) && s.st.rev > 1 {
 			by := f.StaleBy
 			if by <= 0 {
 				by = 5
