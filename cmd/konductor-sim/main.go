@@ -42,6 +42,9 @@ var (
 	failfast = flag.Bool("failfast", false, "stop at the first run that breaks an invariant")
 	stall    = flag.Duration("stall", 2*time.Minute, "fail a run whose virtual time has not advanced for this long (wall clock)")
 	runLimit = flag.Duration("run-timeout", 5*time.Minute, "fail a run that takes longer than this (wall clock; a healthy one takes about a second)")
+	from     = flag.Uint64("from", 1, "first nemesis seed of -seeds (the run covers from..from+seeds-1)")
+	repeat   = flag.Int("repeat", 1, "run each seed this many times (replay after API-server faults is not exact: see the package doc of sim/world); with -failfast, stop at the first failing run")
+	trace    = flag.Bool("trace", false, "print the trace (world events, Kong writes, lock holders) of every failing run, and with -seed of every run")
 	parallel = flag.Int("parallel", runtime.GOMAXPROCS(0), "runs at a time (each run is its own virtual-time bubble and uses about one core); the report is the same for any value")
 )
 
@@ -85,7 +88,7 @@ func simulate(t *testing.T) {
 			return fmt.Sprintf("go run ./cmd/konductor-sim -scenario %s -seed %d", sc.Name, n)
 		}
 	default:
-		first, n := uint64(1), *seeds
+		first, n := max(*from, 1), *seeds
 		if *seed != 0 {
 			first, n = *seed, 1
 		}
@@ -96,6 +99,15 @@ func simulate(t *testing.T) {
 	}
 	for i := range cfgs {
 		cfgs[i].Options = withPodEvidence(cfgs[i].Options, *evidence)
+	}
+	if *repeat > 1 {
+		once := cfgs
+		cfgs = nil
+		for _, c := range once {
+			for range *repeat {
+				cfgs = append(cfgs, c)
+			}
+		}
 	}
 	start := time.Now()
 	results := runAll(t, cfgs, replay)
@@ -121,8 +133,11 @@ func simulate(t *testing.T) {
 		if res.Failed() {
 			failed = append(failed, res)
 		}
-		if len(cfgs) == 1 {
+		if len(cfgs) == 1 || *repeat > 1 {
 			fmt.Println(res.Summary())
+		}
+		if *trace && *seed != 0 && !res.Failed() {
+			printTrace(res)
 		}
 	}
 	wall := time.Since(start)
@@ -162,6 +177,9 @@ func simulate(t *testing.T) {
 		}
 		for _, v := range res.Violations {
 			fmt.Println("  ", v)
+		}
+		if *trace {
+			printTrace(res)
 		}
 		fmt.Println("  replay:", replay(res.Seed))
 	}
@@ -215,6 +233,12 @@ func runAll(t *testing.T, cfgs []world.Config, replay func(uint64) string) []*wo
 		}
 	}
 	return done
+}
+
+func printTrace(res *world.Result) {
+	for _, e := range res.Trace {
+		fmt.Printf("  trace %v %s %s\n", e.At, e.Kind, e.Detail)
+	}
 }
 
 // stats is "n=… min … p50 … p99 … max …".

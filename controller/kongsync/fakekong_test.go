@@ -26,6 +26,7 @@ type fakeKong struct {
 	hash       string
 	body       []byte
 	stall      bool   // POST /config hangs until the client gives up
+	stallAfter int    // > 0: POST /config stalls once this many were recorded
 	rejectWord string // a body containing it is refused with flattened errors
 	busy       int    // answer this many POST /config with 429
 	retryAfter string
@@ -92,6 +93,7 @@ func (k *fakeKong) postConfig(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	k.mu.Lock()
 	stall, block, entered := k.stall, k.block, k.entered
+	stall = stall || (k.stallAfter > 0 && len(k.writes) >= k.stallAfter)
 	k.mu.Unlock()
 	if block != nil {
 		entered <- struct{}{}

@@ -735,3 +735,40 @@ func TestBlockedPushDelaysNoOtherReplica(t *testing.T) {
 	release()
 	await("after release", "kong-b@3")
 }
+
+// A Kong that refuses everything, after losing the configuration it had
+// accepted: the worker restores the last good configuration and retries
+// the desired one with backoff, never the two in turn without pause (a
+// tight loop that froze virtual time and flooded Kong with writes).
+func TestKongRefusingEverythingAfterDriftIsRetriedWithBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, []string{"kong-a"}, nil)
+		defer r.shutdown()
+		k := r.kongs["kong-a"]
+		r.s.SetDesired(desired(1, ""))
+		synctest.Wait()
+		k.set(func(k *fakeKong) { k.rejectWord = `"` }) // every body
+		r.s.SetDesired(desired(2, ""))
+		synctest.Wait()
+		// Without backoff the worker would never block; past this many
+		// writes Kong stalls them, so that virtual time moves on and the
+		// test reports instead of hanging.
+		k.set(func(k *fakeKong) { k.stallAfter = len(k.writes) + 200 })
+		k.restart()
+		start := len(k.posts())
+		advance(time.Minute)
+		got := len(k.posts()) - start
+		at := map[time.Time]int{}
+		most := 0
+		for _, w := range k.posts()[start:] {
+			at[w.at]++
+			most = max(most, at[w.at])
+		}
+		if got > 30 || most > 2 {
+			t.Fatalf("%d writes in a minute to a Kong that refuses everything, up to %d at one instant; want backoff", got, most)
+		}
+		if got == 0 {
+			t.Fatal("no write at all: the restore of the last good configuration was never tried")
+		}
+	})
+}

@@ -48,16 +48,21 @@ type worker struct {
 	rejectedHash string    // the Desired this replica last rejected
 	rejections   int       // consecutive rejections of rejectedHash
 	rejectUntil  time.Time // rejectedHash is not retried before this
-	checkAt      time.Time // next GET /status (liveness poll or drift check); zero: none
-	driftAt      time.Time // from then on, any hash mismatch counts as drift
-	checkErrors  int       // consecutive failed hash checks
-	lapsed       bool      // the last GET /status failed
-	suspected    bool      // Suspect arrived since the last answered GET /status
-	requests     int       // server.total_requests at the last answered GET /status
-	seenRequests bool      // requests holds a reading
-	probed       bool      // GET / showed a DB-less Kong (Options.ProbeTargets)
-	probeAt      time.Time // no probe before this
-	probeErrors  int       // consecutive failed probes
+	// restoreUntil holds back the restore of lastGood (drift while the
+	// desired one is refused) after Kong refused that too: a Kong that
+	// refuses everything would otherwise get the two in turn, without pause.
+	restoreUntil    time.Time
+	restoreRefusals int
+	checkAt         time.Time // next GET /status (liveness poll or drift check); zero: none
+	driftAt         time.Time // from then on, any hash mismatch counts as drift
+	checkErrors     int       // consecutive failed hash checks
+	lapsed          bool      // the last GET /status failed
+	suspected       bool      // Suspect arrived since the last answered GET /status
+	requests        int       // server.total_requests at the last answered GET /status
+	seenRequests    bool      // requests holds a reading
+	probed          bool      // GET / showed a DB-less Kong (Options.ProbeTargets)
+	probeAt         time.Time // no probe before this
+	probeErrors     int       // consecutive failed probes
 }
 
 func newWorker(s *Syncer, t Target) (*worker, error) {
@@ -142,7 +147,7 @@ func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if w.takeForce() {
 			w.pushNeeded = true
-			w.retryAt, w.rejectUntil, w.probeAt = time.Time{}, time.Time{}, time.Time{}
+			w.retryAt, w.rejectUntil, w.probeAt, w.restoreUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		}
 		now := time.Now()
 		if w.takeSuspect() {
@@ -220,7 +225,7 @@ func (w *worker) nextPush(d *retained) (cand *retained, at time.Time, ok bool) {
 		if w.driftPending && w.lastGood != nil && w.lastGood.hash != d.hash {
 			// The replica lost its configuration while the current one is
 			// refused: restore the last one it accepted.
-			return w.lastGood, at, true
+			return w.lastGood, later(at, w.restoreUntil), true
 		}
 		at = later(at, w.rejectUntil)
 	}
@@ -260,6 +265,14 @@ func (w *worker) push(ctx context.Context, r *retained, term fence.Term, log *sl
 	case outcomeSuccess, outcomeUnchanged:
 		w.applied(ctx, r, body, now, log)
 	case outcomeRejected:
+		if cur := w.s.current(); r == w.lastGood && cur != nil && cur.hash != r.hash {
+			// A restore of the last good configuration was refused: the
+			// desired one keeps its own rejection state.
+			w.restoreRefusals++
+			w.restoreUntil = now.Add(w.backoff(w.restoreRefusals))
+			log.Warn("Kong refused the last good configuration too", "version", d.Version, "retryIn", w.restoreUntil.Sub(now))
+			return
+		}
 		if d.Hash != w.rejectedHash {
 			w.rejections = 0
 		}
@@ -365,6 +378,7 @@ func (w *worker) applied(ctx context.Context, r *retained, body []byte, now time
 	if d.Hash == w.rejectedHash {
 		w.rejectedHash, w.rejections, w.rejectUntil = "", 0, time.Time{}
 	}
+	w.restoreUntil, w.restoreRefusals = time.Time{}, 0
 	if w.driftPending {
 		w.driftPending = false
 		w.s.record(w, func(m *metrics) { m.driftRepairs.WithLabelValues(w.target.Name).Inc() })

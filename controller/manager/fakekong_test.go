@@ -115,6 +115,29 @@ func (k *fakeKong) pushCount() int {
 	return len(k.pushes)
 }
 
+// lastBody is the last accepted configuration.
+func (k *fakeKong) lastBody() []byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.pushes) == 0 {
+		return nil
+	}
+	return k.pushes[len(k.pushes)-1]
+}
+
+// bodiesBy lists the configurations writer pushed, in order.
+func (k *fakeKong) bodiesBy(writer string) [][]byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out [][]byte
+	for i, w := range k.writers {
+		if w == writer {
+			out = append(out, k.pushes[i])
+		}
+	}
+	return out
+}
+
 // lastRoutes returns the route names of the last accepted configuration.
 func (k *fakeKong) lastRoutes() []string {
 	k.mu.Lock()

@@ -178,6 +178,13 @@ type Manager struct {
 	translated atomic.Bool
 	applied    atomic.Bool
 
+	// openEpoch is the term whose first translation came from caches
+	// confirmed current (openTerm); Kong writes wait for it. -1: none.
+	openEpoch atomic.Int64
+	// translating serialises translations: the loop's and openTerm's.
+	translating sync.Mutex
+	opening     sync.WaitGroup // openTerm calls; Run waits for them
+
 	mu         sync.Mutex
 	version    uint64
 	lastHash   string
@@ -219,6 +226,7 @@ func New(cfg Config) (*Manager, error) {
 		changes:     make(chan struct{}, 1),
 		targetsKick: make(chan struct{}, 1),
 	}
+	m.openEpoch.Store(-1)
 	if m.identity == "" {
 		m.identity = election.DefaultIdentity(cfg.PodName)
 	}
@@ -392,8 +400,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			Registerer:    m.cfg.Registerer,
 			Logger:        m.log.With("component", "election"),
 			OnNewTerm: func(t fence.Term) {
-				if m.gated && m.pusher != nil {
-					m.pusher.Resync()
+				if m.gated {
+					m.opening.Go(func() { m.openTerm(runCtx, t) })
 				}
 				m.status.NewTerm()
 			},
@@ -410,7 +418,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	var gate fence.WriteGate = fence.Always{Identity: m.identity}
 	if m.gated {
-		gate = m.elector
+		gate = currentGate{m}
 	}
 	if m.pusher, err = m.newPusher(dbMode, gate); err != nil {
 		return err
@@ -457,6 +465,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	<-runCtx.Done()
 	wg.Wait()
 	<-electorDone // a leader has run BeforeRelease and released the lock
+	m.opening.Wait()
 	waitWrites(context.Background())
 	m.log.Info("stopped")
 	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() == nil {
@@ -709,9 +718,63 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// openTerm lets a new term write to Kong once this replica's caches are
+// known to hold what the API server holds (snapshot.Cache.WaitCurrent) and
+// a translation of them was handed to the pusher. A standby's informers
+// may lag by up to a minute after an API-server outage (their reflectors
+// back off) while still counting as synced; pushing what they held would
+// take back what the previous leader had already applied.
+func (m *Manager) openTerm(ctx context.Context, t fence.Term) {
+	start := time.Now()
+	// The loop's first translation comes after every informer (the admin
+	// Service's too) synced and the debounce: until then a translation
+	// here would run before discovery has told the pusher its targets.
+	for !m.translated.Load() {
+		if !sleep(ctx, 50*time.Millisecond) {
+			return
+		}
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, openTermBound)
+	err := m.cache.WaitCurrent(waitCtx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		// A watch that never comes back (a proxy that cuts every watch)
+		// must not keep Kong from ever being configured in this term,
+		// new Kong replicas included: write what the caches hold.
+		m.log.Error("caches still lag the API server: writing what they hold", "epoch", t.Epoch, "waited", time.Since(start), "err", err)
+	}
+	if cur, ok := m.elector.Permit(); !ok || cur.Epoch != t.Epoch {
+		return // the term ended while we waited
+	}
+	m.translate()
+	m.openEpoch.Store(t.Epoch)
+	m.log.Info("writing to Kong in this term", "epoch", t.Epoch, "cachesCurrent", err == nil, "waited", time.Since(start))
+	m.pusher.Resync()
+}
+
+// openTermBound bounds openTerm's wait for current caches: twice the
+// longest wait of a client-go reflector between two attempts (its 30s
+// backoff cap, jittered up to 60s).
+const openTermBound = 2 * time.Minute
+
+// currentGate is the elector's WriteGate, closed in a term until openTerm
+// has opened it.
+type currentGate struct{ m *Manager }
+
+// Permit implements fence.WriteGate.
+func (g currentGate) Permit() (fence.Term, bool) {
+	t, ok := g.m.elector.Permit()
+	return t, ok && g.m.openEpoch.Load() == t.Epoch
+}
+
 // translate builds a snapshot, translates it and hands a changed
 // configuration to the pusher.
 func (m *Manager) translate() {
+	m.translating.Lock()
+	defer m.translating.Unlock()
 	start := time.Now()
 	res := translate.Translate(m.cache.Snapshot(), translate.Options{RouterFlavor: m.routerFlavor()})
 	took := time.Since(start)

@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -79,8 +80,11 @@ type Cache struct {
 	// clusterPlugins holds KongClusterPlugins; nil when not served.
 	clusterPlugins cache.Store
 	informers      []cache.SharedIndexInformer
-	hasSynced      []cache.InformerSynced
-	running        sync.WaitGroup
+	// listers[i] lists, straight from the API server, what informers[i]
+	// caches (same resource, namespace and selectors): see WaitCurrent.
+	listers   []lister
+	hasSynced []cache.InformerSynced
+	running   sync.WaitGroup
 }
 
 // New builds the informers; nothing runs until Start.
@@ -128,18 +132,37 @@ func New(cfg Config) (*Cache, error) {
 			endpointSlices: eps.GetStore(),
 			secrets:        listerscorev1.NewSecretLister(sec.GetIndexer()),
 		}
-		if err := c.watch(ing, ingressChanged); err != nil {
+		if err := c.watch(ing, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return cfg.Client.NetworkingV1().Ingresses(ns).List(ctx, o)
+		}, ingressChanged); err != nil {
 			return nil, err
 		}
-		for _, inf := range []cache.SharedIndexInformer{svc, eps, sec} {
-			if err := c.watch(inf, resourceVersionChanged); err != nil {
+		for _, k := range []struct {
+			inf  cache.SharedIndexInformer
+			list lister
+		}{
+			{svc, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return cfg.Client.CoreV1().Services(ns).List(ctx, o)
+			}},
+			{eps, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return cfg.Client.DiscoveryV1().EndpointSlices(ns).List(ctx, o)
+			}},
+			{sec, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				tlsOnly(&o)
+				return cfg.Client.CoreV1().Secrets(ns).List(ctx, o)
+			}},
+		} {
+			if err := c.watch(k.inf, k.list, resourceVersionChanged); err != nil {
 				return nil, err
 			}
 		}
 		for _, selector := range labelledSecretSelectors {
 			inf := coreinformers.NewFilteredSecretInformer(cfg.Client, ns, 0, noIndexes, func(o *metav1.ListOptions) { o.LabelSelector = selector })
 			c.scopes[ns].labelled = append(c.scopes[ns].labelled, listerscorev1.NewSecretLister(inf.GetIndexer()))
-			if err := c.watch(inf, resourceVersionChanged); err != nil {
+			if err := c.watch(inf, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				o.LabelSelector = selector
+				return cfg.Client.CoreV1().Secrets(ns).List(ctx, o)
+			}, resourceVersionChanged); err != nil {
 				return nil, err
 			}
 		}
@@ -150,7 +173,7 @@ func New(cfg Config) (*Cache, error) {
 			if served[k.gvr.Resource] {
 				inf := kongInformer(cfg.Dynamic, k.gvr, ns)
 				*k.store = inf.GetStore()
-				if err := c.watch(inf, resourceVersionChanged); err != nil {
+				if err := c.watch(inf, dynamicLister(cfg.Dynamic, k.gvr, ns), resourceVersionChanged); err != nil {
 					return nil, err
 				}
 			}
@@ -159,19 +182,21 @@ func New(cfg Config) (*Cache, error) {
 	if served[kongClusterPluginsResource.Resource] {
 		inf := kongInformer(cfg.Dynamic, kongClusterPluginsResource, metav1.NamespaceAll)
 		c.clusterPlugins = inf.GetStore()
-		if err := c.watch(inf, resourceVersionChanged); err != nil {
+		if err := c.watch(inf, dynamicLister(cfg.Dynamic, kongClusterPluginsResource, metav1.NamespaceAll), resourceVersionChanged); err != nil {
 			return nil, err
 		}
 	}
 	classes := networkinginformers.NewFilteredIngressClassInformer(cfg.Client, 0, noIndexes, nil)
 	c.classes = listersnetworkingv1.NewIngressClassLister(classes.GetIndexer())
-	if err := c.watch(classes, resourceVersionChanged); err != nil {
+	if err := c.watch(classes, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return cfg.Client.NetworkingV1().IngressClasses().List(ctx, o)
+	}, resourceVersionChanged); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Cache) watch(inf cache.SharedIndexInformer, changed func(old, new any) bool) error {
+func (c *Cache) watch(inf cache.SharedIndexInformer, list lister, changed func(old, new any) bool) error {
 	if err := inf.SetTransform(trim); err != nil {
 		return fmt.Errorf("snapshot: setting the transform: %w", err)
 	}
@@ -188,6 +213,7 @@ func (c *Cache) watch(inf cache.SharedIndexInformer, changed func(old, new any) 
 		return fmt.Errorf("snapshot: adding event handler: %w", err)
 	}
 	c.informers = append(c.informers, inf)
+	c.listers = append(c.listers, list)
 	c.hasSynced = append(c.hasSynced, inf.HasSynced, reg.HasSynced)
 	return nil
 }

@@ -32,7 +32,10 @@ type Faults struct {
 	// Timeout is how long a timed-out request blocks; default 5s.
 	Timeout time.Duration
 	// StaleRate is the fraction of Get and List requests answered from an
-	// older revision, up to StaleBy revisions behind (default 5).
+	// older revision, up to StaleBy revisions behind (default 5), as a
+	// lagging watch cache would: only reads whose resourceVersion allows
+	// it ("0", or not older than a given revision; see staleFloor). The
+	// client's first such read is always stale.
 	StaleRate float64
 	StaleBy   int64
 	// Partitioned: the client cannot reach the server at all; its
@@ -61,6 +64,7 @@ type Server struct {
 	streams map[string]*rand.Rand
 	fired   map[string]map[string]int // client → kind → count
 	reads   map[string]int            // client → Get/List answered
+	stale   []StaleRead
 
 	// OnWrite, if set, is called after each write a client view made was
 	// accepted, outside the server's lock, on the writer's goroutine: the
@@ -216,6 +220,25 @@ func (s *Server) dropLocked(client string, ev *watch.Event) int {
 	return n
 }
 
+// StaleRead is one Get or List answered from an older revision.
+type StaleRead struct {
+	Time     time.Time
+	Client   string
+	Verb     string
+	Resource string
+	// Requested is the request's resourceVersion ("" or "0" or a revision).
+	Requested string
+	// Served is the revision answered; Current the newest one then.
+	Served, Current int64
+}
+
+// StaleReads lists the stale reads served, oldest first.
+func (s *Server) StaleReads() []StaleRead {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]StaleRead(nil), s.stale...)
+}
+
 // Fired returns how often each kind of fault hit client ("*": all clients).
 func (s *Server) Fired(client string) map[string]int {
 	s.mu.Lock()
@@ -283,7 +306,15 @@ func (s *Server) admit(client string, a k8stesting.Action) (stale int64, err err
 	verb := a.GetVerb()
 	s.mu.Lock()
 	f := s.faultsLocked(client)
-	r := s.stream(client + "/" + verb + "/" + a.GetResource().Resource)
+	name := client + "/" + verb + "/" + a.GetResource().Resource
+	if (verb == "get" || verb == "list") && requestedVersion(a) == "" {
+		// Consistent reads have their own stream: a controller issues
+		// them from other goroutines than its reflectors' lists (which
+		// ask for "0" or a revision), and sharing one stream would let
+		// the scheduler decide who draws first.
+		name += "/consistent"
+	}
+	r := s.stream(name)
 	var wait time.Duration
 	if s.baseLatency > 0 {
 		wait = time.Duration(r.Int64N(int64(s.baseLatency)))
@@ -304,14 +335,21 @@ func (s *Server) admit(client string, a k8stesting.Action) (stale int64, err err
 	}
 	if kind == "" && (verb == "get" || verb == "list") {
 		s.reads[client]++
-		if f.StaleRate > 0 && r.Float64() < f.StaleRate && s.st.rev > 1 {
+		// A client's first read that may lag always does: reads that may
+		// lag are few (a reflector's lists), and a stale-read window that
+		// served none would have tested nothing.
+		floor, mayLag := staleFloor(requestedVersion(a))
+		first := s.fired[client][FiredStaleRead] == 0
+		if mayLag && f.StaleRate > 0 && (r.Float64() < f.StaleRate || first) && s.st.rev > 1 {
 			by := f.StaleBy
 			if by <= 0 {
 				by = 5
 			}
-			stale = max(s.st.rev-1-r.Int64N(by), max(s.st.compacted, 1))
+			stale = max(s.st.rev-1-r.Int64N(by), max(s.st.compacted, 1), floor)
 			if stale < s.st.rev {
 				s.countLocked(client, FiredStaleRead)
+				s.stale = append(s.stale, StaleRead{Time: time.Now(), Client: client, Verb: verb, Resource: a.GetResource().Resource,
+					Requested: requestedVersion(a), Served: stale, Current: s.st.rev})
 			} else {
 				stale = 0
 			}
@@ -335,6 +373,41 @@ func (s *Server) admit(client string, a k8stesting.Action) (stale int64, err err
 		return 0, apierrors.NewTimeoutError("the simulator timed this request out after "+timeout.String(), 1)
 	}
 	return stale, nil
+}
+
+// staleFloor says how stale a read asking for resourceVersion rv may be
+// answered, following the API server's contract for Get and List
+// (https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions,
+// "Semantics for get and list"): rv unset asks for the most recent data, a
+// consistent read that is never stale; "0" accepts any data, so a lagging
+// watch cache may answer it from any older revision; any other value asks
+// for data "not older than" it, so a lagging answer is still at least rv.
+// A client-go reflector lists with "0" when it starts and with the last
+// revision it saw when it lists again, so a stale relist never takes its
+// cache back in time; the leader elector reads with rv unset.
+func staleFloor(rv string) (floor int64, mayLag bool) {
+	switch rv {
+	case "":
+		return 0, false
+	case "0":
+		return 0, true
+	}
+	n, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// requestedVersion is the resourceVersion a Get or List asked for.
+func requestedVersion(a k8stesting.Action) string {
+	switch act := a.(type) {
+	case k8stesting.GetActionImpl:
+		return act.GetOptions.ResourceVersion
+	case k8stesting.ListActionImpl:
+		return act.ListOptions.ResourceVersion
+	}
+	return ""
 }
 
 // react serves one non-watch request of client.

@@ -265,7 +265,7 @@ func TestStaleReadsAnswerFromAnOlderRevision(t *testing.T) {
 		}
 	}
 	s.SetFaults("a", Faults{StaleRate: 1, StaleBy: 3})
-	got, err := c.Get(ctx, "x", metav1.GetOptions{})
+	got, err := c.Get(ctx, "x", metav1.GetOptions{ResourceVersion: "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +281,55 @@ func TestStaleReadsAnswerFromAnOlderRevision(t *testing.T) {
 	}
 	if s.Fired("a")[FiredStaleRead] == 0 {
 		t.Error("stale read not counted")
+	}
+}
+
+// Stale reads keep the resourceVersion contract of Get and List: a read
+// with the version unset is consistent (the newest revision), and one
+// "not older than" a revision never answers from before it.
+func TestStaleReadsKeepTheResourceVersionContract(t *testing.T) {
+	ctx := context.Background()
+	s := New(5)
+	c := s.Client("a").CoreV1().ConfigMaps("ns")
+	o, _ := c.Create(ctx, cm("x"), metav1.CreateOptions{})
+	for i := range 8 {
+		o.Data["k"] = strconv.Itoa(i)
+		var err error
+		if o, err = c.Update(ctx, o, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newest := rv(t, o.ResourceVersion)
+	s.SetFaults("a", Faults{StaleRate: 1, StaleBy: 8})
+	for range 20 {
+		got, err := c.Get(ctx, "x", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rv(t, got.ResourceVersion) != newest {
+			t.Fatalf("Get with resourceVersion unset answered %s, want the newest %d", got.ResourceVersion, newest)
+		}
+		list, err := c.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rv(t, list.ResourceVersion) != s.Revision() {
+			t.Fatalf("List with resourceVersion unset answered revision %s, want %d", list.ResourceVersion, s.Revision())
+		}
+		floor := newest - 2
+		list, err = c.List(ctx, metav1.ListOptions{ResourceVersion: strconv.FormatInt(floor, 10)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rv(t, list.ResourceVersion) < floor {
+			t.Fatalf("List not older than %d answered revision %s", floor, list.ResourceVersion)
+		}
+	}
+	if _, err := c.List(ctx, metav1.ListOptions{ResourceVersion: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Fired("a")[FiredStaleRead] == 0 {
+		t.Error("no read was answered stale: the test proves nothing")
 	}
 }
 

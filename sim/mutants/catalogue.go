@@ -243,6 +243,14 @@ var Catalogue = []Mutant{
 		Repl:  "\t\tstopWrites()\n\t\tfor _, done := range []chan struct{}{} {",
 		Specs: []string{"./controller/manager/"},
 	},
+	{
+		Name: "manager/takeover-with-lagging-cache", Area: "manager",
+		About: "a new leader pushes at once, from caches that may lag the API server (reflectors backing off after an outage)",
+		File:  "controller/manager/manager.go",
+		Find:  "\t\t\t\t\tm.opening.Go(func() { m.openTerm(runCtx, t) })",
+		Repl:  "\t\t\t\t\tm.openEpoch.Store(t.Epoch)\n\t\t\t\t\tm.pusher.Resync()",
+		Specs: []string{"./controller/manager/"},
+	},
 	// --- translation ---
 	{
 		Name: "translate/prefix-unanchored", Area: "translation",

@@ -183,6 +183,15 @@ const OracleIndependentPushes = "independent-pushes"
 // than the stalled push's timeout.
 const IndependenceBound = 3 * time.Second
 
+// ReflectorLag is how long after an API fault healed a controller's
+// informers may still miss changes: a client-go reflector whose watch broke
+// retries with a backoff capped at 30s and jittered by up to as much again
+// (k8s.io/client-go/tools/cache, defaultBackoffMax and defaultBackoffJitter),
+// and the backoff resets only after two minutes without a failure, so a
+// watch dropped shortly after an outage waits that long before it lists
+// again. Oracles that bound the time a change takes leave such windows out.
+const ReflectorLag = 60 * time.Second
+
 func (w *World) checkIndependent() {
 	w.mu.Lock()
 	served := append([]served(nil), w.served...)
@@ -201,11 +210,16 @@ func (w *World) checkIndependent() {
 				continue
 			}
 			from, to := in.At, in.At+IndependenceBound
-			// Leader changes and API faults delay every Kong alike.
+			// Leader changes and API faults delay every Kong alike. An
+			// API fault that broke the informers' watches delays the
+			// change until their reflectors list again: up to
+			// ReflectorLag after it healed.
 			disturbed := slices.ContainsFunc(steps, func(o Step) bool {
 				switch o.Kind {
 				case FaultKongStall, FaultKongSlowWrites, FaultKongSlowApply, FaultKongReject, FaultKongReadErrors, FaultKongPartition, FaultKongRestart, InputAddApp:
 					return false
+				case FaultAPIOutage, FaultAPIErrors, FaultAPIPartition, FaultDropWatches, FaultStaleReads, FaultNodePartition:
+					return overlaps(o, from-ReflectorLag, to)
 				}
 				return overlaps(o, from-w.opts.ElectionLeaseDuration, to)
 			})

@@ -76,7 +76,7 @@ func (w *World) result() *Result {
 	audits := w.allAudits()
 	w.checkSingleWriter(audits)
 	w.checkEvidenceTakeovers()
-	w.checkNothingLost()
+	w.checkNothingLost(audits)
 	inDB := w.changesInDatabase(audits)
 	final := w.finalHash()
 	w.checkRecovery(final)
@@ -220,8 +220,11 @@ func (w *World) checkSingleWriter(rows []auditRow) {
 }
 
 // checkNothingLost: inputs only grow, so no Kong incarnation may go from a
-// configuration back to a smaller one, or to empty.
-func (w *World) checkNothingLost() {
+// configuration back to a smaller one, or to empty. A violation names the
+// write that shrank the configuration (writer, term, virtual time) and the
+// stale reads that writer was served, which is where a smaller desired
+// state comes from.
+func (w *World) checkNothingLost(rows []auditRow) {
 	w.mu.Lock()
 	served := append([]served(nil), w.served...)
 	w.mu.Unlock()
@@ -230,10 +233,37 @@ func (w *World) checkNothingLost() {
 	for _, s := range served {
 		k := inc{s.Slot, s.Gen}
 		if s.Count < most[k] {
-			w.violate("nothing-lost", "%s went from %d entities to %d (hash %s)", kongPod(s.Slot), most[k], s.Count, s.Hash)
+			w.violate("nothing-lost", "%s went from %d entities to %d (hash %s) at %v%s", kongPod(s.Slot), most[k], s.Count, s.Hash,
+				s.At.Sub(w.start), w.shrinkCause(rows, s))
 		}
 		most[k] = max(most[k], s.Count)
 	}
+}
+
+// shrinkCause describes the Kong write that made s: who wrote it in which
+// term, and what stale reads that writer had been served before.
+func (w *World) shrinkCause(rows []auditRow, s served) string {
+	var by *auditRow
+	for i := range rows {
+		r := &rows[i]
+		if r.slot == s.Slot && !r.Time.After(s.At) && r.Hash == s.Hash {
+			by = r
+		}
+	}
+	if by == nil {
+		return ""
+	}
+	out := fmt.Sprintf(", written by %s in term %d", by.Writer, by.Epoch)
+	var stale []string
+	for _, sr := range w.api.StaleReads() {
+		if sr.Client == by.Writer && !sr.Time.After(s.At) {
+			stale = append(stale, fmt.Sprintf("%s %s rv=%q at %v: served %d of %d", sr.Verb, sr.Resource, sr.Requested, sr.Time.Sub(w.start), sr.Served, sr.Current))
+		}
+	}
+	if len(stale) > 0 {
+		out += "; its stale reads: " + strings.Join(stale, "; ")
+	}
+	return out
 }
 
 // finalHash is the one configuration all live Kongs serve, or "".

@@ -13,6 +13,18 @@
 // the order (and so the trace hash) of writes within a phase may differ
 // between runs of one seed; its oracles judge end states, not order.
 //
+// API-server faults (outage, errors, partitions, dropped watches, stale
+// reads) are the other exception. After one, every informer's client-go
+// reflector retries with a backoff jittered by the process-wide math/rand
+// source, which neither the seed nor manager.Config reaches (client-go's
+// informers take no backoff of their own). Seeding that source would not
+// be enough: the reflectors of all replicas wake at the same virtual
+// instant and draw in the order the goroutine scheduler runs them. A
+// replay of such a seed then moves the instant a replica's cache catches
+// up (seconds apart), and everything after it. So a failure after an API
+// fault is replayed by running its seed again until it fails:
+// konductor-sim -seed N -repeat K -failfast -trace.
+//
 // Run must be called inside a synctest bubble (synctest.Test); it returns
 // a Result with the trace, measurements and every oracle violation.
 package world
