@@ -154,6 +154,16 @@ func init() {
 				{At: 21 * s, Kind: world.FaultAPIPartition, Replica: world.LeaderReplica, For: 25 * s},
 			}}
 		}},
+		Scenario{"takeover-after-outage", "the standbys are cut off from the API server for 30s, so their reflectors back off; right after it heals an app is added and the leader stops (handing over at once): the new leader must not push from caches that still lack the app", func(seed uint64) world.Config {
+			return world.Config{Seed: seed, Controllers: 3, Kongs: 2, Steps: []world.Step{
+				// Replicas 1 and 2 are cut off; a leader among them loses
+				// its term to replica 0, so replica 0 leads at the heal.
+				{At: 10 * s, Kind: world.FaultAPIPartition, Replica: 1, For: 30 * s},
+				{At: 10 * s, Kind: world.FaultAPIPartition, Replica: 2, For: 30 * s},
+				{At: 41 * s, Kind: world.InputAddApp},
+				{At: 42 * s, Kind: world.FaultStop, Replica: world.LeaderReplica, For: 10 * s},
+			}}
+		}},
 		Scenario{"leader-sigkill-db", "leader-sigkill with Kong on a database: each change made at a kill reaches the database through the new leader's takeover", func(seed uint64) world.Config {
 			c := LeaderKills(seed)
 			c.Controllers, c.Kongs, c.Database, c.Apps, c.AdminLatency = 3, 2, true, dbScenarioApps, dbAdminLatency
