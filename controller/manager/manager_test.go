@@ -98,7 +98,9 @@ func newWorldWith(t *testing.T, args []string, kong http.Handler, objs ...runtim
 	if err != nil {
 		t.Fatal(err)
 	}
+	withVersions := versionIngresses(objs)
 	w := &world{t: t, client: fake.NewClientset(objs...), kong: &fakeKong{}, done: make(chan error, 1)}
+	withVersions(w.client)
 	if kong == nil {
 		kong = w.kong
 	}
