@@ -30,6 +30,9 @@ const usage = `usage:
   konductor-chaos check  DRILL...           parse drills strictly; nothing runs
   konductor-chaos list   DRILL...           list drills with the provider they need
   konductor-chaos report [-out DIR] JOURNAL regenerate report.md and report.html from a journal
+  konductor-chaos pool   [-out FILE] JOURNAL...
+                                            one table over several runs' journals: per drill,
+                                            runs passed and failover/recovery percentiles pooled
 
 Exit status: 0 every drill passed, 1 a drill failed or was aborted, 2 usage or
 setup error, 130 interrupted (rollbacks and teardown have run).
@@ -64,6 +67,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	case "report":
 		err = regenerate(args[1:], stdout)
+	case "pool":
+		err = pool(args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -122,6 +127,40 @@ func regenerate(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "report: %s\n        %s\n", files.Markdown, files.HTML)
+	return nil
+}
+
+// pool writes the pooled report of several runs' journals to stdout, or to
+// -out.
+func pool(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("pool", flag.ContinueOnError)
+	out := fs.String("out", "", "file for the pooled report (default: standard output)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("pool wants the journal files of the runs to pool")
+	}
+	var runs [][]*report.Summary
+	for _, path := range fs.Args() {
+		recs, err := journal.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, report.Summarize(recs))
+	}
+	var b strings.Builder
+	if err := report.PooledMarkdown(&b, report.Pool(runs), len(runs)); err != nil {
+		return err
+	}
+	if *out == "" {
+		_, err := io.WriteString(stdout, b.String())
+		return err
+	}
+	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pooled report: %s\n", *out)
 	return nil
 }
 

@@ -97,6 +97,7 @@ type Fault struct {
 type ProbeVerdict struct {
 	At      time.Duration
 	Name    string
+	Type    string // the probe's type (single-writer, change-propagates, …)
 	Phase   string
 	OK      bool
 	Seconds float64
@@ -261,7 +262,7 @@ func summarize(title string, recs []journal.Record) *Summary {
 				}
 			}
 		case journal.KindProbe:
-			v := ProbeVerdict{At: since(r.T), Name: r.Probe, Phase: r.Phase, OK: r.OK != nil && *r.OK, Seconds: r.Seconds, Detail: r.Detail}
+			v := ProbeVerdict{At: since(r.T), Name: r.Probe, Type: r.Value, Phase: r.Phase, OK: r.OK != nil && *r.OK, Seconds: r.Seconds, Detail: r.Detail}
 			s.Probes = append(s.Probes, v)
 			if r.Value == ProbeTypePropagation && v.OK {
 				s.Propagate.Samples = append(s.Propagate.Samples, r.Seconds)
