@@ -673,7 +673,7 @@ func (m *Manager) loop(ctx context.Context) {
 			return
 		}
 		if !last.IsZero() {
-			if wait := time.Until(last.Add(minInterval)); wait > 0 && !sleep(ctx, wait) {
+			if wait := time.Until(last.Add(minInterval)); wait > 0 && !retry.Sleep(ctx, wait) {
 				return
 			}
 		}
@@ -707,17 +707,6 @@ func (m *Manager) settle(ctx context.Context, quiet, maxWait time.Duration) bool
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // openTerm lets a new term write to Kong once this replica's caches are
 // known to hold what the API server holds (snapshot.Cache.WaitCurrent) and
 // a translation of them was handed to the pusher. A standby's informers
@@ -730,7 +719,7 @@ func (m *Manager) openTerm(ctx context.Context, t fence.Term) {
 	// Service's too) synced and the debounce: until then a translation
 	// here would run before discovery has told the pusher its targets.
 	for !m.translated.Load() {
-		if !sleep(ctx, 50*time.Millisecond) {
+		if !retry.Sleep(ctx, 50*time.Millisecond) {
 			return
 		}
 	}
