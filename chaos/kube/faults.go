@@ -428,7 +428,7 @@ func (t *Target) watchKongRestart(ctx context.Context, j *journal.Writer, pod, i
 		if _, ok := answers(up); !ok {
 			break
 		}
-		if !sleep(ctx, every) {
+		if !engine.Sleep(ctx, every) {
 			return
 		}
 	}
@@ -436,7 +436,7 @@ func (t *Target) watchKongRestart(ctx context.Context, j *journal.Writer, pod, i
 		if _, ok := answers(up); ok {
 			break
 		}
-		if !sleep(ctx, every) {
+		if !engine.Sleep(ctx, every) {
 			return
 		}
 	}
@@ -447,24 +447,12 @@ func (t *Target) watchKongRestart(ctx context.Context, j *journal.Writer, pod, i
 		if code, ok := answers(ready); ok && code == http.StatusOK {
 			break
 		}
-		if !sleep(ctx, every) {
+		if !engine.Sleep(ctx, every) {
 			return
 		}
 	}
 	now := j.Now()
 	j.Add(journal.Record{T: now, Kind: journal.KindEvent, Event: journal.EventKongConfigured, Subject: pod, Seconds: now.Sub(upAt).Seconds()})
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func (t *Target) kongPodKill(ctx context.Context, a drill.Action, j *journal.Writer, verifyBy time.Duration) (engine.Injection, func(context.Context) error) {
