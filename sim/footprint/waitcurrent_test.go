@@ -3,7 +3,6 @@ package footprint
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,7 +13,6 @@ import (
 
 	"konductor.dev/controller/snapshot"
 	localcluster "konductor.dev/sim/cluster"
-	"konductor.dev/sim/cluster/clustertest"
 )
 
 // TestWaitCurrent10k measures what a new term's snapshot.Cache.WaitCurrent
@@ -44,19 +42,7 @@ func TestWaitCurrent10k(t *testing.T) {
 		rounds = n
 	}
 	ctx := t.Context()
-	kc, err := localcluster.Start(ctx, localcluster.Options{
-		BinDir:    clustertest.Binaries(t),
-		StateRoot: filepath.Join(os.TempDir(), "konductor-waitcurrent"),
-		Logf:      t.Logf,
-	})
-	if err != nil {
-		t.Fatalf("starting the local cluster: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := kc.Stop(context.Background()); err != nil {
-			t.Errorf("stopping the local cluster: %v", err)
-		}
-	})
+	kc := startCluster(t, "konductor-waitcurrent")
 	rc := kc.RESTConfig()
 	rc.QPS = -1 // the workload is created as fast as the API server takes it
 	admin, err := kubernetes.NewForConfig(rc)
