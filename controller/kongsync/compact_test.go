@@ -142,10 +142,8 @@ func TestIdleConfigurationIsCompactedAndRestoredByteForByte(t *testing.T) {
 
 func TestLastGoodIsRestoredFromCompressedCopyAfterRejection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, []string{"kong-a"}, nil)
+		r, k := newRejectingRig(t)
 		defer r.shutdown()
-		k := r.kongs["kong-a"]
-		k.set(func(k *fakeKong) { k.rejectWord = "INVALID" })
 		good, bad := bigDesired(1, ""), bigDesired(2, "INVALID")
 		r.setDesired(good)
 		r.s.SetDesired(bad)

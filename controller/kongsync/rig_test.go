@@ -87,6 +87,16 @@ func newRig(t *testing.T, names []string, tweak func(o *Options)) *rig {
 	return r
 }
 
+// newRejectingRig is a rig of one Kong, kong-a (returned too), that
+// rejects every configuration containing the word INVALID.
+func newRejectingRig(t *testing.T) (*rig, *fakeKong) {
+	t.Helper()
+	r := newRig(t, []string{"kong-a"}, nil)
+	k := r.kongs["kong-a"]
+	k.set(func(k *fakeKong) { k.rejectWord = "INVALID" })
+	return r, k
+}
+
 func (r *rig) targets(names ...string) []Target {
 	var ts []Target
 	for _, n := range names {

@@ -152,10 +152,8 @@ func TestStalledTargetDoesNotDelayOthers(t *testing.T) {
 
 func TestRejectionKeepsLastGoodConfigAndBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, []string{"kong-a"}, nil)
+		r, k := newRejectingRig(t)
 		defer r.shutdown()
-		k := r.kongs["kong-a"]
-		k.set(func(k *fakeKong) { k.rejectWord = "INVALID" })
 		d1, bad, d3 := desired(1, ""), desired(2, "INVALID"), desired(3, "-fixed")
 		r.setDesired(d1)
 
@@ -220,10 +218,8 @@ func TestRejectionKeepsLastGoodConfigAndBacksOff(t *testing.T) {
 
 func TestRestartWhileRejectedRestoresLastGood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, []string{"kong-a"}, nil)
+		r, k := newRejectingRig(t)
 		defer r.shutdown()
-		k := r.kongs["kong-a"]
-		k.set(func(k *fakeKong) { k.rejectWord = "INVALID" })
 		d1, bad := desired(1, ""), desired(2, "INVALID")
 		r.setDesired(d1)
 		r.setDesired(bad)
