@@ -191,7 +191,7 @@ func (r *run) execute(ctx, parent context.Context) (outcome, why string) {
 		return journal.OutcomeAborted, r.abortWhy
 	}
 	if ctx.Err() == nil {
-		sleep(ctx, d.Schedule.Settle.D())
+		Sleep(ctx, d.Schedule.Settle.D())
 	}
 	stopCont()
 	cont.Wait()
@@ -272,7 +272,7 @@ func (r *run) check(ctx context.Context, p drill.Probe, ph drill.Phase) bool {
 		secs, err = r.e.Target.Check(ctx, p, r.j)
 		var skipped *SkippedError
 		if err == nil || errors.As(err, &skipped) || p.Type == drill.ProbePropagation ||
-			r.j.Now().Sub(start) >= within || !sleep(ctx, 500*time.Millisecond) {
+			r.j.Now().Sub(start) >= within || !Sleep(ctx, 500*time.Millisecond) {
 			break
 		}
 	}
@@ -325,7 +325,7 @@ func (r *run) watch(ctx context.Context, p drill.Probe) streak {
 				OK: journal.Bool(streak <= p.Tolerance.Within.Or(30*time.Second)), Seconds: streak.Seconds(), Detail: "false for a while: " + lastErr.Error()})
 			failingSince = time.Time{}
 		}
-		if !sleep(ctx, every) {
+		if !Sleep(ctx, every) {
 			break
 		}
 	}
@@ -341,7 +341,7 @@ func (r *run) watchAbort(ctx context.Context, stop context.CancelCauseFunc) {
 	if a.MaxNon2xx == nil && a.MaxTransportErrors == nil && a.MaxUnverified == nil {
 		return
 	}
-	for sleep(ctx, 200*time.Millisecond) {
+	for Sleep(ctx, 200*time.Millisecond) {
 		r.mu.Lock()
 		why := ""
 		switch {
@@ -366,7 +366,7 @@ func (r *run) watchAbort(ctx context.Context, stop context.CancelCauseFunc) {
 // method runs the repetitions of the method on schedule.
 func (r *run) method(ctx context.Context) {
 	s := r.d.Schedule
-	if !sleep(ctx, s.Warmup.D()) {
+	if !Sleep(ctx, s.Warmup.D()) {
 		return
 	}
 	next := time.Now()
@@ -381,14 +381,14 @@ func (r *run) method(ctx context.Context) {
 			if s.Jitter > 0 {
 				at = at.Add(time.Duration(r.rand().Int64N(int64(s.Jitter))))
 			}
-			if !sleep(ctx, time.Until(at)) {
+			if !Sleep(ctx, time.Until(at)) {
 				return
 			}
 		}
 		r.j.Add(journal.Record{Kind: journal.KindRepetition, Rep: rep})
 		r.e.logf("  repetition %d/%d", rep, s.Repeats())
 		for _, a := range r.d.Method {
-			if !sleep(ctx, a.Pauses.Before.D()) {
+			if !Sleep(ctx, a.Pauses.Before.D()) {
 				break
 			}
 			if a.Background {
@@ -396,7 +396,7 @@ func (r *run) method(ctx context.Context) {
 			} else {
 				r.inject(ctx, rep, a)
 			}
-			if !sleep(ctx, a.Pauses.After.D()) {
+			if !Sleep(ctx, a.Pauses.After.D()) {
 				break
 			}
 		}
@@ -405,7 +405,7 @@ func (r *run) method(ctx context.Context) {
 		}
 	}
 	if s.Repeats() == 1 && s.Interval > 0 {
-		sleep(ctx, time.Until(next.Add(s.Interval.D())))
+		Sleep(ctx, time.Until(next.Add(s.Interval.D())))
 	}
 }
 
@@ -547,8 +547,9 @@ func deref(p *int) int {
 	return *p
 }
 
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits d or until ctx ends; it reports whether ctx is still live.
+// The engine paces drills with it, and targets their own polls.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}

@@ -62,7 +62,7 @@ func (f *fakeTarget) Setup(ctx context.Context, d *drill.Drill, j *journal.Write
 
 func (f *fakeTarget) Observe(ctx context.Context, j *journal.Writer) {
 	last := -1
-	for sleep(ctx, 100*time.Millisecond) {
+	for Sleep(ctx, 100*time.Millisecond) {
 		f.mu.Lock()
 		l := f.leader
 		f.mu.Unlock()
@@ -86,7 +86,7 @@ func (f *fakeTarget) Check(ctx context.Context, p drill.Probe, j *journal.Writer
 
 func (f *fakeTarget) Traffic(ctx context.Context, p drill.Probe, j *journal.Writer) error {
 	every := time.Second / time.Duration(p.Rate)
-	for i := 0; sleep(ctx, every); i++ {
+	for i := 0; Sleep(ctx, every); i++ {
 		f.mu.Lock()
 		state, killedAt, inFlight := f.kong1, f.killedAt, f.inFlight && i%2 == 0
 		if inFlight {

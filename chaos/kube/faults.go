@@ -249,6 +249,19 @@ func (t *Target) leaderFault(ctx context.Context, a drill.Action, verifyBy time.
 	}
 }
 
+// chooseKongs picks the action's share of the ready Kong pods for a fault
+// that signals their processes (what names it), or says why it cannot.
+func (t *Target) chooseKongs(ctx context.Context, a drill.Action, what string) ([]corev1.Pod, error) {
+	if err := t.needsLocal(what); err != nil {
+		return nil, err
+	}
+	kongs, err := t.readyKongs(ctx)
+	if err != nil || len(kongs) == 0 {
+		return nil, fmt.Errorf("no ready Kong pod (%v)", err)
+	}
+	return pick(kongs, a.Selector), nil
+}
+
 // pick chooses the selector's share of pods at random.
 func pick(pods []corev1.Pod, s drill.Selector) []corev1.Pod {
 	pods = slices.Clone(pods)
@@ -258,16 +271,11 @@ func pick(pods []corev1.Pod, s drill.Selector) []corev1.Pod {
 
 func (t *Target) kongRestart(ctx context.Context, a drill.Action, j *journal.Writer, verifyBy, recoverBy time.Duration) (engine.Injection, func(context.Context) error) {
 	var in engine.Injection
-	if err := t.needsLocal("kong-restart (SIGKILL of the Kong container)"); err != nil {
+	chosen, err := t.chooseKongs(ctx, a, "kong-restart (SIGKILL of the Kong container)")
+	if err != nil {
 		in.Detail = err.Error()
 		return in, nil
 	}
-	kongs, err := t.readyKongs(ctx)
-	if err != nil || len(kongs) == 0 {
-		in.Detail = fmt.Sprintf("no ready Kong pod (%v)", err)
-		return in, nil
-	}
-	chosen := pick(kongs, a.Selector)
 	type victim struct {
 		pod  corev1.Pod
 		proc containerProcess
@@ -420,7 +428,7 @@ func (t *Target) watchKongRestart(ctx context.Context, j *journal.Writer, pod, i
 		if _, ok := answers(up); !ok {
 			break
 		}
-		if !sleep(ctx, every) {
+		if !engine.Sleep(ctx, every) {
 			return
 		}
 	}
@@ -428,7 +436,7 @@ func (t *Target) watchKongRestart(ctx context.Context, j *journal.Writer, pod, i
 		if _, ok := answers(up); ok {
 			break
 		}
-		if !sleep(ctx, every) {
+		if !engine.Sleep(ctx, every) {
 			return
 		}
 	}
@@ -439,7 +447,7 @@ func (t *Target) watchKongRestart(ctx context.Context, j *journal.Writer, pod, i
 		if code, ok := answers(ready); ok && code == http.StatusOK {
 			break
 		}
-		if !sleep(ctx, every) {
+		if !engine.Sleep(ctx, every) {
 			return
 		}
 	}
@@ -447,30 +455,13 @@ func (t *Target) watchKongRestart(ctx context.Context, j *journal.Writer, pod, i
 	j.Add(journal.Record{T: now, Kind: journal.KindEvent, Event: journal.EventKongConfigured, Subject: pod, Seconds: now.Sub(upAt).Seconds()})
 }
 
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 func (t *Target) kongPodKill(ctx context.Context, a drill.Action, j *journal.Writer, verifyBy time.Duration) (engine.Injection, func(context.Context) error) {
 	var in engine.Injection
-	if err := t.needsLocal("kong-pod-kill (SIGKILL of the pod's processes)"); err != nil {
+	chosen, err := t.chooseKongs(ctx, a, "kong-pod-kill (SIGKILL of the pod's processes)")
+	if err != nil {
 		in.Detail = err.Error()
 		return in, nil
 	}
-	kongs, err := t.readyKongs(ctx)
-	if err != nil || len(kongs) == 0 {
-		in.Detail = fmt.Sprintf("no ready Kong pod (%v)", err)
-		return in, nil
-	}
-	chosen := pick(kongs, a.Selector)
 	zero := int64(0)
 	for _, p := range chosen {
 		var pids []int
@@ -513,11 +504,7 @@ func (t *Target) kongPodKill(ctx context.Context, a drill.Action, j *journal.Wri
 	}
 	in.Verified, in.Detail = true, fmt.Sprintf("SIGKILLed every process of %v and deleted the pods", in.Subjects)
 	return in, func(ctx context.Context) error {
-		dep, err := t.cs.AppsV1().Deployments(t.ns).Get(ctx, t.kongDeploy, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if err := deploymentDone(dep); err != nil {
+		if err := t.deploymentSettled(ctx, t.kongDeploy); err != nil {
 			return err
 		}
 		return t.serving(ctx, "/", EchoHost)
@@ -557,11 +544,7 @@ func (t *Target) scale(ctx context.Context, name string, replicas int, verifyBy 
 	}
 	in.Verified, in.Detail = true, fmt.Sprintf("Deployment %s scaled %d→%d", name, from, replicas)
 	return in, func(ctx context.Context) error {
-		d, err := t.cs.AppsV1().Deployments(t.ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if err := deploymentDone(d); err != nil {
+		if err := t.deploymentSettled(ctx, name); err != nil {
 			return err
 		}
 		if name == t.kongDeploy {
@@ -608,11 +591,7 @@ func (t *Target) rollout(ctx context.Context, name string, verifyBy time.Duratio
 	}
 	in.Verified, in.Detail = true, fmt.Sprintf("rolling restart of Deployment %s (generation %d; old pods %v)", name, gen, old)
 	return in, func(ctx context.Context) error {
-		d, err := t.cs.AppsV1().Deployments(t.ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if err := deploymentDone(d); err != nil {
+		if err := t.deploymentSettled(ctx, name); err != nil {
 			return err
 		}
 		pods, err := t.pods(ctx, t.ctrlSel)
@@ -791,11 +770,7 @@ func (t *Target) Rollback(ctx context.Context, r drill.RollbackKind) error {
 				}
 			}
 			if err := poll(ctx, t.o.ReadyTimeout, 250*time.Millisecond, func(ctx context.Context) error {
-				d, err := t.cs.AppsV1().Deployments(t.ns).Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					return err
-				}
-				return deploymentDone(d)
+				return t.deploymentSettled(ctx, name)
 			}); err != nil {
 				return err
 			}

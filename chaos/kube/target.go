@@ -315,6 +315,19 @@ func (t *Target) waitAvailable(ctx context.Context) error {
 	return nil
 }
 
+// deploymentSettled reads Deployment name of the drill's namespace and
+// reports, as deploymentDone does, whether it runs every replica it wants
+// at its latest generation: what a fault's recovery waits for.
+func (t *Target) deploymentSettled(ctx context.Context, name string) error {
+	d, err := t.cs.AppsV1().Deployments(t.ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	return deploymentDone(d)
+}
+
+// deploymentDone reports an error naming what is missing until d runs
+// every replica it wants, updated and available, at its latest generation.
 func deploymentDone(d *appsv1.Deployment) error {
 	want := ptrOr(d.Spec.Replicas, 1)
 	if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != want || d.Status.AvailableReplicas != want || d.Status.Replicas != want {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -151,6 +152,31 @@ func (c *cluster) sample(ctx context.Context) {
 		if len(granting) > 1 {
 			c.t.Errorf("at %v several electors grant: %v", time.Now(), granting)
 		}
+	}
+}
+
+// elect starts electors nodeName(0) to nodeName(n-1) and returns them
+// with the first term, which must start within RetryPeriod.
+func (c *cluster) elect(n int) ([]*node, termEvent) {
+	c.t.Helper()
+	var nodes []*node
+	for i := range n {
+		nodes = append(nodes, c.start(nodeName(i)))
+	}
+	return nodes, c.awaitTerm(testRetry)
+}
+
+// electOnEachLock runs body once per lock type, each in its own bubble,
+// on a new cluster of n electors whose first term has started.
+func electOnEachLock(t *testing.T, n int, body func(t *testing.T, c *cluster, nodes []*node, first termEvent)) {
+	for _, lt := range lockTypes {
+		t.Run(lt, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newCluster(t, lt)
+				nodes, first := c.elect(n)
+				body(t, c, nodes, first)
+			})
+		})
 	}
 }
 

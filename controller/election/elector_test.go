@@ -20,134 +20,106 @@ var lockTypes = []string{LockTypeConfigMaps, LockTypeLeases}
 // replaced by a new replica. At every instant at most one grants, and every
 // term has a higher epoch than the last (checked by the cluster).
 func TestOneLeaderAtATimeAndEpochsRise(t *testing.T) {
-	for _, lt := range lockTypes {
-		t.Run(lt, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				c := newCluster(t, lt)
-				for i := range 3 {
-					c.start(nodeName(i))
+	electOnEachLock(t, 3, func(t *testing.T, c *cluster, _ []*node, first termEvent) {
+		if first.term.Epoch != 1 {
+			t.Fatalf("first term has epoch %d, want 1 on a fresh lock", first.term.Epoch)
+		}
+		leader, next := first, 3
+		for round := range 8 {
+			// Let the term run for a while: renewals must keep it.
+			c.expectNoTerm(3*testLease + time.Duration(round)*700*time.Millisecond)
+			if !c.node(leader.id).e.IsLeader() {
+				t.Fatalf("round %d: %s lost its term while nothing failed", round, leader.id)
+			}
+			if round%2 == 0 {
+				if err := c.stop(c.node(leader.id)); err != nil {
+					t.Fatalf("graceful stop of %s: %v", leader.id, err)
 				}
-				first := c.awaitTerm(testRetry)
-				if first.term.Epoch != 1 {
-					t.Fatalf("first term has epoch %d, want 1 on a fresh lock", first.term.Epoch)
-				}
-				leader, next := first, 3
-				for round := range 8 {
-					// Let the term run for a while: renewals must keep it.
-					c.expectNoTerm(3*testLease + time.Duration(round)*700*time.Millisecond)
-					if !c.node(leader.id).e.IsLeader() {
-						t.Fatalf("round %d: %s lost its term while nothing failed", round, leader.id)
-					}
-					if round%2 == 0 {
-						if err := c.stop(c.node(leader.id)); err != nil {
-							t.Fatalf("graceful stop of %s: %v", leader.id, err)
-						}
-					} else {
-						c.crash(c.node(leader.id))
-					}
-					c.start(nodeName(next))
-					next++
-					ev := c.awaitTerm(testLease + testRetry)
-					if ev.id == leader.id {
-						t.Fatalf("round %d: stopped %s started a term", round, ev.id)
-					}
-					leader = ev
-				}
-				if len(c.terms) != 9 {
-					t.Fatalf("%d terms, want 9", len(c.terms))
-				}
-			})
-		})
-	}
+			} else {
+				c.crash(c.node(leader.id))
+			}
+			c.start(nodeName(next))
+			next++
+			ev := c.awaitTerm(testLease + testRetry)
+			if ev.id == leader.id {
+				t.Fatalf("round %d: stopped %s started a term", round, ev.id)
+			}
+			leader = ev
+		}
+		if len(c.terms) != 9 {
+			t.Fatalf("%d terms, want 9", len(c.terms))
+		}
+	})
 }
 
 // A crashed leader (no release) is replaced within LeaseDuration+RetryPeriod
 // of the crash, and no sooner than LeaseDuration after its last write.
 func TestCrashedLeaderIsReplacedAfterLeaseExpiry(t *testing.T) {
-	for _, lt := range lockTypes {
-		t.Run(lt, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				c := newCluster(t, lt)
-				for i := range 3 {
-					c.start(nodeName(i))
-				}
-				first := c.awaitTerm(testRetry)
-				// Crash between two renewals, not on one.
-				c.expectNoTerm(20*time.Second + 700*time.Millisecond)
-				crashedAt := time.Now()
-				c.crash(c.node(first.id))
-				_, lastWrite := c.srv.writesBy(first.id)
+	electOnEachLock(t, 3, func(t *testing.T, c *cluster, _ []*node, first termEvent) {
+		// Crash between two renewals, not on one.
+		c.expectNoTerm(20*time.Second + 700*time.Millisecond)
+		crashedAt := time.Now()
+		c.crash(c.node(first.id))
+		_, lastWrite := c.srv.writesBy(first.id)
 
-				ev := c.awaitTerm(testLease + testRetry)
-				took := ev.at.Sub(crashedAt)
-				t.Logf("crash failover took %v (virtual); last renewal %v before the crash", took, crashedAt.Sub(lastWrite))
-				if took > testLease+testRetry {
-					t.Errorf("failover took %v, want at most LeaseDuration+RetryPeriod = %v", took, testLease+testRetry)
-				}
-				if early := ev.at.Sub(lastWrite); early < testLease {
-					t.Errorf("%s took over %v after the crashed leader's last write, before its lease (%v) expired", ev.id, early, testLease)
-				}
-				if ev.term.Epoch != first.term.Epoch+1 {
-					t.Errorf("epoch %d after %d, want the next", ev.term.Epoch, first.term.Epoch)
-				}
-			})
-		})
-	}
+		ev := c.awaitTerm(testLease + testRetry)
+		took := ev.at.Sub(crashedAt)
+		t.Logf("crash failover took %v (virtual); last renewal %v before the crash", took, crashedAt.Sub(lastWrite))
+		if took > testLease+testRetry {
+			t.Errorf("failover took %v, want at most LeaseDuration+RetryPeriod = %v", took, testLease+testRetry)
+		}
+		if early := ev.at.Sub(lastWrite); early < testLease {
+			t.Errorf("%s took over %v after the crashed leader's last write, before its lease (%v) expired", ev.id, early, testLease)
+		}
+		if ev.term.Epoch != first.term.Epoch+1 {
+			t.Errorf("epoch %d after %d, want the next", ev.term.Epoch, first.term.Epoch)
+		}
+	})
 }
 
 // On graceful stop the leader stops granting, drains through BeforeRelease,
 // releases, and a watching standby takes over immediately.
 func TestGracefulReleaseHandsOverAtOnce(t *testing.T) {
-	for _, lt := range lockTypes {
-		t.Run(lt, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				c := newCluster(t, lt)
-				nodes := []*node{}
-				for i := range 3 {
-					nodes = append(nodes, c.start(nodeName(i)))
-				}
-				first := c.awaitTerm(testRetry)
-				c.expectNoTerm(7*time.Second + 300*time.Millisecond)
-				leader := c.node(first.id)
+	electOnEachLock(t, 3, func(t *testing.T, c *cluster, nodes []*node, first termEvent) {
+		c.expectNoTerm(7*time.Second + 300*time.Millisecond)
+		leader := c.node(first.id)
 
-				drained := false
-				leader.beforeRelease = func(ctx context.Context) {
-					if _, ok := leader.e.Permit(); ok {
-						t.Error("Permit still granted during BeforeRelease")
-					}
-					if n, _ := c.srv.writesBy(leader.id); n == 0 {
-						t.Error("no writes recorded for the leader")
-					}
-					if holder := c.recordHolder(t); holder != leader.id {
-						t.Errorf("lock held by %q during BeforeRelease, want still %q", holder, leader.id)
-					}
-					// A writer finishing in-flight requests.
-					<-time.After(150 * time.Millisecond)
-					drained = true
-				}
-				stopAt := time.Now()
-				if err := c.stop(leader); err != nil {
-					t.Fatalf("graceful stop: %v", err)
-				}
-				_, releasedAt := c.srv.writesBy(leader.id)
-				ev := c.awaitTerm(testRetry)
-				if !drained {
-					t.Fatal("BeforeRelease did not run to completion")
-				}
-				if got := len(leader.stops()); got != 1 {
-					t.Errorf("OnStoppedLeading called %d times, want 1", got)
-				}
-				took := ev.at.Sub(releasedAt)
-				t.Logf("graceful handover: %v from stop, %v from the release write (virtual)", ev.at.Sub(stopAt), took)
-				if took > 10*time.Millisecond {
-					t.Errorf("standby took over %v after the release write, want immediately", took)
-				}
-				if c.recordHolder(t) != ev.id {
-					t.Errorf("record holder %q, want %q", c.recordHolder(t), ev.id)
-				}
-			})
-		})
-	}
+		drained := false
+		leader.beforeRelease = func(ctx context.Context) {
+			if _, ok := leader.e.Permit(); ok {
+				t.Error("Permit still granted during BeforeRelease")
+			}
+			if n, _ := c.srv.writesBy(leader.id); n == 0 {
+				t.Error("no writes recorded for the leader")
+			}
+			if holder := c.recordHolder(t); holder != leader.id {
+				t.Errorf("lock held by %q during BeforeRelease, want still %q", holder, leader.id)
+			}
+			// A writer finishing in-flight requests.
+			<-time.After(150 * time.Millisecond)
+			drained = true
+		}
+		stopAt := time.Now()
+		if err := c.stop(leader); err != nil {
+			t.Fatalf("graceful stop: %v", err)
+		}
+		_, releasedAt := c.srv.writesBy(leader.id)
+		ev := c.awaitTerm(testRetry)
+		if !drained {
+			t.Fatal("BeforeRelease did not run to completion")
+		}
+		if got := len(leader.stops()); got != 1 {
+			t.Errorf("OnStoppedLeading called %d times, want 1", got)
+		}
+		took := ev.at.Sub(releasedAt)
+		t.Logf("graceful handover: %v from stop, %v from the release write (virtual)", ev.at.Sub(stopAt), took)
+		if took > 10*time.Millisecond {
+			t.Errorf("standby took over %v after the release write, want immediately", took)
+		}
+		if c.recordHolder(t) != ev.id {
+			t.Errorf("record holder %q, want %q", c.recordHolder(t), ev.id)
+		}
+	})
 }
 
 // recordHolder reads the lock record as the API server has it.
@@ -187,10 +159,7 @@ func TestPartitionedLeaderStopsGrantingBeforeOthersTakeOver(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				c := newCluster(t, lt)
-				for i := range 3 {
-					c.start(nodeName(i))
-				}
-				first := c.awaitTerm(testRetry)
+				_, first := c.elect(3)
 				old := c.node(first.id)
 
 				// A writer on the old leader asks for a term every 10ms.
@@ -265,10 +234,7 @@ func TestForbiddenWatchFallsBackToPolling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeConfigMaps)
 		c.srv.watchForbidden = true
-		for i := range 3 {
-			c.start(nodeName(i))
-		}
-		first := c.awaitTerm(testRetry)
+		_, first := c.elect(3)
 		c.expectNoTerm(5 * time.Second)
 		if err := c.stop(c.node(first.id)); err != nil {
 			t.Fatal(err)
@@ -307,10 +273,7 @@ func TestLapsedTermGetsANewEpoch(t *testing.T) {
 func TestDeletedLockEndsTheTermAndEpochsContinue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeConfigMaps)
-		for i := range 2 {
-			c.start(nodeName(i))
-		}
-		first := c.awaitTerm(testRetry)
+		_, first := c.elect(2)
 		c.expectNoTerm(testLease)
 		cms := c.srv.client("admin").CoreV1().ConfigMaps("kong")
 		if err := cms.Delete(context.Background(), LockName("", ""), metav1.DeleteOptions{}); err != nil {

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 	rl "k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"konductor.dev/controller/retry"
 )
 
 // evidenceState is the elector's part of the pod-evidence takeover; the
@@ -345,7 +347,7 @@ func (e *Elector) resolveSelf(ctx context.Context) {
 			e.log.Info("waiting to identify this process in its pod's status", "reason", why)
 			lastWhy = why
 		}
-		if !sleepCtx(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(2*backoff, e.cfg.LeaseDuration)

@@ -28,10 +28,7 @@ func TestHandoverTimes(t *testing.T) {
 					c.srv.latency = func() time.Duration {
 						return 2*time.Millisecond + time.Duration(netRng.Int64N(int64(18*time.Millisecond)))
 					}
-					for i := range 3 {
-						c.start(nodeName(i))
-					}
-					first := c.awaitTerm(testRetry)
+					_, first := c.elect(3)
 					c.expectNoTerm(5*time.Second + time.Duration(rng.Int64N(int64(3*testRetry))))
 					at := time.Now()
 					if kind == "graceful" {

@@ -6,6 +6,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"konductor.dev/controller/retry"
 )
 
 // watchLock follows the lock object and wakes the election loop on every
@@ -27,7 +29,7 @@ func (e *Elector) watchLock(ctx context.Context) {
 				}
 				warned = true
 			}
-			if !sleepCtx(ctx, backoff) {
+			if !retry.Sleep(ctx, backoff) {
 				return
 			}
 			backoff = min(2*backoff, e.cfg.LeaseDuration)
@@ -39,7 +41,7 @@ func (e *Elector) watchLock(ctx context.Context) {
 		}
 		// A watch that ends without delivering anything is not retried at
 		// once, so that a server closing watches cannot make us spin.
-		if !sleepCtx(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(2*backoff, e.cfg.LeaseDuration)
@@ -85,17 +87,5 @@ func (e *Elector) poke() {
 	select {
 	case e.pokes <- struct{}{}:
 	default: // a wake-up is already pending
-	}
-}
-
-// sleepCtx waits for d or ctx, and reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -66,9 +66,7 @@ func TestOnCompactedReportsTheDroppedRawBytes(t *testing.T) {
 			defer mu.Unlock()
 			return slices.Clone(calls)
 		}
-		d1 := bigDesired(1, "")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		d1 := r.setDesired(bigDesired(1, ""))
 		if c := got(); len(c) != 0 {
 			t.Fatalf("OnCompacted before the configuration went idle: %v", c)
 		}
@@ -93,9 +91,7 @@ func TestIdleConfigurationIsCompactedAndRestoredByteForByte(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
-		d1 := bigDesired(1, "")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		d1 := r.setDesired(bigDesired(1, ""))
 		for _, n := range three {
 			r.requireConfig(n, d1)
 		}
@@ -129,8 +125,7 @@ func TestIdleConfigurationIsCompactedAndRestoredByteForByte(t *testing.T) {
 		// A new version goes out raw at once, and is compacted in turn.
 		d2 := bigDesired(2, "-v2")
 		start := time.Now()
-		r.s.SetDesired(d2)
-		synctest.Wait()
+		r.setDesired(d2)
 		for _, n := range three {
 			r.requireConfig(n, d2)
 			if got := postsOf(r.kongs[n], d2); len(got) != 1 || got[0].at != start {
@@ -147,13 +142,10 @@ func TestIdleConfigurationIsCompactedAndRestoredByteForByte(t *testing.T) {
 
 func TestLastGoodIsRestoredFromCompressedCopyAfterRejection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, []string{"kong-a"}, nil)
+		r, k := newRejectingRig(t)
 		defer r.shutdown()
-		k := r.kongs["kong-a"]
-		k.set(func(k *fakeKong) { k.rejectWord = "INVALID" })
 		good, bad := bigDesired(1, ""), bigDesired(2, "INVALID")
-		r.s.SetDesired(good)
-		synctest.Wait()
+		r.setDesired(good)
 		r.s.SetDesired(bad)
 		advance(compactDelay)
 		if st := r.status("kong-a"); st.AppliedVersion != 1 || st.Healthy {

@@ -4,8 +4,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"konductor.dev/controller/fence"
 )
 
 // A writer whose term lapsed (the gate still names it, but the term's
@@ -16,12 +14,10 @@ func TestLapsedTermSendsNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
-		d1 := desired(1, "")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		d1 := r.setDesired(desired(1, ""))
 		r.requireConfig("kong-a", d1)
 
-		lapsed := fence.Term{Identity: "konductor-0-abc", Epoch: 3, ValidUntil: time.Now().Add(-time.Second)}
+		lapsed := ourTerm(time.Now().Add(-time.Second))
 		r.gate.set(lapsed, true)
 		d2 := desired(2, "")
 		r.s.SetDesired(d2)
@@ -32,7 +28,7 @@ func TestLapsedTermSendsNothing(t *testing.T) {
 		if st := r.status("kong-a"); !st.Healthy || st.LastError != "" {
 			t.Errorf("status under a lapsed term = %+v, want healthy with no error", st)
 		}
-		r.gate.set(fence.Term{Identity: "konductor-0-abc", Epoch: 3, ValidUntil: time.Now().Add(10 * time.Second)}, true)
+		r.gate.set(ourTerm(time.Now().Add(10*time.Second)), true)
 		advance(time.Second)
 		r.requireConfig("kong-a", d2)
 	})

@@ -35,9 +35,7 @@ func TestProbedKongWithDatabaseIsNotConfigured(t *testing.T) {
 		ts := r.targets(three...)
 		r.kongs["kong-b"].set(func(k *fakeKong) { k.database = "postgres" })
 		r.s.SetTargets(ts)
-		d1 := desired(1, "")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		d1 := r.setDesired(desired(1, ""))
 
 		r.requireConfig("kong-a", d1)
 		r.requireConfig("kong-c", d1)

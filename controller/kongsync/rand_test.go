@@ -26,8 +26,7 @@ func TestWorkersDrawFromTheirOwnStream(t *testing.T) {
 			}
 		})
 		defer r.shutdown()
-		r.s.SetDesired(desired(1, ""))
-		synctest.Wait()
+		r.setDesired(desired(1, ""))
 		gets := func(n string) int {
 			k := r.kongs[n]
 			k.mu.Lock()

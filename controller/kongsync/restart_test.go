@@ -63,9 +63,7 @@ func TestRestartedKongIsConfiguredByTheFastPath(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, three, tc.options)
 				defer r.shutdown()
-				d1 := desired(1, "")
-				r.s.SetDesired(d1)
-				synctest.Wait()
+				d1 := r.setDesired(desired(1, ""))
 				advance(3 * time.Second) // steady state: a few polls done
 
 				answering := tc.restart(r)
@@ -95,9 +93,7 @@ func TestForeignConfigurationWaitsForTheDriftCheck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
-		d1 := desired(1, "")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		d1 := r.setDesired(desired(1, ""))
 		start := time.Now()
 		r.kongs["kong-b"].tamper(`{"_format_version":"3.0","services":[]}`)
 		advance(DefaultDriftInterval * 9 / 10)
@@ -119,8 +115,7 @@ func TestLivenessPollRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
-		r.s.SetDesired(desired(1, ""))
-		synctest.Wait()
+		r.setDesired(desired(1, ""))
 		gets := func() int {
 			k := r.kongs["kong-a"]
 			k.mu.Lock()

@@ -12,131 +12,10 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"konductor.dev/controller/fence"
 )
-
-// testGate is a WriteGate the test flips.
-type testGate struct {
-	mu   sync.Mutex
-	term fence.Term
-	ok   bool
-}
-
-func (g *testGate) Permit() (fence.Term, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.term, g.ok
-}
-
-func (g *testGate) set(term fence.Term, ok bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.term, g.ok = term, ok
-}
-
-// rig is a Syncer wired to fake Kongs over an in-memory network.
-type rig struct {
-	t        *testing.T
-	net      *memNet
-	kongs    map[string]*fakeKong
-	gate     *testGate
-	reg      *prometheus.Registry
-	s        *Syncer
-	stop     context.CancelFunc
-	done     chan error
-	mu       sync.Mutex
-	rejected [][]Rejection
-	applied  []string // "target@version"
-}
-
-func newRig(t *testing.T, names []string, tweak func(o *Options)) *rig {
-	t.Helper()
-	r := &rig{
-		t:     t,
-		net:   newMemNet(),
-		kongs: map[string]*fakeKong{},
-		gate:  &testGate{term: fence.Term{Identity: "konductor-0-abc", Epoch: 3}, ok: true},
-		reg:   prometheus.NewRegistry(),
-		done:  make(chan error, 1),
-	}
-	o := Options{
-		Client:     &http.Client{Transport: r.net},
-		Gate:       r.gate,
-		Registerer: r.reg,
-		OnApplied: func(tg Target, d Desired) {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.applied = append(r.applied, fmt.Sprintf("%s@%d", tg.Name, d.Version))
-		},
-		OnRejected: func(_ Target, _ Desired, rs []Rejection) {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.rejected = append(r.rejected, rs)
-		},
-	}
-	if tweak != nil {
-		tweak(&o)
-	}
-	r.s = New(o)
-	r.s.SetTargets(r.targets(names...))
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stop = cancel
-	go func() { r.done <- r.s.Run(ctx) }()
-	synctest.Wait()
-	return r
-}
-
-func (r *rig) targets(names ...string) []Target {
-	var ts []Target
-	for _, n := range names {
-		if _, ok := r.kongs[n]; !ok {
-			r.kongs[n] = newFakeKong()
-			r.net.add(n+":8001", r.kongs[n])
-		}
-		ts = append(ts, Target{Name: n, URL: "http://" + n + ":8001"})
-	}
-	return ts
-}
-
-func (r *rig) shutdown() {
-	r.t.Helper()
-	r.stop()
-	if err := <-r.done; err != nil {
-		r.t.Fatalf("Run returned %v", err)
-	}
-}
-
-func (r *rig) status(name string) TargetStatus {
-	for _, st := range r.s.Status() {
-		if st.Target.Name == name {
-			return st
-		}
-	}
-	r.t.Fatalf("no status for target %q", name)
-	return TargetStatus{}
-}
-
-func (r *rig) requireConfig(name string, d Desired) {
-	r.t.Helper()
-	if got := r.kongs[name].config(); got != string(d.Body) {
-		r.t.Fatalf("%s holds %q, want version %d %q", name, got, d.Version, d.Body)
-	}
-}
-
-// advance moves the bubble's virtual clock by d and lets every goroutine
-// settle; inside synctest this takes no real time.
-func advance(d time.Duration) {
-	time.Sleep(d)
-	synctest.Wait()
-}
-
-func desired(version uint64, extra string) Desired {
-	body := fmt.Sprintf(`{"_format_version":"3.0","services":[{"name":"svc-%d%s","host":"echo.default.80.svc","port":80}]}`, version, extra)
-	return NewDesired([]byte(body), version)
-}
 
 func postsOf(k *fakeKong, d Desired) []write {
 	var out []write
@@ -161,9 +40,7 @@ func TestAllTargetsConvergeAndChangesPropagate(t *testing.T) {
 				t.Fatalf("%s got %d pushes before any Desired was set", n, len(p))
 			}
 		}
-		d1 := desired(1, "")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		d1 := r.setDesired(desired(1, ""))
 		for _, n := range three {
 			r.requireConfig(n, d1)
 			st := r.status(n)
@@ -175,9 +52,7 @@ func TestAllTargetsConvergeAndChangesPropagate(t *testing.T) {
 			t.Fatal("AllApplied disagrees with the targets")
 		}
 
-		d2 := desired(2, "-changed")
-		r.s.SetDesired(d2)
-		synctest.Wait()
+		d2 := r.setDesired(desired(2, "-changed"))
 		for _, n := range three {
 			r.requireConfig(n, d2)
 		}
@@ -215,9 +90,7 @@ func TestDriftIsRepaired(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, three, nil)
 				defer r.shutdown()
-				d1 := desired(1, "")
-				r.s.SetDesired(d1)
-				synctest.Wait()
+				d1 := r.setDesired(desired(1, ""))
 
 				tc.drift(r.kongs["kong-b"])
 				advance(DefaultDriftInterval * 12 / 10)
@@ -247,13 +120,11 @@ func TestStalledTargetDoesNotDelayOthers(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		d1, d2 := desired(1, ""), desired(2, "-next")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		r.setDesired(d1)
 
 		r.kongs["kong-b"].set(func(k *fakeKong) { k.stall = true })
 		start := time.Now()
-		r.s.SetDesired(d2)
-		synctest.Wait()
+		r.setDesired(d2)
 		// kong-b's push is hanging; the others applied without waiting.
 		if elapsed := time.Since(start); elapsed != 0 {
 			t.Fatalf("the others took %v of virtual time", elapsed)
@@ -281,13 +152,10 @@ func TestStalledTargetDoesNotDelayOthers(t *testing.T) {
 
 func TestRejectionKeepsLastGoodConfigAndBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, []string{"kong-a"}, nil)
+		r, k := newRejectingRig(t)
 		defer r.shutdown()
-		k := r.kongs["kong-a"]
-		k.set(func(k *fakeKong) { k.rejectWord = "INVALID" })
 		d1, bad, d3 := desired(1, ""), desired(2, "INVALID"), desired(3, "-fixed")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		r.setDesired(d1)
 
 		start := time.Now()
 		r.s.SetDesired(bad)
@@ -337,8 +205,7 @@ func TestRejectionKeepsLastGoodConfigAndBacksOff(t *testing.T) {
 
 		// A newer Desired goes at once, whatever the backoff.
 		before := time.Now()
-		r.s.SetDesired(d3)
-		synctest.Wait()
+		r.setDesired(d3)
 		r.requireConfig("kong-a", d3)
 		if got := postsOf(k, d3); len(got) != 1 || got[0].at != before {
 			t.Fatalf("newer desired pushed %d times, first at %v", len(got), got)
@@ -351,15 +218,11 @@ func TestRejectionKeepsLastGoodConfigAndBacksOff(t *testing.T) {
 
 func TestRestartWhileRejectedRestoresLastGood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, []string{"kong-a"}, nil)
+		r, k := newRejectingRig(t)
 		defer r.shutdown()
-		k := r.kongs["kong-a"]
-		k.set(func(k *fakeKong) { k.rejectWord = "INVALID" })
 		d1, bad := desired(1, ""), desired(2, "INVALID")
-		r.s.SetDesired(d1)
-		synctest.Wait()
-		r.s.SetDesired(bad)
-		synctest.Wait()
+		r.setDesired(d1)
+		r.setDesired(bad)
 
 		k.restart()
 		advance(DefaultDriftInterval * 12 / 10)
@@ -403,8 +266,7 @@ func TestWritesCarryIdentityAndEpoch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
-		r.s.SetDesired(desired(1, ""))
-		synctest.Wait()
+		r.setDesired(desired(1, ""))
 		r.kongs["kong-a"].restart()
 		r.s.SetDesired(desired(2, ""))
 		advance(time.Minute)
@@ -427,7 +289,7 @@ func TestPushIsBoundedByTerm(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		start := time.Now()
-		r.gate.set(fence.Term{Identity: "konductor-0-abc", Epoch: 3, ValidUntil: start.Add(2 * time.Second)}, true)
+		r.gate.set(ourTerm(start.Add(2*time.Second)), true)
 		r.kongs["kong-a"].set(func(k *fakeKong) { k.stall = true })
 		r.s.SetDesired(desired(1, ""))
 		advance(3 * time.Second)
@@ -447,8 +309,7 @@ func TestThrottledPushHonoursRetryAfter(t *testing.T) {
 		defer r.shutdown()
 		k := r.kongs["kong-a"]
 		d1, d2 := desired(1, ""), desired(2, "-next")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		r.setDesired(d1)
 
 		// Longer than DriftInterval: the hash checks in between must not
 		// cut the wait short.
@@ -471,9 +332,7 @@ func TestUnreachableTargetIsConfiguredWhenItReturns(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		r.net.setDown("kong-b:8001", true)
-		d1 := desired(1, "")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		d1 := r.setDesired(desired(1, ""))
 		r.requireConfig("kong-a", d1)
 		r.requireConfig("kong-c", d1)
 		if st := r.status("kong-b"); st.Healthy || st.AppliedVersion != 0 || st.LastError == "" {
@@ -493,9 +352,7 @@ func TestTargetsComeAndGo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
-		d1 := desired(1, "")
-		r.s.SetDesired(d1)
-		synctest.Wait()
+		d1 := r.setDesired(desired(1, ""))
 
 		r.s.SetTargets(r.targets("kong-a", "kong-b"))
 		synctest.Wait()
@@ -541,8 +398,7 @@ func TestRunWaitsForPushInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		r.kongs["kong-a"].set(func(k *fakeKong) { k.stall = true })
-		r.s.SetDesired(desired(1, ""))
-		synctest.Wait()
+		r.setDesired(desired(1, ""))
 		start := time.Now()
 		r.shutdown()
 		if waited := time.Since(start); waited != DefaultPushTimeout {
@@ -560,8 +416,7 @@ func TestOlderDesiredIsIgnored(t *testing.T) {
 		defer r.shutdown()
 		d2 := desired(2, "")
 		r.s.SetDesired(d2)
-		r.s.SetDesired(desired(1, "-stale"))
-		synctest.Wait()
+		r.setDesired(desired(1, "-stale"))
 		r.requireConfig("kong-a", d2)
 	})
 }
@@ -570,7 +425,7 @@ func TestLapsedTermIsRetriedOnceRenewed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
-		r.gate.set(fence.Term{Identity: "konductor-0-abc", Epoch: 3, ValidUntil: time.Now().Add(-time.Second)}, true)
+		r.gate.set(ourTerm(time.Now().Add(-time.Second)), true)
 		d1 := desired(1, "")
 		r.s.SetDesired(d1)
 		advance(time.Second)
@@ -578,7 +433,7 @@ func TestLapsedTermIsRetriedOnceRenewed(t *testing.T) {
 			t.Fatalf("%d writes under a lapsed term", len(p))
 		}
 		// Renewal extends the term without waking the syncer.
-		r.gate.set(fence.Term{Identity: "konductor-0-abc", Epoch: 3, ValidUntil: time.Now().Add(time.Minute)}, true)
+		r.gate.set(ourTerm(time.Now().Add(time.Minute)), true)
 		advance(time.Second)
 		r.requireConfig("kong-a", d1)
 	})
@@ -589,8 +444,7 @@ func TestMalformedTargetURLIsReported(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		r.s.SetTargets(append(r.targets("kong-a"), Target{Name: "kong-x", URL: "not a url"}))
-		r.s.SetDesired(desired(1, ""))
-		synctest.Wait()
+		r.setDesired(desired(1, ""))
 		st := r.status("kong-x")
 		if st.AppliedVersion != 0 || !strings.Contains(st.LastError, "kong-x") || !strings.Contains(st.LastError, "not a url") {
 			t.Fatalf("status of malformed target = %+v", st)
@@ -615,9 +469,7 @@ func TestDriftWithdrawsAppliedVersionUntilRepaired(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, three, nil)
 				defer r.shutdown()
-				d1 := desired(1, "")
-				r.s.SetDesired(d1)
-				synctest.Wait()
+				d1 := r.setDesired(desired(1, ""))
 				if !r.s.AllApplied(1) {
 					t.Fatal("not all applied after the first push")
 				}
@@ -745,11 +597,9 @@ func TestKongRefusingEverythingAfterDriftIsRetriedWithBackoff(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		k := r.kongs["kong-a"]
-		r.s.SetDesired(desired(1, ""))
-		synctest.Wait()
+		r.setDesired(desired(1, ""))
 		k.set(func(k *fakeKong) { k.rejectWord = `"` }) // every body
-		r.s.SetDesired(desired(2, ""))
-		synctest.Wait()
+		r.setDesired(desired(2, ""))
 		// Without backoff the worker would never block; past this many
 		// writes Kong stalls them, so that virtual time moves on and the
 		// test reports instead of hanging.

@@ -2,43 +2,26 @@ package manager
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
-
-	"konductor.dev/controller/options"
 )
 
 // The lock goes through ElectionClient alone, so that renewals do not share
 // a rate limiter with status writes and Events.
 func TestElectionUsesItsOwnClient(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		o, err := options.Parse(defaultArgs, options.Env{Getenv: func(string) string { return "" }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := &world{t: t, client: fake.NewClientset(service("echo"), endpointSlice("echo"), ingress("web", "echo")), kong: &fakeKong{}, done: make(chan error, 1)}
 		lockClient := fake.NewClientset()
-		w.manager, err = New(Config{
-			Options:        o,
-			Client:         w.client,
-			ElectionClient: lockClient,
-			HTTPClient:     &http.Client{Transport: memoryTransport{w.kong}},
-			Identity:       "replica-0",
-			Logger:         testLogger(t),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := newWorldWith(t, worldSpec{adjust: func(c *Config) { c.ElectionClient = lockClient }},
+			service("echo"), endpointSlice("echo"), ingress("web", "echo"))
 		w.start()
 		defer w.stop()
 		settle(5 * time.Second)
 
-		lock := o.ElectionLockName()
+		lock := w.o.ElectionLockName()
 		if _, err := lockClient.CoreV1().ConfigMaps("kong").Get(context.Background(), lock, metav1.GetOptions{}); err != nil {
 			t.Fatalf("lock %s not held through ElectionClient: %v", lock, err)
 		}

@@ -1,16 +1,12 @@
 package manager
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"konductor.dev/controller/translate"
 )
@@ -64,22 +60,7 @@ func TestDiscoveredKongsDecideTheFlavor(t *testing.T) {
 		a, b := &fakeKong{routerFlavor: "expressions"}, &fakeKong{routerFlavor: "expressions"}
 		c := &fakeKong{routerFlavor: "traditional_compatible"}
 		h := hosts{"10.0.0.1:8444": a, "10.0.0.2:8444": b, "10.0.0.3:8444": c}
-		adminPort, portName := int32(8444), "admin-tls"
-		slice := func(addrs ...string) *discoveryv1.EndpointSlice {
-			es := &discoveryv1.EndpointSlice{
-				ObjectMeta:  metav1.ObjectMeta{Namespace: "kong", Name: "kong-admin-x", Labels: map[string]string{discoveryv1.LabelServiceName: "kong-admin"}},
-				AddressType: discoveryv1.AddressTypeIPv4,
-				Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &adminPort}},
-			}
-			for i, addr := range addrs {
-				es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{addr},
-					TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "kong", Name: "kong-" + string(rune('a'+i))}})
-			}
-			return es
-		}
-		args := []string{"--kong-admin-svc=kong/kong-admin", "--election-namespace=kong", "--publish-status-address=203.0.113.7"}
-		w := newWorldWith(t, args, h, service("echo"), endpointSlice("echo"), wildcardIngress("web", "echo"), slice("10.0.0.1", "10.0.0.2"))
-		w.manager.cfg.HTTPClient = &http.Client{Transport: memoryTransport{h}}
+		w := newWorldWith(t, worldSpec{kongs: h}, service("echo"), endpointSlice("echo"), wildcardIngress("web", "echo"), adminSlice("10.0.0.1", "10.0.0.2"))
 		w.start()
 		defer w.stop()
 		settle(5 * time.Second)
@@ -91,9 +72,7 @@ func TestDiscoveredKongsDecideTheFlavor(t *testing.T) {
 
 		// A traditional replica joins: routes go back to the traditional
 		// form, which every flavor loads.
-		if _, err := w.client.DiscoveryV1().EndpointSlices("kong").Update(t.Context(), slice("10.0.0.1", "10.0.0.2", "10.0.0.3"), metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		w.updateAdminSlice(adminSlice("10.0.0.1", "10.0.0.2", "10.0.0.3"))
 		settle(5 * time.Second)
 		for name, k := range map[string]*fakeKong{"a": a, "b": b, "c": c} {
 			if exprs := k.lastExpressions(); len(exprs) != 1 || exprs[0] != "" {

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"encoding/json"
-	"net/http"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,9 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
-	"k8s.io/client-go/kubernetes/fake"
 
-	"konductor.dev/controller/options"
 	"konductor.dev/controller/translate"
 )
 
@@ -24,19 +21,9 @@ import (
 // read from the API server and pushed to Kong with the routes.
 func TestKongPluginReachesKong(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		o, err := options.Parse(defaultArgs, options.Env{Getenv: func(string) string { return "" }})
-		if err != nil {
-			t.Fatal(err)
-		}
 		ing := ingress("web", "echo")
 		ing.Annotations = map[string]string{translate.AnnotationPlugins: "auth"}
-		client := fake.NewClientset(service("echo"), endpointSlice("echo"), ing)
 		gv := translate.KongGroup + "/" + translate.KongVersion
-		client.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{{GroupVersion: gv,
-			APIResources: []metav1.APIResource{
-				{Name: "kongplugins", Namespaced: true, Kind: translate.KindKongPlugin},
-				{Name: "kongconsumers", Namespaced: true, Kind: translate.KindKongConsumer},
-			}}}
 		plugin := &unstructured.Unstructured{Object: map[string]any{"apiVersion": gv, "kind": translate.KindKongPlugin,
 			"metadata": map[string]any{"name": "auth", "namespace": "default", "resourceVersion": "1"},
 			"plugin":   "key-auth"}}
@@ -51,12 +38,15 @@ func TestKongPluginReachesKong(t *testing.T) {
 			group("kongplugins"): "KongPluginList", group("kongconsumers"): "KongConsumerList",
 		}, plugin, consumer)
 
-		w := &world{t: t, client: client, kong: &fakeKong{}, done: make(chan error, 1)}
-		w.manager, err = New(Config{Options: o, Client: client, Dynamic: dyn,
-			HTTPClient: &http.Client{Transport: memoryTransport{w.kong}}, Identity: "replica-0", Logger: testLogger(t)})
-		if err != nil {
-			t.Fatal(err)
+		served := func(c *Config) {
+			c.Client.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{{GroupVersion: gv,
+				APIResources: []metav1.APIResource{
+					{Name: "kongplugins", Namespaced: true, Kind: translate.KindKongPlugin},
+					{Name: "kongconsumers", Namespaced: true, Kind: translate.KindKongConsumer},
+				}}}
+			c.Dynamic = dyn
 		}
+		w := newWorldWith(t, worldSpec{adjust: served}, service("echo"), endpointSlice("echo"), ing)
 		w.start()
 		defer w.stop()
 		settle(5 * time.Second)
@@ -70,7 +60,7 @@ func TestKongPluginReachesKong(t *testing.T) {
 			w.kong.mu.Unlock()
 			t.Fatal("nothing pushed")
 		}
-		err = json.Unmarshal(w.kong.pushes[len(w.kong.pushes)-1], &doc)
+		err := json.Unmarshal(w.kong.pushes[len(w.kong.pushes)-1], &doc)
 		w.kong.mu.Unlock()
 		if err != nil {
 			t.Fatal(err)

@@ -174,9 +174,12 @@ type Manager struct {
 	changes     chan struct{}
 	targetsKick chan struct{}
 
-	synced     atomic.Bool
-	translated atomic.Bool
-	applied    atomic.Bool
+	synced  atomic.Bool
+	applied atomic.Bool
+	// translated is closed by the first translation (markTranslated):
+	// readiness reads it and openTerm waits on it.
+	translated     chan struct{}
+	translatedOnce sync.Once
 
 	// openEpoch is the term whose first translation came from caches
 	// confirmed current (openTerm); Kong writes wait for it. -1: none.
@@ -225,6 +228,7 @@ func New(cfg Config) (*Manager, error) {
 		identity:    cfg.Identity,
 		changes:     make(chan struct{}, 1),
 		targetsKick: make(chan struct{}, 1),
+		translated:  make(chan struct{}),
 	}
 	m.openEpoch.Store(-1)
 	if m.identity == "" {
@@ -673,7 +677,7 @@ func (m *Manager) loop(ctx context.Context) {
 			return
 		}
 		if !last.IsZero() {
-			if wait := time.Until(last.Add(minInterval)); wait > 0 && !sleep(ctx, wait) {
+			if wait := time.Until(last.Add(minInterval)); wait > 0 && !retry.Sleep(ctx, wait) {
 				return
 			}
 		}
@@ -707,17 +711,6 @@ func (m *Manager) settle(ctx context.Context, quiet, maxWait time.Duration) bool
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // openTerm lets a new term write to Kong once this replica's caches are
 // known to hold what the API server holds (snapshot.Cache.WaitCurrent) and
 // a translation of them was handed to the pusher. A standby's informers
@@ -729,10 +722,8 @@ func (m *Manager) openTerm(ctx context.Context, t fence.Term) {
 	// The loop's first translation comes after every informer (the admin
 	// Service's too) synced and the debounce: until then a translation
 	// here would run before discovery has told the pusher its targets.
-	for !m.translated.Load() {
-		if !sleep(ctx, 50*time.Millisecond) {
-			return
-		}
+	if !m.waitTranslated(ctx) {
+		return
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, openTermBound)
 	err := m.cache.WaitCurrent(waitCtx)
@@ -808,8 +799,35 @@ func (m *Manager) translate() {
 			m.pusher.SetDesired(d)
 		}
 	}
-	m.translated.Store(true)
+	m.markTranslated()
 	m.status.Kick()
+}
+
+// markTranslated records that a configuration has been translated; only
+// the first call closes m.translated.
+func (m *Manager) markTranslated() {
+	m.translatedOnce.Do(func() { close(m.translated) })
+}
+
+// isTranslated reports whether a configuration has been translated.
+func (m *Manager) isTranslated() bool {
+	select {
+	case <-m.translated:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitTranslated waits for the first translation, and reports false if
+// ctx ended first.
+func (m *Manager) waitTranslated(ctx context.Context) bool {
+	select {
+	case <-m.translated:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (m *Manager) publishService() *corev1.Service {
@@ -856,7 +874,7 @@ func (m *Manager) ReadyChecks() []health.Check {
 			return nil
 		}},
 		{Name: "configuration", Func: func() error {
-			if !m.translated.Load() {
+			if !m.isTranslated() {
 				return errors.New("no configuration translated yet")
 			}
 			return nil

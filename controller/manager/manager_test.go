@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
@@ -68,14 +69,32 @@ func ingress(name, backend string) *networkingv1.Ingress {
 	}
 }
 
-// world is one controller replica against a fake API server and one Kong.
+// world is one controller replica against a fake API server and one Kong
+// (or the Kongs of its spec).
 type world struct {
-	t       *testing.T
-	client  *fake.Clientset
-	kong    *fakeKong
+	t      *testing.T
+	client *fake.Clientset
+	kong   *fakeKong
+	spec   worldSpec
+	o      *options.Options
+	// admin serves the Admin API: kong, or the spec's Kongs.
+	admin   http.Handler
 	manager *Manager
 	cancel  context.CancelFunc
 	done    chan error
+}
+
+// worldSpec is what sets a world apart from the usual one (newWorld).
+type worldSpec struct {
+	// args are the controller's flags: defaultArgs when nil, or
+	// discoveryArgs when kongs is set.
+	args []string
+	// kongs, when set, are the Kongs by Admin API address ("ip:port"),
+	// found by gateway discovery instead of the world's one fakeKong at
+	// kongURL.
+	kongs hosts
+	// adjust makes last changes to each replica's Config.
+	adjust func(*Config)
 }
 
 var defaultArgs = []string{
@@ -86,35 +105,111 @@ var defaultArgs = []string{
 	"--proxy-sync-seconds=0.3",
 }
 
+// discoveryArgs are the flags of gateway discovery: the Kongs are the
+// endpoints of Service kong/kong-admin (adminSlice).
+var discoveryArgs = []string{"--kong-admin-svc=kong/kong-admin", "--election-namespace=kong", "--publish-status-address=203.0.113.7"}
+
 func newWorld(t *testing.T, objs ...runtime.Object) *world {
-	return newWorldWith(t, defaultArgs, nil, objs...)
+	return newWorldWith(t, worldSpec{}, objs...)
 }
 
-// newWorldWith builds a world with these flags; kong, when set, serves the
-// Admin API instead of the world's single fake Kong.
-func newWorldWith(t *testing.T, args []string, kong http.Handler, objs ...runtime.Object) *world {
+// newWorldWith builds a world as spec says, with replica-0 not yet
+// started. The fake API server keeps the resourceVersion contract for
+// Ingresses (versionIngresses).
+func newWorldWith(t *testing.T, spec worldSpec, objs ...runtime.Object) *world {
 	t.Helper()
+	args := spec.args
+	switch {
+	case args != nil:
+	case spec.kongs != nil:
+		args = discoveryArgs
+	default:
+		args = defaultArgs
+	}
 	o, err := options.Parse(args, options.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	withVersions := versionIngresses(objs)
-	w := &world{t: t, client: fake.NewClientset(objs...), kong: &fakeKong{}, done: make(chan error, 1)}
+	w := &world{t: t, client: fake.NewClientset(objs...), kong: &fakeKong{}, spec: spec, o: o, done: make(chan error, 1)}
 	withVersions(w.client)
-	if kong == nil {
-		kong = w.kong
+	w.admin = w.kong
+	if spec.kongs != nil {
+		w.admin = spec.kongs
 	}
-	w.manager, err = New(Config{
-		Options:    o,
-		Client:     w.client,
-		HTTPClient: &http.Client{Transport: memoryTransport{kong}},
-		Identity:   "replica-0",
-		Logger:     testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w.manager = w.newManager("replica-0", w.client)
 	return w
+}
+
+// newManager builds a replica of the world's controller (its flags, its
+// Kongs) that reaches the API server through client.
+func (w *world) newManager(identity string, client kubernetes.Interface) *Manager {
+	w.t.Helper()
+	cfg := Config{
+		Options:    w.o,
+		Client:     client,
+		HTTPClient: &http.Client{Transport: memoryTransport{w.admin}},
+		Identity:   identity,
+		Logger:     testLogger(w.t),
+	}
+	if w.spec.adjust != nil {
+		w.spec.adjust(&cfg)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return m
+}
+
+// replica adds another replica of the controller, not yet started, that
+// shares the world's API server (reached through client, which may be the
+// world's own) and its Kongs.
+func (w *world) replica(identity string, client kubernetes.Interface) *world {
+	r := &world{t: w.t, client: w.client, kong: w.kong, spec: w.spec, o: w.o, admin: w.admin, done: make(chan error, 1)}
+	r.manager = r.newManager(identity, client)
+	return r
+}
+
+// adminSlice is the EndpointSlice of Service kong/kong-admin with one
+// endpoint at each address, the Pods kong-a, kong-b, … serving the Admin
+// API on port 8444.
+func adminSlice(addrs ...string) *discoveryv1.EndpointSlice {
+	port, portName := int32(8444), "admin-tls"
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "kong", Name: "kong-admin-x", Labels: map[string]string{discoveryv1.LabelServiceName: "kong-admin"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
+	}
+	for i, addr := range addrs {
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{addr},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "kong", Name: "kong-" + string(rune('a'+i))}})
+	}
+	return es
+}
+
+// overloaded makes the fake API server refuse verb on resource, as an
+// overloaded one does, while the returned flag is set (it starts unset).
+// Call it before start: the fake's reactor chain must not change while
+// the manager runs.
+func (w *world) overloaded(verb, resource string) *atomic.Bool {
+	var refuse atomic.Bool
+	w.client.PrependReactor(verb, resource, func(k8stesting.Action) (bool, runtime.Object, error) {
+		if refuse.Load() {
+			return true, nil, errors.New("API server overloaded")
+		}
+		return false, nil, nil
+	})
+	return &refuse
+}
+
+// updateAdminSlice replaces kong/kong-admin's EndpointSlice: Kongs come,
+// go or change readiness.
+func (w *world) updateAdminSlice(es *discoveryv1.EndpointSlice) {
+	w.t.Helper()
+	if _, err := w.client.DiscoveryV1().EndpointSlices("kong").Update(context.Background(), es, metav1.UpdateOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
 }
 
 // testLogger shows the manager's log with KONDUCTOR_TEST_LOG=1.
@@ -229,14 +324,8 @@ func (w *world) create(obj runtime.Object) {
 func TestNoPushBeforeCachesSynced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
-		var listBlocked atomic.Bool
+		listBlocked := w.overloaded("list", "ingresses")
 		listBlocked.Store(true)
-		w.client.PrependReactor("list", "ingresses", func(k8stesting.Action) (bool, runtime.Object, error) {
-			if listBlocked.Load() {
-				return true, nil, errors.New("API server overloaded")
-			}
-			return false, nil, nil
-		})
 		w.start()
 		defer w.stop()
 

@@ -3,14 +3,13 @@ package manager
 import (
 	"context"
 	"errors"
-	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -81,23 +80,7 @@ func TestGatewayDiscoveryConfiguresEveryKong(t *testing.T) {
 		for addr, k := range kongs {
 			h[addr] = k
 		}
-		adminPort, portName := int32(8444), "admin-tls"
-		slice := func(addrs ...string) *discoveryv1.EndpointSlice {
-			es := &discoveryv1.EndpointSlice{
-				ObjectMeta:  metav1.ObjectMeta{Namespace: "kong", Name: "kong-admin-x", Labels: map[string]string{discoveryv1.LabelServiceName: "kong-admin"}},
-				AddressType: discoveryv1.AddressTypeIPv4,
-				Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &adminPort}},
-			}
-			for i, a := range addrs {
-				es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{a},
-					TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "kong", Name: "kong-" + string(rune('a'+i))}})
-			}
-			return es
-		}
-		args := []string{"--kong-admin-svc=kong/kong-admin", "--election-namespace=kong", "--publish-status-address=203.0.113.7"}
-		w := newWorldWith(t, args, h, service("echo"), endpointSlice("echo"), ingress("web", "echo"), slice("10.0.0.1", "10.0.0.2"))
-		// https on an in-memory transport: the scheme is only a label here.
-		w.manager.cfg.HTTPClient = &http.Client{Transport: memoryTransport{h}}
+		w := newWorldWith(t, worldSpec{kongs: h}, service("echo"), endpointSlice("echo"), ingress("web", "echo"), adminSlice("10.0.0.1", "10.0.0.2"))
 		w.start()
 		defer w.stop()
 		settle(5 * time.Second)
@@ -112,9 +95,7 @@ func TestGatewayDiscoveryConfiguresEveryKong(t *testing.T) {
 
 		// Kong scales out: the new replica is configured without any
 		// Kubernetes change to translate.
-		if _, err := w.client.DiscoveryV1().EndpointSlices("kong").Update(context.Background(), slice("10.0.0.1", "10.0.0.2", "10.0.0.3"), metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		w.updateAdminSlice(adminSlice("10.0.0.1", "10.0.0.2", "10.0.0.3"))
 		settle(2 * time.Second)
 		if n := kongs["10.0.0.3:8444"].pushCount(); n != 1 {
 			t.Errorf("new Kong replica got %d pushes, want 1", n)
@@ -145,26 +126,12 @@ func TestPushesAreSpacedByProxySyncSeconds(t *testing.T) {
 func TestStandbyIsWarmAndTakesOverOnShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		kong := &fakeKong{}
-		h := hosts{"10.0.0.1:8001": kong}
-		adminPort, portName := int32(8001), "admin"
-		slice := &discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: "kong", Name: "kong-admin-x", Labels: map[string]string{discoveryv1.LabelServiceName: "kong-admin"}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &adminPort}},
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}}},
-		}
-		args := []string{"--kong-admin-svc=kong/kong-admin", "--election-namespace=kong", "--publish-status-address=203.0.113.7"}
-		a := newWorldWith(t, args, h, service("echo"), endpointSlice("echo"), ingress("web", "echo"), slice)
+		a := newWorldWith(t, worldSpec{kongs: hosts{"10.0.0.1:8444": kong}}, service("echo"), endpointSlice("echo"), ingress("web", "echo"), adminSlice("10.0.0.1"))
 		a.start()
 		time.Sleep(time.Second) // a leads
 		synctest.Wait()
 		// b shares the API server and the Kong.
-		b := &world{t: t, client: a.client, kong: kong, done: make(chan error, 1)}
-		var err error
-		b.manager, err = New(Config{Options: a.manager.o, Client: a.client, HTTPClient: &http.Client{Transport: memoryTransport{h}}, Identity: "replica-1"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := a.replica("replica-1", a.client)
 		b.start()
 		defer b.stop()
 		settle(5 * time.Second)
@@ -205,12 +172,8 @@ func TestStandbyIsWarmAndTakesOverOnShutdown(t *testing.T) {
 func TestMetricsShareOneRegistry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		reg := prometheus.NewPedanticRegistry()
-		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"), ingress("broken", "missing"))
-		var err error
-		w.manager, err = New(Config{Options: w.manager.o, Client: w.client, HTTPClient: &http.Client{Transport: memoryTransport{w.kong}}, Identity: "replica-0", Registerer: reg})
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := newWorldWith(t, worldSpec{adjust: func(c *Config) { c.Registerer = reg }},
+			service("echo"), endpointSlice("echo"), ingress("web", "echo"), ingress("broken", "missing"))
 		w.start()
 		defer w.stop()
 		settle(2 * time.Second)
@@ -248,21 +211,13 @@ func TestMetricsShareOneRegistry(t *testing.T) {
 func TestReadinessFlipConfiguresRestartedKongAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		kong0 := &fakeKong{}
-		h := hosts{"10.0.0.1:8444": kong0}
-		adminPort, portName := int32(8444), "admin-tls"
 		slice := func(ready bool) *discoveryv1.EndpointSlice {
-			return &discoveryv1.EndpointSlice{
-				ObjectMeta:  metav1.ObjectMeta{Namespace: "kong", Name: "kong-admin-x", Labels: map[string]string{discoveryv1.LabelServiceName: "kong-admin"}},
-				AddressType: discoveryv1.AddressTypeIPv4,
-				Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &adminPort}},
-				Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
-					TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "kong", Name: "kong-a"}}},
-			}
+			es := adminSlice("10.0.0.1")
+			es.Endpoints[0].Conditions.Ready = &ready
+			return es
 		}
-		args := []string{"--kong-admin-svc=kong/kong-admin", "--election-namespace=kong", "--publish-status-address=203.0.113.7",
-			"--kong-liveness-check-interval=0"}
-		w := newWorldWith(t, args, h, service("echo"), endpointSlice("echo"), ingress("web", "echo"), slice(true))
-		w.manager.cfg.HTTPClient = &http.Client{Transport: memoryTransport{h}}
+		spec := worldSpec{kongs: hosts{"10.0.0.1:8444": kong0}, args: append(slices.Clone(discoveryArgs), "--kong-liveness-check-interval=0")}
+		w := newWorldWith(t, spec, service("echo"), endpointSlice("echo"), ingress("web", "echo"), slice(true))
 		w.start()
 		defer w.stop()
 		settle(5 * time.Second)
@@ -274,9 +229,7 @@ func TestReadinessFlipConfiguresRestartedKongAtOnce(t *testing.T) {
 		kong0.hash = zeroHash // restarted empty
 		kong0.mu.Unlock()
 		restarted := time.Now()
-		if _, err := w.client.DiscoveryV1().EndpointSlices("kong").Update(context.Background(), slice(false), metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		w.updateAdminSlice(slice(false))
 		settle(time.Second)
 		times := kong0.pushTimes()
 		if len(times) != 2 {

@@ -2,34 +2,20 @@ package manager
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestDiscoveredKongWithDatabaseIsReportedNotPushed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dbless, withDB := &fakeKong{}, &fakeKong{database: "postgres"}
-		h := hosts{"10.0.0.1:8001": dbless, "10.0.0.2:8001": withDB}
-		adminPort, portName := int32(8001), "admin"
-		slice := &discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: "kong", Name: "kong-admin-x", Labels: map[string]string{discoveryv1.LabelServiceName: "kong-admin"}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &adminPort}},
-			Endpoints: []discoveryv1.Endpoint{
-				{Addresses: []string{"10.0.0.1"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "kong", Name: "kong-a"}},
-				{Addresses: []string{"10.0.0.2"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "kong", Name: "kong-b"}},
-			},
-		}
-		args := []string{"--kong-admin-svc=kong/kong-admin", "--election-namespace=kong", "--publish-status-address=203.0.113.7"}
-		w := newWorldWith(t, args, h, service("echo"), endpointSlice("echo"), ingress("web", "echo"), slice)
-		w.manager.cfg.HTTPClient = &http.Client{Transport: memoryTransport{h}}
+		h := hosts{"10.0.0.1:8444": dbless, "10.0.0.2:8444": withDB}
+		w := newWorldWith(t, worldSpec{kongs: h}, service("echo"), endpointSlice("echo"), ingress("web", "echo"), adminSlice("10.0.0.1", "10.0.0.2"))
 		w.start()
 		defer w.stop()
 		time.Sleep(time.Minute) // several re-probes of the Kong with a database

@@ -2,17 +2,14 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 
 	"konductor.dev/controller/ingressclass"
@@ -157,13 +154,14 @@ func TestStatusOfTheNewOwnerIsKept(t *testing.T) {
 
 func TestStandbyDoesNotClearStatus(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := syncedEchoWorld(t)
+		w := newWorld(t, service("echo"), endpointSlice("echo"), ingress("web", "echo"))
+		refuseRenewals := w.overloaded("update", "configmaps")
+		w.start()
 		defer w.stop()
+		settle(5 * time.Second)
 		// The API server refuses the lock's renewals: the replica steps
 		// down before its lease could expire, and stops writing status.
-		w.client.PrependReactor("update", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
-			return true, nil, errors.New("API server overloaded")
-		})
+		refuseRenewals.Store(true)
 		settle(30 * time.Second)
 		if w.manager.reports() {
 			t.Fatal("replica-0 still reports after failing to renew its lock")
@@ -213,13 +211,7 @@ func TestEachTermSweepsOtherClassesOnce(t *testing.T) {
 			withStatus(byAnnotation("by-annotation", "nginx"), published...),
 		)
 		// Renewals of the lock fail while refuse is set.
-		var refuse atomic.Bool
-		w.client.PrependReactor("update", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
-			if refuse.Load() {
-				return true, nil, errors.New("API server overloaded")
-			}
-			return false, nil, nil
-		})
+		refuse := w.overloaded("update", "configmaps")
 		w.start()
 		defer w.stop()
 		settle(5 * time.Second)
@@ -284,7 +276,7 @@ func TestSweepWaitsForOurAddresses(t *testing.T) {
 		class := "nginx"
 		stale.Spec.IngressClassName = &class
 		stale.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "10.96.0.99"}}
-		w := newWorldWith(t, args, nil, service("echo"), endpointSlice("echo"), stale)
+		w := newWorldWith(t, worldSpec{args: args}, service("echo"), endpointSlice("echo"), stale)
 		w.start()
 		defer w.stop()
 		settle(5 * time.Second)

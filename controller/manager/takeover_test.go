@@ -3,7 +3,6 @@ package manager
 import (
 	"bytes"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"sync"
@@ -12,8 +11,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -74,27 +71,13 @@ func (c *cutOffClient) setCut(cut bool) {
 func laggingStandby(t *testing.T) (a, b *world, client *cutOffClient) {
 	t.Helper()
 	kong := &fakeKong{}
-	h := hosts{"10.0.0.1:8001": kong}
-	adminPort, portName := int32(8001), "admin"
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: "kong", Name: "kong-admin-x", Labels: map[string]string{discoveryv1.LabelServiceName: "kong-admin"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &adminPort}},
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}}},
-	}
-	args := []string{"--kong-admin-svc=kong/kong-admin", "--election-namespace=kong", "--publish-status-address=203.0.113.7"}
-	a = newWorldWith(t, args, h, service("echo"), endpointSlice("echo"), ingress("web", "echo"), slice)
+	a = newWorldWith(t, worldSpec{kongs: hosts{"10.0.0.1:8444": kong}}, service("echo"), endpointSlice("echo"), ingress("web", "echo"), adminSlice("10.0.0.1"))
 	a.kong = kong
 	a.start()
 	time.Sleep(time.Second) // a leads
 	synctest.Wait()
 	client = newCutOffClient(a.client)
-	b = &world{t: t, client: a.client, kong: kong, done: make(chan error, 1)}
-	var err error
-	b.manager, err = New(Config{Options: a.manager.o, Client: client, HTTPClient: &http.Client{Transport: memoryTransport{h}}, Identity: "replica-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b = a.replica("replica-1", client)
 	b.start()
 	settle(5 * time.Second)
 	if !a.manager.elector.IsLeader() || b.manager.elector.IsLeader() {

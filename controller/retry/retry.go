@@ -2,13 +2,29 @@
 // share: exponential backoff with jitter between retries, and jittered
 // periods for recurring checks, drawn from a Rand that production leaves
 // nil (the global source) and the simulator seeds, so that one seed
-// replays the same virtual times.
+// replays the same virtual times. Sleep, the wait between two attempts
+// that a cancelled context cuts short, serves the elector and the manager
+// too.
 package retry
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
+
+// Sleep waits for d or until ctx is done, and reports whether d elapsed,
+// so that a retry loop stops at once when its context is cancelled.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
 
 // Rand draws uniform numbers in [0, 1) for retry and check jitter. The nil
 // Rand draws from math/rand/v2's global source, which is what production

@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"context"
 	"math"
 	"testing"
 	"time"
@@ -64,5 +65,26 @@ func TestSeededReplays(t *testing.T) {
 	}
 	if same {
 		t.Fatal("another stream of the same seed drew the same values")
+	}
+}
+
+func TestSleep(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		d    time.Duration
+		want bool
+	}{
+		{"elapses", context.Background(), time.Millisecond, true},
+		{"cut short by a cancelled context", cancelled, time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Sleep(tt.ctx, tt.d); got != tt.want {
+				t.Errorf("Sleep(%v) = %v, want %v", tt.d, got, tt.want)
+			}
+		})
 	}
 }

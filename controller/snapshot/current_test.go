@@ -1,10 +1,17 @@
 package snapshot
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -52,4 +59,95 @@ func TestHeldBy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// listingOf returns a lister that answers with services at revision,
+// taking a second of (virtual) time, and counts how many of its kind run at
+// once in active and most.
+func listingOf(revision string, services []corev1.Service, active, most *atomic.Int32) lister {
+	return func(ctx context.Context, _ metav1.ListOptions) (runtime.Object, error) {
+		n := active.Add(1)
+		defer active.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		return &corev1.ServiceList{ListMeta: metav1.ListMeta{ResourceVersion: revision}, Items: services}, nil
+	}
+}
+
+func serviceAt(name, rv string) corev1.Service {
+	return corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, ResourceVersion: rv}}
+}
+
+// WaitCurrent lists the informers in parallel, never more than
+// currentListings at once, and returns only once each informer holds what
+// its listing found, however late one catches up.
+func TestWaitCurrentListsInParallelAndWaitsForEachInformer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var active, most atomic.Int32
+		c := &Cache{}
+		const informers = 9
+		var lagging cache.Store
+		for i := range informers {
+			store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+			svc := serviceAt(fmt.Sprintf("svc-%d", i), "10")
+			if i == informers-1 {
+				lagging = store // catches up 30s later
+			} else if err := store.Add(&svc); err != nil {
+				t.Fatal(err)
+			}
+			c.informers = append(c.informers, fakeInformer{store: store, lastSync: "5"})
+			c.listers = append(c.listers, listingOf("10", []corev1.Service{svc}, &active, &most))
+		}
+		go func() {
+			time.Sleep(30 * time.Second)
+			svc := serviceAt(fmt.Sprintf("svc-%d", informers-1), "10")
+			if err := lagging.Add(&svc); err != nil {
+				t.Error(err)
+			}
+		}()
+		start := time.Now()
+		if err := c.WaitCurrent(t.Context()); err != nil {
+			t.Fatalf("WaitCurrent: %v", err)
+		}
+		if took := time.Since(start); took < 30*time.Second {
+			t.Errorf("WaitCurrent returned after %v, before the lagging informer caught up at 30s", took)
+		}
+		if got := most.Load(); got != currentListings {
+			t.Errorf("at most %d listings ran at once, want %d (parallel, bounded)", got, currentListings)
+		}
+	})
+}
+
+// An informer that never catches up makes WaitCurrent return its
+// context's error when the context ends, with every other check stopped.
+func TestWaitCurrentReturnsTheContextErrorWhenAnInformerNeverCatchesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var active, most atomic.Int32
+		c := &Cache{}
+		for i := range 6 {
+			store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+			svc := serviceAt(fmt.Sprintf("svc-%d", i), "10")
+			if i != 2 { // informer 2 never gets its object
+				if err := store.Add(&svc); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.informers = append(c.informers, fakeInformer{store: store, lastSync: "5"})
+			c.listers = append(c.listers, listingOf("10", []corev1.Service{svc}, &active, &most))
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		err := c.WaitCurrent(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitCurrent = %v, want the context's deadline error", err)
+		}
+		if n := active.Load(); n != 0 {
+			t.Errorf("%d listings still run after WaitCurrent returned", n)
+		}
+	})
 }

@@ -52,7 +52,7 @@ func objects() []runtime.Object {
 	}
 }
 
-func start(t *testing.T, cfg Config) *Cache {
+func start(t testing.TB, cfg Config) *Cache {
 	t.Helper()
 	c, err := New(cfg)
 	if err != nil {

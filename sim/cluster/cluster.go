@@ -556,6 +556,18 @@ func (c *Cluster) Memory() map[string]int64 {
 	return out
 }
 
+// CPU is the CPU time (user and system) each control-plane process has
+// used so far.
+func (c *Cluster) CPU() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, p := range c.procs {
+		if used, err := proc.CPU(p.Pid()); err == nil {
+			out[p.Name] = used
+		}
+	}
+	return out
+}
+
 // Stop stops the node agent (and with it every pod), the control plane in
 // reverse order, removes the pod network and the state directory, and
 // finally kills anything still carrying the cluster's marker. It is safe to

@@ -80,21 +80,7 @@ func TestFootprint10k(t *testing.T) {
 	}
 	bin := konductorBinary(t)
 
-	binDir := clustertest.Binaries(t)
-	kc, err := localcluster.Start(ctx, localcluster.Options{
-		BinDir:    binDir,
-		StateRoot: filepath.Join(os.TempDir(), "konductor-footprint"),
-		Logf:      t.Logf,
-	})
-	if err != nil {
-		t.Fatalf("starting the local cluster: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := kc.Stop(context.Background()); err != nil {
-			t.Errorf("stopping the local cluster: %v", err)
-		}
-	})
-	t.Logf("cluster %s up in %v", kc.Name, kc.StartupTime.Round(time.Millisecond))
+	kc := startCluster(t, "konductor-footprint")
 	rc := kc.RESTConfig()
 	rc.QPS = -1 // the workload is created as fast as the API server takes it
 	admin, err := kubernetes.NewForConfig(rc)
@@ -254,6 +240,27 @@ func konductorBinary(t *testing.T) string {
 		t.Fatalf("go build konductor.dev/cmd/konductor: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// startCluster starts the local process cluster with its state in
+// os.TempDir()/stateDir, and stops it when the test ends.
+func startCluster(t *testing.T, stateDir string) *localcluster.Cluster {
+	t.Helper()
+	kc, err := localcluster.Start(t.Context(), localcluster.Options{
+		BinDir:    clustertest.Binaries(t),
+		StateRoot: filepath.Join(os.TempDir(), stateDir),
+		Logf:      t.Logf,
+	})
+	if err != nil {
+		t.Fatalf("starting the local cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := kc.Stop(context.Background()); err != nil {
+			t.Errorf("stopping the local cluster: %v", err)
+		}
+	})
+	t.Logf("cluster %s up in %v", kc.Name, kc.StartupTime.Round(time.Millisecond))
+	return kc
 }
 
 // createWorkload creates the IngressClass, the namespace and every app's

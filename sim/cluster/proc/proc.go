@@ -174,20 +174,45 @@ func Alive(pid int, startTime string) bool {
 // StartTime is the process's start time in clock ticks since boot (field 22
 // of /proc/<pid>/stat), which with the pid identifies a process uniquely.
 func StartTime(pid int) (string, error) {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	fields, err := statFields(pid)
 	if err != nil {
 		return "", err
 	}
+	return string(fields[19]), nil
+}
+
+// CPU is the CPU time pid has used, user and system (fields 14 and 15 of
+// /proc/<pid>/stat, in clock ticks of 10ms).
+func CPU(pid int) (time.Duration, error) {
+	fields, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	utime, err1 := strconv.ParseInt(string(fields[11]), 10, 64)
+	stime, err2 := strconv.ParseInt(string(fields[12]), 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// statFields returns the fields of /proc/<pid>/stat from field 3 (the
+// state) on: the command name before it is parenthesised and may hold
+// spaces.
+func statFields(pid int) ([][]byte, error) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, err
+	}
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return "", errors.New("malformed /proc stat")
+		return nil, errors.New("malformed /proc stat")
 	}
 	fields := bytes.Fields(stat[i+1:])
-	// fields[0] is field 3 (state); start time is field 22.
 	if len(fields) < 20 {
-		return "", errors.New("short /proc stat")
+		return nil, errors.New("short /proc stat")
 	}
-	return string(fields[19]), nil
+	return fields, nil
 }
 
 // RSS is the resident memory of pid in bytes.

@@ -78,3 +78,34 @@ func waitNoneMarked(t *testing.T, cluster string) {
 	NewWithT(t).Eventually(func() ([]int, error) { return Marked(cluster) }).
 		WithTimeout(5*time.Second).Should(BeEmpty(), "processes left")
 }
+
+// CPU reads this process's CPU time, which grows as it works, and fails
+// for a process that does not exist.
+func TestCPU(t *testing.T) {
+	before, err := CPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Work until the kernel has counted at least one more clock tick
+	// (bounded: a tick is 10ms of CPU).
+	deadline := time.Now().Add(10 * time.Second)
+	sum := 0
+	for {
+		for i := range 1_000_000 {
+			sum += i
+		}
+		after, err := CPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CPU stayed at %v after 10s of work (sum %d)", before, sum)
+		}
+	}
+	if _, err := CPU(1 << 30); err == nil {
+		t.Error("CPU of a pid that does not exist: no error")
+	}
+}
