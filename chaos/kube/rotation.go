@@ -127,6 +127,14 @@ func (r *rotation) update(slices_ []*discoveryv1.EndpointSlice) {
 	in, out := servingEndpoints(slices_, r.port)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Requests see the change before it is journaled: vegeta stamps a
+	// request before it chooses its endpoint, so a request stamped after
+	// an endpoint's out-event cannot have been sent to it, and one sent to
+	// it was stamped before the event (the classifier's "sent to an
+	// endpoint already dead, before it left the rotation" relies on this).
+	if len(in) > 0 {
+		r.eps.Store(&in)
+	}
 	now := r.j.Now()
 	for _, addr := range in {
 		if !r.current[addr] {
@@ -148,9 +156,6 @@ func (r *rotation) update(slices_ []*discoveryv1.EndpointSlice) {
 			why = outRemoved
 		}
 		r.j.Add(journal.Record{T: now, Kind: journal.KindEvent, Event: journal.EventEndpointOut, Subject: addr, Value: why})
-	}
-	if len(in) > 0 {
-		r.eps.Store(&in)
 	}
 }
 
