@@ -286,16 +286,11 @@ func (backendTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
-	var app string
-	for i := range 256 {
-		if appIP(i) == host {
-			app = appName(i)
-			break
-		}
-	}
-	if app == "" {
+	i, ok := appAt(host)
+	if !ok {
 		return nil, errors.New("backend: no pod at " + req.URL.Host)
 	}
+	app := appName(i)
 	return &http.Response{
 		StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: http.Header{"Content-Type": []string{"text/plain"}}, Body: io.NopCloser(strings.NewReader(app)),
