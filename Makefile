@@ -6,11 +6,12 @@ BIN        ?= bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 BENCH      ?= .
 SEEDS      ?= 1000
+SOAK_RUNS  ?= 200
 E2E_FLAGS  ?= -count=1 -timeout 60m -v
 
 MUTANT_FLAGS ?=
 
-.PHONY: all build test lint bench footprint run kongsim-demo sim mutants e2e e2e-local drill drill-smoke drill-suite images k8s-binaries metrics-binaries postgres-start postgres-stop help
+.PHONY: all build test lint bench footprint run kongsim-demo sim soak mutants e2e e2e-local drill drill-smoke drill-suite images k8s-binaries metrics-binaries postgres-start postgres-stop help
 
 all: lint build test
 
@@ -45,6 +46,9 @@ kongsim-demo: ## start kongsim on loopback, load a sample configuration, show wh
 
 sim: ## run SEEDS random nemesis seeds of the simulator and print its report
 	$(GO) run ./cmd/konductor-sim -seeds $(SEEDS)
+
+soak: ## run the nemesis seeds make test runs SOAK_RUNS times in a row (default 200); stops at the first failure with its seed, run number and replay line
+	$(GO) run ./cmd/konductor-sim -soak $(SOAK_RUNS)
 
 mutants: ## run the mutant catalogue (sim/mutants) against the simulator and the specs: mutant → caught by (oracle, seed) / survived, and the score
 	$(GO) run ./cmd/konductor-mutants $(MUTANT_FLAGS)

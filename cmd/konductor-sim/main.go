@@ -46,6 +46,7 @@ var (
 	repeat   = flag.Int("repeat", 1, "run each seed this many times (replay after API-server faults is not exact: see the package doc of sim/world); with -failfast, stop at the first failing run")
 	trace    = flag.Bool("trace", false, "print the trace (world events, Kong writes, lock holders) of every failing run, and with -seed of every run")
 	parallel = flag.Int("parallel", runtime.GOMAXPROCS(0), "runs at a time (each run is its own virtual-time bubble and uses about one core); the report is the same for any value")
+	soak     = flag.Int("soak", 0, "run the nemesis seeds make test runs (1..scenarios.TestSeeds, each a fresh world) this many times in a row; stop at the first failure with its seed, the run number and the replay line; print each run's wall and CPU time and the totals (with -seeds N: the first N seeds only)")
 )
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	// client-go's reflectors log every dropped watch the simulator
 	// injects; the report says what happened.
 	klog.SetLogger(logr.Discard())
+	world.TuneGC()
 	if *list {
 		for _, sc := range scenarios.Named {
 			fmt.Printf("%-18s %s\n", sc.Name, sc.About)
@@ -68,6 +70,10 @@ func main() {
 }
 
 func simulate(t *testing.T) {
+	if *soak > 0 {
+		soakRuns(t, *soak)
+		return
+	}
 	var cfgs []world.Config
 	var replay func(uint64) string
 	switch {

@@ -36,6 +36,8 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -273,6 +275,12 @@ func (s *store) update(client string, gvr schema.GroupVersionResource, ns, subre
 
 // specChanged reports whether next has a spec that differs from old's.
 func specChanged(old, next runtime.Object) bool {
+	if !mayHaveSpec(old) {
+		// The lock and the Pods' evidence ConfigMaps are written every
+		// few seconds: converting them only to find no spec was most of
+		// the cost of a write.
+		return false
+	}
 	o, err1 := runtime.DefaultUnstructuredConverter.ToUnstructured(old)
 	n, err2 := runtime.DefaultUnstructuredConverter.ToUnstructured(next)
 	if err1 != nil || err2 != nil {
@@ -281,6 +289,52 @@ func specChanged(old, next runtime.Object) bool {
 	before, ok1 := o["spec"]
 	after, ok2 := n["spec"]
 	return ok1 && ok2 && !reflect.DeepEqual(before, after)
+}
+
+// specless holds the typed objects' types, by whether their JSON has no
+// top-level "spec" field.
+var specless sync.Map // reflect.Type → bool
+
+// mayHaveSpec is false for a typed object whose JSON form has no "spec"
+// field, so that specChanged need not convert it.
+func mayHaveSpec(obj runtime.Object) bool {
+	if _, ok := obj.(runtime.Unstructured); ok {
+		return true
+	}
+	t := reflect.TypeOf(obj)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return true
+	}
+	if none, ok := specless.Load(t); ok {
+		return !none.(bool)
+	}
+	none := !jsonFieldNamed(t.Elem(), "spec")
+	specless.Store(t, none)
+	return !none
+}
+
+// jsonFieldNamed reports whether struct type t encodes a top-level field
+// name, through embedded (inline) structs too.
+func jsonFieldNamed(t reflect.Type, name string) bool {
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case tag == "-":
+		case tag == name:
+			return true
+		case f.Anonymous && (tag == "" || strings.Contains(f.Tag.Get("json"), "inline")):
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() != reflect.Struct || jsonFieldNamed(ft, name) {
+				return true // not a struct we can see into: convert to be sure
+			}
+		case tag == "" && strings.EqualFold(f.Name, name):
+			return true
+		}
+	}
+	return false
 }
 
 // withStatus returns old with the status field of next.

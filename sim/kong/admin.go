@@ -2,7 +2,6 @@ package kong
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -62,7 +61,7 @@ func (a adminAPI) route(w http.ResponseWriter, r *http.Request, segs []string) *
 		if err := allow(http.MethodGet); err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, n.statusDocument(r.Context()))
+		writeRaw(w, http.StatusOK, n.statusJSON(r.Context()))
 		return nil
 	case len(segs) == 1 && segs[0] == "config":
 		if err := allow(http.MethodGet, http.MethodPost); err != nil {
@@ -183,32 +182,6 @@ func loadedPlugins() map[string]any {
 		out[p] = true
 	}
 	return out
-}
-
-// statusDocument is the body of GET /status on both listeners.
-func (n *Node) statusDocument(ctx context.Context) map[string]any {
-	total := n.requests.Load() + n.proxy.Requests()
-	doc := map[string]any{
-		"server": map[string]any{
-			"total_requests":       total,
-			"connections_accepted": total,
-			"connections_handled":  total,
-			"connections_active":   1,
-			"connections_reading":  0,
-			"connections_writing":  1,
-			"connections_waiting":  0,
-		},
-		"memory": map[string]any{
-			"workers_lua_vms":  []any{map[string]any{"pid": 2, "http_allocated_gc": "40.00 MiB"}},
-			"lua_shared_dicts": map[string]any{},
-		},
-	}
-	if n.dbless {
-		doc["configuration_hash"] = n.ConfigHash()
-	} else {
-		doc["database"] = map[string]any{"reachable": n.opts.Backend.Ping(ctx) == nil}
-	}
-	return doc
 }
 
 const dbModeConfigMessage = "this endpoint is only available when Kong is configured to not use a database"

@@ -285,6 +285,10 @@ const (
 	dbAdminLatency = 3 * time.Millisecond
 )
 
+// TestSeeds is how many nemesis seeds, from seed 1, the scenarios' tests
+// (and so make test) run; konductor-sim -soak runs the same ones.
+const TestSeeds = 500
+
 // Nemesis is the random scenario of one seed.
 func Nemesis(seed uint64) world.Config {
 	return world.Config{Seed: seed, Controllers: 3, Kongs: 3, Steps: world.Random(seed, 3, 3)}

@@ -15,7 +15,7 @@ var (
 	seedFlag = flag.Uint64("seed", 0, "run only this nemesis seed (replay)")
 	// 500 seeds plus every generated plan take about two minutes on two
 	// cores; seeds 1-1500 all pass (konductor-sim -seeds 1500).
-	seedsFlag = flag.Int("seeds", 500, "number of nemesis seeds to run")
+	seedsFlag = flag.Int("seeds", TestSeeds, "number of nemesis seeds to run")
 )
 
 // frozenAfter is how long a world's virtual time may stand still in wall

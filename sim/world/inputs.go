@@ -2,6 +2,8 @@ package world
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -24,19 +26,36 @@ const (
 )
 
 // appHost is the host of app i's Ingress rule.
-func appHost(i int) string { return fmt.Sprintf("app-%d.example.test", i) }
+func appHost(i int) string { return "app-" + strconv.Itoa(i) + ".example.test" }
 
 // appName names app i's Service, Ingress and backend.
-func appName(i int) string { return fmt.Sprintf("app-%d", i) }
+func appName(i int) string { return "app-" + strconv.Itoa(i) }
 
 // appIP is the address of app i's single backend pod.
-func appIP(i int) string { return fmt.Sprintf("10.2.%d.1", i) }
+func appIP(i int) string { return "10.2." + strconv.Itoa(i) + ".1" }
+
+// appAt is the app whose backend pod has address ip (see appIP).
+func appAt(ip string) (int, bool) {
+	rest, ok := strings.CutPrefix(ip, "10.2.")
+	if !ok {
+		return 0, false
+	}
+	digits, ok := strings.CutSuffix(rest, ".1")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(digits)
+	if err != nil || i < 0 || i >= 256 || appIP(i) != ip {
+		return 0, false
+	}
+	return i, true
+}
 
 // kongIP is the address of Kong slot j's pod.
-func kongIP(j int) string { return fmt.Sprintf("10.1.0.%d", j+10) }
+func kongIP(j int) string { return "10.1.0." + strconv.Itoa(j+10) }
 
 // kongPod names Kong slot j's pod.
-func kongPod(j int) string { return fmt.Sprintf("kong-%d", j) }
+func kongPod(j int) string { return "kong-" + strconv.Itoa(j) }
 
 // appObjects are the Kubernetes objects of app i: a Service, its
 // EndpointSlice and an Ingress routing appHost(i) to it.

@@ -146,7 +146,7 @@ func (w *World) checkStatus() {
 			if !ok {
 				continue
 			}
-			if rec, ok := lockRecord(cm); ok {
+			if rec, ok := w.lockRecord(cm); ok {
 				holder = rec.HolderIdentity
 			}
 			if c.Type == watch.Deleted {

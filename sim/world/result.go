@@ -155,7 +155,7 @@ func (w *World) holders() []string {
 		if c.Resource != configMaps || c.Name != lockName() || c.Object == nil || c.Time.After(w.endAt) {
 			continue
 		}
-		rec, ok := lockRecord(c.Object.(*corev1.ConfigMap))
+		rec, ok := w.lockRecord(c.Object.(*corev1.ConfigMap))
 		if !ok {
 			continue
 		}
@@ -178,7 +178,7 @@ func (w *World) failoverTimes() ([]time.Duration, map[string][]time.Duration) {
 			if c.Resource != configMaps || c.Name != lockName() || c.Time.Before(f.at) {
 				continue
 			}
-			rec, ok := lockRecord(c.Object.(*corev1.ConfigMap))
+			rec, ok := w.lockRecord(c.Object.(*corev1.ConfigMap))
 			if !ok || rec.HolderIdentity == "" {
 				continue
 			}

@@ -96,7 +96,7 @@ func (w *World) checkEvidenceTakeovers() {
 			continue
 		}
 		cm := c.Object.(*corev1.ConfigMap)
-		rec, ok := lockRecord(cm)
+		rec, ok := w.lockRecord(cm)
 		if !ok {
 			continue
 		}
@@ -288,7 +288,7 @@ func (w *World) checkNoEarlyTakeover() {
 			cur, raw = term{}, ""
 			continue
 		}
-		rec, ok := lockRecord(c.Object.(*corev1.ConfigMap))
+		rec, ok := w.lockRecord(c.Object.(*corev1.ConfigMap))
 		if !ok {
 			continue
 		}

@@ -126,7 +126,7 @@ func (w *World) triggerTimes() []time.Time {
 		if c.Resource != configMaps || c.Name != lockName() || c.Object == nil || c.Time.After(endAt) {
 			continue
 		}
-		rec, ok := lockRecord(c.Object.(*corev1.ConfigMap))
+		rec, ok := w.lockRecord(c.Object.(*corev1.ConfigMap))
 		if !ok {
 			continue
 		}

@@ -265,6 +265,9 @@ type World struct {
 	killed map[string]time.Time
 	// emptied are the windows in which every Ingress was deleted.
 	emptied [][2]time.Time
+	// lockRecords are the lock records decoded so far, by their JSON.
+	lockRecordsMu sync.Mutex
+	lockRecords   map[string]decodedLock
 }
 
 type failover struct {
@@ -598,20 +601,42 @@ func (w *World) lockHolder() string {
 	if !ok {
 		return ""
 	}
-	rec, ok := lockRecord(obj.(*corev1.ConfigMap))
+	rec, ok := w.lockRecord(obj.(*corev1.ConfigMap))
 	if !ok {
 		return ""
 	}
 	return rec.HolderIdentity
 }
 
-func lockRecord(cm *corev1.ConfigMap) (rl.LeaderElectionRecord, bool) {
-	var rec rl.LeaderElectionRecord
+// lockRecord decodes the election record of a lock ConfigMap. The
+// oracles read every version of the lock in the API server's history,
+// several of them each: a record is decoded once per world.
+func (w *World) lockRecord(cm *corev1.ConfigMap) (rl.LeaderElectionRecord, bool) {
 	raw, ok := cm.Annotations[rl.LeaderElectionRecordAnnotationKey]
-	if !ok || json.Unmarshal([]byte(raw), &rec) != nil {
-		return rec, false
+	if !ok {
+		return rl.LeaderElectionRecord{}, false
 	}
-	return rec, true
+	w.lockRecordsMu.Lock()
+	defer w.lockRecordsMu.Unlock()
+	if d, seen := w.lockRecords[raw]; seen {
+		return d.rec, d.ok
+	}
+	var d decodedLock
+	d.ok = json.Unmarshal([]byte(raw), &d.rec) == nil
+	if !d.ok {
+		d.rec = rl.LeaderElectionRecord{}
+	}
+	if w.lockRecords == nil {
+		w.lockRecords = map[string]decodedLock{}
+	}
+	w.lockRecords[raw] = d
+	return d.rec, d.ok
+}
+
+// decodedLock is a lock record as lockRecord decoded it.
+type decodedLock struct {
+	rec rl.LeaderElectionRecord
+	ok  bool
 }
 
 // apiWrote is the API server's write hook: crash-after-write plans.
