@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -171,7 +170,7 @@ func (c *cluster) elect(n int) ([]*node, termEvent) {
 func electOnEachLock(t *testing.T, n int, body func(t *testing.T, c *cluster, nodes []*node, first termEvent)) {
 	for _, lt := range lockTypes {
 		t.Run(lt, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
+			bubble(t, func(t *testing.T) {
 				c := newCluster(t, lt)
 				nodes, first := c.elect(n)
 				body(t, c, nodes, first)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -115,7 +114,7 @@ func TestRecordFromConfigMap(t *testing.T) {
 // client-go's own LeaderElector drives our ConfigMapLock, and our Elector
 // takes over the instant client-go's ReleaseOnCancel releases it.
 func TestClientGoLeaderElectorDrivesConfigMapLock(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble(t, func(t *testing.T) {
 		s := newAPIServer()
 		const lease, renew, retry = 15 * time.Second, 10 * time.Second, 2 * time.Second
 

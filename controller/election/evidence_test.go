@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -135,7 +134,7 @@ func TestKilledLeaderIsReplacedOnTheKubeletsReport(t *testing.T) {
 	for _, lt := range lockTypes {
 		for _, how := range []string{"terminated", "restarted", "graceful-delete"} {
 			t.Run(lt+"/"+how, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
+				bubble(t, func(t *testing.T) {
 					c := newCluster(t, lt)
 					for i := range 3 {
 						c.start(nodeName(i), inPod(c))
@@ -239,7 +238,7 @@ func TestNoTakeoverWithoutEvidenceOfTheHoldersDeath(t *testing.T) {
 	} {
 		for _, lt := range lockTypes {
 			t.Run(lt+"/"+tc.name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
+				bubble(t, func(t *testing.T) {
 					var logs lockedBuffer
 					c := newCluster(t, lt)
 					holder := c.start(nodeName(0), inPod(c), func(n *node, cfg *Config) {
@@ -308,7 +307,7 @@ func (l *lockedBuffer) String() string {
 // container (the status lags the restart) publishes nothing until the
 // status shows this process.
 func TestLeaderPublishesOnlyItsOwnContainer(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeConfigMaps)
 		earlier := runningPod("pod-a", containerIDOf("earlier"), time.Now())
 		time.Sleep(30 * time.Second)

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
@@ -33,7 +32,7 @@ func TestRandomFaultSchedules(t *testing.T) {
 		for seed := range *faultSeeds {
 			lockType := lockTypes[seed%2]
 			t.Run(fmt.Sprintf("%s/%s/seed=%d", tm.name, lockType, seed), func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
+				bubble(t, func(t *testing.T) {
 					rng := rand.New(rand.NewPCG(seed, 0x4b4f4e47))
 					c := newCluster(t, lockType)
 					// The server calls latency under its lock, from many goroutines.

@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
@@ -20,7 +19,7 @@ func TestHandoverTimes(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			var took []time.Duration
 			for rep := range reps {
-				synctest.Test(t, func(t *testing.T) {
+				bubble(t, func(t *testing.T) {
 					rng := rand.New(rand.NewPCG(uint64(rep), 8))
 					c := newCluster(t, LockTypeConfigMaps)
 					// The server calls latency under its lock, from many goroutines.
