@@ -85,6 +85,9 @@ type declItem struct {
 	stamp     stampUse
 	facts     *entityFacts
 	row       *row // the encoded entity, once valid
+	// indexed is set once the item passed the first pass of finish: its
+	// id is declared.
+	indexed bool
 }
 
 // position is the item's place in the document: [collection, index]
@@ -463,9 +466,24 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 	if sc == nil {
 		sc = &declScratch{}
 	}
+	// names maps a collection's endpoint keys to ids, for references
+	// by name. It is made on the first such reference: a controller's
+	// document nests children in their parents and refers by id, so
+	// most loads need none. Foreign fields refer to earlier collections
+	// only (see init), so a collection's first-pass outcome is complete
+	// when a later one refers to it.
 	names := map[string]map[string]string{} // collection -> endpoint key -> id
+	done := make(map[string]bool, len(collections))
 	resolve := func(coll, key string) (string, bool) {
-		id, ok := names[coll][key]
+		m, built := names[coll]
+		if !built {
+			if !done[coll] {
+				return "", false
+			}
+			m = l.namesOf(coll, sc)
+			names[coll] = m
+		}
+		id, ok := m[key]
 		return id, ok
 	}
 	ids := map[string]map[string]*declItem{}
@@ -474,14 +492,20 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 		sch := schemaOf(l.flavor, c)
 		var uniq map[string]bool
 		var seen map[string]int
-		names[c], ids[c], uniq, seen = sc.take(c, len(items[c]))
+		var idm map[string]*declItem
+		_, idm, uniq, seen = sc.take(c, len(items[c]))
+		ids[c] = idm
 		for _, it := range items[c] {
 			l.normalize(it, sch, resolve, seen)
 			if it.errs != nil {
 				bad = append(bad, it)
 				continue
 			}
-			if other := ids[c][it.id]; other != nil {
+			// One map write both checks and records the id; it is
+			// taken back if the entity turns out invalid.
+			n := len(idm)
+			idm[it.id] = it
+			if len(idm) == n {
 				it.errs = errTree{"@entity": strs(fmt.Sprintf("uniqueness violation: '%s' entity with primary key set to '%s' already declared", c, it.id))}
 				bad = append(bad, it)
 				continue
@@ -490,15 +514,14 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 				it.facts = factsOf(sch, it.ent)
 			}
 			if msg := uniquenessViolation(sch, it.ent, it.facts.uniq, uniq); msg != "" {
+				delete(idm, it.id)
 				it.errs = errTree{"@entity": strs(msg)}
 				bad = append(bad, it)
 				continue
 			}
-			ids[c][it.id] = it
-			if k := it.facts.name; k != "" {
-				names[c][k] = it.id
-			}
+			it.indexed = true
 		}
+		done[c] = true
 	}
 	// References given by id must point into this document.
 	for _, c := range collections {
@@ -509,7 +532,15 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 			}
 			for i, f := range foreign {
 				ref := it.facts.refs[i]
-				if ref != "" && ids[f.ref][ref] == nil {
+				if ref == "" {
+					continue
+				}
+				// A nested child's reference to its parent holds
+				// when the parent passed the first pass.
+				if p := it.parent; p != nil && f.name == it.parentField && f.ref == p.coll && ref == p.id && p.indexed {
+					continue
+				}
+				if ids[f.ref][ref] == nil {
 					if it.errs == nil {
 						it.errs = errTree{}
 					}
@@ -565,6 +596,21 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 		rows[c] = list
 	}
 	return prev.derive(rows, fresh, l.createdAt), nil
+}
+
+// namesOf maps the endpoint keys of coll's items that passed the first
+// pass of finish to their ids, in document order, as references by name
+// resolve them.
+func (l *declLoad) namesOf(coll string, sc *declScratch) map[string]string {
+	names, _, _, _ := sc.take(coll, len(l.items[coll]))
+	for _, it := range l.items[coll] {
+		if it.indexed {
+			if k := it.facts.name; k != "" {
+				names[k] = it.id
+			}
+		}
+	}
+	return names
 }
 
 // normalize validates one item, setting its entity (stamped with its id
@@ -726,15 +772,22 @@ func uniqueKeys(sch *entitySchema, e entity) []string {
 // uniquenessViolation checks e's unique keys (see uniqueKeys) against those
 // already declared, recording them when there is no clash.
 func uniquenessViolation(sch *entitySchema, e entity, keys []string, seen map[string]bool) string {
-	clash := false
+	// Record the keys while checking them, one map write each; on a
+	// clash, take back those this entity added.
+	added := 0
 	for _, k := range keys {
-		clash = clash || seen[k]
-	}
-	if !clash {
-		for _, k := range keys {
-			seen[k] = true
+		n := len(seen)
+		seen[k] = true
+		if len(seen) == n {
+			break
 		}
+		added++
+	}
+	if added == len(keys) {
 		return ""
+	}
+	for _, k := range keys[:added] {
+		delete(seen, k)
 	}
 	var msgs []string
 	i := 0

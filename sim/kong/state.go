@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/btree"
 
@@ -37,6 +38,18 @@ type State struct {
 	stampAt int64
 	// cloning serializes with: a B-tree must not be cloned concurrently.
 	cloning sync.Mutex
+	// upstreams is the proxy's upstreams, made by the first ProxyConfig
+	// of this state or of one it derives from (see upstreamsMemo).
+	upstreams atomic.Pointer[upstreamsMemo]
+}
+
+// inheritUpstreams hands next the proxy upstreams s made, when next
+// holds the same upstreams and targets: a load that changed neither
+// does not group the targets again.
+func (s *State) inheritUpstreams(next *State) {
+	if m := s.upstreams.Load(); m != nil && next.tables["upstreams"] == m.upstreams && next.tables["targets"] == m.targets {
+		next.upstreams.Store(m)
+	}
 }
 
 // btreeDegree trades node copying on write against tree depth.
@@ -377,6 +390,7 @@ func (s *State) with(puts []put, deletes []store.Key) *State {
 		buf = table(p.sch.collection).set(p.sch, p.e, buf[len(buf):])
 	}
 	next.finish()
+	s.inheritUpstreams(next)
 	return next
 }
 
@@ -436,6 +450,7 @@ func (s *State) derive(rows, fresh map[string][]*row, stampAt int64) *State {
 		next.tables[c] = t
 	}
 	next.finish()
+	s.inheritUpstreams(next)
 	return next
 }
 
