@@ -76,8 +76,11 @@ type declItem struct {
 	preErrs     errTree // found while collecting: not a record, bad children
 
 	// tmpl is this item's outcome in the previous load, when its element
-	// came unchanged (see declCache).
-	tmpl *cachedItem
+	// came unchanged (see declCache); from is that element and fromIndex
+	// the item's place in it. Such an item's raw is nil until rawOf.
+	tmpl      *cachedItem
+	from      *cachedElement
+	fromIndex int
 	// What normalization depended on besides raw, kept for the next load.
 	lookups   []resolvedRef // references resolved by endpoint key
 	idKey     string        // see idKeyOf
@@ -222,6 +225,8 @@ type declLoad struct {
 	noTransform bool
 	// base is the state the reused cache's load made, nil without one.
 	base *State
+	// decoded holds the items of the cached elements rawOf decoded.
+	decoded map[*cachedElement][]*declItem
 	// scratch holds the validation's maps, reused from load to load.
 	scratch *declScratch
 }
@@ -553,6 +558,9 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 		}
 	}
 	if len(bad) > 0 {
+		for _, it := range bad {
+			l.rawOf(it)
+		}
 		return nil, newDeclarativeError(nil, bad)
 	}
 	// Many new rows share 64 KiB buffers; a few get their own, so that a
@@ -586,6 +594,15 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 				}
 				if it.stamp.created {
 					it.row.restamp = it.stamp
+				}
+				if encode < 64 {
+					// An element that changed mostly brings entities
+					// that did not (a service whose route changed):
+					// those keep their row, so that the state and the
+					// proxy see them unchanged.
+					if old := prev.tables[c].get(it.id); old != nil && sameRowAt(old, it.row, l.createdAt) {
+						it.row = old
+					}
 				}
 			}
 			if fresh != nil && !known {
@@ -644,7 +661,7 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 			it.ent = maps.Clone(t.ent)
 			it.ent["id"] = it.id
 			for _, f := range sch.fields {
-				if f.auto && f.typ == tString && !f.uuid && it.raw[f.name] == nil {
+				if f.auto && f.typ == tString && !f.uuid && l.rawOf(it)[f.name] == nil {
 					delete(it.ent, f.name)
 				}
 			}
@@ -654,7 +671,7 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 		return
 	}
 
-	in := it.raw
+	in := l.rawOf(it)
 	if it.parent != nil {
 		in = make(map[string]any, len(it.raw)+1)
 		for k, v := range it.raw {

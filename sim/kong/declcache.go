@@ -51,7 +51,6 @@ type cachedItem struct {
 	coll, parentField string
 	parent            int   // index of the parent in the element's items, -1 for none
 	subPath           []any // position below [collection, index]
-	raw               map[string]any
 	parentID          string
 	lookups           []resolvedRef
 	idKey             string
@@ -168,12 +167,46 @@ func (l *declLoad) instantiate(ce *cachedElement, i int) {
 	for j := range ce.items {
 		t := &ce.items[j]
 		it := &made[j]
-		*it = declItem{coll: t.coll, raw: t.raw, parentField: t.parentField, tmpl: t, elem: i}
+		*it = declItem{coll: t.coll, parentField: t.parentField, tmpl: t, elem: i, from: ce, fromIndex: j}
 		if t.parent >= 0 {
 			it.parent = &made[t.parent]
 		}
 		l.add(it)
 	}
+}
+
+// rawOf returns the item as the document gives it (without nested
+// children). The cache keeps no decoded form of its elements: the
+// entities are all a load needs of an unchanged element, and a node keeps
+// thousands of them. An item taken from the cache whose element must be
+// looked at again (its template does not hold, or it is reported invalid)
+// decodes the element's bytes anew, once per load.
+func (l *declLoad) rawOf(it *declItem) map[string]any {
+	if it.raw != nil || it.from == nil {
+		return it.raw
+	}
+	if l.decoded == nil {
+		l.decoded = map[*cachedElement][]*declItem{}
+	}
+	items, ok := l.decoded[it.from]
+	if !ok {
+		var v any
+		if decodeJSON([]byte(it.from.key), &v) {
+			// Walked as collect walks it, the element yields its items
+			// in the order the cache lists them.
+			walk := &declLoad{items: map[string][]*declItem{}}
+			walk.collectElement(it.from.items[0].coll, v, nil, nil, "")
+			items = walk.order
+		}
+		l.decoded[it.from] = items
+	}
+	if it.fromIndex >= len(items) {
+		// The bytes were decoded and walked into these items once;
+		// they cannot walk differently now.
+		panic("kongsim: a cached element no longer decodes to its items")
+	}
+	it.raw = items[it.fromIndex].raw
+	return it.raw
 }
 
 // cache returns what the next load may reuse from this (valid) one.
@@ -209,7 +242,7 @@ func (l *declLoad) cache() *declCache {
 			}
 			ce.items[j] = cachedItem{
 				coll: it.coll, parentField: it.parentField, parent: parent, subPath: it.position()[2:],
-				raw: it.raw, parentID: parentID, lookups: it.lookups, idKey: it.idKey, literalID: it.literalID,
+				parentID: parentID, lookups: it.lookups, idKey: it.idKey, literalID: it.literalID,
 				id: it.id, ent: it.ent, row: it.row, stamp: it.stamp, facts: it.facts,
 			}
 		}

@@ -131,6 +131,17 @@ func (r *row) entityAt(at int64) entity {
 	return e
 }
 
+// sameRowAt reports whether old, in a State of load time at, is the row r
+// made at that time: the same entity with the same stamps, stamped by the
+// load alike. Rows are immutable, so either may then stand for the other.
+func sameRowAt(old, r *row, at int64) bool {
+	if old.id != r.id || old.restamp.created != r.restamp.created || old.restamp.updated != r.restamp.updated ||
+		old.sum != r.sum {
+		return false
+	}
+	return bytes.Equal(old.appendEnc(nil, at), r.appendEnc(nil, at))
+}
+
 // createdAt is the row's created_at in a State of load time at.
 func (r *row) createdAt(at int64) float64 {
 	if r.restamp.created {
@@ -423,14 +434,17 @@ func (s *State) derive(rows, fresh map[string][]*row, stampAt int64) *State {
 		}
 		t := prev.clone()
 		key := &row{} // one search key for the whole table
+		changed := false
 		for _, r := range changes {
 			key.id = r.id
 			old, _ := t.rows.Get(key)
 			switch {
 			case old == nil:
 				t.insertRow(r)
+				changed = true
 			case old != r:
 				t.replaceRow(old, r)
+				changed = true
 			}
 		}
 		// Every row of list is in t now; t holds more when rows of prev
@@ -446,6 +460,10 @@ func (s *State) derive(rows, fresh map[string][]*row, stampAt int64) *State {
 				}
 				return true
 			})
+			changed = true
+		}
+		if !changed {
+			t = prev // the same rows: the same table, which the proxy upstreams memo recognizes
 		}
 		next.tables[c] = t
 	}

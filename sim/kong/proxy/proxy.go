@@ -162,8 +162,11 @@ type Proxy struct {
 	names    map[string]bool
 	services map[string]bool
 	// checkedUpstreams is the last upstreams list that passed: the same
-	// list (a caller that kept it) is not checked again.
+	// list (a caller that kept it) is not checked again. checkedServices
+	// and checkedRoutes are the last services and routes that passed.
 	checkedUpstreams []Upstream
+	checkedServices  []*Service
+	checkedRoutes    []*Route
 	now              func() time.Time
 	observe          func(*Observation)
 	// Plugin state that outlives configurations.
@@ -310,7 +313,7 @@ func (p *Proxy) Stage(c Config) error {
 func (p *Proxy) forgetChecks() {
 	p.checkMu.Lock()
 	clear(p.checked)
-	p.checkedUpstreams = nil
+	p.checkedUpstreams, p.checkedServices, p.checkedRoutes = nil, nil, nil
 	p.checkMu.Unlock()
 }
 
@@ -323,7 +326,6 @@ func (p *Proxy) check(c Config) error {
 	if p.names == nil {
 		p.names, p.services, p.checked = map[string]bool{}, map[string]bool{}, map[string]*Route{}
 	}
-	clear(p.services)
 	if !sameList(c.Upstreams, p.checkedUpstreams) {
 		clear(p.names)
 		for _, u := range c.Upstreams {
@@ -333,21 +335,41 @@ func (p *Proxy) check(c Config) error {
 		}
 		p.checkedUpstreams = c.Upstreams
 	}
-	for _, s := range c.Services {
-		if err := checkService(s); err != nil {
-			return err
+	// Services and routes handed again (the same pointers) passed: with
+	// the same services, a route at the same place is not checked again.
+	// A caller that keeps them (kongsim) hands thousands again at every
+	// load and a few new ones.
+	servicesSame := slices.Equal(c.Services, p.checkedServices)
+	if !servicesSame {
+		p.checkedServices = nil
+		clear(p.services)
+		for _, s := range c.Services {
+			if err := checkService(s); err != nil {
+				return err
+			}
+			p.services[s.ID] = true
 		}
-		p.services[s.ID] = true
+		p.checkedServices = c.Services
 	}
-	for _, r := range c.Routes {
+	last := p.checkedRoutes
+	p.checkedRoutes = nil
+	if len(p.checked) > 2*len(c.Routes)+64 {
+		clear(p.checked) // mostly routes gone since
+		last = nil
+	}
+	checked := func(i int, r *Route) bool { return servicesSame && i < len(last) && last[i] == r }
+	for i, r := range c.Routes {
+		if checked(i, r) {
+			continue
+		}
 		if err := checkRoute(r, func(id string) bool { return p.services[id] }); err != nil {
 			return err
 		}
 	}
-	if len(p.checked) > 2*len(c.Routes)+64 {
-		clear(p.checked) // mostly routes gone since
-	}
-	for _, r := range c.Routes {
+	for i, r := range c.Routes {
+		if checked(i, r) {
+			continue // and p.checked holds it
+		}
 		// A route handed again (the same pointer) was checked.
 		if old := p.checked[r.ID]; old == nil || old != r && !sameMatchFields(old, r) {
 			if err := p.compiler.Check(routerRoute(r)); err != nil {
@@ -358,6 +380,7 @@ func (p *Proxy) check(c Config) error {
 		// configuration alive.
 		p.checked[r.ID] = r
 	}
+	p.checkedRoutes = c.Routes
 	return nil
 }
 
