@@ -227,6 +227,8 @@ type declLoad struct {
 	base *State
 	// decoded holds the items of the cached elements rawOf decoded.
 	decoded map[*cachedElement][]*declItem
+	// strings holds the strings met in decoded elements (see interned).
+	strings map[string]any
 	// scratch holds the validation's maps, reused from load to load.
 	scratch *declScratch
 }
@@ -439,7 +441,7 @@ func (l *declLoad) collectElement(coll string, raw any, p []any, parent *declIte
 			}
 		}
 		if !nested {
-			own[k] = x
+			own[k] = l.interned(x)
 		}
 	}
 	it := &declItem{coll: coll, raw: own, path: p, parent: parent, parentField: parentField}
@@ -451,6 +453,45 @@ func (l *declLoad) collectElement(coll string, raw any, p []any, parent *declIte
 		}
 	}
 }
+
+// interned returns v with its strings, and those of an array of scalars,
+// replaced by equal ones the load already holds. A controller's entities
+// repeat the same tags, protocols and settings thousands of times; as
+// decoded, each is an object of its own that a node keeps for as long as
+// it holds the configuration (and the collector scans). The arrays are
+// decoded for this load and nothing else holds them.
+func (l *declLoad) interned(v any) any {
+	switch t := v.(type) {
+	case string:
+		return l.intern(t, v)
+	case []any:
+		for i, el := range t {
+			if s, ok := el.(string); ok {
+				t[i] = l.intern(s, el)
+			}
+		}
+	}
+	return v
+}
+
+// intern returns the string s (boxed as v) the load met first.
+func (l *declLoad) intern(s string, v any) any {
+	if len(s) > maxInterned {
+		return v
+	}
+	if l.strings == nil {
+		l.strings = map[string]any{}
+	}
+	if w, ok := l.strings[s]; ok {
+		return w
+	}
+	l.strings[s] = v
+	return v
+}
+
+// maxInterned bounds the strings interned: tags, names and settings are
+// short, certificates and keys are not, and are rarely repeated.
+const maxInterned = 128
 
 func (l *declLoad) add(it *declItem) {
 	l.items[it.coll] = append(l.items[it.coll], it)
