@@ -76,8 +76,11 @@ type declItem struct {
 	preErrs     errTree // found while collecting: not a record, bad children
 
 	// tmpl is this item's outcome in the previous load, when its element
-	// came unchanged (see declCache).
-	tmpl *cachedItem
+	// came unchanged (see declCache); from is that element and fromIndex
+	// the item's place in it. Such an item's raw is nil until rawOf.
+	tmpl      *cachedItem
+	from      *cachedElement
+	fromIndex int
 	// What normalization depended on besides raw, kept for the next load.
 	lookups   []resolvedRef // references resolved by endpoint key
 	idKey     string        // see idKeyOf
@@ -85,6 +88,9 @@ type declItem struct {
 	stamp     stampUse
 	facts     *entityFacts
 	row       *row // the encoded entity, once valid
+	// indexed is set once the item passed the first pass of finish: its
+	// id is declared.
+	indexed bool
 }
 
 // position is the item's place in the document: [collection, index]
@@ -219,6 +225,10 @@ type declLoad struct {
 	noTransform bool
 	// base is the state the reused cache's load made, nil without one.
 	base *State
+	// decoded holds the items of the cached elements rawOf decoded.
+	decoded map[*cachedElement][]*declItem
+	// strings holds the strings met in decoded elements (see interned).
+	strings map[string]any
 	// scratch holds the validation's maps, reused from load to load.
 	scratch *declScratch
 }
@@ -431,7 +441,7 @@ func (l *declLoad) collectElement(coll string, raw any, p []any, parent *declIte
 			}
 		}
 		if !nested {
-			own[k] = x
+			own[k] = l.interned(x)
 		}
 	}
 	it := &declItem{coll: coll, raw: own, path: p, parent: parent, parentField: parentField}
@@ -443,6 +453,45 @@ func (l *declLoad) collectElement(coll string, raw any, p []any, parent *declIte
 		}
 	}
 }
+
+// interned returns v with its strings, and those of an array of scalars,
+// replaced by equal ones the load already holds. A controller's entities
+// repeat the same tags, protocols and settings thousands of times; as
+// decoded, each is an object of its own that a node keeps for as long as
+// it holds the configuration (and the collector scans). The arrays are
+// decoded for this load and nothing else holds them.
+func (l *declLoad) interned(v any) any {
+	switch t := v.(type) {
+	case string:
+		return l.intern(t, v)
+	case []any:
+		for i, el := range t {
+			if s, ok := el.(string); ok {
+				t[i] = l.intern(s, el)
+			}
+		}
+	}
+	return v
+}
+
+// intern returns the string s (boxed as v) the load met first.
+func (l *declLoad) intern(s string, v any) any {
+	if len(s) > maxInterned {
+		return v
+	}
+	if l.strings == nil {
+		l.strings = map[string]any{}
+	}
+	if w, ok := l.strings[s]; ok {
+		return w
+	}
+	l.strings[s] = v
+	return v
+}
+
+// maxInterned bounds the strings interned: tags, names and settings are
+// short, certificates and keys are not, and are rarely repeated.
+const maxInterned = 128
 
 func (l *declLoad) add(it *declItem) {
 	l.items[it.coll] = append(l.items[it.coll], it)
@@ -463,9 +512,24 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 	if sc == nil {
 		sc = &declScratch{}
 	}
+	// names maps a collection's endpoint keys to ids, for references
+	// by name. It is made on the first such reference: a controller's
+	// document nests children in their parents and refers by id, so
+	// most loads need none. Foreign fields refer to earlier collections
+	// only (see init), so a collection's first-pass outcome is complete
+	// when a later one refers to it.
 	names := map[string]map[string]string{} // collection -> endpoint key -> id
+	done := make(map[string]bool, len(collections))
 	resolve := func(coll, key string) (string, bool) {
-		id, ok := names[coll][key]
+		m, built := names[coll]
+		if !built {
+			if !done[coll] {
+				return "", false
+			}
+			m = l.namesOf(coll, sc)
+			names[coll] = m
+		}
+		id, ok := m[key]
 		return id, ok
 	}
 	ids := map[string]map[string]*declItem{}
@@ -474,14 +538,20 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 		sch := schemaOf(l.flavor, c)
 		var uniq map[string]bool
 		var seen map[string]int
-		names[c], ids[c], uniq, seen = sc.take(c, len(items[c]))
+		var idm map[string]*declItem
+		_, idm, uniq, seen = sc.take(c, len(items[c]))
+		ids[c] = idm
 		for _, it := range items[c] {
 			l.normalize(it, sch, resolve, seen)
 			if it.errs != nil {
 				bad = append(bad, it)
 				continue
 			}
-			if other := ids[c][it.id]; other != nil {
+			// One map write both checks and records the id; it is
+			// taken back if the entity turns out invalid.
+			n := len(idm)
+			idm[it.id] = it
+			if len(idm) == n {
 				it.errs = errTree{"@entity": strs(fmt.Sprintf("uniqueness violation: '%s' entity with primary key set to '%s' already declared", c, it.id))}
 				bad = append(bad, it)
 				continue
@@ -490,15 +560,14 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 				it.facts = factsOf(sch, it.ent)
 			}
 			if msg := uniquenessViolation(sch, it.ent, it.facts.uniq, uniq); msg != "" {
+				delete(idm, it.id)
 				it.errs = errTree{"@entity": strs(msg)}
 				bad = append(bad, it)
 				continue
 			}
-			ids[c][it.id] = it
-			if k := it.facts.name; k != "" {
-				names[c][k] = it.id
-			}
+			it.indexed = true
 		}
+		done[c] = true
 	}
 	// References given by id must point into this document.
 	for _, c := range collections {
@@ -509,7 +578,15 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 			}
 			for i, f := range foreign {
 				ref := it.facts.refs[i]
-				if ref != "" && ids[f.ref][ref] == nil {
+				if ref == "" {
+					continue
+				}
+				// A nested child's reference to its parent holds
+				// when the parent passed the first pass.
+				if p := it.parent; p != nil && f.name == it.parentField && f.ref == p.coll && ref == p.id && p.indexed {
+					continue
+				}
+				if ids[f.ref][ref] == nil {
 					if it.errs == nil {
 						it.errs = errTree{}
 					}
@@ -522,6 +599,9 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 		}
 	}
 	if len(bad) > 0 {
+		for _, it := range bad {
+			l.rawOf(it)
+		}
 		return nil, newDeclarativeError(nil, bad)
 	}
 	// Many new rows share 64 KiB buffers; a few get their own, so that a
@@ -556,6 +636,15 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 				if it.stamp.created {
 					it.row.restamp = it.stamp
 				}
+				if encode < 64 {
+					// An element that changed mostly brings entities
+					// that did not (a service whose route changed):
+					// those keep their row, so that the state and the
+					// proxy see them unchanged.
+					if old := prev.tables[c].get(it.id); old != nil && sameRowAt(old, it.row, l.createdAt) {
+						it.row = old
+					}
+				}
 			}
 			if fresh != nil && !known {
 				fresh[c] = append(fresh[c], it.row)
@@ -565,6 +654,21 @@ func (l *declLoad) finish(prev *State) (*State, error) {
 		rows[c] = list
 	}
 	return prev.derive(rows, fresh, l.createdAt), nil
+}
+
+// namesOf maps the endpoint keys of coll's items that passed the first
+// pass of finish to their ids, in document order, as references by name
+// resolve them.
+func (l *declLoad) namesOf(coll string, sc *declScratch) map[string]string {
+	names, _, _, _ := sc.take(coll, len(l.items[coll]))
+	for _, it := range l.items[coll] {
+		if it.indexed {
+			if k := it.facts.name; k != "" {
+				names[k] = it.id
+			}
+		}
+	}
+	return names
 }
 
 // normalize validates one item, setting its entity (stamped with its id
@@ -598,7 +702,7 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 			it.ent = maps.Clone(t.ent)
 			it.ent["id"] = it.id
 			for _, f := range sch.fields {
-				if f.auto && f.typ == tString && !f.uuid && it.raw[f.name] == nil {
+				if f.auto && f.typ == tString && !f.uuid && l.rawOf(it)[f.name] == nil {
 					delete(it.ent, f.name)
 				}
 			}
@@ -608,7 +712,7 @@ func (l *declLoad) normalize(it *declItem, sch *entitySchema, resolve resolver, 
 		return
 	}
 
-	in := it.raw
+	in := l.rawOf(it)
 	if it.parent != nil {
 		in = make(map[string]any, len(it.raw)+1)
 		for k, v := range it.raw {
@@ -726,15 +830,22 @@ func uniqueKeys(sch *entitySchema, e entity) []string {
 // uniquenessViolation checks e's unique keys (see uniqueKeys) against those
 // already declared, recording them when there is no clash.
 func uniquenessViolation(sch *entitySchema, e entity, keys []string, seen map[string]bool) string {
-	clash := false
+	// Record the keys while checking them, one map write each; on a
+	// clash, take back those this entity added.
+	added := 0
 	for _, k := range keys {
-		clash = clash || seen[k]
-	}
-	if !clash {
-		for _, k := range keys {
-			seen[k] = true
+		n := len(seen)
+		seen[k] = true
+		if len(seen) == n {
+			break
 		}
+		added++
+	}
+	if added == len(keys) {
 		return ""
+	}
+	for _, k := range keys[:added] {
+		delete(seen, k)
 	}
 	var msgs []string
 	i := 0

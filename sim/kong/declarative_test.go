@@ -84,3 +84,22 @@ func TestDeclarativeErrorMessageMatchesKong(t *testing.T) {
 		t.Errorf("message = %v\nwant      %s", err, want)
 	}
 }
+
+// TestForeignFieldsReferToEarlierCollections holds what finish relies on
+// to make the by-name maps late: a collection is referred to only by
+// collections validated after it.
+func TestForeignFieldsReferToEarlierCollections(t *testing.T) {
+	pos := map[string]int{}
+	for i, c := range collections {
+		pos[c] = i
+	}
+	for _, flavor := range []string{FlavorTraditionalCompatible, FlavorExpressions} {
+		for _, c := range collections {
+			for _, f := range schemaOf(flavor, c).foreignFields() {
+				if ref, ok := pos[f.ref]; !ok || ref >= pos[c] {
+					t.Errorf("%s (%s): %s.%s refers to %s, which is not validated before it", c, flavor, c, f.name, f.ref)
+				}
+			}
+		}
+	}
+}

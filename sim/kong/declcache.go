@@ -17,12 +17,18 @@ import (
 // references it made, the duplicate numbering of its ids and the load
 // time, and each of these is checked (or recomputed) before reuse.
 //
-// A declCache is immutable once built; a nil one is empty.
+// A declCache is immutable once built, but for the index element makes
+// on demand; a nil one is empty. A node's loads run one at a time, and so
+// do their uses of its cache.
 type declCache struct {
-	byColl map[string]map[string]*cachedElement
 	// seq lists, per collection, the outcomes of the load's elements in
 	// document order.
 	seq map[string][]*cachedElement
+	// byColl indexes seq by the elements' bytes, per collection, once
+	// element needs it (see misses).
+	byColl map[string]map[string]*cachedElement
+	// misses counts the look-ups that found no element at their index.
+	misses int
 	// noTransform records the load's "_transform: false": elements'
 	// outcomes depend on it (basic-auth passwords are hashed or not).
 	noTransform bool
@@ -45,7 +51,6 @@ type cachedItem struct {
 	coll, parentField string
 	parent            int   // index of the parent in the element's items, -1 for none
 	subPath           []any // position below [collection, index]
-	raw               map[string]any
 	parentID          string
 	lookups           []resolvedRef
 	idKey             string
@@ -78,15 +83,44 @@ func decodeJSON(b []byte, v *any) bool { return json.Unmarshal(b, v) == nil }
 // coll's array, or nil. It tries first the element the previous load had
 // at that index: a document resent with a few changes has nearly every
 // element where it was, and comparing bytes costs less than hashing them.
+// The few others are looked for in the whole array, and only when there
+// are many is the array indexed by bytes: indexing thousands of elements
+// costs more than the handful of changed ones a load usually brings.
 func (c *declCache) element(coll string, i int, raw []byte) *cachedElement {
 	if c == nil {
 		return nil
 	}
-	if seq := c.seq[coll]; i < len(seq) && seq[i].key == string(raw) {
+	seq := c.seq[coll]
+	if i < len(seq) && seq[i].key == string(raw) {
 		return seq[i]
 	}
-	return c.byColl[coll][string(raw)]
+	if c.misses++; c.misses <= scannedMisses {
+		// Of elements with the same bytes any is a valid template
+		// (see normalize).
+		for _, ce := range seq {
+			if ce.key == string(raw) {
+				return ce
+			}
+		}
+		return nil
+	}
+	if c.byColl == nil {
+		c.byColl = make(map[string]map[string]*cachedElement, len(c.seq))
+	}
+	m := c.byColl[coll]
+	if m == nil {
+		m = make(map[string]*cachedElement, len(seq))
+		for _, ce := range seq {
+			m[ce.key] = ce
+		}
+		c.byColl[coll] = m
+	}
+	return m[string(raw)]
 }
+
+// scannedMisses is how many elements a load looks for by scanning before
+// the cache indexes them.
+const scannedMisses = 16
 
 // load parses and validates a declarative document, reusing what it can
 // from c, and derives the resulting state from prev (the state c's load
@@ -133,12 +167,46 @@ func (l *declLoad) instantiate(ce *cachedElement, i int) {
 	for j := range ce.items {
 		t := &ce.items[j]
 		it := &made[j]
-		*it = declItem{coll: t.coll, raw: t.raw, parentField: t.parentField, tmpl: t, elem: i}
+		*it = declItem{coll: t.coll, parentField: t.parentField, tmpl: t, elem: i, from: ce, fromIndex: j}
 		if t.parent >= 0 {
 			it.parent = &made[t.parent]
 		}
 		l.add(it)
 	}
+}
+
+// rawOf returns the item as the document gives it (without nested
+// children). The cache keeps no decoded form of its elements: the
+// entities are all a load needs of an unchanged element, and a node keeps
+// thousands of them. An item taken from the cache whose element must be
+// looked at again (its template does not hold, or it is reported invalid)
+// decodes the element's bytes anew, once per load.
+func (l *declLoad) rawOf(it *declItem) map[string]any {
+	if it.raw != nil || it.from == nil {
+		return it.raw
+	}
+	if l.decoded == nil {
+		l.decoded = map[*cachedElement][]*declItem{}
+	}
+	items, ok := l.decoded[it.from]
+	if !ok {
+		var v any
+		if decodeJSON([]byte(it.from.key), &v) {
+			// Walked as collect walks it, the element yields its items
+			// in the order the cache lists them.
+			walk := &declLoad{items: map[string][]*declItem{}}
+			walk.collectElement(it.from.items[0].coll, v, nil, nil, "")
+			items = walk.order
+		}
+		l.decoded[it.from] = items
+	}
+	if it.fromIndex >= len(items) {
+		// The bytes were decoded and walked into these items once;
+		// they cannot walk differently now.
+		panic("kongsim: a cached element no longer decodes to its items")
+	}
+	it.raw = items[it.fromIndex].raw
+	return it.raw
 }
 
 // cache returns what the next load may reuse from this (valid) one.
@@ -147,25 +215,16 @@ func (l *declLoad) cache() *declCache {
 	for _, el := range l.elements {
 		sizes[el.coll]++
 	}
-	c := &declCache{byColl: make(map[string]map[string]*cachedElement, len(sizes)), noTransform: l.noTransform,
-		scratch: l.scratch}
+	c := &declCache{noTransform: l.noTransform, scratch: l.scratch}
 	if c.scratch == nil {
 		c.scratch = &declScratch{}
-	}
-	for coll, n := range sizes {
-		c.byColl[coll] = make(map[string]*cachedElement, n)
 	}
 	c.seq = make(map[string][]*cachedElement, len(sizes))
 	for coll, n := range sizes {
 		c.seq[coll] = make([]*cachedElement, 0, n)
 	}
-	// Of elements with the same bytes, the last one's outcome is kept:
-	// any is a valid template (see normalize), and one map write per
-	// element is the cost.
 	for _, el := range l.elements {
-		m := c.byColl[el.coll]
 		if el.from != nil && unchanged(el) {
-			m[el.from.key] = el.from
 			c.seq[el.coll] = append(c.seq[el.coll], el.from)
 			continue
 		}
@@ -183,11 +242,10 @@ func (l *declLoad) cache() *declCache {
 			}
 			ce.items[j] = cachedItem{
 				coll: it.coll, parentField: it.parentField, parent: parent, subPath: it.position()[2:],
-				raw: it.raw, parentID: parentID, lookups: it.lookups, idKey: it.idKey, literalID: it.literalID,
+				parentID: parentID, lookups: it.lookups, idKey: it.idKey, literalID: it.literalID,
 				id: it.id, ent: it.ent, row: it.row, stamp: it.stamp, facts: it.facts,
 			}
 		}
-		m[ce.key] = ce
 	}
 	return c
 }

@@ -18,65 +18,23 @@ func (s *State) ProxyConfig() proxy.Config {
 	var c proxy.Config
 	disabled := map[string]bool{}
 	services := s.tables["services"]
-	c.Services = make([]proxy.Service, 0, services.rows.Len())
+	c.Services = make([]*proxy.Service, 0, services.rows.Len())
 	services.rows.Ascend(func(r *row) bool {
 		if r.wire.disabled {
 			disabled[r.id] = true
 		} else {
-			c.Services = append(c.Services, r.wire.service)
+			c.Services = append(c.Services, &r.wire.service)
 		}
 		return true
 	})
 	routes := byCreation(s.rowsOf("routes"), s.stampAt)
-	c.Routes = make([]proxy.Route, 0, len(routes))
+	c.Routes = make([]*proxy.Route, 0, len(routes))
 	for _, r := range routes {
 		if !disabled[r.wire.parent] {
-			c.Routes = append(c.Routes, r.wire.route)
+			c.Routes = append(c.Routes, &r.wire.route)
 		}
 	}
-	// Targets grouped by upstream, each group in creation order (id
-	// order among equals), all in one array.
-	// The order is sorted as indexes into the rows (listed in id order,
-	// which breaks ties): moving pointers would cost write barriers
-	// while the collector runs.
-	byID := s.rowsOf("targets")
-	order := make([]int32, len(byID))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(i, j int32) int {
-		a, b := byID[i], byID[j]
-		if c := strings.Compare(a.wire.parent, b.wire.parent); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.createdAt(s.stampAt), b.createdAt(s.stampAt)); c != 0 {
-			return c
-		}
-		return cmp.Compare(i, j)
-	})
-	targets := make([]*row, len(order))
-	all := make([]proxy.Target, len(order))
-	for k, i := range order {
-		targets[k], all[k] = byID[i], byID[i].wire.target
-	}
-	upstreams := s.tables["upstreams"]
-	c.Upstreams = make([]proxy.Upstream, 0, upstreams.rows.Len())
-	next := 0
-	upstreams.rows.Ascend(func(r *row) bool {
-		u := r.wire.upstream
-		for next < len(targets) && targets[next].wire.parent < r.id {
-			next++ // a target of no upstream: none in a valid state
-		}
-		start := next
-		for next < len(targets) && targets[next].wire.parent == r.id {
-			next++
-		}
-		if next > start {
-			u.Targets = all[start:next:next]
-		}
-		c.Upstreams = append(c.Upstreams, u)
-		return true
-	})
+	c.Upstreams = s.proxyUpstreams()
 	if certs := s.tables["certificates"]; certs.rows.Len() > 0 {
 		snis := map[string][]string{}
 		s.tables["snis"].rows.Ascend(func(r *row) bool {
@@ -121,6 +79,77 @@ func (s *State) ProxyConfig() proxy.Config {
 		cr.HMAC = append(cr.HMAC, r.wire.hmac)
 	}
 	return c
+}
+
+// upstreamsMemo is a State's proxy upstreams, with what they were made
+// from. Grouping thousands of targets under their upstreams takes a sort;
+// a load that changes neither collection (most do not) hands the proxy the
+// same upstreams again.
+type upstreamsMemo struct {
+	upstreams, targets *table // tables are immutable once in a State
+	at                 int64  // the load time the targets were ordered at
+	// atFree is set when that order does not depend on the load time:
+	// all targets' created_at float with it, or none does.
+	atFree bool
+	list   []proxy.Upstream
+}
+
+// proxyUpstreams lists the upstreams in id order, each with its targets
+// in creation order (id order among equals).
+func (s *State) proxyUpstreams() []proxy.Upstream {
+	upstreams, targetsTable := s.tables["upstreams"], s.tables["targets"]
+	if m := s.upstreams.Load(); m != nil && m.upstreams == upstreams && m.targets == targetsTable && (m.atFree || m.at == s.stampAt) {
+		return m.list
+	}
+	// Targets grouped by upstream, each group in creation order (id
+	// order among equals), all in one array.
+	// The order is sorted as indexes into the rows (listed in id order,
+	// which breaks ties): moving pointers would cost write barriers
+	// while the collector runs.
+	byID := s.rowsOf("targets")
+	order := make([]int32, len(byID))
+	floating := 0
+	for i, r := range byID {
+		order[i] = int32(i)
+		if r.restamp.created {
+			floating++
+		}
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := byID[i], byID[j]
+		if c := strings.Compare(a.wire.parent, b.wire.parent); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.createdAt(s.stampAt), b.createdAt(s.stampAt)); c != 0 {
+			return c
+		}
+		return cmp.Compare(i, j)
+	})
+	targets := make([]*row, len(order))
+	all := make([]proxy.Target, len(order))
+	for k, i := range order {
+		targets[k], all[k] = byID[i], byID[i].wire.target
+	}
+	list := make([]proxy.Upstream, 0, upstreams.rows.Len())
+	next := 0
+	upstreams.rows.Ascend(func(r *row) bool {
+		u := r.wire.upstream
+		for next < len(targets) && targets[next].wire.parent < r.id {
+			next++ // a target of no upstream: none in a valid state
+		}
+		start := next
+		for next < len(targets) && targets[next].wire.parent == r.id {
+			next++
+		}
+		if next > start {
+			u.Targets = all[start:next:next]
+		}
+		list = append(list, u)
+		return true
+	})
+	s.upstreams.Store(&upstreamsMemo{upstreams: upstreams, targets: targetsTable, at: s.stampAt,
+		atFree: floating == 0 || floating == len(byID), list: list})
+	return list
 }
 
 // wire is a row's share of the proxy configuration, converted once when

@@ -487,3 +487,41 @@ func TestJSONStringLen(t *testing.T) {
 		}
 	}
 }
+
+// TestChangedElementKeepsUnchangedRows changes one route nested in a
+// service, a second later: the service, unchanged, keeps its row, and
+// the untouched upstreams and targets keep their tables (what the proxy's
+// upstreams are kept by); the route gets a new row. The answers are held
+// to a fresh node's by TestReusedLoadEqualsFreshLoad.
+func TestChangedElementKeepsUnchangedRows(t *testing.T) {
+	doc := func(path string) []byte {
+		return []byte(`{"_format_version":"3.0",
+			"services":[{"name":"s","host":"u","routes":[{"name":"r","paths":["` + path + `"]}]}],
+			"upstreams":[{"name":"u","targets":[{"target":"10.0.0.1:80"}]}]}`)
+	}
+	clock := &reuseClock{now: time.Unix(1_700_000_000, 0)}
+	n := newReuseNode(t, clock)
+	if code, body := request(t, n, http.MethodPost, "/config", doc("/a")); code != http.StatusCreated {
+		t.Fatalf("first load: %d %s", code, body)
+	}
+	before := n.Config()
+	clock.now = clock.now.Add(time.Second)
+	if code, body := request(t, n, http.MethodPost, "/config", doc("/b")); code != http.StatusCreated {
+		t.Fatalf("second load: %d %s", code, body)
+	}
+	after := n.Config()
+	if b, a := before.rowsOf("services")[0], after.rowsOf("services")[0]; a != b {
+		t.Errorf("the unchanged service got a new row")
+	}
+	if b, a := before.rowsOf("routes")[0], after.rowsOf("routes")[0]; a == b {
+		t.Errorf("the changed route kept its row")
+	}
+	for _, c := range []string{"services", "upstreams", "targets"} {
+		if before.tables[c] != after.tables[c] {
+			t.Errorf("%s: a new table for the same rows", c)
+		}
+	}
+	if got := after.get("services", before.rowsOf("services")[0].id)["created_at"]; got != float64(clock.now.Unix()) {
+		t.Errorf("the kept service reads created_at %v, want the second load's %d", got, clock.now.Unix())
+	}
+}

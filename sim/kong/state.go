@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/btree"
 
@@ -37,6 +38,18 @@ type State struct {
 	stampAt int64
 	// cloning serializes with: a B-tree must not be cloned concurrently.
 	cloning sync.Mutex
+	// upstreams is the proxy's upstreams, made by the first ProxyConfig
+	// of this state or of one it derives from (see upstreamsMemo).
+	upstreams atomic.Pointer[upstreamsMemo]
+}
+
+// inheritUpstreams hands next the proxy upstreams s made, when next
+// holds the same upstreams and targets: a load that changed neither
+// does not group the targets again.
+func (s *State) inheritUpstreams(next *State) {
+	if m := s.upstreams.Load(); m != nil && next.tables["upstreams"] == m.upstreams && next.tables["targets"] == m.targets {
+		next.upstreams.Store(m)
+	}
 }
 
 // btreeDegree trades node copying on write against tree depth.
@@ -116,6 +129,17 @@ func (r *row) entityAt(at int64) entity {
 		e["updated_at"] = e["created_at"]
 	}
 	return e
+}
+
+// sameRowAt reports whether old, in a State of load time at, is the row r
+// made at that time: the same entity with the same stamps, stamped by the
+// load alike. Rows are immutable, so either may then stand for the other.
+func sameRowAt(old, r *row, at int64) bool {
+	if old.id != r.id || old.restamp.created != r.restamp.created || old.restamp.updated != r.restamp.updated ||
+		old.sum != r.sum {
+		return false
+	}
+	return bytes.Equal(old.appendEnc(nil, at), r.appendEnc(nil, at))
 }
 
 // createdAt is the row's created_at in a State of load time at.
@@ -377,6 +401,7 @@ func (s *State) with(puts []put, deletes []store.Key) *State {
 		buf = table(p.sch.collection).set(p.sch, p.e, buf[len(buf):])
 	}
 	next.finish()
+	s.inheritUpstreams(next)
 	return next
 }
 
@@ -409,14 +434,17 @@ func (s *State) derive(rows, fresh map[string][]*row, stampAt int64) *State {
 		}
 		t := prev.clone()
 		key := &row{} // one search key for the whole table
+		changed := false
 		for _, r := range changes {
 			key.id = r.id
 			old, _ := t.rows.Get(key)
 			switch {
 			case old == nil:
 				t.insertRow(r)
+				changed = true
 			case old != r:
 				t.replaceRow(old, r)
+				changed = true
 			}
 		}
 		// Every row of list is in t now; t holds more when rows of prev
@@ -432,10 +460,15 @@ func (s *State) derive(rows, fresh map[string][]*row, stampAt int64) *State {
 				}
 				return true
 			})
+			changed = true
+		}
+		if !changed {
+			t = prev // the same rows: the same table, which the proxy upstreams memo recognizes
 		}
 		next.tables[c] = t
 	}
 	next.finish()
+	s.inheritUpstreams(next)
 	return next
 }
 

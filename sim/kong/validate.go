@@ -254,7 +254,7 @@ func normalizeValue(f *field, v any, resolve resolver) (any, any) {
 				return nil, msg
 			}
 		}
-		return s, nil
+		return v, nil // as decoded: boxing s again would allocate
 	case tInteger, tNumber:
 		n, ok := v.(float64)
 		if !ok {
@@ -277,7 +277,7 @@ func normalizeValue(f *field, v any, resolve resolver) (any, any) {
 				return nil, msg
 			}
 		}
-		return n, nil
+		return v, nil // the value as decoded: no second box for n
 	case tBoolean:
 		b, ok := v.(bool)
 		if !ok {
@@ -320,6 +320,9 @@ func normalizeValue(f *field, v any, resolve resolver) (any, any) {
 		}
 		if errs != nil {
 			return nil, trimNulls(errs)
+		}
+		if scalar {
+			return v, nil // as decoded: boxing arr again would allocate
 		}
 		return out, nil
 	case tMap:

@@ -31,13 +31,13 @@ func BenchmarkProxyThroughput(b *testing.B) {
 	defer upstream.Close()
 	host, port := hostPort(b, upstream)
 
-	routes := []Route{{Name: "bench", ServiceID: "s", Hosts: []string{"bench.test"}, Paths: []string{"~/api$", "/api/"}, StripPath: true}}
+	routes := []*Route{{Name: "bench", ServiceID: "s", Hosts: []string{"bench.test"}, Paths: []string{"~/api$", "/api/"}, StripPath: true}}
 	for i := range 500 { // a realistic router behind the measured route
-		routes = append(routes, Route{Name: fmt.Sprint("other-", i), ServiceID: "s", Hosts: []string{fmt.Sprintf("svc%d.test", i)}, Paths: []string{"/"}})
+		routes = append(routes, &Route{Name: fmt.Sprint("other-", i), ServiceID: "s", Hosts: []string{fmt.Sprintf("svc%d.test", i)}, Paths: []string{"/"}})
 	}
 	p := New(Options{})
 	defer p.Close()
-	if err := p.Update(Config{Services: []Service{{ID: "s", Host: host, Port: port, Retries: 5}}, Routes: routes}); err != nil {
+	if err := p.Update(Config{Services: []*Service{{ID: "s", Host: host, Port: port, Retries: 5}}, Routes: routes}); err != nil {
 		b.Fatal(err)
 	}
 	proxySrv := httptest.NewServer(p)

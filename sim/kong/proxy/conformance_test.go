@@ -140,7 +140,7 @@ func TestConformance(t *testing.T) {
 	downPort, _ := strconv.Atoi(downPortText)
 
 	cfg := Config{
-		Services: []Service{
+		Services: []*Service{
 			{ID: "a", Name: "svc-a", Protocol: "http", Host: hostA, Port: portA, Retries: 5},
 			{ID: "b", Name: "svc-b", Protocol: "http", Host: hostA, Port: portB, Path: "/base", Retries: 5},
 			{ID: "nopeer", Protocol: "http", Host: "empty.upstream", Port: 80, Retries: 5},
@@ -149,7 +149,7 @@ func TestConformance(t *testing.T) {
 			{ID: "slow", Protocol: "http", Host: hostA, Port: portSlow, ReadTimeout: 50 * time.Millisecond},
 		},
 		Upstreams: []Upstream{{Name: "empty.upstream", Targets: []Target{{Target: "127.0.0.1:1", Weight: 0}}}},
-		Routes: []Route{
+		Routes: []*Route{
 			{Name: "exact-host", ServiceID: "a", Hosts: []string{"exact.test"}, StripPath: true},
 			{Name: "wild-suffix", ServiceID: "b", Hosts: []string{"*.wild.test"}},
 			{Name: "plain-beats-wild", ServiceID: "a", Hosts: []string{"a.wild.test"}},
@@ -269,8 +269,8 @@ func TestForwardedHeaders(t *testing.T) {
 	echo := newEcho(t, "A")
 	host, port := hostPort(t, echo)
 	_, proxySrv := startProxy(t, Config{
-		Services: []Service{{ID: "a", Host: host, Port: port}},
-		Routes:   []Route{{Name: "r", ServiceID: "a", Paths: []string{"/app"}, StripPath: true}},
+		Services: []*Service{{ID: "a", Host: host, Port: port}},
+		Routes:   []*Route{{Name: "r", ServiceID: "a", Paths: []string{"/app"}, StripPath: true}},
 	}, nil)
 	_, proxyPort := hostPort(t, proxySrv)
 	got := do(t, noRedirects(t), "GET", proxySrv.URL+"/app/x?q=1", "shop.example.com:8080",
@@ -315,13 +315,13 @@ func TestForwardedHeaders(t *testing.T) {
 func TestWeightedRoundRobin(t *testing.T) {
 	a, b, c := newEcho(t, "A"), newEcho(t, "B"), newEcho(t, "C")
 	_, proxySrv := startProxy(t, Config{
-		Services: []Service{{ID: "s", Host: "echo.default.80.svc", Port: 80}},
+		Services: []*Service{{ID: "s", Host: "echo.default.80.svc", Port: 80}},
 		Upstreams: []Upstream{{Name: "echo.default.80.svc", Targets: []Target{
 			{Target: a.Listener.Addr().String(), Weight: 300},
 			{Target: b.Listener.Addr().String(), Weight: 100},
 			{Target: c.Listener.Addr().String(), Weight: 0},
 		}}},
-		Routes: []Route{{Name: "r", ServiceID: "s", Paths: []string{"/"}}},
+		Routes: []*Route{{Name: "r", ServiceID: "s", Paths: []string{"/"}}},
 	}, nil)
 	client := noRedirects(t)
 	counts := map[string]int{}
@@ -343,12 +343,12 @@ func TestWeightedRoundRobin(t *testing.T) {
 func TestRetryOnRefusedConnection(t *testing.T) {
 	live := newEcho(t, "live")
 	cfg := Config{
-		Services: []Service{{ID: "s", Host: "up", Retries: 1}},
+		Services: []*Service{{ID: "s", Host: "up", Retries: 1}},
 		Upstreams: []Upstream{{Name: "up", Targets: []Target{
 			{Target: refusedAddr(t), Weight: 100},
 			{Target: live.Listener.Addr().String(), Weight: 100},
 		}}},
-		Routes: []Route{{Name: "r", ServiceID: "s", Paths: []string{"/"}}},
+		Routes: []*Route{{Name: "r", ServiceID: "s", Paths: []string{"/"}}},
 	}
 	p, proxySrv := startProxy(t, cfg, nil)
 	client := noRedirects(t)
@@ -365,7 +365,9 @@ func TestRetryOnRefusedConnection(t *testing.T) {
 	}
 
 	// Without retries, a request landing on the dead target fails.
-	cfg.Services[0].Retries = 0
+	noRetries := *cfg.Services[0] // a staged service must not change
+	noRetries.Retries = 0
+	cfg.Services = []*Service{&noRetries}
 	if err := p.Update(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -396,26 +398,26 @@ func testRejectsBadConfig(t *testing.T, apply func(*Proxy, Config) error) {
 	echo := newEcho(t, "A")
 	host, port := hostPort(t, echo)
 	good := Config{
-		Services: []Service{{ID: "a", Host: host, Port: port}},
-		Routes:   []Route{{ID: "r1", Name: "r", ServiceID: "a", Paths: []string{"/"}}},
+		Services: []*Service{{ID: "a", Host: host, Port: port}},
+		Routes:   []*Route{{ID: "r1", Name: "r", ServiceID: "a", Paths: []string{"/"}}},
 	}
 	p, proxySrv := startProxy(t, good, nil)
 	if err := apply(p, good); err != nil {
 		t.Fatal(err)
 	}
 	withRoute := func(r Route) Config {
-		return Config{Services: good.Services, Routes: append(slices.Clone(good.Routes), r)}
+		return Config{Services: good.Services, Routes: append(slices.Clone(good.Routes), &r)}
 	}
 	bad := []struct {
 		name string
 		cfg  Config
 		want string
 	}{
-		{"bad regex", Config{Services: good.Services, Routes: []Route{{Name: "broken", ServiceID: "a", Paths: []string{"~/a("}}}},
+		{"bad regex", Config{Services: good.Services, Routes: []*Route{{Name: "broken", ServiceID: "a", Paths: []string{"~/a("}}}},
 			`route "broken": paths[0]: invalid regex`},
 		// The same route id as the accepted route, now with a bad regex:
 		// a route is checked again when what the router reads changed.
-		{"accepted route changed to a bad regex", Config{Services: good.Services, Routes: []Route{{ID: "r1", Name: "r", ServiceID: "a", Paths: []string{"/", "~/a("}}}},
+		{"accepted route changed to a bad regex", Config{Services: good.Services, Routes: []*Route{{ID: "r1", Name: "r", ServiceID: "a", Paths: []string{"/", "~/a("}}}},
 			`route "r": paths[1]: invalid regex`},
 		{"bad header regex", withRoute(Route{Name: "hdr", ServiceID: "a", Headers: map[string][]string{"x-a": {"~*("}}}),
 			`route "hdr": headers.x-a[0]: invalid regex`},
@@ -423,13 +425,13 @@ func testRejectsBadConfig(t *testing.T, apply func(*Proxy, Config) error) {
 			`route "h": hosts[0]`},
 		{"bad sni", withRoute(Route{Name: "s", ServiceID: "a", Protocols: []string{"https"}, SNIs: []string{"x:0"}}),
 			`route "s": snis[0]`},
-		{"unknown service", Config{Routes: []Route{{Name: "orphan", ServiceID: "nope", Paths: []string{"/"}}}},
+		{"unknown service", Config{Routes: []*Route{{Name: "orphan", ServiceID: "nope", Paths: []string{"/"}}}},
 			`route "orphan": service "nope" not found`},
-		{"service without host", Config{Services: []Service{{ID: "b", Name: "nohost"}}},
+		{"service without host", Config{Services: []*Service{{ID: "b", Name: "nohost"}}},
 			`service "nohost": host is required`},
-		{"negative retries", Config{Services: []Service{{ID: "b", Name: "neg", Host: "x", Retries: -1}}},
+		{"negative retries", Config{Services: []*Service{{ID: "b", Name: "neg", Host: "x", Retries: -1}}},
 			`service "neg": retries must not be negative`},
-		{"bad path_handling", Config{Services: good.Services, Routes: []Route{{Name: "ph", ServiceID: "a", PathHandling: "v2"}}},
+		{"bad path_handling", Config{Services: good.Services, Routes: []*Route{{Name: "ph", ServiceID: "a", PathHandling: "v2"}}},
 			`route "ph": path_handling`},
 		{"bad target", Config{Upstreams: []Upstream{{Name: "u", Targets: []Target{{Target: "a:b:c", Weight: 1}}}}},
 			`upstream "u": targets[0]: invalid target "a:b:c"`},
@@ -439,7 +441,7 @@ func testRejectsBadConfig(t *testing.T, apply func(*Proxy, Config) error) {
 			`upstream "u": duplicate name`},
 		{"upstream without name", Config{Upstreams: []Upstream{{ID: "u1"}}},
 			`upstream "u1": name is required`},
-		{"bad redirect code", Config{Services: good.Services, Routes: []Route{{Name: "rc", ServiceID: "a", HTTPSRedirectStatusCode: 200}}},
+		{"bad redirect code", Config{Services: good.Services, Routes: []*Route{{Name: "rc", ServiceID: "a", HTTPSRedirectStatusCode: 200}}},
 			`route "rc": https_redirect_status_code`},
 	}
 	for _, tt := range bad {
@@ -469,8 +471,8 @@ func testInFlightKeepsConfig(t *testing.T, apply func(*Proxy, Config) error) {
 	t.Cleanup(blocking.Close)
 	host, port := hostPort(t, blocking)
 	p, proxySrv := startProxy(t, Config{
-		Services: []Service{{ID: "a", Host: host, Port: port}},
-		Routes:   []Route{{Name: "r", ServiceID: "a", Paths: []string{"/old"}}},
+		Services: []*Service{{ID: "a", Host: host, Port: port}},
+		Routes:   []*Route{{Name: "r", ServiceID: "a", Paths: []string{"/old"}}},
 	}, nil)
 	client := noRedirects(t)
 
@@ -513,8 +515,8 @@ func TestReadTimeoutMidBodyBreaksTheResponse(t *testing.T) {
 	t.Cleanup(stalling.Close)
 	host, port := hostPort(t, stalling)
 	_, proxySrv := startProxy(t, Config{
-		Services: []Service{{ID: "s", Host: host, Port: port, ReadTimeout: 50 * time.Millisecond}},
-		Routes:   []Route{{Name: "r", ServiceID: "s", Paths: []string{"/"}}},
+		Services: []*Service{{ID: "s", Host: host, Port: port, ReadTimeout: 50 * time.Millisecond}},
+		Routes:   []*Route{{Name: "r", ServiceID: "s", Paths: []string{"/"}}},
 	}, nil)
 	// The status line may or may not have left the proxy's buffer when the
 	// timeout strikes; either way the client must not get a complete answer.
@@ -535,8 +537,8 @@ func TestHTTPSListener(t *testing.T) {
 	p := New(Options{})
 	t.Cleanup(p.Close)
 	if err := p.Update(Config{
-		Services: []Service{{ID: "s", Host: host, Port: port}},
-		Routes: []Route{
+		Services: []*Service{{ID: "s", Host: host, Port: port}},
+		Routes: []*Route{
 			{Name: "secure", ServiceID: "s", Hosts: []string{"secure.test"}, Protocols: []string{"https"}, HTTPSRedirectStatusCode: 308},
 			{Name: "plain-only", ServiceID: "s", Hosts: []string{"plain.test"}, Protocols: []string{"http"}},
 		},
@@ -572,8 +574,8 @@ func TestCustomTransportSeesAUsualURL(t *testing.T) {
 	p := New(Options{Transport: transport})
 	defer p.Close()
 	if err := p.Update(Config{
-		Services: []Service{{ID: "s", Host: "backend.internal", Port: 8080, Path: "/v1"}},
-		Routes:   []Route{{Name: "r", ServiceID: "s", Paths: []string{"/api"}, StripPath: true}},
+		Services: []*Service{{ID: "s", Host: "backend.internal", Port: 8080, Path: "/v1"}},
+		Routes:   []*Route{{Name: "r", ServiceID: "s", Paths: []string{"/api"}, StripPath: true}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -599,12 +601,12 @@ func TestUpdatesKeepTheRoundRobinGoing(t *testing.T) {
 func testRoundRobinAcrossUpdates(t *testing.T, apply func(*Proxy, Config) error) {
 	a, b := newEcho(t, "A"), newEcho(t, "B")
 	cfg := Config{
-		Services: []Service{{ID: "s", Host: "pool"}},
+		Services: []*Service{{ID: "s", Host: "pool"}},
 		Upstreams: []Upstream{{Name: "pool", Targets: []Target{
 			{Target: a.Listener.Addr().String(), Weight: 100},
 			{Target: b.Listener.Addr().String(), Weight: 100},
 		}}},
-		Routes: []Route{{Name: "r", ServiceID: "s", Paths: []string{"/"}}},
+		Routes: []*Route{{Name: "r", ServiceID: "s", Paths: []string{"/"}}},
 	}
 	p, proxySrv := startProxy(t, cfg, nil)
 	client := noRedirects(t)
@@ -613,7 +615,9 @@ func testRoundRobinAcrossUpdates(t *testing.T, apply func(*Proxy, Config) error)
 		// An update that leaves the targets alone must not restart the
 		// rotation, or the first target would take all traffic; staged
 		// configurations that no request used in between count not.
-		cfg.Routes[0].Methods = nil
+		r := *cfg.Routes[0] // a staged route must not change
+		r.Methods = nil
+		cfg.Routes = []*Route{&r}
 		for range 2 {
 			if err := apply(p, cfg); err != nil {
 				t.Fatal(err)

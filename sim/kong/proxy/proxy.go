@@ -85,9 +85,14 @@ type Upstream struct {
 
 // Config is everything the data plane needs. Routes are expected in creation
 // order: equally ranked routes match in that order.
+//
+// Services and routes are held by pointer: a configuration is thousands
+// of them, and a caller that keeps them between configurations (kongsim
+// converts an entity once) hands the same ones again instead of copying
+// them for every load. Stage keeps them: they must not change afterwards.
 type Config struct {
-	Services  []Service
-	Routes    []Route
+	Services  []*Service
+	Routes    []*Route
 	Upstreams []Upstream
 	// Plugins run on the requests of their scope; Consumers and
 	// Credentials are what the authentication plugins check against.
@@ -156,8 +161,14 @@ type Proxy struct {
 	checked  map[string]*Route
 	names    map[string]bool
 	services map[string]bool
-	now      func() time.Time
-	observe  func(*Observation)
+	// checkedUpstreams is the last upstreams list that passed: the same
+	// list (a caller that kept it) is not checked again. checkedServices
+	// and checkedRoutes are the last services and routes that passed.
+	checkedUpstreams []Upstream
+	checkedServices  []*Service
+	checkedRoutes    []*Route
+	now              func() time.Time
+	observe          func(*Observation)
 	// Plugin state that outlives configurations.
 	counters    *rateCounters
 	correlation *correlationGenerator
@@ -302,6 +313,7 @@ func (p *Proxy) Stage(c Config) error {
 func (p *Proxy) forgetChecks() {
 	p.checkMu.Lock()
 	clear(p.checked)
+	p.checkedUpstreams, p.checkedServices, p.checkedRoutes = nil, nil, nil
 	p.checkMu.Unlock()
 }
 
@@ -314,31 +326,53 @@ func (p *Proxy) check(c Config) error {
 	if p.names == nil {
 		p.names, p.services, p.checked = map[string]bool{}, map[string]bool{}, map[string]*Route{}
 	}
-	clear(p.names)
-	clear(p.services)
-	for _, u := range c.Upstreams {
-		if err := checkUpstream(u, p.names); err != nil {
-			return err
+	if !sameList(c.Upstreams, p.checkedUpstreams) {
+		clear(p.names)
+		for _, u := range c.Upstreams {
+			if err := checkUpstream(u, p.names); err != nil {
+				return err
+			}
 		}
+		p.checkedUpstreams = c.Upstreams
 	}
-	for _, s := range c.Services {
-		if err := checkService(s); err != nil {
-			return err
+	// Services and routes handed again (the same pointers) passed: with
+	// the same services, a route at the same place is not checked again.
+	// A caller that keeps them (kongsim) hands thousands again at every
+	// load and a few new ones.
+	servicesSame := slices.Equal(c.Services, p.checkedServices)
+	if !servicesSame {
+		p.checkedServices = nil
+		clear(p.services)
+		for _, s := range c.Services {
+			if err := checkService(s); err != nil {
+				return err
+			}
+			p.services[s.ID] = true
 		}
-		p.services[s.ID] = true
+		p.checkedServices = c.Services
 	}
-	for _, r := range c.Routes {
+	last := p.checkedRoutes
+	p.checkedRoutes = nil
+	if len(p.checked) > 2*len(c.Routes)+64 {
+		clear(p.checked) // mostly routes gone since
+		last = nil
+	}
+	checked := func(i int, r *Route) bool { return servicesSame && i < len(last) && last[i] == r }
+	for i, r := range c.Routes {
+		if checked(i, r) {
+			continue
+		}
 		if err := checkRoute(r, func(id string) bool { return p.services[id] }); err != nil {
 			return err
 		}
 	}
-	if len(p.checked) > 2*len(c.Routes)+64 {
-		clear(p.checked) // mostly routes gone since
-	}
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		if old := p.checked[r.ID]; old == nil || !sameMatchFields(old, r) {
-			if err := p.compiler.Check(routerRoute(*r)); err != nil {
+	for i, r := range c.Routes {
+		if checked(i, r) {
+			continue // and p.checked holds it
+		}
+		// A route handed again (the same pointer) was checked.
+		if old := p.checked[r.ID]; old == nil || old != r && !sameMatchFields(old, r) {
+			if err := p.compiler.Check(routerRoute(r)); err != nil {
 				return err
 			}
 		}
@@ -346,7 +380,14 @@ func (p *Proxy) check(c Config) error {
 		// configuration alive.
 		p.checked[r.ID] = r
 	}
+	p.checkedRoutes = c.Routes
 	return nil
+}
+
+// sameList reports whether a and b are the same list: the same elements
+// of the same array, not merely equal ones.
+func sameList[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // sameMatchFields reports whether two routes agree on everything the
@@ -376,7 +417,7 @@ func checkUpstream(u Upstream, names map[string]bool) error {
 	return nil
 }
 
-func checkService(s Service) error {
+func checkService(s *Service) error {
 	if s.ID == "" {
 		return fmt.Errorf("%s: id is required", entityLabel("service", s.Name, s.ID))
 	}
@@ -391,7 +432,7 @@ func checkService(s Service) error {
 
 // checkRoute checks what the proxy itself reads of r; hasService tells
 // whether a service id is configured.
-func checkRoute(r Route, hasService func(id string) bool) error {
+func checkRoute(r *Route, hasService func(id string) bool) error {
 	if r.ServiceID != "" && !hasService(r.ServiceID) {
 		return fmt.Errorf("%s: service %q not found", entityLabel("route", r.Name, r.ID), r.ServiceID)
 	}
@@ -409,7 +450,7 @@ func checkRoute(r Route, hasService func(id string) bool) error {
 }
 
 // routerRoute is what the router is given of r.
-func routerRoute(r Route) router.Route {
+func routerRoute(r *Route) router.Route {
 	return router.Route{
 		ID: r.ID, Name: r.Name, Protocols: r.Protocols, Methods: r.Methods, Hosts: r.Hosts,
 		Paths: r.Paths, SNIs: r.SNIs, Headers: r.Headers, RegexPriority: r.RegexPriority,
@@ -442,7 +483,7 @@ func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
 		if err := checkService(s); err != nil {
 			return nil, err
 		}
-		se := &serviceEntry{svc: s, scheme: "http"}
+		se := &serviceEntry{svc: *s, scheme: "http"}
 		switch s.Protocol {
 		case "https", "grpcs", "tls", "wss":
 			se.scheme = "https"
@@ -475,7 +516,7 @@ func compile(c Config, compiler *router.Compiler, prev *state) (*state, error) {
 		if err := checkRoute(r, func(id string) bool { return services[id] != nil }); err != nil {
 			return nil, err
 		}
-		e := routeEntry{route: r}
+		e := routeEntry{route: *r}
 		if r.ServiceID != "" {
 			e.service = services[r.ServiceID]
 		}

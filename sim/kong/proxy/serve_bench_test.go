@@ -21,11 +21,11 @@ func (nopUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 // copying, with the upstream in memory, so that the proxy's own cost is
 // not lost in network noise.
 func benchServe(b *testing.B, c Config, hdr ...string) {
-	routes := []Route{{ID: "bench", Name: "bench", ServiceID: "s", Hosts: []string{"bench.test"}, Paths: []string{"~/api$", "/api/"}, StripPath: true}}
+	routes := []*Route{{ID: "bench", Name: "bench", ServiceID: "s", Hosts: []string{"bench.test"}, Paths: []string{"~/api$", "/api/"}, StripPath: true}}
 	for i := range 500 {
-		routes = append(routes, Route{Name: fmt.Sprint("other-", i), ServiceID: "s", Hosts: []string{fmt.Sprintf("svc%d.test", i)}, Paths: []string{"/"}})
+		routes = append(routes, &Route{Name: fmt.Sprint("other-", i), ServiceID: "s", Hosts: []string{fmt.Sprintf("svc%d.test", i)}, Paths: []string{"/"}})
 	}
-	c.Services = []Service{{ID: "s", Name: "s", Host: "backend.test", Port: 80, Retries: 5}}
+	c.Services = []*Service{{ID: "s", Name: "s", Host: "backend.test", Port: 80, Retries: 5}}
 	c.Routes = routes
 	p := New(Options{Transport: nopUpstream{}})
 	if err := p.Update(c); err != nil {
