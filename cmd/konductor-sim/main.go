@@ -177,17 +177,7 @@ func simulate(t *testing.T) {
 		fmt.Printf("  %-22s %d\n", k, fired[k])
 	}
 	for _, res := range failed {
-		fmt.Printf("\nFAIL seed %d (%s)\n", res.Seed, res.Summary())
-		for _, s := range res.Steps {
-			fmt.Println("  step:", s)
-		}
-		for _, v := range res.Violations {
-			fmt.Println("  ", v)
-		}
-		if *trace {
-			printTrace(res)
-		}
-		fmt.Println("  replay:", replay(res.Seed))
+		printFailure(fmt.Sprintf("\nFAIL seed %d (%s)", res.Seed, res.Summary()), res, replay(res.Seed))
 	}
 	if len(failed) > 0 {
 		t.Fail()
@@ -316,4 +306,20 @@ func watch(cfg *world.Config, replay func(uint64) string) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// printFailure prints a failed run under headline: its steps, violations,
+// trace (with -trace) and the replay command line.
+func printFailure(headline string, res *world.Result, replay string) {
+	fmt.Println(headline)
+	for _, s := range res.Steps {
+		fmt.Println("  step:", s)
+	}
+	for _, v := range res.Violations {
+		fmt.Println("  ", v)
+	}
+	if *trace {
+		printTrace(res)
+	}
+	fmt.Println("  replay:", replay)
 }

@@ -47,17 +47,7 @@ func soakRuns(t *testing.T, runs int) {
 		fmt.Printf("run %d/%d: %d seeds, %d failovers, wall %v, CPU %v (%.3f CPU-s a seed)\n",
 			run, runs, len(results), failovers, wall.Round(time.Millisecond), cpu.Round(time.Millisecond), cpu.Seconds()/float64(max(len(results), 1)))
 		if failed != nil {
-			fmt.Printf("\nFAIL seed %d in run %d of %d (%s)\n", failed.Seed, run, runs, failed.Summary())
-			for _, s := range failed.Steps {
-				fmt.Println("  step:", s)
-			}
-			for _, v := range failed.Violations {
-				fmt.Println("  ", v)
-			}
-			if *trace {
-				printTrace(failed)
-			}
-			fmt.Println("  replay:", replay(failed.Seed))
+			printFailure(fmt.Sprintf("\nFAIL seed %d in run %d of %d (%s)", failed.Seed, run, runs, failed.Summary()), failed, replay(failed.Seed))
 			printSoakTotals(run, len(cfgs), totalWall, totalCPU)
 			t.Fail()
 			return
