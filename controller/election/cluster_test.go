@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"konductor.dev/controller/fence"
+	"konductor.dev/controller/internal/bubble"
 )
 
 // The timings konductor ships with (and client-go's defaults).
@@ -170,7 +171,7 @@ func (c *cluster) elect(n int) ([]*node, termEvent) {
 func electOnEachLock(t *testing.T, n int, body func(t *testing.T, c *cluster, nodes []*node, first termEvent)) {
 	for _, lt := range lockTypes {
 		t.Run(lt, func(t *testing.T) {
-			bubble(t, func(t *testing.T) {
+			bubble.Test(t, func(t *testing.T) {
 				c := newCluster(t, lt)
 				nodes, first := c.elect(n)
 				body(t, c, nodes, first)

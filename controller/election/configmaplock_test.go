@@ -14,6 +14,7 @@ import (
 	rl "k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"konductor.dev/controller/fence"
+	"konductor.dev/controller/internal/bubble"
 )
 
 func newConfigMapLock(s *apiServer, id string) *ConfigMapLock {
@@ -114,7 +115,7 @@ func TestRecordFromConfigMap(t *testing.T) {
 // client-go's own LeaderElector drives our ConfigMapLock, and our Elector
 // takes over the instant client-go's ReleaseOnCancel releases it.
 func TestClientGoLeaderElectorDrivesConfigMapLock(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		s := newAPIServer()
 		const lease, renew, retry = 15 * time.Second, 10 * time.Second, 2 * time.Second
 

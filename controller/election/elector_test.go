@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"konductor.dev/controller/fence"
+	"konductor.dev/controller/internal/bubble"
 )
 
 var lockTypes = []string{LockTypeConfigMaps, LockTypeLeases}
@@ -156,7 +157,7 @@ func TestPartitionedLeaderStopsGrantingBeforeOthersTakeOver(t *testing.T) {
 		}
 		lt := tc.lockType
 		t.Run(name, func(t *testing.T) {
-			bubble(t, func(t *testing.T) {
+			bubble.Test(t, func(t *testing.T) {
 				c := newCluster(t, lt)
 				_, first := c.elect(3)
 				old := c.node(first.id)
@@ -230,7 +231,7 @@ func TestPartitionedLeaderStopsGrantingBeforeOthersTakeOver(t *testing.T) {
 
 // Without the "watch" verb the elector still elects, by polling.
 func TestForbiddenWatchFallsBackToPolling(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeConfigMaps)
 		c.srv.watchForbidden = true
 		_, first := c.elect(3)
@@ -250,7 +251,7 @@ func TestForbiddenWatchFallsBackToPolling(t *testing.T) {
 // nobody else is there to take over; once the server is back the same
 // replica wins a new term with a new epoch.
 func TestLapsedTermGetsANewEpoch(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeLeases)
 		n := c.start(nodeName(0))
 		first := c.awaitTerm(testRetry)
@@ -270,7 +271,7 @@ func TestLapsedTermGetsANewEpoch(t *testing.T) {
 // Deleting the lock ends the leader's term and the next one continues the
 // epoch sequence rather than restarting it.
 func TestDeletedLockEndsTheTermAndEpochsContinue(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeConfigMaps)
 		_, first := c.elect(2)
 		c.expectNoTerm(testLease)
@@ -286,7 +287,7 @@ func TestDeletedLockEndsTheTermAndEpochsContinue(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeConfigMaps)
 		a, b := c.start(nodeName(0)), c.start(nodeName(1))
 		first := c.awaitTerm(testRetry)
@@ -336,7 +337,7 @@ func checkGauge(t *testing.T, n *node, name string, want float64) {
 }
 
 func TestRunOnlyOnce(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeConfigMaps)
 		n := c.start(nodeName(0))
 		c.awaitTerm(testRetry)
@@ -353,7 +354,7 @@ func TestRunOnlyOnce(t *testing.T) {
 // and 2.8 are identical, the standby times the lease from 2.0 and takes over
 // at 5.0, so the cut-off leader must stop granting by 4.5, not 5.3.
 func TestRenewalsInvisibleToOthersDoNotExtendTheTerm(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeConfigMaps)
 		tight := func(_ *node, cfg *Config) {
 			cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod = 3*time.Second, 2500*time.Millisecond, 400*time.Millisecond
@@ -403,7 +404,7 @@ func (h *countingHandler) count(key string) int {
 // A standby polling through an API outage warns once, not at every poll,
 // and warns again for the next outage.
 func TestCandidateErrorsAreWarnedOncePerOutage(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeConfigMaps)
 		h := &countingHandler{counts: map[string]int{}}
 		withLog := func(_ *node, cfg *Config) { cfg.Logger = slog.New(h) }

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"konductor.dev/controller/internal/bubble"
 )
 
 var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
@@ -134,7 +136,7 @@ func TestKilledLeaderIsReplacedOnTheKubeletsReport(t *testing.T) {
 	for _, lt := range lockTypes {
 		for _, how := range []string{"terminated", "restarted", "graceful-delete"} {
 			t.Run(lt+"/"+how, func(t *testing.T) {
-				bubble(t, func(t *testing.T) {
+				bubble.Test(t, func(t *testing.T) {
 					c := newCluster(t, lt)
 					for i := range 3 {
 						c.start(nodeName(i), inPod(c))
@@ -238,7 +240,7 @@ func TestNoTakeoverWithoutEvidenceOfTheHoldersDeath(t *testing.T) {
 	} {
 		for _, lt := range lockTypes {
 			t.Run(lt+"/"+tc.name, func(t *testing.T) {
-				bubble(t, func(t *testing.T) {
+				bubble.Test(t, func(t *testing.T) {
 					var logs lockedBuffer
 					c := newCluster(t, lt)
 					holder := c.start(nodeName(0), inPod(c), func(n *node, cfg *Config) {
@@ -307,7 +309,7 @@ func (l *lockedBuffer) String() string {
 // container (the status lags the restart) publishes nothing until the
 // status shows this process.
 func TestLeaderPublishesOnlyItsOwnContainer(t *testing.T) {
-	bubble(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newCluster(t, LockTypeConfigMaps)
 		earlier := runningPod("pod-a", containerIDOf("earlier"), time.Now())
 		time.Sleep(30 * time.Second)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"konductor.dev/controller/internal/bubble"
 )
 
 var faultSeeds = flag.Uint64("election.seeds", 12, "seeds per timing profile in TestRandomFaultSchedules")
@@ -32,7 +34,7 @@ func TestRandomFaultSchedules(t *testing.T) {
 		for seed := range *faultSeeds {
 			lockType := lockTypes[seed%2]
 			t.Run(fmt.Sprintf("%s/%s/seed=%d", tm.name, lockType, seed), func(t *testing.T) {
-				bubble(t, func(t *testing.T) {
+				bubble.Test(t, func(t *testing.T) {
 					rng := rand.New(rand.NewPCG(seed, 0x4b4f4e47))
 					c := newCluster(t, lockType)
 					// The server calls latency under its lock, from many goroutines.

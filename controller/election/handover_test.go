@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"konductor.dev/controller/internal/bubble"
 )
 
 // TestHandoverTimes measures, in virtual time, 30 graceful handovers and 30
@@ -19,7 +21,7 @@ func TestHandoverTimes(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			var took []time.Duration
 			for rep := range reps {
-				bubble(t, func(t *testing.T) {
+				bubble.Test(t, func(t *testing.T) {
 					rng := rand.New(rand.NewPCG(uint64(rep), 8))
 					c := newCluster(t, LockTypeConfigMaps)
 					// The server calls latency under its lock, from many goroutines.

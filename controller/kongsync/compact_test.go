@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"konductor.dev/controller/internal/bubble"
 )
 
 // bigDesired is a configuration well above compactMin, as repetitive as a
@@ -49,7 +51,7 @@ func (r *rig) requireCompacted(size int) {
 // OnCompacted hears of each compaction that turned raw bytes into garbage,
 // once per compactor round, and of nothing else.
 func TestOnCompactedReportsTheDroppedRawBytes(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var calls []int
 		r := newRig(t, three, func(o *Options) {
@@ -88,7 +90,7 @@ func TestOnCompactedReportsTheDroppedRawBytes(t *testing.T) {
 }
 
 func TestIdleConfigurationIsCompactedAndRestoredByteForByte(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		d1 := r.setDesired(bigDesired(1, ""))
@@ -141,7 +143,7 @@ func TestIdleConfigurationIsCompactedAndRestoredByteForByte(t *testing.T) {
 }
 
 func TestLastGoodIsRestoredFromCompressedCopyAfterRejection(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r, k := newRejectingRig(t)
 		defer r.shutdown()
 		good, bad := bigDesired(1, ""), bigDesired(2, "INVALID")
@@ -177,7 +179,7 @@ func TestLastGoodIsRestoredFromCompressedCopyAfterRejection(t *testing.T) {
 }
 
 func TestNoCompactionWhilePushInFlight(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		kb := r.kongs["kong-b"]
@@ -242,7 +244,7 @@ func gauge(t *testing.T, r *rig, name string) float64 {
 }
 
 func TestSmallConfigurationStaysRaw(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		d1 := desired(1, "")

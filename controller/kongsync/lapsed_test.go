@@ -2,8 +2,9 @@ package kongsync
 
 import (
 	"testing"
-	"testing/synctest"
 	"time"
+
+	"konductor.dev/controller/internal/bubble"
 )
 
 // A writer whose term lapsed (the gate still names it, but the term's
@@ -11,7 +12,7 @@ import (
 // reports nothing wrong with Kong: an ended term says nothing about the
 // replica's health. It pushes as soon as a valid term is granted again.
 func TestLapsedTermSendsNothing(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		d1 := r.setDesired(desired(1, ""))

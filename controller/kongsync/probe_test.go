@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"konductor.dev/controller/fence"
+	"konductor.dev/controller/internal/bubble"
 	"konductor.dev/controller/kongclient"
 )
 
@@ -20,7 +21,7 @@ func (k *fakeKong) rootReads() int {
 }
 
 func TestProbedKongWithDatabaseIsNotConfigured(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var reported []string
 		r := newRig(t, nil, func(o *Options) {
@@ -84,7 +85,7 @@ konductor_kong_target_incompatible{database="off",target="kong-c"} 0
 }
 
 func TestProbesOnlyWhenAllowedToWriteAndOnce(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, func(o *Options) { o.ProbeTargets = true })
 		defer r.shutdown()
 		r.gate.set(fence.Term{}, false)
@@ -107,7 +108,7 @@ func TestProbesOnlyWhenAllowedToWriteAndOnce(t *testing.T) {
 }
 
 func TestUnansweredProbeIsRetried(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, func(o *Options) { o.ProbeTargets = true })
 		defer r.shutdown()
 		r.net.setDown("kong-a:8001", true)

@@ -3,8 +3,9 @@ package kongsync
 import (
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
+
+	"konductor.dev/controller/internal/bubble"
 )
 
 func constRand(v float64) Rand { return func() float64 { return v } }
@@ -13,7 +14,7 @@ func constRand(v float64) Rand { return func() float64 { return v } }
 // lowest draw every hash check comes at 90% of DriftInterval (the liveness
 // poll, which draws from the same stream, is off here).
 func TestWorkersDrawFromTheirOwnStream(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		asked := map[string]int{}
 		r := newRig(t, three, func(o *Options) {

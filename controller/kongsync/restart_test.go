@@ -2,8 +2,9 @@ package kongsync
 
 import (
 	"testing"
-	"testing/synctest"
 	"time"
+
+	"konductor.dev/controller/internal/bubble"
 )
 
 // lastPostAt is when the replica last accepted a push.
@@ -60,7 +61,7 @@ func TestRestartedKongIsConfiguredByTheFastPath(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
+			bubble.Test(t, func(t *testing.T) {
 				r := newRig(t, three, tc.options)
 				defer r.shutdown()
 				d1 := r.setDesired(desired(1, ""))
@@ -90,7 +91,7 @@ func TestRestartedKongIsConfiguredByTheFastPath(t *testing.T) {
 // A configuration replaced behind our back, with no sign of a restart, is
 // left to the drift check: two writers must not fight at the poll's rate.
 func TestForeignConfigurationWaitsForTheDriftCheck(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		d1 := r.setDesired(desired(1, ""))
@@ -112,7 +113,7 @@ func TestForeignConfigurationWaitsForTheDriftCheck(t *testing.T) {
 // the writer only: a replica that may not write polls at the drift
 // interval.
 func TestLivenessPollRate(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		r.setDesired(desired(1, ""))

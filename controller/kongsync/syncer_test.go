@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"konductor.dev/controller/fence"
+	"konductor.dev/controller/internal/bubble"
 )
 
 func postsOf(k *fakeKong, d Desired) []write {
@@ -30,7 +31,7 @@ func postsOf(k *fakeKong, d Desired) []write {
 var three = []string{"kong-a", "kong-b", "kong-c"}
 
 func TestAllTargetsConvergeAndChangesPropagate(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		start := time.Now()
@@ -87,7 +88,7 @@ var driftCases = []struct {
 func TestDriftIsRepaired(t *testing.T) {
 	for _, tc := range driftCases {
 		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
+			bubble.Test(t, func(t *testing.T) {
 				r := newRig(t, three, nil)
 				defer r.shutdown()
 				d1 := r.setDesired(desired(1, ""))
@@ -116,7 +117,7 @@ func TestDriftIsRepaired(t *testing.T) {
 }
 
 func TestStalledTargetDoesNotDelayOthers(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		d1, d2 := desired(1, ""), desired(2, "-next")
@@ -151,7 +152,7 @@ func TestStalledTargetDoesNotDelayOthers(t *testing.T) {
 }
 
 func TestRejectionKeepsLastGoodConfigAndBacksOff(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r, k := newRejectingRig(t)
 		defer r.shutdown()
 		d1, bad, d3 := desired(1, ""), desired(2, "INVALID"), desired(3, "-fixed")
@@ -217,7 +218,7 @@ func TestRejectionKeepsLastGoodConfigAndBacksOff(t *testing.T) {
 }
 
 func TestRestartWhileRejectedRestoresLastGood(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r, k := newRejectingRig(t)
 		defer r.shutdown()
 		d1, bad := desired(1, ""), desired(2, "INVALID")
@@ -234,7 +235,7 @@ func TestRestartWhileRejectedRestoresLastGood(t *testing.T) {
 }
 
 func TestGateDeniedMeansNoWrites(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		r.gate.set(fence.Term{}, false)
@@ -263,7 +264,7 @@ func TestGateDeniedMeansNoWrites(t *testing.T) {
 }
 
 func TestWritesCarryIdentityAndEpoch(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		r.setDesired(desired(1, ""))
@@ -285,7 +286,7 @@ func TestWritesCarryIdentityAndEpoch(t *testing.T) {
 }
 
 func TestPushIsBoundedByTerm(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		start := time.Now()
@@ -304,7 +305,7 @@ func TestPushIsBoundedByTerm(t *testing.T) {
 }
 
 func TestThrottledPushHonoursRetryAfter(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		k := r.kongs["kong-a"]
@@ -328,7 +329,7 @@ func TestThrottledPushHonoursRetryAfter(t *testing.T) {
 }
 
 func TestUnreachableTargetIsConfiguredWhenItReturns(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, three, nil)
 		defer r.shutdown()
 		r.net.setDown("kong-b:8001", true)
@@ -349,7 +350,7 @@ func TestUnreachableTargetIsConfiguredWhenItReturns(t *testing.T) {
 }
 
 func TestTargetsComeAndGo(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		d1 := r.setDesired(desired(1, ""))
@@ -395,7 +396,7 @@ konductor_kong_config_applied_version{target="kong-b"} 1
 }
 
 func TestRunWaitsForPushInFlight(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		r.kongs["kong-a"].set(func(k *fakeKong) { k.stall = true })
 		r.setDesired(desired(1, ""))
@@ -411,7 +412,7 @@ func TestRunWaitsForPushInFlight(t *testing.T) {
 }
 
 func TestOlderDesiredIsIgnored(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		d2 := desired(2, "")
@@ -422,7 +423,7 @@ func TestOlderDesiredIsIgnored(t *testing.T) {
 }
 
 func TestLapsedTermIsRetriedOnceRenewed(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		r.gate.set(ourTerm(time.Now().Add(-time.Second)), true)
@@ -440,7 +441,7 @@ func TestLapsedTermIsRetriedOnceRenewed(t *testing.T) {
 }
 
 func TestMalformedTargetURLIsReported(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		r.s.SetTargets(append(r.targets("kong-a"), Target{Name: "kong-x", URL: "not a url"}))
@@ -466,7 +467,7 @@ func TestNewDesiredHashesBody(t *testing.T) {
 func TestDriftWithdrawsAppliedVersionUntilRepaired(t *testing.T) {
 	for _, tc := range driftCases {
 		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
+			bubble.Test(t, func(t *testing.T) {
 				r := newRig(t, three, nil)
 				defer r.shutdown()
 				d1 := r.setDesired(desired(1, ""))
@@ -593,7 +594,7 @@ func TestBlockedPushDelaysNoOtherReplica(t *testing.T) {
 // the desired one with backoff, never the two in turn without pause (a
 // tight loop that froze virtual time and flooded Kong with writes).
 func TestKongRefusingEverythingAfterDriftIsRetriedWithBackoff(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		r := newRig(t, []string{"kong-a"}, nil)
 		defer r.shutdown()
 		k := r.kongs["kong-a"]
