@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -49,66 +48,25 @@ const currentPoll = 100 * time.Millisecond
 // API servers allow in practice (resourceVersions are etcd revisions); a
 // version that does not parse as a number is compared for equality only.
 // Pages of 500 keep the listing's memory small with many objects.
-//
-// The informers are checked in parallel, with at most currentListings
-// listings at a time: one after another, a new term waited for the sum of
-// every listing and every catch-up. The first error ends the wait and
-// cancels the other checks.
 func (c *Cache) WaitCurrent(ctx context.Context) error {
 	if !c.WaitForSync(ctx) {
 		return ctx.Err()
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-		slots    = make(chan struct{}, currentListings)
-	)
-	fail := func(err error) { once.Do(func() { firstErr = err; cancel() }) }
 	for i, inf := range c.informers {
-		wg.Go(func() {
-			if err := waitInformerCurrent(ctx, inf, c.listers[i], slots); err != nil {
-				fail(err)
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
-}
-
-// currentListings bounds the listings WaitCurrent runs at once, so that a
-// new leader with many informers does not put them all on the API server
-// at the same moment. Measured with 10k objects of each kind on a real
-// kube-apiserver sharing two busy cores (sim/footprint TestWaitCurrent10k):
-// two at a time took 11% less wall time than one after another for the
-// same API-server CPU; four at a time took no less wall time and 50% more
-// API-server CPU.
-const currentListings = 2
-
-// waitInformerCurrent lists what inf caches, holding one of slots while
-// it lists, and waits until inf holds it. The wait holds no slot: an
-// informer that lags must not keep the others from being listed.
-func waitInformerCurrent(ctx context.Context, inf cache.SharedIndexInformer, list lister, slots chan struct{}) error {
-	select {
-	case slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	want, err := listCurrent(ctx, list)
-	<-slots
-	if err != nil {
-		return err
-	}
-	tick := time.NewTicker(currentPoll)
-	defer tick.Stop()
-	for !want.heldBy(inf) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+		want, err := c.listCurrent(ctx, c.listers[i])
+		if err != nil {
+			return err
 		}
+		tick := time.NewTicker(currentPoll)
+		for !want.heldBy(inf) {
+			select {
+			case <-ctx.Done():
+				tick.Stop()
+				return ctx.Err()
+			case <-tick.C:
+			}
+		}
+		tick.Stop()
 	}
 	return nil
 }
@@ -121,7 +79,7 @@ type listed struct {
 
 // listCurrent lists with the resourceVersion unset, page by page, retrying
 // failed requests until ctx ends.
-func listCurrent(ctx context.Context, list lister) (listed, error) {
+func (c *Cache) listCurrent(ctx context.Context, list lister) (listed, error) {
 	delay := 200 * time.Millisecond
 	for {
 		got, err := listPages(ctx, list)
