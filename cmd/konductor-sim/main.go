@@ -28,6 +28,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"konductor.dev/controller/options"
+	"konductor.dev/controller/testsupport/bubble"
 	"konductor.dev/sim/scenarios"
 	"konductor.dev/sim/world"
 )
@@ -266,46 +267,38 @@ func withPodEvidence(tweak func(*options.Options), on bool) func(*options.Option
 // ever advancing). It then reports the seed and the replay line, writes
 // every goroutine's stack to a file, and exits 1 rather than hang.
 func watch(cfg *world.Config, replay func(uint64) string) (stop func()) {
-	// Progress is called inside the bubble, where time.Now is virtual:
-	// only the virtual reading crosses over, the wall clock is read here.
-	var virtual atomic.Int64
-	cfg.Progress = func(d time.Duration) { virtual.Store(int64(d)) }
-	done := make(chan struct{})
 	seed := cfg.Seed
-	go func() {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		started := time.Now()
-		seen, movedAt := int64(-1), time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			why := ""
-			if v := virtual.Load(); v != seen {
-				seen, movedAt = v, time.Now()
-			} else if time.Since(movedAt) >= *stall {
-				why = fmt.Sprintf("no progress: virtual time stood at %v for %v of wall time", time.Duration(v), *stall)
-			}
-			if time.Since(started) >= *runLimit {
-				why = fmt.Sprintf("no end: virtual time at %v after %v of wall time (-run-timeout)", time.Duration(virtual.Load()), *runLimit)
-			}
-			if why == "" {
-				continue
-			}
+	var fail sync.Once
+	failed := func(why string, at time.Duration) {
+		fail.Do(func() {
 			buf := make([]byte, 64<<20)
 			buf = buf[:runtime.Stack(buf, true)]
 			dump := filepath.Join(os.TempDir(), fmt.Sprintf("konductor-sim-stall-seed-%d.txt", seed))
 			_ = os.WriteFile(dump, buf, 0o644)
 			fmt.Printf("\nFAIL seed %d (%s)\n", seed, why)
-			fmt.Printf("   [progress] at %v: the run stopped making progress; goroutines: %s\n", time.Duration(virtual.Load()), dump)
+			fmt.Printf("   [progress] at %v: the run stopped making progress; goroutines: %s\n", at, dump)
 			fmt.Println("  replay:", replay(seed))
 			os.Exit(1)
-		}
-	}()
-	return func() { close(done) }
+		})
+	}
+	// Progress is called inside the bubble, where time.Now is virtual:
+	// only the virtual reading crosses over to the watchdog.
+	var virtual atomic.Int64
+	w := bubble.Watch(*stall, func(at time.Duration) {
+		failed(fmt.Sprintf("no progress: virtual time stood at %v for %v of wall time", at, *stall), at)
+	})
+	cfg.Progress = func(d time.Duration) {
+		virtual.Store(int64(d))
+		w.Moved(d)
+	}
+	noEnd := time.AfterFunc(*runLimit, func() {
+		at := time.Duration(virtual.Load())
+		failed(fmt.Sprintf("no end: virtual time at %v after %v of wall time (-run-timeout)", at, *runLimit), at)
+	})
+	return func() {
+		noEnd.Stop()
+		w.Stop()
+	}
 }
 
 // printFailure prints a failed run under headline: its steps, violations,

@@ -14,7 +14,7 @@ import (
 	rl "k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"konductor.dev/controller/fence"
-	"konductor.dev/controller/internal/bubble"
+	"konductor.dev/controller/testsupport/bubble"
 )
 
 func newConfigMapLock(s *apiServer, id string) *ConfigMapLock {

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"konductor.dev/controller/fence"
-	"konductor.dev/controller/internal/bubble"
+	"konductor.dev/controller/testsupport/bubble"
 )
 
 var lockTypes = []string{LockTypeConfigMaps, LockTypeLeases}

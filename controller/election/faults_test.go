@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"konductor.dev/controller/internal/bubble"
+	"konductor.dev/controller/testsupport/bubble"
 )
 
 var faultSeeds = flag.Uint64("election.seeds", 12, "seeds per timing profile in TestRandomFaultSchedules")

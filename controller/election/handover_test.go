@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"konductor.dev/controller/internal/bubble"
+	"konductor.dev/controller/testsupport/bubble"
 )
 
 // TestHandoverTimes measures, in virtual time, 30 graceful handovers and 30

@@ -10,7 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"konductor.dev/controller/internal/bubble"
+	"konductor.dev/controller/testsupport/bubble"
 )
 
 // bigDesired is a configuration well above compactMin, as repetitive as a

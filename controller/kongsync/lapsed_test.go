@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"konductor.dev/controller/internal/bubble"
+	"konductor.dev/controller/testsupport/bubble"
 )
 
 // A writer whose term lapsed (the gate still names it, but the term's

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"konductor.dev/controller/fence"
-	"konductor.dev/controller/internal/bubble"
 	"konductor.dev/controller/kongclient"
+	"konductor.dev/controller/testsupport/bubble"
 )
 
 func (k *fakeKong) rootReads() int {

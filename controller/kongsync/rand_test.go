@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"konductor.dev/controller/internal/bubble"
+	"konductor.dev/controller/testsupport/bubble"
 )
 
 func constRand(v float64) Rand { return func() float64 { return v } }

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"konductor.dev/controller/internal/bubble"
+	"konductor.dev/controller/testsupport/bubble"
 )
 
 // lastPostAt is when the replica last accepted a push.

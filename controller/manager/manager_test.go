@@ -29,6 +29,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"konductor.dev/controller/options"
+	"konductor.dev/controller/testsupport/versioned"
 )
 
 const kongURL = "http://kong-0.test:8001"
@@ -114,8 +115,8 @@ func newWorld(t *testing.T, objs ...runtime.Object) *world {
 }
 
 // newWorldWith builds a world as spec says, with replica-0 not yet
-// started. The fake API server keeps the resourceVersion contract for
-// Ingresses (versionIngresses).
+// started. The fake API server keeps the resourceVersion contract
+// (versioned.NewClientset).
 func newWorldWith(t *testing.T, spec worldSpec, objs ...runtime.Object) *world {
 	t.Helper()
 	args := spec.args
@@ -130,9 +131,7 @@ func newWorldWith(t *testing.T, spec worldSpec, objs ...runtime.Object) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	withVersions := versionIngresses(objs)
-	w := &world{t: t, client: fake.NewClientset(objs...), kong: &fakeKong{}, spec: spec, o: o, done: make(chan error, 1)}
-	withVersions(w.client)
+	w := &world{t: t, client: versioned.NewClientset(objs...), kong: &fakeKong{}, spec: spec, o: o, done: make(chan error, 1)}
 	w.admin = w.kong
 	if spec.kongs != nil {
 		w.admin = spec.kongs

@@ -2,7 +2,6 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"konductor.dev/controller/testsupport/versioned"
 )
 
 func lb(ipOrHost ...string) []networkingv1.IngressLoadBalancerIngress {
@@ -202,8 +203,7 @@ func TestWriterClearRechecksAfterConflict(t *testing.T) {
 	stored := cached.DeepCopy()
 	stored.ResourceVersion = "6"
 	stored.Status.LoadBalancer.Ingress = lb("198.51.100.1")
-	c := fake.NewClientset(stored)
-	c.PrependReactor("patch", "ingresses", conflictOnStaleResourceVersion(t, c))
+	c := versioned.NewClientset(stored)
 	w := &Writer{Client: c}
 	wrote, err := w.Clear(context.Background(), cached, lb("203.0.113.7"))
 	if err != nil || wrote {
@@ -227,32 +227,6 @@ func TestWriterClearsOnceWhileCacheIsStale(t *testing.T) {
 	}
 	if n := countStatusUpdates(c); n != 1 {
 		t.Errorf("%d status updates, want 1", n)
-	}
-}
-
-// conflictOnStaleResourceVersion makes c answer a status patch naming a
-// resourceVersion other than the stored one with 409 Conflict, as the API
-// server does (client-go's fake applies any patch).
-func conflictOnStaleResourceVersion(t *testing.T, c *fake.Clientset) k8stesting.ReactionFunc {
-	return func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() != "status" {
-			return false, nil, nil
-		}
-		var p struct {
-			Metadata struct{ ResourceVersion string } `json:"metadata"`
-		}
-		if err := json.Unmarshal(a.(k8stesting.PatchAction).GetPatch(), &p); err != nil {
-			t.Errorf("status patch is not JSON: %v", err)
-			return true, nil, err
-		}
-		stored, err := c.Tracker().Get(a.GetResource(), a.GetNamespace(), a.(k8stesting.PatchAction).GetName())
-		if err != nil {
-			return true, nil, err
-		}
-		if p.Metadata.ResourceVersion != stored.(*networkingv1.Ingress).ResourceVersion {
-			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "networking.k8s.io", Resource: "ingresses"}, "web", nil)
-		}
-		return false, nil, nil
 	}
 }
 
@@ -337,8 +311,7 @@ func TestWriterUpdateRereadsAfterConflict(t *testing.T) {
 	stored := cached.DeepCopy()
 	stored.ResourceVersion = "6"
 	stored.Status.LoadBalancer.Ingress = lb("198.51.100.1")
-	c := fake.NewClientset(stored)
-	c.PrependReactor("patch", "ingresses", conflictOnStaleResourceVersion(t, c))
+	c := versioned.NewClientset(stored)
 	w := &Writer{Client: c}
 	if wrote, err := w.Update(context.Background(), cached, lb("1.2.3.4")); err != nil || !wrote {
 		t.Fatalf("wrote=%v err=%v, want a write", wrote, err)
@@ -357,8 +330,7 @@ func TestWriterRefusesAReplacedIngress(t *testing.T) {
 	cached := newIngress()
 	stored := cached.DeepCopy()
 	stored.UID, stored.ResourceVersion = "u2", "9"
-	c := fake.NewClientset(stored)
-	c.PrependReactor("patch", "ingresses", conflictOnStaleResourceVersion(t, c))
+	c := versioned.NewClientset(stored)
 	_, err := (&Writer{Client: c}).Update(context.Background(), cached, lb("1.2.3.4"))
 	if err == nil || !strings.Contains(err.Error(), "replaced") {
 		t.Fatalf("err = %v, want the replaced Ingress named", err)

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"konductor.dev/controller/testsupport/bubble"
 	"konductor.dev/sim/world"
 )
 
@@ -29,30 +30,14 @@ const frozenAfter = 90 * time.Second
 
 func runWorld(t *testing.T, cfg world.Config) *world.Result {
 	t.Helper()
-	var virtual atomic.Int64
-	cfg.Progress = func(d time.Duration) { virtual.Store(int64(d)) }
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		seen, movedAt := int64(-1), time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			if v := virtual.Load(); v != seen {
-				seen, movedAt = v, time.Now()
-			} else if time.Since(movedAt) >= frozenAfter {
-				// Only a panic ends a test whose goroutine cannot return;
-				// the stacks it prints show what blocks.
-				panic(fmt.Sprintf("seed %d: the world froze: virtual time stood at %v for %v of wall time (replay: go run ./cmd/konductor-sim -seed %d, or -scenario NAME -seed %d)",
-					cfg.Seed, time.Duration(v), frozenAfter, cfg.Seed, cfg.Seed))
-			}
-		}
-	}()
+	w := bubble.Watch(frozenAfter, func(at time.Duration) {
+		// Only a panic ends a test whose goroutine cannot return; the
+		// stacks it prints show what blocks.
+		panic(fmt.Sprintf("seed %d: the world froze: virtual time stood at %v for %v of wall time (replay: go run ./cmd/konductor-sim -seed %d, or -scenario NAME -seed %d)",
+			cfg.Seed, at, frozenAfter, cfg.Seed, cfg.Seed))
+	})
+	defer w.Stop()
+	cfg.Progress = w.Moved
 	var res *world.Result
 	synctest.Test(t, func(t *testing.T) {
 		var err error
