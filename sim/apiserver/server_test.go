@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -252,18 +253,29 @@ func TestLatencyIsVirtualAndSeeded(t *testing.T) {
 	}
 }
 
-func TestStaleReadsAnswerFromAnOlderRevision(t *testing.T) {
+// history builds a ConfigMap "x" that client "a" created and then updated
+// n times, and returns the server, a's client and the newest revision of x.
+func history(t *testing.T, n int) (*Server, typedcorev1.ConfigMapInterface, *corev1.ConfigMap) {
+	t.Helper()
 	ctx := context.Background()
 	s := New(5)
 	c := s.Client("a").CoreV1().ConfigMaps("ns")
-	o, _ := c.Create(ctx, cm("x"), metav1.CreateOptions{})
-	for i := range 5 {
+	o, err := c.Create(ctx, cm("x"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
 		o.Data["k"] = strconv.Itoa(i)
-		var err error
 		if o, err = c.Update(ctx, o, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return s, c, o
+}
+
+func TestStaleReadsAnswerFromAnOlderRevision(t *testing.T) {
+	ctx := context.Background()
+	s, c, o := history(t, 5)
 	s.SetFaults("a", Faults{StaleRate: 1, StaleBy: 3})
 	got, err := c.Get(ctx, "x", metav1.GetOptions{ResourceVersion: "0"})
 	if err != nil {
@@ -289,16 +301,7 @@ func TestStaleReadsAnswerFromAnOlderRevision(t *testing.T) {
 // "not older than" a revision never answers from before it.
 func TestStaleReadsKeepTheResourceVersionContract(t *testing.T) {
 	ctx := context.Background()
-	s := New(5)
-	c := s.Client("a").CoreV1().ConfigMaps("ns")
-	o, _ := c.Create(ctx, cm("x"), metav1.CreateOptions{})
-	for i := range 8 {
-		o.Data["k"] = strconv.Itoa(i)
-		var err error
-		if o, err = c.Update(ctx, o, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, c, o := history(t, 8)
 	newest := rv(t, o.ResourceVersion)
 	s.SetFaults("a", Faults{StaleRate: 1, StaleBy: 8})
 	for range 20 {
