@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/pager"
 	"k8s.io/client-go/util/retry"
 
@@ -81,12 +82,7 @@ func TestFootprint10k(t *testing.T) {
 	bin := konductorBinary(t)
 
 	kc := startCluster(t, "konductor-footprint")
-	rc := kc.RESTConfig()
-	rc.QPS = -1 // the workload is created as fast as the API server takes it
-	admin, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc, admin := adminClient(t, kc)
 
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
@@ -261,6 +257,19 @@ func startCluster(t *testing.T, stateDir string) *localcluster.Cluster {
 	})
 	t.Logf("cluster %s up in %v", kc.Name, kc.StartupTime.Round(time.Millisecond))
 	return kc
+}
+
+// adminClient is an unthrottled client of kc: the workload is created as
+// fast as the API server takes it.
+func adminClient(t *testing.T, kc *localcluster.Cluster) (*rest.Config, kubernetes.Interface) {
+	t.Helper()
+	rc := kc.RESTConfig()
+	rc.QPS = -1
+	admin, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc, admin
 }
 
 // createWorkload creates the IngressClass, the namespace and every app's

@@ -43,12 +43,7 @@ func TestWaitCurrent10k(t *testing.T) {
 	}
 	ctx := t.Context()
 	kc := startCluster(t, "konductor-waitcurrent")
-	rc := kc.RESTConfig()
-	rc.QPS = -1 // the workload is created as fast as the API server takes it
-	admin, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, admin := adminClient(t, kc)
 	began := time.Now()
 	if err := createWorkload(ctx, admin); err != nil {
 		t.Fatal(err)
@@ -56,7 +51,7 @@ func TestWaitCurrent10k(t *testing.T) {
 	t.Logf("created %d Services, %d EndpointSlices and %d Ingresses in %v", apps, apps, apps, time.Since(began).Round(time.Millisecond))
 
 	// The controller's client: its default --apiserver-qps and -burst.
-	rc = kc.RESTConfig()
+	rc := kc.RESTConfig()
 	rc.QPS, rc.Burst = 100, 300
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
