@@ -283,16 +283,12 @@ func watch(cfg *world.Config, replay func(uint64) string) (stop func()) {
 	}
 	// Progress is called inside the bubble, where time.Now is virtual:
 	// only the virtual reading crosses over to the watchdog.
-	var virtual atomic.Int64
 	w := bubble.Watch(*stall, func(at time.Duration) {
 		failed(fmt.Sprintf("no progress: virtual time stood at %v for %v of wall time", at, *stall), at)
 	})
-	cfg.Progress = func(d time.Duration) {
-		virtual.Store(int64(d))
-		w.Moved(d)
-	}
+	cfg.Progress = w.Moved
 	noEnd := time.AfterFunc(*runLimit, func() {
-		at := time.Duration(virtual.Load())
+		at := w.At()
 		failed(fmt.Sprintf("no end: virtual time at %v after %v of wall time (-run-timeout)", at, *runLimit), at)
 	})
 	return func() {

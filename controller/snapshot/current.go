@@ -53,7 +53,7 @@ func (c *Cache) WaitCurrent(ctx context.Context) error {
 		return ctx.Err()
 	}
 	for i, inf := range c.informers {
-		want, err := c.listCurrent(ctx, c.listers[i])
+		want, err := listCurrent(ctx, c.listers[i])
 		if err != nil {
 			return err
 		}
@@ -79,7 +79,7 @@ type listed struct {
 
 // listCurrent lists with the resourceVersion unset, page by page, retrying
 // failed requests until ctx ends.
-func (c *Cache) listCurrent(ctx context.Context, list lister) (listed, error) {
+func listCurrent(ctx context.Context, list lister) (listed, error) {
 	delay := 200 * time.Millisecond
 	for {
 		got, err := listPages(ctx, list)

@@ -55,7 +55,7 @@ func Watch(after time.Duration, frozen func(at time.Duration)) *Watchdog {
 			if v := w.virtual.Load(); v != seen {
 				seen, movedAt = v, time.Now()
 			} else if time.Since(movedAt) >= after {
-				frozen(time.Duration(max(v, 0)))
+				frozen(w.At())
 				return
 			}
 		}
@@ -66,6 +66,9 @@ func Watch(after time.Duration, frozen func(at time.Duration)) *Watchdog {
 // Moved records the bubble's virtual time; call it from inside the bubble
 // as time passes there.
 func (w *Watchdog) Moved(virtual time.Duration) { w.virtual.Store(int64(virtual)) }
+
+// At is the last virtual time given to Moved (0 before the first).
+func (w *Watchdog) At() time.Duration { return time.Duration(max(w.virtual.Load(), 0)) }
 
 // Stop ends the watch. It may be called more than once.
 func (w *Watchdog) Stop() { w.stop.Do(func() { close(w.done) }) }
